@@ -1,0 +1,146 @@
+"""Curation: normalise, redact PII, deduplicate, merge feedback, split stably, hash the result."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+CURATED_COLUMNS = ["id", "text", "label", "split", "source"]
+SPLITS = ("train", "validation", "test")
+
+# Order matters: IBANs and cards before phones, which would otherwise swallow their digits.
+PII_PATTERNS: dict[str, re.Pattern[str]] = {
+    "EMAIL": re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
+    "IBAN": re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?\b"),
+    "CARD": re.compile(r"\b(?:\d{4}[ -]?){3}\d{4}\b|\b\d{4}[ -]?\d{6}[ -]?\d{5}\b"),
+    # Digit groups with optional +country and (area) code; _is_pii keeps only 9 to 15 digits (not dates, amounts).
+    "PHONE": re.compile(r"(?<![\w#/.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,5}(?:[ .-]?\d{2,5}){1,4}(?![\w/])"),
+}
+
+
+@dataclass(frozen=True)
+class SplitFractions:
+    validation: float = 0.1
+    test: float = 0.15
+
+
+@dataclass
+class CurationReport:
+    """What curation did, for metadata: every input row is accounted for."""
+
+    input_rows: int = 0
+    exact_duplicates: int = 0
+    normalised_duplicates: int = 0
+    label_conflicts: int = 0
+    feedback_rows: int = 0
+    pii_redactions: dict[str, int] = field(default_factory=dict)
+
+
+def normalise_text(text: str) -> str:
+    """Unicode NFKC, control characters removed, whitespace collapsed."""
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _is_pii(kind: str, match: str) -> bool:
+    return kind != "PHONE" or 9 <= sum(ch.isdigit() for ch in match) <= 15
+
+
+def redact_pii(text: str) -> tuple[str, dict[str, int]]:
+    """Replace e-mails, IBANs, card and phone numbers by typed placeholders such as <EMAIL>."""
+    counts: dict[str, int] = {}
+    for kind, pattern in PII_PATTERNS.items():
+
+        def replace(match: re.Match[str], kind: str = kind) -> str:
+            if not _is_pii(kind, match.group()):
+                return match.group()
+            counts[kind] = counts.get(kind, 0) + 1
+            return f"<{kind}>"
+
+        text = pattern.sub(replace, text)
+    return text, counts
+
+
+def pii_residue(texts: pd.Series) -> dict[str, int]:
+    """How many texts still contain each PII type (should be zero after curation)."""
+    return {kind: int(sum(any(_is_pii(kind, m.group()) for m in pattern.finditer(t)) for t in texts))
+            for kind, pattern in PII_PATTERNS.items()}
+
+
+def example_id(normalised_text: str) -> str:
+    """Stable id of an example: hash of its case-folded normalised text (near-duplicates share it)."""
+    return hashlib.sha256(normalised_text.casefold().encode("utf-8")).hexdigest()[:16]
+
+
+def assign_split(ids: pd.Series, fractions: SplitFractions) -> pd.Series:
+    """Split from a hash of the id alone, so an example never changes split when data is added."""
+    buckets = ids.map(lambda i: int(hashlib.sha256(f"split:{i}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF)
+    return pd.Series(
+        ["test" if b < fractions.test else "validation" if b < fractions.test + fractions.validation else "train"
+         for b in buckets], index=ids.index, dtype=str)
+
+
+def _resolve_labels(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """One row per id: feedback beats raw data, then the most frequent label, then the alphabetically first."""
+    frame = frame.assign(_priority=frame["source"].str.startswith("feedback").astype(int))
+    votes = frame.groupby(["id", "label"], sort=False).agg(n=("text", "size"), priority=("_priority", "max")).reset_index()
+    conflicts = int((votes.groupby("id")["label"].nunique() > 1).sum())
+    winners = votes.sort_values(["id", "priority", "n", "label"], ascending=[True, False, False, True]).drop_duplicates("id")
+    first = frame.drop_duplicates("id")[["id", "text", "source"]]
+    return first.merge(winners[["id", "label"]], on="id"), conflicts
+
+
+def curate(raw: pd.DataFrame, feedback: pd.DataFrame | None = None, fractions: SplitFractions | None = None
+           ) -> tuple[pd.DataFrame, CurationReport]:
+    """Build the curated training set from valid raw examples (text, label, source) and labelled feedback."""
+    fractions = fractions or SplitFractions()
+    frames = [raw[["text", "label", "source"]]]
+    if feedback is not None and not feedback.empty:
+        frames.append(feedback[["text", "label", "source"]])
+    combined = pd.concat(frames, ignore_index=True)
+    report = CurationReport(input_rows=len(combined), feedback_rows=0 if feedback is None else len(feedback))
+    report.exact_duplicates = int(combined.duplicated(["text", "label"]).sum())
+    combined = combined.drop_duplicates(["text", "label"]).copy()
+    redacted: list[str] = []
+    totals: dict[str, int] = {}
+    for text in combined["text"]:
+        clean, counts = redact_pii(normalise_text(text))
+        redacted.append(clean)
+        for kind, n in counts.items():
+            totals[kind] = totals.get(kind, 0) + n
+    report.pii_redactions = totals
+    combined["text"] = redacted
+    combined["label"] = combined["label"].map(normalise_text)
+    combined["id"] = combined["text"].map(example_id)
+    resolved, report.label_conflicts = _resolve_labels(combined)
+    report.normalised_duplicates = len(combined) - len(resolved)
+    resolved["split"] = assign_split(resolved["id"], fractions)
+    curated = resolved[CURATED_COLUMNS].sort_values("id").reset_index(drop=True)
+    return curated, report
+
+
+def content_hash(curated: pd.DataFrame) -> str:
+    """sha256 of a canonical serialisation: rows sorted by id, JSON lines of [id, text, label, split]."""
+    digest = hashlib.sha256()
+    for row in curated.sort_values("id")[["id", "text", "label", "split"]].itertuples(index=False):
+        digest.update(json.dumps(list(row), ensure_ascii=False).encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
+def leakage(curated: pd.DataFrame) -> pd.DataFrame:
+    """Ids (or identical texts) that occur in more than one split: must be empty."""
+    by_id = curated.groupby("id")["split"].nunique()
+    by_text = curated.groupby("text")["split"].nunique()
+    leaked_ids = set(by_id[by_id > 1].index) | set(curated[curated["text"].isin(by_text[by_text > 1].index)]["id"])
+    return curated[curated["id"].isin(leaked_ids)]
+
+
+def label_counts(curated: pd.DataFrame) -> pd.DataFrame:
+    """Examples per label (rows) and split (columns)."""
+    return curated.pivot_table(index="label", columns="split", values="id", aggfunc="count", fill_value=0)

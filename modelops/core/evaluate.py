@@ -1,0 +1,515 @@
+"""Evaluate a text classifier: accuracy, macro-F1, per-class table, calibration, business cost.
+
+Labels are strings; probabilities come as an (n, n_labels) array in `label_names` order and the prediction is
+the argmax (ties go to the first label). Config for the cost model lives in `config/evaluation.yaml`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+log = logging.getLogger(__name__)
+
+ECE_BINS = 15
+PROB_TOLERANCE = 1e-6
+ROW_SUM_TOLERANCE = 1e-2
+CONFIG_SECTIONS = ("cost_model", "gate")
+COST_MODEL_KEYS = ("default_error_cost", "correct_cost", "missed_class_costs", "pair_costs")
+PAIR_KEYS = ("true", "predicted", "cost")
+MISSING = "—"
+COMPARED_METRICS = (  # (row name, EvaluationReport attribute, decimals)
+    ("accuracy", "accuracy", 3),
+    ("macro-F1", "macro_f1", 3),
+    ("ECE", "ece", 3),
+    ("expected cost / 1000", "expected_cost_per_1000", 2),
+    ("n", "n", 0),
+)
+
+
+class EvaluationInputError(ValueError):
+    """The labels or probabilities handed to `evaluate` cannot be evaluated."""
+
+
+class EvaluationConfigError(ValueError):
+    """An evaluation/gate config file or value is invalid; names the file and the offending key."""
+
+    def __init__(self, problem: str, *, key: str | None = None, path: Path | None = None) -> None:
+        self.problem = problem
+        self.key = key
+        self.path = path
+        where = "".join([f"{path}: " if path else "", f"key '{key}': " if key else ""])
+        super().__init__(f"{where}{problem}")
+
+    def located(self, path: Path, key_prefix: str) -> EvaluationConfigError:
+        """The same error, pointing at `path` and the key inside `key_prefix`."""
+        key = f"{key_prefix}.{self.key}" if self.key else key_prefix
+        return EvaluationConfigError(self.problem, key=key, path=path)
+
+
+# ---------------------------------------------------------------------------------------------- cost model
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Business cost of a (true, predicted) pair, in the owner's currency units."""
+
+    default_error_cost: float
+    correct_cost: float = 0.0
+    pair_costs: dict[tuple[str, str], float] = field(default_factory=dict)
+    missed_class_costs: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_cost(self.default_error_cost, "default_error_cost")
+        check_cost(self.correct_cost, "correct_cost")
+        for label, value in self.missed_class_costs.items():
+            check_label(label, f"missed_class_costs.{label}")
+            check_cost(value, f"missed_class_costs.{label}")
+        for pair, value in self.pair_costs.items():
+            check_pair(pair)
+            check_cost(value, f"pair_costs.{pair[0]}->{pair[1]}")
+
+    def cost(self, true: str, predicted: str) -> float:
+        """Cost of predicting `predicted` for a `true` example: correct -> pair -> missed class -> default."""
+        if true == predicted:
+            return float(self.correct_cost)
+        if (true, predicted) in self.pair_costs:
+            return float(self.pair_costs[(true, predicted)])
+        if true in self.missed_class_costs:
+            return float(self.missed_class_costs[true])
+        return float(self.default_error_cost)
+
+    def cost_matrix(self, label_names: Sequence[str]) -> np.ndarray:
+        """(k, k) matrix of costs, rows true, columns predicted, in `label_names` order."""
+        return np.array([[self.cost(t, p) for p in label_names] for t in label_names], dtype=float)
+
+    def labels(self) -> set[str]:
+        """Every label the cost model mentions."""
+        pair_labels = {label for pair in self.pair_costs for label in pair}
+        return pair_labels | set(self.missed_class_costs)
+
+
+def check_cost(value: object, key: str) -> None:
+    """Raise unless `value` is a finite, non-negative number."""
+    check_number(value, key)
+    if value < 0:  # type: ignore[operator]
+        raise EvaluationConfigError(f"cost {value} is negative; costs must be >= 0", key=key)
+
+
+def check_number(value: object, key: str) -> None:
+    """Raise unless `value` is a finite int or float (bools are rejected)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise EvaluationConfigError(f"expected a number, got {type(value).__name__} {value!r}", key=key)
+    if not math.isfinite(value):
+        raise EvaluationConfigError(f"expected a finite number, got {value}", key=key)
+
+
+def check_label(value: object, key: str) -> None:
+    """Raise unless `value` is a non-empty string (YAML turns unquoted yes/no/1 into other types)."""
+    if not isinstance(value, str) or not value:
+        raise EvaluationConfigError(
+            f"expected a label string, got {type(value).__name__} {value!r}; quote it in YAML", key=key
+        )
+
+
+def check_pair(pair: object) -> None:
+    """Raise unless `pair` is a (true, predicted) tuple of two different labels."""
+    if not isinstance(pair, tuple) or len(pair) != 2:
+        raise EvaluationConfigError(f"expected a (true, predicted) tuple, got {pair!r}", key="pair_costs")
+    check_label(pair[0], "pair_costs.true")
+    check_label(pair[1], "pair_costs.predicted")
+    if pair[0] == pair[1]:
+        raise EvaluationConfigError(
+            f"pair ({pair[0]!r}, {pair[1]!r}) is a correct prediction; use correct_cost instead", key="pair_costs"
+        )
+
+
+# ------------------------------------------------------------------------------------------- config loading
+
+
+def load_config_section(path: Path, section: str) -> dict[str, Any]:
+    """One top-level section of an evaluation config file, as a mapping."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EvaluationConfigError("file not found; pass the path of an evaluation.yaml", path=path) from None
+    except yaml.YAMLError as error:
+        raise EvaluationConfigError(f"not valid YAML: {error}", path=path) from None
+    if not isinstance(document, dict):
+        raise EvaluationConfigError(f"expected a mapping with sections {list(CONFIG_SECTIONS)}", path=path)
+    check_config_keys(document, CONFIG_SECTIONS, path, prefix="", required=(section,))
+    body = document[section]
+    if not isinstance(body, dict):
+        raise EvaluationConfigError(f"expected a mapping, got {type(body).__name__}", key=section, path=path)
+    return body
+
+
+def check_config_keys(
+    mapping: Mapping[Any, Any],
+    allowed: Sequence[str],
+    path: Path,
+    prefix: str,
+    required: Sequence[str] | None = None,
+) -> None:
+    """Raise on keys of `mapping` not in `allowed`, or on `required` keys (default: all allowed) it lacks."""
+    dotted = f"{prefix}." if prefix else ""
+    for key in mapping:
+        if key not in allowed:
+            problem = f"unknown key; expected one of {list(allowed)}"
+            raise EvaluationConfigError(problem, key=f"{dotted}{key}", path=path)
+    for key in allowed if required is None else required:
+        if key not in mapping:
+            raise EvaluationConfigError("missing required key", key=f"{dotted}{key}", path=path)
+
+
+def load_cost_model(path: Path, label_names: Sequence[str] | None = None) -> CostModel:
+    """Read the `cost_model:` section; with `label_names`, also reject labels outside that set (typos)."""
+    path = Path(path)
+    body = load_config_section(path, "cost_model")
+    check_config_keys(body, COST_MODEL_KEYS, path, prefix="cost_model")
+    try:
+        model = CostModel(
+            default_error_cost=body["default_error_cost"],
+            correct_cost=body["correct_cost"],
+            pair_costs=_parse_pairs(body["pair_costs"]),
+            missed_class_costs=_parse_missed(body["missed_class_costs"]),
+        )
+    except EvaluationConfigError as error:
+        raise error.located(path, "cost_model") from None
+    if label_names is not None:
+        _check_known_labels(model, label_names, path)
+    return model
+
+
+def _parse_missed(raw: object) -> dict[str, float]:
+    """`missed_class_costs` mapping (an empty value means none)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problem = f"expected a mapping label: cost, got {type(raw).__name__}"
+        raise EvaluationConfigError(problem, key="missed_class_costs")
+    return dict(raw)
+
+
+def _parse_pairs(raw: object) -> dict[tuple[str, str], float]:
+    """`pair_costs` list of {true, predicted, cost} items (an empty value means none)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, list):
+        raise EvaluationConfigError(
+            f"expected a list of {{true, predicted, cost}} items, got {type(raw).__name__}", key="pair_costs"
+        )
+    pairs: dict[tuple[str, str], float] = {}
+    for index, item in enumerate(raw):
+        key = f"pair_costs[{index}]"
+        true, predicted, cost = _parse_pair_item(item, key)
+        if (true, predicted) in pairs:
+            raise EvaluationConfigError(f"duplicate pair {true} -> {predicted}", key=key)
+        check_label(true, f"{key}.true")
+        check_label(predicted, f"{key}.predicted")
+        check_cost(cost, f"{key}.cost")
+        pairs[(true, predicted)] = cost
+    return pairs
+
+
+def _parse_pair_item(item: object, key: str) -> tuple[Any, Any, Any]:
+    """(true, predicted, cost) from one list item; YAML 1.1 reads a bare `true:` key as the boolean True."""
+    if not isinstance(item, dict):
+        raise EvaluationConfigError(f"expected a mapping {{true, predicted, cost}}, got {item!r}", key=key)
+    normalised = {("true" if k is True else k): v for k, v in item.items()}
+    for name in normalised:
+        if name not in PAIR_KEYS:
+            raise EvaluationConfigError(f"unknown key; expected one of {list(PAIR_KEYS)}", key=f"{key}.{name}")
+    for name in PAIR_KEYS:
+        if name not in normalised:
+            raise EvaluationConfigError("missing required key", key=f"{key}.{name}")
+    return normalised["true"], normalised["predicted"], normalised["cost"]
+
+
+def _check_known_labels(model: CostModel, label_names: Sequence[str], path: Path) -> None:
+    """Raise if the cost model names a label the task does not have."""
+    unknown = sorted(model.labels() - set(label_names))
+    if unknown:
+        raise EvaluationConfigError(
+            f"labels {unknown} are not task labels {list(label_names)}; fix the spelling", key="cost_model", path=path
+        )
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+
+
+@dataclass(frozen=True, eq=False)
+class EvaluationReport:
+    """Metrics of one model on one labelled evaluation set."""
+
+    label_names: list[str]
+    n: int
+    accuracy: float
+    macro_f1: float
+    per_class: pd.DataFrame
+    ece: float
+    confusion: np.ndarray
+    expected_cost_per_1000: float
+
+    def metrics(self, prefix: str = "") -> dict[str, float]:
+        """Flat float metrics for MLflow/Dagster; `prefix` is prepended as is (e.g. "test_")."""
+        values: dict[str, float] = {
+            "accuracy": float(self.accuracy),
+            "macro_f1": float(self.macro_f1),
+            "ece": float(self.ece),
+            "expected_cost_per_1000": float(self.expected_cost_per_1000),
+            "n": float(self.n),
+        }
+        for label, f1 in self.per_class["f1"].items():
+            values[f"f1_{metric_key(str(label))}"] = float(f1)
+        return {f"{prefix}{key}": value for key, value in values.items()}
+
+    def f1_by_label(self) -> dict[str, float]:
+        """Per-class F1 keyed by label."""
+        return {str(label): float(f1) for label, f1 in self.per_class["f1"].items()}
+
+    def support_by_label(self) -> dict[str, int]:
+        """Number of evaluation examples per true label."""
+        return {str(label): int(s) for label, s in self.per_class["support"].items()}
+
+    def per_class_markdown(self) -> str:
+        """Markdown table: label | precision | recall | F1 | support."""
+        rows = [
+            [_md_escape(str(label)), *(f"{value:.3f}" for value in (row.precision, row.recall, row.f1)),
+             str(int(row.support))]
+            for label, row in self.per_class.iterrows()
+        ]
+        return markdown_table(["label", "precision", "recall", "F1", "support"], rows)
+
+
+def evaluate(
+    y_true: Sequence[str], probs: np.ndarray, label_names: Sequence[str], cost_model: CostModel
+) -> EvaluationReport:
+    """Evaluate argmax predictions of `probs` against `y_true`; see EvaluationReport for what is measured."""
+    labels = _checked_label_names(label_names)
+    true_idx = _label_indices(y_true, labels)
+    probabilities = _checked_probs(probs, n=len(true_idx), k=len(labels))
+    pred_idx = probabilities.argmax(axis=1)
+    confusion = confusion_counts(true_idx, pred_idx, len(labels))
+    per_class = per_class_table(confusion, labels)
+    _warn_unused_cost_labels(cost_model, labels)
+    return EvaluationReport(
+        label_names=labels,
+        n=len(true_idx),
+        accuracy=float(np.trace(confusion) / confusion.sum()),
+        macro_f1=macro_f1(confusion, per_class),
+        per_class=per_class,
+        ece=expected_calibration_error(probabilities.max(axis=1), pred_idx == true_idx),
+        confusion=confusion,
+        expected_cost_per_1000=float((confusion * cost_model.cost_matrix(labels)).sum() / confusion.sum() * 1000),
+    )
+
+
+def _checked_label_names(label_names: Sequence[str]) -> list[str]:
+    """label_names as a list of unique, non-empty strings."""
+    if isinstance(label_names, str):
+        raise EvaluationInputError("label_names must be a sequence of labels, not one string")
+    labels = list(label_names)
+    if not labels:
+        raise EvaluationInputError("label_names is empty; pass the model's labels in probability-column order")
+    bad = [label for label in labels if not isinstance(label, str) or not label]
+    if bad:
+        raise EvaluationInputError(f"label_names must be non-empty strings; got {bad!r}")
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise EvaluationInputError(f"label_names has duplicates {duplicates}")
+    return labels
+
+
+def _label_indices(y_true: Sequence[str], labels: list[str]) -> np.ndarray:
+    """Index of each true label in `labels`; raises on empty input or unknown labels."""
+    if isinstance(y_true, str):
+        raise EvaluationInputError("y_true must be a sequence of labels, not one string")
+    values = list(y_true)
+    if not values:
+        raise EvaluationInputError("empty input: y_true has no examples; evaluate needs at least one")
+    position = {label: i for i, label in enumerate(labels)}
+    unknown = sorted({repr(v) for v in values if not isinstance(v, str) or v not in position})
+    if unknown:
+        raise EvaluationInputError(
+            f"y_true has labels not in label_names: {', '.join(unknown[:10])}"
+            f"{' ...' if len(unknown) > 10 else ''}; label_names are {labels}"
+        )
+    return np.array([position[v] for v in values], dtype=np.int64)
+
+
+def _checked_probs(probs: np.ndarray, n: int, k: int) -> np.ndarray:
+    """probs as an (n, k) float array of probabilities whose rows sum to 1."""
+    try:
+        array = np.asarray(probs, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise EvaluationInputError(f"probs must be a numeric array: {error}") from None
+    if array.shape != (n, k):
+        raise EvaluationInputError(
+            f"probs has shape {array.shape}, expected ({n}, {k}) = (len(y_true), len(label_names))"
+        )
+    if not np.isfinite(array).all():
+        raise EvaluationInputError("probs contains NaN or infinite values")
+    if array.min() < -PROB_TOLERANCE or array.max() > 1 + PROB_TOLERANCE:
+        raise EvaluationInputError(
+            f"probs must lie in [0, 1], found values in [{array.min():.4g}, {array.max():.4g}]; apply softmax to logits"
+        )
+    sums = array.sum(axis=1)
+    worst = int(np.abs(sums - 1).argmax())
+    if abs(sums[worst] - 1) > ROW_SUM_TOLERANCE:
+        raise EvaluationInputError(f"probs row {worst} sums to {sums[worst]:.4g}, expected 1; apply softmax to logits")
+    return np.clip(array, 0.0, 1.0)
+
+
+def _warn_unused_cost_labels(cost_model: CostModel, labels: list[str]) -> None:
+    """Log cost-model labels the task does not have (a typo silently falls back to the default cost)."""
+    unknown = sorted(cost_model.labels() - set(labels))
+    if unknown:
+        log.warning("cost model names labels %s not in label_names %s; their costs never apply", unknown, labels)
+
+
+def confusion_counts(true_idx: np.ndarray, pred_idx: np.ndarray, k: int) -> np.ndarray:
+    """(k, k) int counts, rows true, columns predicted."""
+    return np.bincount(true_idx * k + pred_idx, minlength=k * k).reshape(k, k)
+
+
+def per_class_table(confusion: np.ndarray, labels: list[str]) -> pd.DataFrame:
+    """precision, recall, f1, support per label from a confusion matrix (0.0 where undefined)."""
+    tp = np.diag(confusion).astype(float)
+    support = confusion.sum(axis=1)
+    predicted = confusion.sum(axis=0)
+    return pd.DataFrame(
+        {
+            "precision": _safe_ratio(tp, predicted),
+            "recall": _safe_ratio(tp, support),
+            "f1": _safe_ratio(2 * tp, support + predicted),
+            "support": support.astype(np.int64),
+        },
+        index=pd.Index(labels, name="label"),
+    )
+
+
+def macro_f1(confusion: np.ndarray, per_class: pd.DataFrame) -> float:
+    """Mean F1 over labels that occur in y_true or in the predictions (scikit-learn's default label set)."""
+    active = (confusion.sum(axis=1) > 0) | (confusion.sum(axis=0) > 0)
+    return float(per_class["f1"].to_numpy()[active].mean())
+
+
+def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, 0.0 where the denominator is 0."""
+    denominator = denominator.astype(float)
+    return np.divide(numerator, denominator, out=np.zeros_like(denominator), where=denominator > 0)
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """ECE over `n_bins` equal-width bins (lo, hi] of the max probability; the first bin includes 0."""
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.searchsorted(edges[1:-1], confidence, side="left")
+    counts = np.bincount(bins, minlength=n_bins)
+    conf_sum = np.bincount(bins, weights=confidence, minlength=n_bins)
+    correct_sum = np.bincount(bins, weights=correct.astype(float), minlength=n_bins)
+    return float(np.abs(correct_sum - conf_sum).sum() / counts.sum())
+
+
+def metric_key(label: str) -> str:
+    """A label made safe for MLflow metric names and Dagster metadata keys."""
+    return re.sub(r"[^0-9A-Za-z_.-]", "_", label)
+
+
+# ------------------------------------------------------------------------------------------- presentation
+
+
+def confusion_matrix_png(report: EvaluationReport, path: Path, title: str) -> Path:
+    """Write the confusion matrix (counts, coloured by share of the true class) as a PNG; returns `path`."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    labels, counts = report.label_names, report.confusion
+    k = len(labels)
+    side = max(5.0, 0.55 * k + 3.0)
+    figure = Figure(figsize=(side + 1.5, side), dpi=110, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    share = _row_shares(counts)
+    image = axes.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    figure.colorbar(image, ax=axes, label="share of true class", shrink=0.8)
+    axes.set_xticks(range(k), labels=labels, rotation=45, ha="right", rotation_mode="anchor")
+    axes.set_yticks(range(k), labels=labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title)
+    font = 9 if k <= 12 else 7
+    for i in range(k):
+        for j in range(k):
+            colour = "white" if share[i, j] > 0.5 else "black"
+            axes.text(j, i, str(counts[i, j]), ha="center", va="center", color=colour, fontsize=font)
+    return write_atomically(Path(path), lambda handle: figure.savefig(handle, format="png"))
+
+
+def _row_shares(counts: np.ndarray) -> np.ndarray:
+    """Each row divided by its sum (0 for empty rows)."""
+    totals = counts.sum(axis=1, keepdims=True).astype(float)
+    return np.divide(counts, totals, out=np.zeros(counts.shape, dtype=float), where=totals > 0)
+
+
+def write_atomically(path: Path, write: Callable[[Any], object]) -> Path:
+    """Call `write(binary_handle)` on a temp file next to `path`, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    try:
+        with handle:
+            write(handle)
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def comparison_markdown(challenger: EvaluationReport, champion: EvaluationReport | None) -> str:
+    """Markdown table metric | champion | challenger | delta (delta = challenger - champion)."""
+    rows = [
+        _comparison_row(name, getattr(challenger, attr), getattr(champion, attr, None), digits)
+        for name, attr, digits in COMPARED_METRICS
+    ]
+    challenger_f1 = challenger.f1_by_label()
+    champion_f1 = champion.f1_by_label() if champion is not None else {}
+    labels = list(challenger_f1) + [label for label in champion_f1 if label not in challenger_f1]
+    for label in labels:
+        name = f"F1 {_md_escape(label)}"
+        rows.append(_comparison_row(name, challenger_f1.get(label), champion_f1.get(label), 3))
+    return markdown_table(["metric", "champion", "challenger", "delta"], rows)
+
+
+def _comparison_row(name: str, challenger: float | None, champion: float | None, digits: int) -> list[str]:
+    """One comparison row; missing values are shown as a dash."""
+
+    def shown(value: float | None) -> str:
+        return MISSING if value is None else f"{value:.{digits}f}"
+
+    delta = MISSING if challenger is None or champion is None else f"{challenger - champion:+.{digits}f}"
+    return [name, shown(champion), shown(challenger), delta]
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _md_escape(text: str) -> str:
+    """Escape characters that would break a markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")

@@ -1,0 +1,218 @@
+"""The promotion gate: rules from config -> a decision with one check per rule and readable reasons.
+
+Without a champion only the absolute floors apply. With one, the challenger must also be comparable (same
+labels, same evaluation set) and not worse than the champion beyond the configured tolerances.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelops.core.evaluate import (
+    EvaluationConfigError,
+    EvaluationReport,
+    check_config_keys,
+    check_number,
+    load_config_section,
+    markdown_table,
+)
+
+log = logging.getLogger(__name__)
+
+GATE_KEYS = (
+    "min_eval_size",
+    "min_macro_f1",
+    "min_accuracy",
+    "macro_f1_tolerance",
+    "max_cost_increase",
+    "max_class_f1_drop",
+)
+UNIT_INTERVAL_KEYS = ("min_macro_f1", "min_accuracy", "macro_f1_tolerance", "max_class_f1_drop")
+EPSILON = 1e-9  # float slack so that e.g. 0.83 - 0.02 >= 0.81 holds
+
+
+@dataclass(frozen=True)
+class GateRules:
+    """Promotion policy thresholds (see config/evaluation.yaml for what each one means)."""
+
+    min_eval_size: int = 50
+    min_macro_f1: float = 0.5
+    min_accuracy: float = 0.6
+    macro_f1_tolerance: float = 0.01
+    max_cost_increase: float = 0.0
+    max_class_f1_drop: float = 0.10
+
+    def __post_init__(self) -> None:
+        if isinstance(self.min_eval_size, bool) or not isinstance(self.min_eval_size, int):
+            raise EvaluationConfigError(f"expected an integer, got {self.min_eval_size!r}", key="min_eval_size")
+        if self.min_eval_size < 1:
+            raise EvaluationConfigError(f"must be >= 1, got {self.min_eval_size}", key="min_eval_size")
+        for key in UNIT_INTERVAL_KEYS:
+            _check_unit_interval(getattr(self, key), key)
+        check_number(self.max_cost_increase, "max_cost_increase")
+        if self.max_cost_increase < 0:
+            raise EvaluationConfigError(
+                f"must be >= 0 (0 means 'no worse'), got {self.max_cost_increase}", key="max_cost_increase"
+            )
+
+
+def _check_unit_interval(value: object, key: str) -> None:
+    """Raise unless `value` is a number in [0, 1]."""
+    check_number(value, key)
+    if not 0.0 <= value <= 1.0:  # type: ignore[operator]
+        raise EvaluationConfigError(f"must be between 0 and 1, got {value}", key=key)
+
+
+def load_gate_rules(path: Path) -> GateRules:
+    """Read the `gate:` section of an evaluation config file (every key required)."""
+    path = Path(path)
+    body = load_config_section(path, "gate")
+    check_config_keys(body, GATE_KEYS, path, prefix="gate")
+    try:
+        return GateRules(**body)
+    except EvaluationConfigError as error:
+        raise error.located(path, "gate") from None
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """One rule applied to the challenger."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Whether the challenger may be promoted, and every check behind that answer."""
+
+    passed: bool
+    checks: list[GateCheck]
+
+    @property
+    def reasons(self) -> list[str]:
+        """Details of the failed checks (empty when the gate passed)."""
+        return [check.detail for check in self.checks if not check.passed]
+
+    def markdown(self) -> str:
+        """Verdict line plus a check | result | detail table."""
+        failed = len(self.reasons)
+        verdict = "passed" if self.passed else f"failed ({failed} of {len(self.checks)} checks)"
+        rows = [[check.name, "pass" if check.passed else "FAIL", check.detail] for check in self.checks]
+        return f"**Promotion gate {verdict}**\n\n" + markdown_table(["check", "result", "detail"], rows)
+
+
+def decide(challenger: EvaluationReport, champion: EvaluationReport | None, rules: GateRules) -> GateDecision:
+    """Apply `rules` to the challenger (and against the champion when there is one)."""
+    checks = absolute_checks(challenger, rules)
+    if champion is not None:
+        checks += relative_checks(challenger, champion, rules)
+    decision = GateDecision(passed=all(check.passed for check in checks), checks=checks)
+    verdict = "passed" if decision.passed else "failed"
+    log.info("promotion gate %s: %s", verdict, decision.reasons or "all checks passed")
+    return decision
+
+
+def absolute_checks(challenger: EvaluationReport, rules: GateRules) -> list[GateCheck]:
+    """Floors that every model must clear, including the first one."""
+    n, size = challenger.n, rules.min_eval_size
+    f1, min_f1 = challenger.macro_f1, rules.min_macro_f1
+    acc, min_acc = challenger.accuracy, rules.min_accuracy
+    return [
+        GateCheck("eval_size", n >= size, f"evaluation set n={n} {_cmp(n >= size, '>=', '<')} minimum {size}"),
+        GateCheck(
+            "min_macro_f1",
+            f1 >= min_f1 - EPSILON,
+            f"macro-F1 {f1:.3f} {_cmp(f1 >= min_f1 - EPSILON, '>=', '<')} floor {min_f1:.3f}",
+        ),
+        GateCheck(
+            "min_accuracy",
+            acc >= min_acc - EPSILON,
+            f"accuracy {acc:.3f} {_cmp(acc >= min_acc - EPSILON, '>=', '<')} floor {min_acc:.3f}",
+        ),
+    ]
+
+
+def relative_checks(challenger: EvaluationReport, champion: EvaluationReport, rules: GateRules) -> list[GateCheck]:
+    """Comparability first; the challenger-vs-champion checks only run on comparable reports."""
+    comparability = [label_set_check(challenger, champion), eval_set_check(challenger, champion)]
+    if not comparability[0].passed:
+        return comparability[:1]
+    if not comparability[1].passed:
+        return comparability
+    return comparability + [
+        macro_f1_check(challenger, champion, rules),
+        cost_check(challenger, champion, rules),
+        class_f1_check(challenger, champion, rules),
+    ]
+
+
+def label_set_check(challenger: EvaluationReport, champion: EvaluationReport) -> GateCheck:
+    """Both reports must cover the same labels."""
+    ours, theirs = set(challenger.label_names), set(champion.label_names)
+    if ours == theirs:
+        return GateCheck("label_set", True, f"challenger and champion share the same {len(ours)} labels")
+    detail = (
+        "label sets differ (only in challenger: "
+        f"{sorted(ours - theirs) or 'none'}; only in champion: {sorted(theirs - ours) or 'none'}); "
+        "models with different labels cannot be compared, so the challenger is not promoted automatically"
+    )
+    return GateCheck("label_set", False, detail)
+
+
+def eval_set_check(challenger: EvaluationReport, champion: EvaluationReport) -> GateCheck:
+    """Both reports must come from the same evaluation set (same size and per-class support)."""
+    ours, theirs = challenger.support_by_label(), champion.support_by_label()
+    if ours == theirs:
+        return GateCheck("eval_set", True, f"both evaluated on the same n={challenger.n} examples")
+    differing = sorted(label for label in ours if ours[label] != theirs.get(label))
+    detail = (
+        f"champion was evaluated on n={champion.n}, challenger on n={challenger.n} with different per-class "
+        f"support ({', '.join(differing)}); re-evaluate the champion on the challenger's evaluation set"
+    )
+    return GateCheck("eval_set", False, detail)
+
+
+def macro_f1_check(challenger: EvaluationReport, champion: EvaluationReport, rules: GateRules) -> GateCheck:
+    """Challenger macro-F1 >= champion macro-F1 - tolerance."""
+    ours, theirs, tolerance = challenger.macro_f1, champion.macro_f1, rules.macro_f1_tolerance
+    passed = ours >= theirs - tolerance - EPSILON
+    detail = f"macro-F1 {ours:.3f} {_cmp(passed, '>=', '<')} champion {theirs:.3f} - {tolerance:.3f} tolerance"
+    return GateCheck("macro_f1_vs_champion", passed, detail)
+
+
+def cost_check(challenger: EvaluationReport, champion: EvaluationReport, rules: GateRules) -> GateCheck:
+    """Challenger expected cost/1000 <= champion's + allowed increase."""
+    ours, theirs = challenger.expected_cost_per_1000, champion.expected_cost_per_1000
+    allowed = rules.max_cost_increase
+    passed = ours <= theirs + allowed + EPSILON
+    detail = (
+        f"expected cost/1000 {ours:.2f} {_cmp(passed, '<=', '>')} champion {theirs:.2f}"
+        f" + {allowed:.2f} allowed increase"
+    )
+    return GateCheck("cost_vs_champion", passed, detail)
+
+
+def class_f1_check(challenger: EvaluationReport, champion: EvaluationReport, rules: GateRules) -> GateCheck:
+    """No class F1 may drop by more than the allowed amount."""
+    ours, theirs, limit = challenger.f1_by_label(), champion.f1_by_label(), rules.max_class_f1_drop
+    drops = {label: theirs[label] - ours[label] for label in ours}
+    failing = sorted((label for label, drop in drops.items() if drop > limit + EPSILON), key=lambda x: -drops[x])
+    if failing:
+        listed = ", ".join(
+            f"{label} {theirs[label]:.3f} -> {ours[label]:.3f} (-{drops[label]:.3f})" for label in failing
+        )
+        return GateCheck("class_f1_drop", False, f"per-class F1 dropped by more than {limit:.3f}: {listed}")
+    worst = max(drops, key=lambda label: drops[label])
+    if drops[worst] <= 0:
+        return GateCheck("class_f1_drop", True, f"no class F1 dropped (allowed drop {limit:.3f})")
+    detail = f"largest per-class F1 drop {drops[worst]:.3f} ({worst}) <= allowed {limit:.3f}"
+    return GateCheck("class_f1_drop", True, detail)
+
+
+def _cmp(passed: bool, when_passed: str, when_failed: str) -> str:
+    """The comparison sign matching the outcome."""
+    return when_passed if passed else when_failed

@@ -1,0 +1,82 @@
+"""Load a base model plus a saved adapter and predict: labels, calibrated confidences and compact embeddings."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelops.core.base_model import BaseModelError, BaseModelInfo, describe_base_model, load_base_model, load_tokenizer
+from modelops.core.train import ADAPTER_MANIFEST, read_label_names
+
+log = logging.getLogger(__name__)
+
+EMBEDDING_DIM = 32
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Predictions for a list of texts, row-aligned."""
+
+    labels: list[str]
+    confidences: np.ndarray  # (n,) calibrated max probability
+    probabilities: np.ndarray  # (n, n_labels) in label_names order
+    embeddings: np.ndarray  # (n, EMBEDDING_DIM) random projection of the mean-pooled last hidden state
+
+
+def _projection(hidden_size: int) -> np.ndarray:
+    """A fixed Gaussian random projection (seed 0): same base size, same projection, across processes."""
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((hidden_size, EMBEDDING_DIM)) / np.sqrt(EMBEDDING_DIM)).astype(np.float32)
+
+
+class AdapterClassifier:
+    """A sequence classifier: the base model with one LoRA adapter (and its head) merged in for inference."""
+
+    def __init__(self, base: BaseModelInfo, adapter_dir: Path, max_length: int = 128) -> None:
+        from peft import PeftModel
+
+        adapter_dir = Path(adapter_dir)
+        manifest = json.loads((adapter_dir / ADAPTER_MANIFEST).read_text())
+        recorded = manifest["base"]["sha256"]
+        if recorded != base.sha256:
+            raise BaseModelError(
+                f"Adapter {adapter_dir} was trained on base {manifest['base']['name']} (sha256 {recorded[:12]}...), "
+                f"but the configured base is {base.name} (sha256 {base.sha256[:12]}...). Migrate the adapter instead."
+            )
+        self.label_names = read_label_names(adapter_dir)
+        self.temperature = float(manifest.get("temperature", 1.0))
+        self.max_length = max_length
+        self.tokenizer = load_tokenizer(base)
+        model = PeftModel.from_pretrained(load_base_model(base, num_labels=len(self.label_names)), str(adapter_dir))
+        self.model: Any = model.merge_and_unload().eval()
+        self._projection = _projection(self.model.config.hidden_size)
+
+    @classmethod
+    def from_paths(cls, base_path: Path, adapter_dir: Path) -> AdapterClassifier:
+        return cls(describe_base_model(base_path), adapter_dir)
+
+    def predict(self, texts: list[str], batch_size: int = 64) -> Predictions:
+        """Predict in length-sorted batches under inference mode."""
+        import torch
+
+        n = len(texts)
+        probs = np.zeros((n, len(self.label_names)), dtype=np.float32)
+        embeddings = np.zeros((n, EMBEDDING_DIM), dtype=np.float32)
+        order = sorted(range(n), key=lambda i: len(texts[i]))
+        with torch.inference_mode():
+            for start in range(0, n, batch_size):
+                idx = order[start : start + batch_size]
+                enc = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
+                                     padding=True, return_tensors="pt")
+                out = self.model(**enc, output_hidden_states=True)
+                probs[idx] = torch.softmax(out.logits.float() / self.temperature, dim=-1).numpy()
+                mask = enc["attention_mask"].unsqueeze(-1).float()
+                pooled = (out.hidden_states[-1] * mask).sum(1) / mask.sum(1).clamp(min=1)
+                embeddings[idx] = pooled.numpy() @ self._projection
+        best = probs.argmax(axis=1)
+        return Predictions([self.label_names[i] for i in best], probs.max(axis=1), probs, embeddings)

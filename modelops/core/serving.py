@@ -1,0 +1,417 @@
+"""The prediction HTTP service: validated requests, micro-batched inference, traffic capture and hot reload.
+
+Status codes: 400 invalid JSON or Content-Length; 401 missing/wrong bearer token; 413 any size limit (body bytes,
+texts per request, characters per text); 422 wrong shape or types (not an object, neither/both of `text` and
+`texts`, unknown fields, non-string or empty text, empty list); 500 the model failed; 503 no model loaded yet.
+Every error body is `{"error": "<message>"}` and nothing is captured for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from modelops.core.traffic import TrafficRecord, TrafficWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """Where to listen, request limits, micro-batching and reload timing, optional bearer token."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    max_batch_size: int = 64  # max texts in one request
+    max_text_chars: int = 2000
+    max_body_bytes: int = 1_000_000
+    micro_batch_max: int = 64  # max texts the batcher sends to the model at once
+    micro_batch_wait_ms: float = 5.0  # how long the batcher waits to fill a micro-batch
+    reload_poll_seconds: float = 5.0
+    bearer_token: str | None = None  # when set, /predict and /model need `Authorization: Bearer <token>`
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A loaded champion: registry name and version, base model hash, and a predictor with .predict(texts)."""
+
+    name: str
+    version: str
+    base_sha256: str
+    predictor: Any
+
+
+ModelLoader = Callable[[], LoadedModel]
+VersionProbe = Callable[[], str | None]
+
+
+class RequestError(Exception):
+    """A request rejected before prediction: HTTP status and a message for the client."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+# ---------------------------------------------------------------- request parsing
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) a declared or actual size over `limit` without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise RequestError(400, f"Invalid Content-Length header {declared!r}") from None
+        if size > limit:
+            raise RequestError(413, f"Request body of {size} bytes exceeds the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise RequestError(413, f"Request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_texts(body: bytes, config: ServingConfig) -> list[str]:
+    """`{"text": str}` or `{"texts": [str, ...]}` -> the list of texts, or RequestError."""
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:  # includes UnicodeDecodeError
+        raise RequestError(400, f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise RequestError(422, 'Expected a JSON object {"text": "..."} or {"texts": ["...", ...]}')
+    unknown = sorted(set(payload) - {"text", "texts"})
+    if unknown:
+        raise RequestError(422, f"Unknown field(s) {unknown}; send only 'text' or 'texts'")
+    if ("text" in payload) == ("texts" in payload):
+        raise RequestError(422, "Send exactly one of 'text' (a string) or 'texts' (a list of strings)")
+    if "text" in payload:
+        texts = [payload["text"]]
+    else:
+        texts = payload["texts"]
+        if not isinstance(texts, list):
+            raise RequestError(422, "'texts' must be a list of strings")
+        if not texts:
+            raise RequestError(422, "'texts' is empty; send at least one text")
+        if len(texts) > config.max_batch_size:
+            raise RequestError(413, f"{len(texts)} texts exceed the limit of {config.max_batch_size} per request")
+    for i, text in enumerate(texts):
+        _check_text(text, i, config.max_text_chars)
+    return texts
+
+
+def _check_text(text: object, index: int, max_chars: int) -> None:
+    where = f"text #{index}"
+    if not isinstance(text, str):
+        raise RequestError(422, f"{where} must be a string, got {type(text).__name__}")
+    if not text.strip():
+        raise RequestError(422, f"{where} is empty")
+    if len(text) > max_chars:
+        raise RequestError(413, f"{where} has {len(text)} characters, over the limit of {max_chars}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError(422, f"{where} is not valid Unicode (lone surrogate)") from None
+
+
+# ---------------------------------------------------------------- micro-batching
+
+
+class PredictionFailed(Exception):
+    """The model raised (or no model was loaded) for a micro-batch."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class _Pending:
+    texts: list[str]
+    received_at: float  # time.perf_counter() when the request arrived
+    future: asyncio.Future[tuple[LoadedModel, list[TrafficRecord]]]
+
+
+class MicroBatcher:
+    """Groups queued requests into micro-batches; one predict call per micro-batch, in a worker thread."""
+
+    def __init__(self, current_model: Callable[[], LoadedModel | None], writer: TrafficWriter,
+                 config: ServingConfig) -> None:
+        self._current_model = current_model
+        self._writer = writer
+        self._max = config.micro_batch_max
+        self._wait = config.micro_batch_wait_ms / 1000.0
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="micro-batcher")
+
+    async def stop(self) -> None:
+        """Stop the worker; requests still queued fail with 503."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        while not self._queue.empty():
+            pending = self._queue.get_nowait()
+            if not pending.future.done():
+                pending.future.set_exception(PredictionFailed(503, "Server is shutting down"))
+
+    async def submit(self, texts: list[str], received_at: float) -> tuple[LoadedModel, list[TrafficRecord]]:
+        """Queue texts; return the model that served them and one captured record per text."""
+        future: asyncio.Future[tuple[LoadedModel, list[TrafficRecord]]] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(texts, received_at, future))
+        return await future
+
+    async def _run(self) -> None:
+        carry: _Pending | None = None
+        while True:
+            first = carry if carry is not None else await self._queue.get()
+            batch, carry = await self._collect(first)
+            try:
+                await self._process(batch)
+            except Exception:  # never let the worker die
+                log.exception("Micro-batch worker error")
+
+    async def _collect(self, first: _Pending) -> tuple[list[_Pending], _Pending | None]:
+        """Add queued requests to `first` until micro_batch_max texts or micro_batch_wait_ms; whole requests only."""
+        loop = asyncio.get_running_loop()
+        batch, size, deadline = [first], len(first.texts), loop.time() + self._wait
+        while size < self._max:
+            remaining = deadline - loop.time()
+            try:
+                item = self._queue.get_nowait() if remaining <= 0 else await asyncio.wait_for(self._queue.get(),
+                                                                                               remaining)
+            except (asyncio.QueueEmpty, TimeoutError):
+                break
+            if size + len(item.texts) > self._max:
+                return batch, item
+            batch.append(item)
+            size += len(item.texts)
+        return batch, None
+
+    async def _process(self, batch: list[_Pending]) -> None:
+        model = self._current_model()  # read once: a reload swaps models between micro-batches only
+        if model is None:
+            self._fail(batch, PredictionFailed(503, "No model is loaded yet; retry shortly"))
+            return
+        try:
+            results = await asyncio.to_thread(self._predict_and_capture, model, batch)
+        except Exception as exc:
+            log.exception("Prediction failed for a micro-batch of %d request(s)", len(batch))
+            self._fail(batch, PredictionFailed(500, f"Prediction failed: {type(exc).__name__}: {exc}"))
+            return
+        for pending, records in zip(batch, results, strict=True):
+            if not pending.future.done():
+                pending.future.set_result((model, records))
+
+    @staticmethod
+    def _fail(batch: list[_Pending], error: PredictionFailed) -> None:
+        for pending in batch:
+            if not pending.future.done():
+                pending.future.set_exception(error)
+
+    def _predict_and_capture(self, model: LoadedModel, batch: list[_Pending]) -> list[list[TrafficRecord]]:
+        """Run one predict call, build the records, then capture them (runs in a worker thread)."""
+        texts = [t for pending in batch for t in pending.texts]
+        predictions = model.predictor.predict(texts)
+        if len(predictions.labels) != len(texts):
+            raise ValueError(f"predictor returned {len(predictions.labels)} predictions for {len(texts)} texts")
+        done, now = time.perf_counter(), datetime.now(UTC)
+        confidences = predictions.confidences.tolist()
+        embeddings = predictions.embeddings.tolist()
+        results, offset = [], 0
+        for pending in batch:
+            latency_ms = (done - pending.received_at) * 1000.0
+            results.append([
+                TrafficRecord(uuid.uuid4().hex, now, text, predictions.labels[offset + i], confidences[offset + i],
+                              model.name, model.version, latency_ms, embeddings[offset + i])
+                for i, text in enumerate(pending.texts)
+            ])
+            offset += len(pending.texts)
+        self._capture([r for records in results for r in records])
+        return results
+
+    def _capture(self, records: list[TrafficRecord]) -> None:
+        """Hand records to the writer; it raises only when they were not captured (then the requests get 500)."""
+        self._writer.append(records)
+
+
+# ---------------------------------------------------------------- the service
+
+
+class PredictionService:
+    """Holds the current model, the batcher and the background tasks; its methods are the HTTP endpoints."""
+
+    def __init__(self, load_model: ModelLoader, probe_version: VersionProbe, writer: TrafficWriter,
+                 config: ServingConfig) -> None:
+        self.load_model = load_model
+        self.probe_version = probe_version
+        self.writer = writer
+        self.config = config
+        self.model: LoadedModel | None = None
+        self.loaded_at: datetime | None = None
+        self.batcher: MicroBatcher | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        """Load the model, start the batcher, reload and flush tasks; on shutdown stop them and close the writer."""
+        await self._load("start-up")
+        self.batcher = MicroBatcher(lambda: self.model, self.writer, self.config)
+        self.batcher.start()
+        tasks = [asyncio.create_task(self._reload_loop(), name="model-reload"),
+                 asyncio.create_task(self._flush_loop(), name="traffic-flush")]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.batcher.stop()
+            await asyncio.to_thread(self.writer.close)
+            log.info("Serving stopped; traffic writer closed")
+
+    async def _load(self, reason: str) -> bool:
+        """Load the champion in a thread and swap it in; on failure log and keep the current model."""
+        started = time.perf_counter()
+        try:
+            model = await asyncio.to_thread(self.load_model)
+        except Exception:
+            log.exception("Loading the model (%s) failed; still serving version %s", reason, self._version())
+            return False
+        previous = self._version()
+        self.model, self.loaded_at = model, datetime.now(UTC)  # on the event loop, no await between: atomic
+        log.info("Loaded model %s version %s (%s, was %s) in %.1fs", model.name, model.version, reason, previous,
+                 time.perf_counter() - started)
+        return True
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.reload_poll_seconds)
+            await self.check_for_new_version()
+
+    async def check_for_new_version(self) -> bool:
+        """Reload when the champion alias points at another version than the one served; True if reloaded."""
+        try:
+            version = await asyncio.to_thread(self.probe_version)
+        except Exception:
+            log.exception("Probing the champion version failed; keeping version %s", self._version())
+            return False
+        if version is None or version == self._version():
+            return False
+        return await self._load(f"champion moved to version {version}")
+
+    async def _flush_loop(self) -> None:
+        interval = max(0.05, min(1.0, self.writer.max_age_seconds / 2))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.writer.flush_if_due)
+            except Exception:
+                log.exception("Periodic traffic flush failed; records stay buffered")
+
+    def _version(self) -> str | None:
+        return self.model.version if self.model is not None else None
+
+    # ------------------------------------------------------------ endpoints
+
+    def _authorized(self, request: Request) -> bool:
+        token = self.config.bearer_token
+        if token is None:
+            return True
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+    async def health(self, request: Request) -> Response:
+        """200 when a model is loaded, 503 before."""
+        if self.model is None:
+            return JSONResponse({"status": "loading", "model_version": None}, status_code=503)
+        return JSONResponse({"status": "ok", "model_version": self.model.version})
+
+    async def model_info(self, request: Request) -> Response:
+        """Name, version, base hash and load time of the served model."""
+        if not self._authorized(request):
+            return _error(401, "Missing or invalid bearer token (Authorization: Bearer <token>)")
+        model, loaded_at = self.model, self.loaded_at
+        if model is None or loaded_at is None:
+            return _error(503, "No model is loaded yet; retry shortly")
+        return JSONResponse({"name": model.name, "version": model.version, "base_sha256": model.base_sha256,
+                             "loaded_at": loaded_at.isoformat()})
+
+    async def predict(self, request: Request) -> Response:
+        """Validate, queue for the micro-batcher, answer one prediction per text."""
+        received_at = time.perf_counter()
+        if not self._authorized(request):
+            return _error(401, "Missing or invalid bearer token (Authorization: Bearer <token>)")
+        try:
+            texts = parse_texts(await read_body(request, self.config.max_body_bytes), self.config)
+        except RequestError as exc:
+            return _error(exc.status, exc.message)
+        if self.model is None or self.batcher is None:
+            return _error(503, "No model is loaded yet; retry shortly")
+        try:
+            model, records = await self.batcher.submit(texts, received_at)
+        except PredictionFailed as exc:
+            return _error(exc.status, exc.message)
+        return JSONResponse({
+            "predictions": [{"id": r.id, "label": r.predicted_label, "confidence": r.confidence,
+                             "model_version": r.model_version} for r in records],
+            "model_version": model.version,
+        })
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def create_app(load_model: ModelLoader, probe_version: VersionProbe, writer: TrafficWriter,
+               config: ServingConfig) -> Starlette:
+    """The Starlette app: POST /predict, GET /health, GET /model; the lifespan loads the model and runs the loops."""
+    service = PredictionService(load_model, probe_version, writer, config)
+    app = Starlette(
+        routes=[Route("/predict", service.predict, methods=["POST"]),
+                Route("/health", service.health, methods=["GET"]),
+                Route("/model", service.model_info, methods=["GET"])],
+        exception_handlers={HTTPException: _http_error},
+        lifespan=service.lifespan,
+    )
+    app.state.service = service
+    return app
+
+
+def run_server(app: Starlette, config: ServingConfig) -> None:
+    """Serve with uvicorn until SIGINT/SIGTERM; graceful shutdown drains requests, then flushes the writer."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, lifespan="on",
+                                           timeout_graceful_shutdown=30, log_level="info"))
+    server.run()

@@ -1,0 +1,440 @@
+"""LoRA fine-tuning (PEFT) of a local base model, fast on CPU by design.
+
+Speed comes from doing less work, not from cutting corners: texts are tokenised once, batches are grouped
+by length and padded only to their own longest text, validation runs once per evaluation period under
+`torch.inference_mode`, and only the adapter (plus the classification head) is trained and saved.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from modelops.core.base_model import BaseModelInfo, load_base_model, load_tokenizer
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+TrainingMode = Literal["full", "incremental"]
+ProgressCallback = Callable[[dict[str, float]], None]
+ADAPTER_MANIFEST = "modelops.json"
+LABELS_FILE = "labels.json"
+
+
+class TrainingConfigError(ValueError):
+    """Training was asked to do something it cannot do; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """The adapter's shape: rank, scaling, dropout and which linear layers get LoRA matrices."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("query", "value")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Hyper-parameters of one training run; every field is recorded with the run."""
+
+    mode: TrainingMode = "full"
+    epochs: int = 4
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    max_length: int = 64
+    seed: int = 0
+    early_stopping_patience: int = 2
+    evaluations_per_epoch: int = 1
+    max_steps: int | None = None
+    replay_fraction: float = 0.5
+    lora: LoraSettings = field(default_factory=LoraSettings)
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("full", "incremental"):
+            raise TrainingConfigError(f"mode must be 'full' or 'incremental', got {self.mode!r}")
+        if not self.lora.target_modules:
+            raise TrainingConfigError("lora.target_modules is empty; name at least one linear layer (e.g. query, value).")
+        for name in ("epochs", "batch_size", "max_length", "evaluations_per_epoch"):
+            if getattr(self, name) < 1:
+                raise TrainingConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.learning_rate < 1:
+            raise TrainingConfigError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
+        if not 0 <= self.replay_fraction <= 1:
+            raise TrainingConfigError(f"replay_fraction must be in [0, 1], got {self.replay_fraction}")
+
+    def to_params(self) -> dict[str, str]:
+        """Flat string params for experiment tracking."""
+        flat = {k: v for k, v in asdict(self).items() if k != "lora"}
+        flat.update({f"lora_{k}": v for k, v in asdict(self.lora).items()})
+        return {k: ",".join(v) if isinstance(v, (list, tuple)) else str(v) for k, v in flat.items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
+        values = dict(values)
+        lora = dict(values.pop("lora", {}) or {})
+        if "target_modules" in lora:
+            lora["target_modules"] = tuple(lora["target_modules"])
+        known = set(cls.__dataclass_fields__)
+        unknown = set(values) - known
+        if unknown:
+            raise TrainingConfigError(f"Unknown training settings {sorted(unknown)}; known: {sorted(known)}")
+        try:
+            return cls(**values, lora=LoraSettings(**lora))
+        except TypeError as exc:
+            raise TrainingConfigError(f"Invalid LoRA settings: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What a training run produced: the adapter folder and how training went."""
+
+    adapter_dir: Path
+    label_names: list[str]
+    best_score: float
+    best_step: int
+    steps: int
+    train_samples: int
+    train_seconds: float
+    samples_per_second: float
+    stopped_early: bool
+    temperature: float
+    history: list[dict[str, float]]
+
+
+@dataclass
+class _Batch:
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int, group_factor: int = 50) -> list[list[int]]:
+    """Shuffle, then sort within chunks of `batch_size * group_factor` by length, so batches need little padding."""
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    chunk = batch_size * group_factor
+    batches: list[list[int]] = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start : start + chunk], key=lambda i: lengths[i])
+        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def _pad(sequences: list[list[int]], pad_id: int, labels: list[list[int]] | list[int]) -> _Batch:
+    import torch
+
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.tensor(seq)
+        mask[row, : len(seq)] = 1
+    if labels and isinstance(labels[0], list):
+        label_tensor = torch.full((len(sequences), width), -100, dtype=torch.long)
+        for row, seq_labels in enumerate(labels):
+            label_tensor[row, : len(seq_labels)] = torch.tensor(seq_labels)
+    else:
+        label_tensor = torch.tensor(labels, dtype=torch.long)
+    return _Batch(ids, mask, label_tensor)
+
+
+def _batches(encoded: list[list[int]], targets: list, pad_id: int, index_batches: list[list[int]]) -> Iterator[_Batch]:
+    for batch in index_batches:
+        yield _pad([encoded[i] for i in batch], pad_id, [targets[i] for i in batch])
+
+
+def _peft_model(base_model: Any, config: TrainingConfig, task_type: str, init_adapter: Path | None) -> Any:
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if init_adapter is not None:
+        return PeftModel.from_pretrained(base_model, str(init_adapter), is_trainable=True)
+    lora = LoraConfig(
+        task_type=task_type,
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=list(config.lora.target_modules),
+    )
+    try:
+        return get_peft_model(base_model, lora)
+    except ValueError as exc:
+        raise TrainingConfigError(
+            f"LoRA target modules {list(config.lora.target_modules)} do not match the base model's layers: {exc}"
+        ) from exc
+
+
+def _fit(
+    model: Any,
+    train_batches: Callable[[int], list[_Batch]],
+    steps_per_epoch: int,
+    validate: Callable[[], dict[str, float]],
+    score_key: str,
+    config: TrainingConfig,
+    on_progress: ProgressCallback | None,
+) -> tuple[float, int, int, int, bool, list[dict[str, float]], float]:
+    """The training loop: AdamW + linear warm-up/decay, periodic validation, early stopping, best state kept."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    total_steps = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(total_steps * config.warmup_ratio), total_steps)
+    eval_every = max(1, steps_per_epoch // config.evaluations_per_epoch)
+    best_score, best_step, bad_evals, step, samples = -math.inf, 0, 0, 0, 0
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items() if "lora_" in k or "modules_to_save" in k}
+    history: list[dict[str, float]] = []
+    train_time = 0.0
+    stopped_early = False
+    for epoch in range(config.epochs):
+        tick = time.perf_counter()
+        for batch in train_batches(epoch):
+            model.train()
+            out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            samples += len(batch.labels)
+            last = step == total_steps or step % steps_per_epoch == 0
+            if step % eval_every == 0 or last:
+                train_time += time.perf_counter() - tick
+                metrics = {"step": float(step), "epoch": step / steps_per_epoch,
+                           "train_loss": float(out.loss.item()), "learning_rate": scheduler.get_last_lr()[0],
+                           "samples_per_second": samples / max(train_time, 1e-9), **validate()}
+                history.append(metrics)
+                if on_progress:
+                    on_progress(metrics)
+                log.info("step %d: %s", step, {k: round(v, 4) for k, v in metrics.items()})
+                if metrics[score_key] > best_score:
+                    best_score, best_step, bad_evals = metrics[score_key], step, 0
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items() if k in best_state}
+                else:
+                    bad_evals += 1
+                tick = time.perf_counter()
+            if step >= total_steps or bad_evals >= config.early_stopping_patience:
+                break
+        else:
+            continue
+        stopped_early = step < total_steps
+        break
+    model.load_state_dict(best_state, strict=False)
+    return best_score, best_step, step, samples, stopped_early, history, train_time
+
+
+def _logits(model: Any, encoded: list[list[int]], pad_id: int, batch_size: int = 128) -> np.ndarray:
+    import torch
+
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    out = np.zeros((len(encoded), model.config.num_labels), dtype=np.float32)
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = _pad([encoded[i] for i in idx], pad_id, [0] * len(idx))
+            out[idx] = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.float().numpy()
+    return out
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature scaling on validation logits (minimises NLL), so confidences are calibrated."""
+    import torch
+
+    log_t = torch.zeros(1, requires_grad=True)
+    x, y = torch.from_numpy(logits), torch.from_numpy(labels).long()
+    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(x / log_t.exp(), y)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return float(min(max(log_t.exp().item(), 0.05), 20.0))
+
+
+def _check_labels(train: pd.DataFrame, validation: pd.DataFrame, init_adapter: Path | None) -> list[str]:
+    labels = sorted(set(train["label"]))
+    if len(labels) < 2:
+        raise TrainingConfigError(f"Training data has {len(labels)} label(s); a classifier needs at least two.")
+    unseen = set(validation["label"]) - set(labels)
+    if unseen:
+        raise TrainingConfigError(f"Validation labels {sorted(unseen)} never occur in the training data.")
+    if init_adapter is not None:
+        champion_labels = read_label_names(init_adapter)
+        if champion_labels != labels:
+            raise TrainingConfigError(
+                f"Label set mismatch with the adapter to warm-start from ({init_adapter}): it knows "
+                f"{champion_labels}, the data has {labels}. Run a 'full' retrain to change the label set."
+            )
+    return labels
+
+
+def read_label_names(adapter_dir: Path) -> list[str]:
+    return list(json.loads((Path(adapter_dir) / LABELS_FILE).read_text()))
+
+
+def train_classifier_adapter(
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    base: BaseModelInfo,
+    config: TrainingConfig,
+    output_dir: Path,
+    init_adapter: Path | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> TrainingResult:
+    """Train a LoRA adapter + classification head on `text,label` frames; save it (safetensors) to output_dir."""
+    from sklearn.metrics import f1_score
+
+    if base.task_type != "sequence-classification":
+        raise TrainingConfigError(f"Base {base.name} is configured as {base.task_type}; use train_causal_lm_adapter.")
+    if config.mode == "incremental" and init_adapter is None:
+        raise TrainingConfigError("Incremental training needs an adapter to warm-start from (the current champion).")
+    labels = _check_labels(train, validation, init_adapter)
+    label_ids = {name: i for i, name in enumerate(labels)}
+    seed_everything(config.seed)
+    tokenizer = load_tokenizer(base)
+    model = _peft_model(load_base_model(base, num_labels=len(labels)), config, "SEQ_CLS", init_adapter)
+
+    def encode(texts: pd.Series) -> list[list[int]]:
+        return tokenizer(list(texts), truncation=True, max_length=config.max_length)["input_ids"]
+
+    train_ids, val_ids = encode(train["text"]), encode(validation["text"])
+    train_y = [label_ids[x] for x in train["label"]]
+    val_y = np.array([label_ids[x] for x in validation["label"]])
+    lengths = [len(x) for x in train_ids]
+    steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
+
+    def epoch_batches(epoch: int) -> Iterator[_Batch]:
+        order = length_grouped_batches(lengths, config.batch_size, config.seed + epoch)
+        return _batches(train_ids, train_y, tokenizer.pad_token_id, order)
+
+    def validate() -> dict[str, float]:
+        logits = _logits(model, val_ids, tokenizer.pad_token_id)
+        predicted = logits.argmax(axis=1)
+        return {"val_macro_f1": float(f1_score(val_y, predicted, average="macro")),
+                "val_accuracy": float((predicted == val_y).mean())}
+
+    best, best_step, steps, samples, stopped, history, seconds = _fit(
+        model, epoch_batches, steps_per_epoch, validate, "val_macro_f1", config, on_progress
+    )
+    temperature = fit_temperature(_logits(model, val_ids, tokenizer.pad_token_id), val_y)
+    output_dir = Path(output_dir)
+    save_adapter(model, output_dir, labels, base, config, {"temperature": temperature, "best_val_macro_f1": best})
+    return TrainingResult(output_dir, labels, best, best_step, steps, samples, seconds, samples / max(seconds, 1e-9),
+                          stopped, temperature, history)
+
+
+def save_adapter(model: Any, output_dir: Path, labels: list[str], base: BaseModelInfo, config: TrainingConfig,
+                 extra: dict[str, float]) -> None:
+    """Write only the adapter (safetensors) plus its label map and a manifest naming the base it belongs to."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(output_dir), safe_serialization=True)
+    (output_dir / LABELS_FILE).write_text(json.dumps(labels))
+    manifest = {"base": base.to_dict(), "training": config.to_params(), **extra}
+    (output_dir / ADAPTER_MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+def train_causal_lm_adapter(
+    records: pd.DataFrame,
+    validation: pd.DataFrame,
+    base: BaseModelInfo,
+    config: TrainingConfig,
+    output_dir: Path,
+    on_progress: ProgressCallback | None = None,
+) -> TrainingResult:
+    """Instruction -> response LoRA fine-tuning of a causal LM; the loss covers response tokens only."""
+    import torch
+
+    if base.task_type != "causal-lm":
+        raise TrainingConfigError(f"Base {base.name} is configured as {base.task_type}; use train_classifier_adapter.")
+    for frame, name in ((records, "training"), (validation, "validation")):
+        missing = {"prompt", "response"} - set(frame.columns)
+        if missing:
+            raise TrainingConfigError(f"The {name} records lack columns {sorted(missing)}; need prompt,response.")
+    seed_everything(config.seed)
+    tokenizer = load_tokenizer(base)
+    model = _peft_model(load_base_model(base), config, "CAUSAL_LM", None)
+
+    def encode(frame: pd.DataFrame) -> tuple[list[list[int]], list[list[int]]]:
+        ids, targets = [], []
+        for prompt, response in zip(frame["prompt"], frame["response"], strict=True):
+            p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            r = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            seq = (p + r)[: config.max_length]
+            ids.append(seq)
+            targets.append(([-100] * len(p) + r)[: config.max_length])
+        return ids, targets
+
+    train_ids, train_targets = encode(records)
+    val_ids, val_targets = encode(validation)
+    lengths = [len(x) for x in train_ids]
+    steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
+
+    def epoch_batches(epoch: int) -> Iterator[_Batch]:
+        order = length_grouped_batches(lengths, config.batch_size, config.seed + epoch)
+        return _batches(train_ids, train_targets, tokenizer.pad_token_id, order)
+
+    def validate() -> dict[str, float]:
+        model.eval()
+        losses = []
+        with torch.inference_mode():
+            for batch in _batches(val_ids, val_targets, tokenizer.pad_token_id,
+                                  [list(range(i, min(i + 32, len(val_ids)))) for i in range(0, len(val_ids), 32)]):
+                losses.append(model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                    labels=batch.labels).loss.item())
+        loss = float(np.mean(losses))
+        return {"val_loss": loss, "neg_val_loss": -loss}
+
+    best, best_step, steps, samples, stopped, history, seconds = _fit(
+        model, epoch_batches, steps_per_epoch, validate, "neg_val_loss", config, on_progress
+    )
+    output_dir = Path(output_dir)
+    save_adapter(model, output_dir, [], base, config, {"best_val_loss": -best})
+    return TrainingResult(output_dir, [], best, best_step, steps, samples, seconds, samples / max(seconds, 1e-9),
+                          stopped, 1.0, history)
+
+
+def incremental_training_set(train: pd.DataFrame, seen_ids: set[str], replay_fraction: float, seed: int) -> pd.DataFrame:
+    """New examples (ids the champion never saw) plus a seeded replay sample of earlier ones, against forgetting.
+
+    The replay sample has `replay_fraction` times as many rows as the new data (capped by what exists).
+    """
+    is_new = ~train["id"].isin(seen_ids)
+    new, old = train[is_new], train[~is_new]
+    if new.empty:
+        raise TrainingConfigError("Incremental training found no examples the champion has not seen; nothing to learn.")
+    n_replay = min(len(old), int(round(len(new) * replay_fraction)))
+    replay = old.sample(n=n_replay, random_state=seed)
+    return pd.concat([new, replay]).sample(frac=1.0, random_state=seed).reset_index(drop=True)

@@ -1,0 +1,25 @@
+"""The Dagster code location: `Definitions` built from modelops settings (what workspace.yaml loads)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from modelops.defs.assets.data import curated_training_set, raw_examples
+from modelops.defs.assets.training import champion, evaluation, lora_adapter, promotion_gate
+from modelops.defs.checks import DATA_CHECKS
+from modelops.defs.jobs import bootstrap_job, data_job, retrain_job
+from modelops.defs.resources import resources_from_settings
+from modelops.settings import Settings, load_settings
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """All assets, checks, jobs and resources for one modelops installation."""
+    return dg.Definitions(
+        assets=[raw_examples, curated_training_set, lora_adapter, evaluation, champion],
+        asset_checks=[*DATA_CHECKS, promotion_gate],
+        jobs=[data_job, retrain_job, bootstrap_job],
+        resources=resources_from_settings(settings),
+    )
+
+
+defs = build_definitions(load_settings())

@@ -1,0 +1,1 @@
+"""Software-defined assets: data -> adapter -> evaluation -> champion, plus production traffic."""

@@ -1,0 +1,118 @@
+"""Data assets: ingested raw examples and the curated training set."""
+
+# No `from __future__ import annotations` here: Dagster reads config/resource annotations at definition time.
+
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+import pandas as pd
+
+from modelops.defs.metadata import counts_table, markdown_table, path_metadata
+from modelops.defs.resources import DataLake
+
+RAW_EXAMPLES_FILE = "raw_examples.parquet"
+
+
+class RawExamplesConfig(dg.Config):
+    """Where examples come from: user files in data/raw/ ('files'), the built-in generator, or 'auto' (files if any)."""
+
+    source: Literal["auto", "files", "generator"] = "auto"
+    text_column: str = "text"
+    label_column: str = "label"
+    generator_rows: int = 3000
+    generator_seed: int = 0
+
+
+def _load_raw(config: RawExamplesConfig, lake: DataLake, context: dg.AssetExecutionContext):
+    from modelops.core.datagen import generate_corpus
+    from modelops.core.schema import ValidationResult, list_example_files, read_examples, validate_records
+
+    settings = lake.settings
+    files = list_example_files(settings.raw_dir)
+    if config.source == "files" and not files:
+        raise dg.Failure(f"source='files' but {settings.raw_dir} holds no .csv, .parquet or .jsonl file.")
+    if files and config.source != "generator":
+        context.log.info(f"ingesting {len(files)} file(s) from {settings.raw_dir}")
+        return ValidationResult.concat([
+            read_examples(f, config.text_column, config.label_column, settings.max_text_chars) for f in files
+        ])
+    context.log.info(f"generating {config.generator_rows} examples (seed {config.generator_seed})")
+    corpus = generate_corpus(config.generator_rows, seed=config.generator_seed)
+    return validate_records(corpus.to_dict(orient="records"), "generator", max_chars=settings.max_text_chars)
+
+
+@dg.asset(group_name="data", kinds={"pandas", "parquet"})
+def raw_examples(context: dg.AssetExecutionContext, config: RawExamplesConfig, lake: DataLake) -> dg.MaterializeResult:
+    """Labelled examples ingested from data/raw/ (CSV, Parquet, JSONL) or the generator; bad rows quarantined with a reason."""
+    from modelops.core.atomic import write_parquet_atomic
+
+    result = _load_raw(config, lake, context)
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "received_rows": result.received, "valid_rows": len(result.valid), "quarantined_rows": len(result.rejected),
+    }
+    if not result.rejected.empty:
+        quarantine = lake.settings.quarantine_dir / f"raw_examples-{context.run_id[:8]}.parquet"
+        write_parquet_atomic(result.rejected, quarantine)
+        metadata["quarantine_path"] = path_metadata(quarantine)
+        metadata["quarantine_reasons"] = counts_table(result.rejected["reason"].value_counts().to_dict(), "reason")
+        context.log.warning(f"{len(result.rejected)} rows quarantined to {quarantine}")
+    if result.valid.empty:
+        raise dg.Failure(
+            f"No valid examples among {result.received} received rows; see {metadata.get('quarantine_path', 'quarantine')} "
+            f"for the reasons. Check the text/label column names (text_column={config.text_column!r}, "
+            f"label_column={config.label_column!r}).",
+            metadata=metadata,
+        )
+    path = write_parquet_atomic(result.valid, Path(lake.home) / "assets" / RAW_EXAMPLES_FILE)
+    metadata.update({
+        "dagster/row_count": len(result.valid),
+        "path": path_metadata(path),
+        "label_histogram": counts_table(result.valid["label"].value_counts().to_dict(), "label"),
+        "preview": dg.MetadataValue.md(markdown_table(result.valid.head(10), index=False)),
+    })
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def read_raw_examples(lake: DataLake) -> pd.DataFrame:
+    path = Path(lake.home) / "assets" / RAW_EXAMPLES_FILE
+    if not path.is_file():
+        raise dg.Failure(f"{path} is missing: materialise raw_examples first.")
+    return pd.read_parquet(path)
+
+
+def read_curated(lake: DataLake) -> tuple[pd.DataFrame, dict]:
+    """The latest curated training set and its record (hash, path, counts)."""
+    record = lake.read_record("curated_training_set")
+    return pd.read_parquet(record["path"]), record
+
+
+@dg.asset(group_name="data", kinds={"pandas", "parquet"}, deps=[raw_examples])
+def curated_training_set(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
+    """Normalised, deduplicated, PII-redacted examples with a stable train/validation/test split and a content hash."""
+    from modelops.core.atomic import write_parquet_atomic
+    from modelops.core.curate import content_hash, curate, label_counts
+    from modelops.core.feedback import labelled_feedback
+
+    feedback = labelled_feedback(lake.settings.production_dir, lake.settings.feedback_dir)
+    curated, report = curate(read_raw_examples(lake), feedback)
+    digest = content_hash(curated)
+    path = write_parquet_atomic(curated, lake.settings.curated_dir / f"{digest}.parquet")
+    splits = curated["split"].value_counts().to_dict()
+    lake.write_record("curated_training_set", {"path": str(path), "content_hash": digest, "rows": len(curated),
+                                               "splits": splits, "feedback_rows": report.feedback_rows})
+    context.log.info(f"curated {len(curated)} examples, hash {digest[:12]}")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(curated),
+        "content_hash": digest,
+        "path": path_metadata(path),
+        "input_rows": report.input_rows,
+        "feedback_rows": report.feedback_rows,
+        "exact_duplicates_removed": report.exact_duplicates,
+        "normalised_duplicates_removed": report.normalised_duplicates,
+        "label_conflicts_resolved": report.label_conflicts,
+        "pii_redactions": counts_table(report.pii_redactions, "pii_type"),
+        "pii_redactions_total": sum(report.pii_redactions.values()),
+        "split_counts": counts_table(splits, "split"),
+        "labels_by_split": dg.MetadataValue.md(markdown_table(label_counts(curated))),
+    })

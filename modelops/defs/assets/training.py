@@ -1,0 +1,228 @@
+"""Training, evaluation and promotion assets: curated set -> LoRA adapter -> evaluation -> champion."""
+
+# No `from __future__ import annotations` here: Dagster reads config/resource annotations at definition time.
+
+import time
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+import pandas as pd
+import yaml
+
+from modelops.defs.assets.data import curated_training_set, read_curated
+from modelops.defs.metadata import markdown_table, path_metadata
+from modelops.defs.resources import BaseModel, DataLake, MlflowRegistry, Policies
+
+TRAINING_TAG = "modelops/training"
+
+
+class LoraAdapterConfig(dg.Config):
+    """Per-run training choices; unset values come from the training policy file."""
+
+    mode: Literal["full", "incremental"] = "full"
+    epochs: int | None = None
+    max_steps: int | None = None
+    seed: int | None = None
+
+
+def _training_config(policies: Policies, config: LoraAdapterConfig):
+    from modelops.core.train import TrainingConfig, TrainingConfigError
+
+    values = yaml.safe_load(Path(policies.training_config).read_text()) or {}
+    values["mode"] = config.mode
+    for name in ("epochs", "max_steps", "seed"):
+        if getattr(config, name) is not None:
+            values[name] = getattr(config, name)
+    try:
+        return TrainingConfig.from_dict(values)
+    except TrainingConfigError as exc:
+        raise dg.Failure(f"Invalid training configuration ({policies.training_config}): {exc}") from exc
+
+
+def _incremental_inputs(curated_train: pd.DataFrame, lake: DataLake, registry, replay: float, seed: int,
+                        context: dg.AssetExecutionContext) -> tuple[pd.DataFrame, Path | None]:
+    """Warm-start adapter and new+replay examples; falls back to a full run when there is no champion yet."""
+    from modelops.core.train import incremental_training_set
+
+    champion = registry.alias_version("champion")
+    if champion is None:
+        context.log.warning("no champion yet: incremental run falls back to training from the base")
+        return curated_train, None
+    info = registry.version_info(champion)
+    adapter = registry.download_adapter(champion, Path(lake.home) / "adapters" / f"champion-v{champion}")
+    seen_path = lake.settings.curated_dir / f"{info['tags'].get('data_content_hash', '')}.parquet"
+    if not seen_path.is_file():
+        raise dg.Failure(f"The champion's training data {seen_path} is gone; run a full retrain instead.")
+    seen = pd.read_parquet(seen_path, columns=["id"])["id"]
+    frame = incremental_training_set(curated_train, set(seen), replay, seed)
+    context.log.info(f"incremental: {len(frame)} examples ({(~frame['id'].isin(seen)).sum()} new) on champion v{champion}")
+    return frame, adapter
+
+
+@dg.asset(group_name="training", kinds={"pytorch", "mlflow"}, deps=[curated_training_set], tags={TRAINING_TAG: "true"})
+def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, lake: DataLake, base_model: BaseModel,
+                 mlflow: MlflowRegistry, policies: Policies) -> dg.MaterializeResult:
+    """A LoRA adapter (+ classification head) trained on the curated set, tracked in MLflow and aliased `challenger`."""
+    from modelops.core.base_model import BaseModelError
+    from modelops.core.train import TrainingConfigError, train_classifier_adapter
+
+    training = _training_config(policies, config)
+    curated, record = read_curated(lake)
+    try:
+        base = base_model.describe()
+    except BaseModelError as exc:
+        raise dg.Failure(str(exc)) from exc
+    registry = mlflow.registry()
+    train = curated[curated["split"] == "train"]
+    validation = curated[curated["split"] == "validation"]
+    init_adapter = None
+    if training.mode == "incremental":
+        train, init_adapter = _incremental_inputs(train, lake, registry, training.replay_fraction, training.seed, context)
+    tags = {"modelops.dagster_run_id": context.run_id, "modelops.mode": training.mode,
+            "modelops.data_content_hash": record["content_hash"], "modelops.base_sha256": base.sha256,
+            **{f"dagster.{k}": v for k, v in context.run.tags.items() if k.startswith("modelops/")}}
+    with registry.run(f"train-{training.mode}", tags) as run_id:
+        registry.log_params(run_id, {**training.to_params(), "base_name": base.name, "base_sha256": base.sha256,
+                                     "data_content_hash": record["content_hash"], "train_rows": len(train),
+                                     "validation_rows": len(validation), "warm_start": bool(init_adapter)})
+
+        def progress(metrics: dict[str, float]) -> None:
+            registry.log_metrics(run_id, metrics, step=int(metrics["step"]))
+            context.log.info("step {step:.0f} epoch {epoch:.2f}: loss {train_loss:.4f}, val macro-F1 "
+                             "{val_macro_f1:.4f}, {samples_per_second:.1f} samples/s".format(**metrics))
+
+        output = Path(lake.home) / "adapters" / run_id
+        try:
+            result = train_classifier_adapter(train, validation, base, training, output, init_adapter, progress)
+        except TrainingConfigError as exc:
+            raise dg.Failure(str(exc)) from exc
+        summary = {"best_val_macro_f1": result.best_score, "train_seconds": result.train_seconds,
+                   "train_samples_per_second": result.samples_per_second, "steps": result.steps,
+                   "temperature": result.temperature}
+        registry.log_metrics(run_id, summary)
+        version = registry.register_adapter(run_id, output, {
+            "data_content_hash": record["content_hash"], "base_name": base.name, "base_sha256": base.sha256,
+            "mode": training.mode, "dagster_run_id": context.run_id, "seed": str(training.seed)})
+    lake.write_record("lora_adapter", {"version": version, "run_id": run_id, "adapter_dir": str(output),
+                                       "mode": training.mode, "content_hash": record["content_hash"]})
+    adapter_bytes = sum(f.stat().st_size for f in output.glob("*.safetensors"))
+    history = pd.DataFrame(result.history)[["step", "epoch", "train_loss", "val_macro_f1", "samples_per_second"]]
+    return dg.MaterializeResult(metadata={
+        "model_version": version, "mode": training.mode, "mlflow_run_id": run_id,
+        "mlflow_run": dg.MetadataValue.url(registry.run_url(run_id)),
+        "best_val_macro_f1": result.best_score, "train_samples_per_second": result.samples_per_second,
+        "train_seconds": result.train_seconds, "steps": result.steps, "stopped_early": result.stopped_early,
+        "train_rows": len(train), "adapter_bytes": adapter_bytes, "adapter_path": path_metadata(output),
+        "base_model": f"{base.name} ({base.sha256[:12]})", "data_content_hash": record["content_hash"],
+        "history": dg.MetadataValue.md(markdown_table(history, index=False)),
+    })
+
+
+def _load_classifier(registry, version: str, lake: DataLake, base_model: BaseModel):
+    from modelops.core.predictor import AdapterClassifier
+
+    folder = registry.download_adapter(version, Path(lake.home) / "adapters" / f"registry-v{version}")
+    return AdapterClassifier(base_model.describe(), folder)
+
+
+@dg.asset(group_name="evaluation", kinds={"pytorch", "mlflow"}, deps=[lora_adapter])
+def evaluation(context: dg.AssetExecutionContext, lake: DataLake, base_model: BaseModel, mlflow: MlflowRegistry,
+               policies: Policies) -> dg.MaterializeResult:
+    """Challenger vs champion on the frozen test split and recent labelled traffic: metrics, business cost, gate decision."""
+    from modelops.core.evaluate import comparison_markdown, confusion_matrix_png, evaluate, load_cost_model
+    from modelops.core.gate import decide, load_gate_rules
+
+    cost_model = load_cost_model(Path(policies.evaluation_config))
+    rules = load_gate_rules(Path(policies.evaluation_config))
+    registry = mlflow.registry()
+    challenger_version = lake.read_record("lora_adapter")["version"]
+    champion_version = registry.alias_version("champion")
+    curated, record = read_curated(lake)
+    test = curated[curated["split"] == "test"]
+    recent = test[test["source"].str.startswith("feedback")]
+    reports, recent_reports = {}, {}
+    versions = {"challenger": challenger_version}
+    if champion_version is not None and champion_version != challenger_version:
+        versions["champion"] = champion_version
+    for role, version in versions.items():
+        classifier = _load_classifier(registry, version, lake, base_model)
+        unknown = set(test["label"]) - set(classifier.label_names)
+        if unknown:
+            context.log.warning(f"{role} v{version} does not know labels {sorted(unknown)}; not evaluated")
+            continue
+        probs = classifier.predict(test["text"].tolist()).probabilities
+        reports[role] = evaluate(test["label"].tolist(), probs, classifier.label_names, cost_model)
+        if len(recent):
+            recent_probs = probs[test["source"].str.startswith("feedback").to_numpy()]
+            recent_reports[role] = evaluate(recent["label"].tolist(), recent_probs, classifier.label_names, cost_model)
+    if "challenger" not in reports:
+        raise dg.Failure("The challenger cannot be evaluated on the test split (label set mismatch).")
+    challenger, champion = reports["challenger"], reports.get("champion")
+    decision = decide(challenger, champion, rules)
+    comparison = comparison_markdown(challenger, champion)
+    out_dir = Path(lake.home) / "evaluations" / f"v{challenger_version}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with registry.run(f"evaluate-v{challenger_version}", {"modelops.dagster_run_id": context.run_id,
+                                                          "modelops.challenger_version": challenger_version,
+                                                          "modelops.champion_version": str(champion_version)}) as run_id:
+        for role, report in reports.items():
+            registry.log_metrics(run_id, report.metrics(prefix=f"{role}_"))
+            png = confusion_matrix_png(report, out_dir / f"confusion_{role}.png", f"{role} v{versions[role]}")
+            registry.log_artifact(run_id, png, "evaluation")
+        for role, report in recent_reports.items():
+            registry.log_metrics(run_id, report.metrics(prefix=f"recent_traffic_{role}_"))
+        registry.log_text(run_id, f"# Evaluation of v{challenger_version}\n\n{comparison}\n\n## Gate\n\n"
+                          f"{decision.markdown()}\n", "evaluation/report.md")
+        registry.set_tags(run_id, {"modelops.gate_passed": str(decision.passed)})
+    registry.client.set_model_version_tag(registry.model_name, challenger_version, "gate_passed", str(decision.passed))
+    lake.write_record("evaluation", {
+        "challenger_version": challenger_version, "champion_version": champion_version, "passed": decision.passed,
+        "reasons": decision.reasons, "checks": [c.__dict__ for c in decision.checks], "mlflow_run_id": run_id,
+        "challenger_metrics": challenger.metrics(), "champion_metrics": champion.metrics() if champion else None,
+        "gate_markdown": decision.markdown(), "evaluated_at": time.time()})
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "challenger_version": challenger_version, "champion_version": str(champion_version),
+        "gate_passed": decision.passed, "mlflow_run": dg.MetadataValue.url(registry.run_url(run_id)), "test_rows": len(test),
+        "recent_traffic_rows": len(recent),
+        "challenger_macro_f1": challenger.macro_f1, "challenger_accuracy": challenger.accuracy,
+        "challenger_ece": challenger.ece, "challenger_cost_per_1000": challenger.expected_cost_per_1000,
+        "comparison": dg.MetadataValue.md(comparison), "gate": dg.MetadataValue.md(decision.markdown()),
+        "per_class": dg.MetadataValue.md(challenger.per_class_markdown()),
+        "confusion_matrix": path_metadata(out_dir / "confusion_challenger.png"),
+    }
+    if champion is not None:
+        metadata.update({"champion_macro_f1": champion.macro_f1, "champion_cost_per_1000": champion.expected_cost_per_1000})
+    if "challenger" in recent_reports:
+        metadata["recent_traffic_challenger_macro_f1"] = recent_reports["challenger"].macro_f1
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset_check(asset=evaluation, blocking=True)
+def promotion_gate(lake: DataLake) -> dg.AssetCheckResult:
+    """The owner's promotion gate: the challenger may replace the champion only if every rule passes."""
+    record = lake.read_record("evaluation")
+    return dg.AssetCheckResult(passed=bool(record["passed"]), metadata={
+        "challenger_version": record["challenger_version"], "reasons": dg.MetadataValue.json(record["reasons"]),
+        "decision": dg.MetadataValue.md(record["gate_markdown"])})
+
+
+@dg.asset(group_name="evaluation", kinds={"mlflow"}, deps=[evaluation])
+def champion(context: dg.AssetExecutionContext, lake: DataLake, mlflow: MlflowRegistry) -> dg.MaterializeResult:
+    """The model version serving production: the `champion` alias moves here only when the gate passed."""
+    record = lake.read_record("evaluation")
+    version = record["challenger_version"]
+    if not record["passed"]:
+        raise dg.Failure(f"Gate refused v{version}; champion unchanged. Reasons: {record['reasons']}")
+    registry = mlflow.registry()
+    current = registry.alias_version("champion")
+    previous = current if current == version else registry.promote(version, reason=record["gate_markdown"])
+    lake.write_record("champion", {"version": version, "previous": previous, "promoted_at": time.time()})
+    context.log.info(f"champion is now v{version} (previous: {previous})")
+    history = pd.DataFrame([e.__dict__ for e in registry.promotion_history()])
+    return dg.MaterializeResult(metadata={
+        "model_version": version, "previous_champion": str(previous),
+        "macro_f1": record["challenger_metrics"]["macro_f1"],
+        "expected_cost_per_1000": record["challenger_metrics"]["expected_cost_per_1000"],
+        "promotion_history": dg.MetadataValue.md(markdown_table(history, index=False)),
+    })

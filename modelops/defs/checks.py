@@ -1,0 +1,69 @@
+"""Asset checks: guards on the curated set and the promotion gate."""
+
+# No `from __future__ import annotations` here: Dagster reads config/resource annotations at definition time.
+
+import dagster as dg
+
+from modelops.defs.assets.data import curated_training_set, read_curated
+from modelops.defs.metadata import counts_table, markdown_table
+from modelops.defs.resources import DataLake
+
+MIN_TRAIN_EXAMPLES_PER_LABEL = 10
+MIN_TEST_EXAMPLES_PER_LABEL = 3
+
+
+@dg.asset_check(asset=curated_training_set, blocking=True)
+def curated_no_leakage(lake: DataLake) -> dg.AssetCheckResult:
+    """No example (by id or identical text) appears in more than one split."""
+    from modelops.core.curate import leakage
+
+    curated, _ = read_curated(lake)
+    leaked = leakage(curated)
+    return dg.AssetCheckResult(passed=leaked.empty, metadata={
+        "leaked_rows": len(leaked), "sample": dg.MetadataValue.md(markdown_table(leaked.head(10), index=False))})
+
+
+@dg.asset_check(asset=curated_training_set, blocking=True)
+def curated_min_examples_per_label(lake: DataLake) -> dg.AssetCheckResult:
+    """Every label has enough training and test examples to learn and to be evaluated."""
+    from modelops.core.curate import label_counts
+
+    curated, _ = read_curated(lake)
+    counts = label_counts(curated).reindex(columns=["train", "validation", "test"], fill_value=0)
+    short = counts[(counts["train"] < MIN_TRAIN_EXAMPLES_PER_LABEL) | (counts["test"] < MIN_TEST_EXAMPLES_PER_LABEL)]
+    return dg.AssetCheckResult(passed=short.empty, metadata={
+        "labels_below_minimum": dg.MetadataValue.json(sorted(short.index)),
+        "min_train": MIN_TRAIN_EXAMPLES_PER_LABEL, "min_test": MIN_TEST_EXAMPLES_PER_LABEL,
+        "counts": dg.MetadataValue.md(markdown_table(counts))})
+
+
+@dg.asset_check(asset=curated_training_set, blocking=True)
+def curated_no_pii_residue(lake: DataLake) -> dg.AssetCheckResult:
+    """No e-mail, phone, card or IBAN pattern survives redaction."""
+    from modelops.core.curate import pii_residue
+
+    curated, _ = read_curated(lake)
+    residue = pii_residue(curated["text"])
+    return dg.AssetCheckResult(passed=sum(residue.values()) == 0, metadata={"residue": counts_table(residue, "pii_type")})
+
+
+@dg.asset_check(asset=curated_training_set, blocking=True)
+def curated_schema(lake: DataLake) -> dg.AssetCheckResult:
+    """Columns id, text, label, split, source; no empty text or label; only known splits."""
+    from modelops.core.curate import CURATED_COLUMNS, SPLITS
+
+    curated, _ = read_curated(lake)
+    problems = []
+    if list(curated.columns) != CURATED_COLUMNS:
+        problems.append(f"columns {list(curated.columns)} != {CURATED_COLUMNS}")
+    else:
+        if (curated["text"].str.len() == 0).any() or curated["text"].isna().any():
+            problems.append("empty text")
+        if curated["label"].isna().any() or (curated["label"].str.len() == 0).any():
+            problems.append("empty label")
+        if not set(curated["split"]) <= set(SPLITS):
+            problems.append(f"unknown splits {sorted(set(curated['split']) - set(SPLITS))}")
+    return dg.AssetCheckResult(passed=not problems, metadata={"problems": dg.MetadataValue.json(problems)})
+
+
+DATA_CHECKS = [curated_no_leakage, curated_min_examples_per_label, curated_no_pii_residue, curated_schema]

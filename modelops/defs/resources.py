@@ -1,0 +1,90 @@
+"""Dagster resources: where data lives, which base model, which MLflow store, which policy files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+
+from modelops.settings import Settings
+
+if TYPE_CHECKING:
+    from modelops.core.base_model import BaseModelInfo
+    from modelops.core.registry import ModelRegistry
+
+
+class DataLake(dg.ConfigurableResource):
+    """Folders for user data (raw, production traffic, feedback, quarantine) and modelops state."""
+
+    data_dir: str
+    home: str
+    max_text_chars: int = 2000
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(home=Path(self.home), data_dir=Path(self.data_dir), max_text_chars=self.max_text_chars)
+
+    def record_path(self, name: str) -> Path:
+        return Path(self.home) / "records" / f"{name}.json"
+
+    def write_record(self, name: str, record: dict[str, Any]) -> Path:
+        """Small JSON hand-over between assets (paths, versions, hashes), written atomically."""
+        from modelops.core.atomic import write_text_atomic
+
+        return write_text_atomic(json.dumps(record, indent=2, default=str), self.record_path(name))
+
+    def read_record(self, name: str) -> dict[str, Any]:
+        path = self.record_path(name)
+        if not path.is_file():
+            raise dg.Failure(f"{path} is missing: materialise the upstream asset '{name}' first.")
+        return json.loads(path.read_text())
+
+
+class BaseModel(dg.ConfigurableResource):
+    """The local Hugging Face base model adapters are trained on (empty path: the shipped all-MiniLM-L6-v2)."""
+
+    path: str = ""
+    task_type: str = "sequence-classification"
+
+    def describe(self) -> BaseModelInfo:
+        from modelops.core.base_model import describe_base_model
+        from modelops.settings import default_base_model_path
+
+        return describe_base_model(Path(self.path) if self.path else default_base_model_path(), self.task_type)  # type: ignore[arg-type]
+
+
+class MlflowRegistry(dg.ConfigurableResource):
+    """The MLflow tracking + model registry store and the registered-model name of this customisation."""
+
+    tracking_uri: str
+    model_name: str
+    artifact_root: str = ""
+    ui_url: str = "http://127.0.0.1:5000"
+
+    def registry(self) -> ModelRegistry:
+        from modelops.core.registry import ModelRegistry
+
+        root = Path(self.artifact_root) if self.artifact_root else None
+        return ModelRegistry(self.tracking_uri, self.model_name, root, ui_url=self.ui_url)
+
+
+class Policies(dg.ConfigurableResource):
+    """Owner-editable policy files: training defaults, evaluation cost model + gate, drift thresholds."""
+
+    training_config: str
+    evaluation_config: str
+    drift_config: str
+
+
+def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """The resource set for one customisation, from the typed settings."""
+    return {
+        "lake": DataLake(data_dir=str(settings.data_dir), home=str(settings.home), max_text_chars=settings.max_text_chars),
+        "base_model": BaseModel(path=str(settings.base_model_path or "")),
+        "mlflow": MlflowRegistry(tracking_uri=settings.tracking_uri, model_name=settings.registered_model_name,
+                                 artifact_root=str(settings.mlflow_artifact_root)),
+        "policies": Policies(training_config=str(settings.training_config),
+                             evaluation_config=str(settings.evaluation_config), drift_config=str(settings.drift_config)),
+    }

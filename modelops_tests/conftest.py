@@ -1,0 +1,39 @@
+"""Shared fixtures: the real offline base model and a real (untrained) adapter saved on it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+LABELS = ["billing", "refund", "shipping"]
+
+
+@pytest.fixture(scope="session")
+def base_info():
+    """The shipped all-MiniLM-L6-v2 base (real weights, offline)."""
+    from modelops.core.base_model import describe_base_model
+    from modelops.settings import default_base_model_path
+
+    return describe_base_model(default_base_model_path())
+
+
+@pytest.fixture(scope="session")
+def untrained_adapter_dir(base_info, tmp_path_factory) -> Path:
+    """A real LoRA adapter + head on the real base, saved exactly as training saves it, without training."""
+    from peft import LoraConfig, get_peft_model
+
+    from modelops.core.base_model import load_base_model
+    from modelops.core.train import TrainingConfig, save_adapter, seed_everything
+
+    seed_everything(0)
+    model = get_peft_model(load_base_model(base_info, num_labels=len(LABELS)),
+                           LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["query", "value"]))
+    out = tmp_path_factory.mktemp("adapter") / "untrained"
+    save_adapter(model, out, LABELS, base_info, TrainingConfig(), {"temperature": 1.0})
+    return out
