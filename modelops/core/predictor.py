@@ -80,3 +80,14 @@ class AdapterClassifier:
                 embeddings[idx] = pooled.numpy() @ self._projection
         best = probs.argmax(axis=1)
         return Predictions([self.label_names[i] for i in best], probs.max(axis=1), probs, embeddings)
+
+
+def load_registered_classifier(registry: Any, alias: str, base: BaseModelInfo, cache_dir: Path) -> tuple[str, AdapterClassifier]:
+    """Resolve `models:/<name>@<alias>`, download that adapter version and load it on `base`."""
+    from modelops.core.registry import RegistryError
+
+    version = registry.alias_version(alias)
+    if version is None:
+        raise RegistryError(f"{registry.model_name} has no '{alias}' version yet; train and promote a model first.")
+    folder = registry.download_adapter(version, Path(cache_dir) / f"{registry.model_name}-v{version}")
+    return version, AdapterClassifier(base, folder)

@@ -165,11 +165,9 @@ class ModelRegistry:
 
     def download_adapter(self, version: str, destination: Path) -> Path:
         """Fetch a version's adapter folder (safetensors + manifests) into `destination`."""
-        from mlflow.artifacts import download_artifacts
-
         destination.mkdir(parents=True, exist_ok=True)
-        uri = f"models:/{self.model_name}/{version}"
-        return Path(download_artifacts(artifact_uri=uri, dst_path=str(destination), tracking_uri=self.tracking_uri))
+        run_id = self.client.get_model_version(self.model_name, version).run_id
+        return Path(self.client.download_artifacts(run_id, "adapter", str(destination)))
 
     def _record(self, action: str, version: str, previous: str | None, reason: str) -> None:
         event = {"action": action, "version": version, "previous": previous, "reason": reason[:4000]}

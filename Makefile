@@ -1,0 +1,30 @@
+# The README's commands. Each one bootstraps .venv first (torch pinned, installed before the project).
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+VENV := .venv/bin
+
+.PHONY: venv demo test test-all ui mlflow-ui bench clean
+
+venv:
+	@scripts/bootstrap.sh
+
+demo: venv  ## the main job: the whole loop on embedded defaults
+	$(VENV)/modelops demo
+
+test: venv  ## the default test suite (CI runs exactly this)
+	$(VENV)/python -m pytest -q
+
+test-all: venv  ## including the slow variants
+	$(VENV)/python -m pytest -q -m "slow or not slow"
+
+ui: venv  ## Dagster UI on http://127.0.0.1:3000
+	$(VENV)/modelops ui
+
+mlflow-ui: venv  ## MLflow UI on http://127.0.0.1:5000
+	$(VENV)/modelops mlflow-ui
+
+bench: venv  ## benchmarks -> bench/results/*.json
+	$(VENV)/python -m bench.run_all
+
+clean:  ## remove generated state (keeps .venv)
+	rm -rf .modelops data/raw data/production data/feedback data/quarantine

@@ -1,0 +1,134 @@
+"""`modelops` commands: thin wrappers over modelops.core and the Dagster definitions."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from modelops.settings import Settings, load_settings
+
+log = logging.getLogger("modelops")
+REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
+
+
+def prepare_environment(settings: Settings) -> Path:
+    """Offline mode for Hugging Face, and DAGSTER_HOME under the state directory with the project's dagster.yaml."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    dagster_home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster").resolve()
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    target = dagster_home / "dagster.yaml"
+    if not target.exists() and REPO_DAGSTER_YAML.is_file():
+        shutil.copyfile(REPO_DAGSTER_YAML, target)
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    for key, value in (("MODELOPS_HOME", settings.home), ("MODELOPS_DATA_DIR", settings.data_dir)):
+        os.environ.setdefault(key, str(value))
+    return dagster_home
+
+
+def run_job(job_name: str, run_config: dict | None = None, tags: dict[str, str] | None = None) -> bool:
+    """Execute a job of the code location in this process on the persistent instance (visible in the UI)."""
+    import dagster as dg
+
+    from modelops.definitions import defs
+
+    with dg.DagsterInstance.get() as instance:
+        result = defs.get_job_def(job_name).execute_in_process(
+            instance=instance, run_config=run_config or {}, tags=tags or {}, raise_on_error=False)
+    return result.success
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from modelops.core.atomic import write_atomic
+    from modelops.core.datagen import generate_corpus, generate_scenario
+
+    frame = (generate_scenario(args.scenario, args.rows, args.seed, args.severity) if args.scenario
+             else generate_corpus(args.rows, args.seed))
+    out = Path(args.out) if args.out else settings.raw_dir / "generated.csv"
+    write_atomic(out, lambda tmp: frame.to_csv(tmp, index=False))
+    print(f"wrote {len(frame)} examples to {out}")
+    return 0
+
+
+def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
+    ok = run_job(args.job)
+    print(f"{args.job}: {'succeeded' if ok else 'FAILED (see the Dagster UI: modelops ui)'}")
+    return 0 if ok else 1
+
+
+def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from modelops.core.registry import ModelRegistry, RegistryError
+
+    registry = ModelRegistry(settings.tracking_uri, args.name or settings.registered_model_name,
+                             settings.mlflow_artifact_root)
+    try:
+        restored = registry.rollback(reason=args.reason)
+    except RegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{registry.model_name}: champion restored to version {restored}")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
+    workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
+    command = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(args.port)]
+    command += ["-w", str(workspace)] if workspace.is_file() else ["-m", "modelops.definitions"]
+    return subprocess.call(command)
+
+
+def cmd_mlflow_ui(args: argparse.Namespace, settings: Settings) -> int:
+    return subprocess.call([sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(args.port),
+                            "--backend-store-uri", settings.tracking_uri,
+                            "--default-artifact-root", settings.mlflow_artifact_root.as_uri()])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelops", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write the built-in data set (or a drift scenario) as CSV")
+    gen.add_argument("--rows", type=int, default=3000)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--scenario", choices=["new_product", "prior_shift", "language_shift", "length_shift"])
+    gen.add_argument("--severity", type=float, default=1.0)
+    gen.add_argument("--out", help="output CSV (default: data/raw/generated.csv)")
+    gen.set_defaults(handler=cmd_generate)
+
+    mat = sub.add_parser("materialize", help="run a job of the code location (data_job, bootstrap_job, retrain_job)")
+    mat.add_argument("job", nargs="?", default="bootstrap_job")
+    mat.set_defaults(handler=cmd_materialize)
+
+    rollback = sub.add_parser("rollback", help="restore the previous champion")
+    rollback.add_argument("name", nargs="?", help="registered-model name (default: from settings)")
+    rollback.add_argument("--reason", default="manual rollback")
+    rollback.set_defaults(handler=cmd_rollback)
+
+    ui = sub.add_parser("ui", help="open the Dagster UI (dagster dev) on 127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(handler=cmd_ui)
+
+    mlflow_ui = sub.add_parser("mlflow-ui", help="open the MLflow UI on 127.0.0.1")
+    mlflow_ui.add_argument("--port", type=int, default=5000)
+    mlflow_ui.set_defaults(handler=cmd_mlflow_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    prepare_environment(settings)
+    return int(args.handler(args, settings))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
