@@ -45,6 +45,7 @@ class Settings:
     evaluation_config: Path = PACKAGE_CONFIG_DIR / "evaluation.yaml"
     drift_config: Path = PACKAGE_CONFIG_DIR / "drift.yaml"
     training_config: Path = PACKAGE_CONFIG_DIR / "training.yaml"
+    retrain_config: Path = PACKAGE_CONFIG_DIR / "retrain.yaml"
     max_text_chars: int = 2000
 
     @property
@@ -85,7 +86,8 @@ class Settings:
 
 
 _ENV_PREFIX = "MODELOPS_"
-_PATH_FIELDS = {"home", "data_dir", "base_model_path", "evaluation_config", "drift_config", "training_config"}
+_PATH_FIELDS = {"home", "data_dir", "base_model_path", "evaluation_config", "drift_config", "training_config",
+                "retrain_config"}
 
 
 def _coerce(name: str, value: object) -> object:

@@ -71,11 +71,12 @@ class MlflowRegistry(dg.ConfigurableResource):
 
 
 class Policies(dg.ConfigurableResource):
-    """Owner-editable policy files: training defaults, evaluation cost model + gate, drift thresholds."""
+    """Owner-editable policy files: training defaults, evaluation cost model + gate, drift thresholds, retrain guards."""
 
     training_config: str
     evaluation_config: str
     drift_config: str
+    retrain_config: str
 
 
 def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableResource]:
@@ -86,5 +87,6 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
         "mlflow": MlflowRegistry(tracking_uri=settings.tracking_uri, model_name=settings.registered_model_name,
                                  artifact_root=str(settings.mlflow_artifact_root)),
         "policies": Policies(training_config=str(settings.training_config),
-                             evaluation_config=str(settings.evaluation_config), drift_config=str(settings.drift_config)),
+                             evaluation_config=str(settings.evaluation_config), drift_config=str(settings.drift_config),
+                             retrain_config=str(settings.retrain_config)),
     }

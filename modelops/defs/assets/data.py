@@ -8,6 +8,7 @@ from typing import Literal
 import dagster as dg
 import pandas as pd
 
+from modelops.defs.assets.traffic import production_traffic
 from modelops.defs.metadata import counts_table, markdown_table, path_metadata
 from modelops.defs.resources import DataLake
 
@@ -87,7 +88,7 @@ def read_curated(lake: DataLake) -> tuple[pd.DataFrame, dict]:
     return pd.read_parquet(record["path"]), record
 
 
-@dg.asset(group_name="data", kinds={"pandas", "parquet"}, deps=[raw_examples])
+@dg.asset(group_name="data", kinds={"pandas", "parquet"}, deps=[raw_examples, production_traffic])
 def curated_training_set(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Normalised, deduplicated, PII-redacted examples with a stable train/validation/test split and a content hash."""
     from modelops.core.atomic import write_parquet_atomic

@@ -207,8 +207,21 @@ def promotion_gate(lake: DataLake) -> dg.AssetCheckResult:
         "decision": dg.MetadataValue.md(record["gate_markdown"])})
 
 
+def _save_drift_reference(registry, version: str, lake: DataLake, base_model: BaseModel) -> int:
+    """Store the new champion's predictions on held-out curated data: the reference its traffic is compared with."""
+    from modelops.core.reference import build_reference, save_reference
+
+    curated, _ = read_curated(lake)
+    held_out = curated[curated["split"] != "train"]["text"].tolist()
+    frame, vocabulary = build_reference(_load_classifier(registry, version, lake, base_model), held_out,
+                                        curated[curated["split"] == "train"]["text"].tolist())
+    save_reference(Path(lake.home) / "reference", version, frame, vocabulary)
+    return len(frame)
+
+
 @dg.asset(group_name="evaluation", kinds={"mlflow"}, deps=[evaluation])
-def champion(context: dg.AssetExecutionContext, lake: DataLake, mlflow: MlflowRegistry) -> dg.MaterializeResult:
+def champion(context: dg.AssetExecutionContext, lake: DataLake, base_model: BaseModel,
+             mlflow: MlflowRegistry) -> dg.MaterializeResult:
     """The model version serving production: the `champion` alias moves here only when the gate passed."""
     record = lake.read_record("evaluation")
     version = record["challenger_version"]
@@ -216,12 +229,13 @@ def champion(context: dg.AssetExecutionContext, lake: DataLake, mlflow: MlflowRe
         raise dg.Failure(f"Gate refused v{version}; champion unchanged. Reasons: {record['reasons']}")
     registry = mlflow.registry()
     current = registry.alias_version("champion")
+    reference_rows = _save_drift_reference(registry, version, lake, base_model)
     previous = current if current == version else registry.promote(version, reason=record["gate_markdown"])
     lake.write_record("champion", {"version": version, "previous": previous, "promoted_at": time.time()})
     context.log.info(f"champion is now v{version} (previous: {previous})")
     history = pd.DataFrame([e.__dict__ for e in registry.promotion_history()])
     return dg.MaterializeResult(metadata={
-        "model_version": version, "previous_champion": str(previous),
+        "model_version": version, "previous_champion": str(previous), "drift_reference_rows": reference_rows,
         "macro_f1": record["challenger_metrics"]["macro_f1"],
         "expected_cost_per_1000": record["challenger_metrics"]["expected_cost_per_1000"],
         "promotion_history": dg.MetadataValue.md(markdown_table(history, index=False)),
