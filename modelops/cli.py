@@ -62,6 +62,36 @@ def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if ok else 1
 
 
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from modelops.core.base_model import describe_base_model
+    from modelops.core.predictor import load_registered_classifier
+    from modelops.core.registry import ModelRegistry
+    from modelops.core.serving import LoadedModel, ServingConfig, create_app, run_server
+    from modelops.core.traffic import TrafficWriter
+
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.token:
+        print("refusing to listen beyond loopback without --token (bearer authentication)", file=sys.stderr)
+        return 2
+    registry = ModelRegistry(settings.tracking_uri, settings.registered_model_name, settings.mlflow_artifact_root)
+    base = describe_base_model(settings.resolved_base_model_path)
+
+    def load_champion() -> LoadedModel:
+        version, classifier = load_registered_classifier(registry, "champion", base, settings.home / "serving-cache")
+        return LoadedModel(registry.model_name, version, base.sha256, classifier)
+
+    config = ServingConfig(host=args.host, port=args.port, bearer_token=args.token or None,
+                           max_text_chars=settings.max_text_chars, reload_poll_seconds=args.reload_seconds)
+    writer = TrafficWriter(settings.production_dir, max_rows=args.batch_rows, max_age_seconds=args.batch_seconds)
+    run_server(create_app(load_champion, lambda: registry.alias_version("champion"), writer, config), config)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from modelops.demo import run_demo
+
+    return run_demo(settings, scenario=args.scenario, port=args.port, fresh=not args.keep_state)
+
+
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     from modelops.core.registry import ModelRegistry, RegistryError
 
@@ -105,6 +135,23 @@ def build_parser() -> argparse.ArgumentParser:
     mat = sub.add_parser("materialize", help="run a job of the code location (data_job, bootstrap_job, retrain_job)")
     mat.add_argument("job", nargs="?", default="bootstrap_job")
     mat.set_defaults(handler=cmd_materialize)
+
+    serve = sub.add_parser("serve", help="serve the champion over HTTP and capture traffic to data/production/")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--token", default=os.environ.get("MODELOPS_SERVE_TOKEN", ""),
+                       help="bearer token required on /predict and /model (env MODELOPS_SERVE_TOKEN)")
+    serve.add_argument("--batch-rows", type=int, default=500, help="rotate the traffic batch file at this many rows")
+    serve.add_argument("--batch-seconds", type=float, default=60.0, help="... or after this many seconds")
+    serve.add_argument("--reload-seconds", type=float, default=5.0, help="how often to check the champion alias")
+    serve.set_defaults(handler=cmd_serve)
+
+    demo = sub.add_parser("demo", help="the whole loop, headless: train, serve, drift, retrain, promote, reload")
+    demo.add_argument("--keep-state", action="store_true", help="do not wipe .modelops/ and data/ first")
+    demo.add_argument("--scenario", default="new_product",
+                      choices=["new_product", "prior_shift", "language_shift", "length_shift"])
+    demo.add_argument("--port", type=int, default=8765)
+    demo.set_defaults(handler=cmd_demo)
 
     rollback = sub.add_parser("rollback", help="restore the previous champion")
     rollback.add_argument("name", nargs="?", help="registered-model name (default: from settings)")

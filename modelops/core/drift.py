@@ -1,0 +1,460 @@
+"""Drift of a production traffic window against a reference window, measured with Evidently.
+
+Checked columns (one drift score each):
+- text descriptors `text_length`, `word_count`, `oov_rate`, `non_ascii_share` (computed here, see
+  `text_descriptors`), the model outputs `predicted_label` and `confidence`: Evidently `ValueDrift` with the
+  Jensen-Shannon distance (`method="jensenshannon"`, natural log, so 0 = same distribution and sqrt(ln 2) ~ 0.83
+  = disjoint; numeric columns are binned into Sturges bins over both windows, columns with <= 20 distinct
+  reference values are compared value by value). A column drifts when its distance >= `column_drift_threshold`.
+- `embedding`: Evidently's domain-classifier embedding drift (`ModelDriftMethod`: a logistic-regression SGD
+  classifier learns to tell reference from current rows; the score is its ROC AUC on a held-out half, 0.5 =
+  indistinguishable). It drifts when the AUC >= `embedding_auc_threshold`. Evidently's own `EmbeddingsDrift`
+  metric computes the same score but always fits a t-SNE for its plot (~30 s on 5k rows here), so the method
+  runs inside a small custom Evidently metric instead (`_embedding_metric`), which keeps it in the HTML report.
+
+Both windows are subsampled deterministically (`seed`) before the statistics, so cost does not grow with the
+window. Severity is the share of drifted columns: >= `severe_share` -> "severe", >= `moderate_share` ->
+"moderate". Performance is estimated without labels from the calibrated confidences (`estimate_accuracy`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+log = logging.getLogger(__name__)
+
+TOKEN_PATTERN = r"\w+"
+DESCRIPTOR_COLUMNS = ("text_length", "word_count", "oov_rate", "non_ascii_share")
+LABEL_COLUMN = "predicted_label"
+CONFIDENCE_COLUMN = "confidence"
+EMBEDDING_COLUMN = "embedding"
+REQUIRED_COLUMNS = ("text", LABEL_COLUMN, CONFIDENCE_COLUMN)
+COLUMN_DRIFT_METHOD = "jensenshannon"
+SEVERITIES = ("none", "moderate", "severe")
+
+_TOKEN_RE = re.compile(TOKEN_PATTERN)
+
+
+class DriftConfigError(ValueError):
+    """A drift config file or value is missing, unknown or invalid; names the file and the key."""
+
+
+class DriftInputError(ValueError):
+    """A traffic or reference frame cannot be checked for drift (missing columns, invalid values)."""
+
+
+# ---------------------------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """Drift-check policy (see config/drift.yaml for what each key means)."""
+
+    min_window_rows: int
+    max_reference_rows: int
+    max_current_rows: int
+    column_drift_threshold: float  # Jensen-Shannon distance (natural log) per column
+    moderate_share: float
+    severe_share: float
+    accuracy_drop_threshold: float
+    require_accuracy_drop: bool
+    seed: int
+    embedding_auc_threshold: float = 0.6  # ROC AUC of the reference-vs-current domain classifier
+
+    def __post_init__(self) -> None:
+        for key in ("min_window_rows", "max_reference_rows", "max_current_rows"):
+            _check_int(getattr(self, key), key, minimum=1)
+        _check_int(self.seed, "seed", minimum=0)
+        for key in ("column_drift_threshold", "accuracy_drop_threshold"):
+            _check_float(getattr(self, key), key, 0.0, 1.0)
+        _check_float(self.moderate_share, "moderate_share", 0.0, 1.0, low_open=True)
+        _check_float(self.severe_share, "severe_share", self.moderate_share, 1.0)
+        _check_float(self.embedding_auc_threshold, "embedding_auc_threshold", 0.5, 1.0, low_open=True)
+        if not isinstance(self.require_accuracy_drop, bool):
+            problem = f"expected true or false, got {self.require_accuracy_drop!r}"
+            raise DriftConfigError(f"key 'require_accuracy_drop': {problem}")
+        if self.min_window_rows > min(self.max_reference_rows, self.max_current_rows):
+            raise DriftConfigError("key 'min_window_rows': must not exceed max_reference_rows or max_current_rows")
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> DriftConfig:
+        """Read a drift config file; every key without a default is required and unknown keys are rejected."""
+        path = Path(path)
+        body = _read_mapping(path)
+        known = [f.name for f in fields(cls)]
+        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+        for key in body:
+            if key not in known:
+                raise DriftConfigError(f"{path}: unknown key '{key}'; expected one of {known}")
+        for key in required:
+            if key not in body:
+                raise DriftConfigError(f"{path}: missing required key '{key}'")
+        try:
+            return cls(**body)
+        except DriftConfigError as error:
+            raise DriftConfigError(f"{path}: {error}") from None
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    """The YAML mapping in `path`, or a DriftConfigError saying why not."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DriftConfigError(f"{path}: file not found; pass the path of a drift.yaml") from None
+    except yaml.YAMLError as error:
+        raise DriftConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(document, dict):
+        raise DriftConfigError(f"{path}: expected a mapping of drift settings, got {type(document).__name__}")
+    return document
+
+
+def _check_int(value: object, key: str, minimum: int) -> None:
+    """Raise unless `value` is an integer >= minimum."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DriftConfigError(f"key '{key}': expected an integer, got {value!r}")
+    if value < minimum:
+        raise DriftConfigError(f"key '{key}': must be >= {minimum}, got {value}")
+
+
+def _check_float(value: object, key: str, low: float, high: float, low_open: bool = False) -> None:
+    """Raise unless `value` is a number in [low, high] (or (low, high] when low_open)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise DriftConfigError(f"key '{key}': expected a number, got {value!r}")
+    if value > high or value < low or (low_open and value == low):
+        bracket = "(" if low_open else "["
+        raise DriftConfigError(f"key '{key}': must be in {bracket}{low}, {high}], got {value}")
+
+
+# ---------------------------------------------------------------------------------------------- text descriptors
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case word tokens (Unicode `\\w+` runs); the tokenisation behind the vocabulary and `oov_rate`."""
+    return _TOKEN_RE.findall(text.lower())
+
+
+def build_vocabulary(texts: Iterable[str], min_count: int = 1) -> frozenset[str]:
+    """Tokens that occur at least `min_count` times in `texts` (same tokenisation as `oov_rate`)."""
+    counts = Counter(token for text in texts for token in tokenize(text))
+    return frozenset(token for token, count in counts.items() if count >= min_count)
+
+
+def text_descriptors(texts: Sequence[str], vocabulary: frozenset[str]) -> pd.DataFrame:
+    """Per-text `text_length` (chars), `word_count`, `oov_rate` (share of tokens not in `vocabulary`, 0 for no
+    tokens) and `non_ascii_share` (share of non-ASCII chars, 0 for empty text); vectorised with pandas."""
+    series = pd.Series(list(texts), dtype=object).fillna("").astype(str).reset_index(drop=True)
+    tokens = series.str.lower().str.findall(TOKEN_PATTERN)
+    word_count = tokens.str.len().astype(np.int64)
+    flat = tokens.explode().dropna()
+    oov_count = (~flat.isin(vocabulary)).groupby(level=0).sum().reindex(series.index, fill_value=0)
+    length = series.str.len().astype(np.int64)
+    non_ascii = series.str.count(r"[^\x00-\x7f]")
+    return pd.DataFrame({
+        "text_length": length,
+        "word_count": word_count,
+        "oov_rate": oov_count / word_count.clip(lower=1),
+        "non_ascii_share": non_ascii / length.clip(lower=1),
+    })
+
+
+# ---------------------------------------------------------------------------------------------- performance estimate
+
+
+def estimate_accuracy(confidences: np.ndarray) -> float:
+    """Label-free accuracy estimate: the mean calibrated max-softmax confidence (CBPE-style).
+
+    For a calibrated classifier P(correct | confidence = c) = c, so the expected accuracy of a window is its
+    mean confidence. It is only as good as the calibration, and overconfident models keep high confidence on
+    unfamiliar inputs, so read it next to the drift scores. Returns NaN for an empty window.
+    """
+    values = np.asarray(confidences, dtype=np.float64).ravel()
+    if values.size == 0:
+        return float("nan")
+    if np.isnan(values).any() or values.min() < 0.0 or values.max() > 1.0:
+        raise DriftInputError("confidences must be probabilities in [0, 1] without NaN; check the traffic logger")
+    return float(values.mean())
+
+
+# ---------------------------------------------------------------------------------------------- result
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """Outcome of one drift check (scores per column, severity, estimated accuracy, Evidently HTML report)."""
+
+    n_reference: int
+    n_current: int
+    skipped_reason: str | None
+    drift_detected: bool
+    severity: str
+    share_drifted: float
+    column_scores: dict[str, float]
+    drifted_columns: list[str]
+    estimated_accuracy_reference: float
+    estimated_accuracy_current: float
+    retrain_recommended: bool
+    html: str
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_metadata(self) -> dict[str, float | int | str | bool]:
+        """Flat snake_case values for Dagster metadata / MLflow (numbers are metrics, strings are tags)."""
+        metadata: dict[str, float | int | str | bool] = {
+            "n_reference": self.n_reference,
+            "n_current": self.n_current,
+            "skipped": self.skipped_reason is not None,
+            "skipped_reason": self.skipped_reason or "",
+            "drift_detected": self.drift_detected,
+            "severity": self.severity,
+            "share_drifted": self.share_drifted,
+            "n_drifted_columns": len(self.drifted_columns),
+            "drifted_columns": ",".join(self.drifted_columns),
+            "estimated_accuracy_reference": self.estimated_accuracy_reference,
+            "estimated_accuracy_current": self.estimated_accuracy_current,
+            "estimated_accuracy_drop": self.estimated_accuracy_reference - self.estimated_accuracy_current,
+            "retrain_recommended": self.retrain_recommended,
+            "seconds": self.seconds,
+            "notes": "; ".join(self.notes),
+        }
+        metadata.update({f"drift_score_{column}": score for column, score in self.column_scores.items()})
+        return metadata
+
+
+# ---------------------------------------------------------------------------------------------- drift check
+
+
+def check_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    vocabulary: frozenset[str],
+    config: DriftConfig,
+) -> DriftResult:
+    """Compare a traffic window with the reference window; see the module docstring for the statistics."""
+    started = time.perf_counter()
+    _check_columns(reference, "reference")
+    _check_columns(current, "current")
+    accuracy_reference = estimate_accuracy(reference[CONFIDENCE_COLUMN].to_numpy())
+    accuracy_current = estimate_accuracy(current[CONFIDENCE_COLUMN].to_numpy())
+    skipped_reason = _skip_reason(len(reference), len(current), config.min_window_rows)
+    if skipped_reason is not None:
+        log.info("drift check skipped: %s", skipped_reason)
+        return _skipped_result(reference, current, skipped_reason, accuracy_reference, accuracy_current, started)
+    notes: list[str] = []
+    reference_table = _drift_table(reference, vocabulary, config.max_reference_rows, config.seed)
+    current_table = _drift_table(current, vocabulary, config.max_current_rows, config.seed + 1)
+    embedding_columns = _shared_embedding_columns(reference_table, current_table, notes)
+    scores, html = _run_report(reference_table, current_table, embedding_columns, config)
+    drifted = [column for column, score in scores.items() if score >= _threshold(column, config)]
+    share = len(drifted) / len(scores)
+    severity = _severity(share, config)
+    drift_detected = severity != "none"
+    accuracy_drop = accuracy_reference - accuracy_current
+    retrain = drift_detected and (not config.require_accuracy_drop or accuracy_drop >= config.accuracy_drop_threshold)
+    result = DriftResult(
+        n_reference=len(reference),
+        n_current=len(current),
+        skipped_reason=None,
+        drift_detected=drift_detected,
+        severity=severity,
+        share_drifted=share,
+        column_scores=scores,
+        drifted_columns=drifted,
+        estimated_accuracy_reference=accuracy_reference,
+        estimated_accuracy_current=accuracy_current,
+        retrain_recommended=retrain,
+        html=html,
+        seconds=time.perf_counter() - started,
+        notes=notes,
+    )
+    log.info("drift check: severity=%s drifted=%s retrain=%s (%.2fs)", severity, drifted, retrain, result.seconds)
+    return result
+
+
+def _check_columns(frame: pd.DataFrame, name: str) -> None:
+    """Raise DriftInputError when `frame` lacks a column the check needs."""
+    missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
+    if missing:
+        raise DriftInputError(f"{name} window lacks columns {missing}; expected at least {list(REQUIRED_COLUMNS)}")
+
+
+def _skip_reason(n_reference: int, n_current: int, min_rows: int) -> str | None:
+    """Why a window pair is too small to decide on, or None."""
+    if n_current < min_rows:
+        return f"current window has {n_current} rows, fewer than min_window_rows={min_rows}"
+    if n_reference < min_rows:
+        return f"reference window has {n_reference} rows, fewer than min_window_rows={min_rows}"
+    return None
+
+
+def _skipped_result(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    reason: str,
+    accuracy_reference: float,
+    accuracy_current: float,
+    started: float,
+) -> DriftResult:
+    """The no-decision result for a window that is too small."""
+    return DriftResult(
+        n_reference=len(reference),
+        n_current=len(current),
+        skipped_reason=reason,
+        drift_detected=False,
+        severity="none",
+        share_drifted=0.0,
+        column_scores={},
+        drifted_columns=[],
+        estimated_accuracy_reference=accuracy_reference,
+        estimated_accuracy_current=accuracy_current,
+        retrain_recommended=False,
+        html="",
+        seconds=time.perf_counter() - started,
+    )
+
+
+def subsample(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
+    """At most `max_rows` rows of `frame`, chosen deterministically from `seed`, in their original order."""
+    if len(frame) <= max_rows:
+        return frame.reset_index(drop=True)
+    positions = np.sort(np.random.default_rng(seed).choice(len(frame), size=max_rows, replace=False))
+    return frame.iloc[positions].reset_index(drop=True)
+
+
+def _drift_table(frame: pd.DataFrame, vocabulary: frozenset[str], max_rows: int, seed: int) -> pd.DataFrame:
+    """The subsampled window as the checked columns: descriptors, outputs and `embedding_<i>` columns."""
+    sample = subsample(frame, max_rows, seed)
+    table = text_descriptors(sample["text"].tolist(), vocabulary)
+    table[LABEL_COLUMN] = sample[LABEL_COLUMN].astype(str).to_numpy()
+    table[CONFIDENCE_COLUMN] = sample[CONFIDENCE_COLUMN].astype(np.float64).to_numpy()
+    matrix = _embedding_matrix(sample)
+    if matrix is not None:
+        names = [f"{EMBEDDING_COLUMN}_{i}" for i in range(matrix.shape[1])]
+        table = pd.concat([table, pd.DataFrame(matrix, columns=names)], axis=1)
+    return table
+
+
+def _embedding_matrix(frame: pd.DataFrame) -> np.ndarray | None:
+    """Rows x dims float matrix of the `embedding` column (NaN rows where missing), or None without any."""
+    if EMBEDDING_COLUMN not in frame.columns:
+        return None
+    vectors = [None if v is None or (np.ndim(v) == 0) else np.asarray(v, dtype=np.float64)
+               for v in frame[EMBEDDING_COLUMN]]
+    dims = {v.shape for v in vectors if v is not None}
+    if not dims:
+        return None
+    if len(dims) > 1 or len(next(iter(dims))) != 1:
+        raise DriftInputError(f"embedding vectors must share one 1-D shape, got shapes {sorted(dims)}")
+    (dim,) = next(iter(dims))
+    matrix = np.full((len(vectors), dim), np.nan)
+    for row, vector in enumerate(vectors):
+        if vector is not None:
+            matrix[row] = vector
+    return matrix
+
+
+def _shared_embedding_columns(reference: pd.DataFrame, current: pd.DataFrame, notes: list[str]) -> list[str]:
+    """Embedding columns present in both tables; notes why embedding drift is skipped otherwise."""
+    prefix = f"{EMBEDDING_COLUMN}_"
+    reference_columns = [c for c in reference.columns if c.startswith(prefix)]
+    current_columns = [c for c in current.columns if c.startswith(prefix)]
+    if not reference_columns or not current_columns:
+        side = "reference" if not reference_columns else "current"
+        notes.append(f"embedding drift skipped: the {side} window has no embeddings")
+        return []
+    if len(reference_columns) != len(current_columns):
+        raise DriftInputError(
+            f"embedding dimension differs: reference {len(reference_columns)}, current {len(current_columns)}; "
+            "the reference was built with another encoder, rebuild it with the serving model"
+        )
+    return reference_columns
+
+
+def _threshold(column: str, config: DriftConfig) -> float:
+    """The drift threshold that applies to a checked column's score."""
+    return config.embedding_auc_threshold if column == EMBEDDING_COLUMN else config.column_drift_threshold
+
+
+def _severity(share: float, config: DriftConfig) -> str:
+    """'severe', 'moderate' or 'none' from the share of drifted columns."""
+    if share >= config.severe_share:
+        return "severe"
+    if share >= config.moderate_share:
+        return "moderate"
+    return "none"
+
+
+# ---------------------------------------------------------------------------------------------- evidently
+
+
+def _run_report(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    embedding_columns: list[str],
+    config: DriftConfig,
+) -> tuple[dict[str, float], str]:
+    """Run the Evidently report; returns the drift score per checked column and the standalone HTML."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+    from evidently.tests import lt
+
+    checked = [*DESCRIPTOR_COLUMNS, LABEL_COLUMN, CONFIDENCE_COLUMN]
+    metrics: list[Any] = [
+        ValueDrift(column=column, method=COLUMN_DRIFT_METHOD, threshold=config.column_drift_threshold)
+        for column in checked
+    ]
+    if embedding_columns:
+        metrics.append(_embedding_metric()(columns=embedding_columns, tests=[lt(config.embedding_auc_threshold)]))
+    definition = DataDefinition(
+        numerical_columns=[*DESCRIPTOR_COLUMNS, CONFIDENCE_COLUMN, *embedding_columns],
+        categorical_columns=[LABEL_COLUMN],
+    )
+    columns = [*checked, *embedding_columns]
+    snapshot = Report(metrics).run(
+        Dataset.from_pandas(current[columns], data_definition=definition),
+        Dataset.from_pandas(reference[columns], data_definition=definition),
+    )
+    values = [float(metric["value"]) for metric in snapshot.dict()["metrics"]]
+    names = checked + ([EMBEDDING_COLUMN] if embedding_columns else [])
+    return dict(zip(names, values, strict=True)), snapshot.get_html_str(as_iframe=False)
+
+
+@functools.cache
+def _embedding_metric() -> type:
+    """The Evidently metric class for embedding drift (defined once, lazily, so evidently loads on demand)."""
+    from evidently.core.metric_types import SingleValue, SingleValueCalculation, SingleValueMetric
+    from evidently.metrics.embeddings import ModelDriftMethod
+
+    class EmbeddingDomainClassifierDrift(SingleValueMetric):
+        """ROC AUC of Evidently's reference-vs-current domain classifier on embedding columns."""
+
+        class Config:
+            type_alias = "modelops:metric_v2:EmbeddingDomainClassifierDrift"
+
+        columns: list[str]
+
+    class EmbeddingDomainClassifierDriftCalculation(SingleValueCalculation[EmbeddingDomainClassifierDrift]):
+        def calculate(self, context: Any, current_data: Any, reference_data: Any) -> SingleValue:
+            columns = self.metric.columns
+            current_rows = current_data.as_dataframe()[columns].dropna().reset_index(drop=True)
+            reference_rows = reference_data.as_dataframe()[columns].dropna().reset_index(drop=True)
+            score, _, _ = ModelDriftMethod()(current_rows, reference_rows)
+            return self.result(float(score))
+
+        def display_name(self) -> str:
+            return f"Embedding drift: domain classifier ROC AUC over {len(self.metric.columns)} dimensions"
+
+    return EmbeddingDomainClassifierDrift
+

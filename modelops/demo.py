@@ -1,0 +1,201 @@
+"""`modelops demo`: the whole loop on embedded defaults, headless, with the real server, daemon and sensor."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+
+import pandas as pd
+
+from modelops.settings import Settings
+
+WORKSPACE = Path(__file__).resolve().parent.parent / "workspace.yaml"
+
+
+class DemoError(RuntimeError):
+    """A stage of the demo did not reach its goal in time."""
+
+
+def _say(message: str) -> None:
+    print(f"[demo {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _wait_for(what: str, condition: Callable[[], object], timeout: float, every: float = 2.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise DemoError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _http_json(url: str, payload: dict | None = None, timeout: float = 30.0) -> dict:
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def _try_json(url: str) -> dict | None:
+    try:
+        return _http_json(url, timeout=5)
+    except OSError:
+        return None
+
+
+def _start(stack: ExitStack, command: list[str], log_path: Path) -> subprocess.Popen:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = stack.enter_context(log_path.open("w"))
+    process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop() -> None:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+    stack.callback(stop)
+    return process
+
+
+def _send(url: str, texts: list[str], chunk: int = 8, concurrency: int = 8) -> list[dict]:
+    """POST texts in small concurrent requests, like many clients; returns predictions in input order."""
+    chunks = [texts[i : i + chunk] for i in range(0, len(texts), chunk)]
+    with ThreadPoolExecutor(concurrency) as pool:
+        answers = list(pool.map(lambda c: _http_json(f"{url}/predict", {"texts": c})["predictions"], chunks))
+    return [p for answer in answers for p in answer]
+
+
+def _accuracy(predictions: list[dict], labels: list[str]) -> float:
+    return sum(p["label"] == y for p, y in zip(predictions, labels, strict=True)) / len(labels)
+
+
+def _drift_checks(registry) -> list:
+    return registry.client.search_runs([registry.experiment_id], "tags.`modelops.drift_event` LIKE 'drift-%'")
+
+
+def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765, fresh: bool = True) -> int:
+    import dagster as dg
+
+    from modelops.cli import run_job
+    from modelops.core.datagen import generate_corpus, generate_scenario
+    from modelops.core.registry import ModelRegistry
+
+    times: dict[str, float] = {}
+    start = tick = time.monotonic()
+
+    def stage(name: str) -> None:
+        nonlocal tick
+        times[name] = round(time.monotonic() - tick, 1)
+        tick = time.monotonic()
+
+    if fresh:
+        for path in (settings.home / "records", settings.home / "curated", settings.home / "adapters",
+                     settings.home / "reference", settings.home / "evaluations", settings.home / "mlartifacts",
+                     settings.home / "dagster", settings.raw_dir, settings.production_dir, settings.feedback_dir,
+                     settings.quarantine_dir):
+            shutil.rmtree(path, ignore_errors=True)
+        (settings.home / "mlflow.db").unlink(missing_ok=True)
+    from modelops.cli import prepare_environment
+
+    prepare_environment(settings)
+    registry = ModelRegistry(settings.tracking_uri, settings.registered_model_name, settings.mlflow_artifact_root)
+
+    _say("1/7 generating the default support-ticket corpus (3,000 rows) into data/raw/")
+    settings.raw_dir.mkdir(parents=True, exist_ok=True)
+    generate_corpus(3000, seed=0).to_csv(settings.raw_dir / "generated.csv", index=False)
+    _say("2/7 bootstrap_job: raw_examples -> curated_training_set -> lora_adapter -> evaluation -> champion")
+    if not run_job("bootstrap_job"):
+        raise DemoError("bootstrap_job failed; open the Dagster UI (make ui) to see why")
+    first = registry.alias_version("champion")
+    first_eval = json.loads((settings.home / "records" / "evaluation.json").read_text())
+    stage("bootstrap (train + evaluate + promote v1)")
+
+    url = f"http://127.0.0.1:{port}"
+    logs = settings.home / "logs"
+    with ExitStack() as stack:
+        _say(f"3/7 starting the server on {url} (champion v{first}) and the Dagster daemon (drift sensor)")
+        _start(stack, [sys.executable, "-m", "modelops.cli", "serve", "--port", str(port), "--batch-rows", "200",
+                       "--batch-seconds", "3", "--reload-seconds", "2"], logs / "server.log")
+        _start(stack, [sys.executable, "-m", "dagster", "daemon", "run", "-w", str(WORKSPACE)], logs / "daemon.log")
+        _wait_for("the server to load the champion", lambda: (_try_json(f"{url}/health") or {}).get("status") == "ok", 180)
+        stage("server + daemon start")
+
+        _say("4/7 sending 400 normal tickets")
+        normal = generate_corpus(400, seed=101)
+        normal_predictions = _send(url, normal["text"].tolist())
+        checks_before = len(_drift_checks(registry))
+        _wait_for("the drift sensor to check the normal traffic", lambda: len(_drift_checks(registry)) > checks_before, 180)
+        normal_check = _drift_checks(registry)[0]
+        stage("normal traffic + drift check")
+
+        _say(f"5/7 sending 900 tickets of drift scenario '{scenario}'; annotators label 500 of them (data/feedback/)")
+        drifted = generate_scenario(scenario, 900, seed=202, severity=0.8)
+        labelled, held_out = drifted.iloc[:700], drifted.iloc[700:]
+        predictions = _send(url, labelled["text"].tolist())
+        feedback = pd.DataFrame({"id": [p["id"] for p in predictions[:500]], "label": labelled["label"].iloc[:500]})
+        settings.feedback_dir.mkdir(parents=True, exist_ok=True)
+        feedback.to_csv(settings.feedback_dir / f"labels-{scenario}.csv", index=False)
+        before = _accuracy(_send(url, held_out["text"].tolist()), held_out["label"].tolist())
+
+        _say("6/7 waiting for the drift sensor to request a retrain and for the run to finish")
+        with dg.DagsterInstance.get() as instance:
+            run = _wait_for("a drift-triggered run", lambda: next(iter(instance.get_runs(
+                dg.RunsFilter(tags={"modelops/trigger": "drift"}), limit=1)), None), 240)
+            finished = _wait_for("the retrain run to finish", lambda: (
+                lambda r: r if r.is_finished else None)(instance.get_run_by_id(run.run_id)), 600, every=5)
+        stage("drift detected + retrain run")
+        drift_run = _drift_checks(registry)[0]
+        champion = registry.alias_version("champion")
+        evaluation = json.loads((settings.home / "records" / "evaluation.json").read_text())
+        if champion != first:
+            _say(f"7/7 v{champion} promoted; waiting for the server to reload it")
+            _wait_for("the server to serve the new champion",
+                      lambda: (_try_json(f"{url}/model") or {}).get("version") == champion, 120)
+        else:
+            _say(f"7/7 gate kept v{first}: {evaluation['reasons']}")
+        after = _accuracy(_send(url, held_out["text"].tolist()), held_out["label"].tolist())
+        stage("reload + after-check")
+
+    summary = {
+        "scenario": scenario, "first_champion": first, "final_champion": champion,
+        "retrain_run": {"id": finished.run_id, "status": finished.status.value,
+                        "mode": finished.tags.get("modelops/retrain_mode"),
+                        "drift_severity": finished.tags.get("modelops/drift_severity")},
+        "v1_test_macro_f1": first_eval["challenger_metrics"]["macro_f1"],
+        "gate_passed": evaluation["passed"], "gate_reasons": evaluation["reasons"],
+        "challenger_test_macro_f1": evaluation["challenger_metrics"]["macro_f1"],
+        "champion_test_macro_f1_same_split": (evaluation["champion_metrics"] or {}).get("macro_f1"),
+        "normal_traffic_share_drifted": normal_check.data.metrics.get("share_drifted"),
+        "drifted_traffic_share_drifted": drift_run.data.metrics.get("share_drifted"),
+        "drifted_estimated_accuracy": drift_run.data.metrics.get("estimated_accuracy_current"),
+        "held_out_drifted_accuracy_before": round(before, 4), "held_out_drifted_accuracy_after": round(after, 4),
+        "normal_traffic_predictions": len(normal_predictions),
+        "seconds_per_stage": times, "total_seconds": round(time.monotonic() - start, 1),
+    }
+    (settings.home / "demo-summary.json").write_text(json.dumps(summary, indent=2))
+    _print_summary(summary, settings)
+    return 0 if finished.status == dg.DagsterRunStatus.SUCCESS or not evaluation["passed"] else 1
+
+
+def _print_summary(summary: dict, settings: Settings) -> None:
+    print("\n==================== modelops demo summary ====================")
+    for key, value in summary.items():
+        print(f"{key:38s} {value}")
+    print(f"\nfull summary: {settings.home / 'demo-summary.json'}")
+    print("Dagster UI : make ui         -> http://127.0.0.1:3000 (Assets, Runs, Automation > drift_sensor ticks)")
+    print("MLflow UI  : make mlflow-ui  -> http://127.0.0.1:5000 (experiment 'modelops', model "
+          f"'{settings.registered_model_name}')")
