@@ -358,7 +358,8 @@ DE_TEMPLATES: dict[str, tuple[str, ...]] = {
                "Ich möchte mein Geld für das {product_de} zurück, es funktioniert nach {days} Tagen nicht mehr.",
                "Die Rücksendung ist seit dem {date_de} in Ihrem Lager, aber das Geld fehlt noch.",
                "Für {order} wurde nur ein Teil des Betrags zurückgezahlt."),
-    "shipping": ("Meine Bestellung {order} ist noch nicht angekommen, die Sendungsverfolgung steht seit dem {date_de} still.",
+    "shipping": ("Meine Bestellung {order} ist noch nicht angekommen, die Sendungsverfolgung steht seit dem "
+                 "{date_de} still.",
                  "Wo bleibt mein Paket? Es hätte vor {days} Tagen geliefert werden sollen.",
                  "Laut Sendungsverfolgung wurde {order} zugestellt, aber ich habe nichts erhalten.",
                  "{carrier} meldet, dass meine Sendung beim Zoll festhängt.",
@@ -394,11 +395,13 @@ DE_TEMPLATES: dict[str, tuple[str, ...]] = {
                   "Die Qualität vom {product_de} ist weit schlechter als beworben.",
                   "Ich möchte eine offizielle Beschwerde über die Bearbeitung meines Falls einreichen.",
                   "Seit {days} Tagen warte ich auf eine Antwort. Das ist nicht akzeptabel."),
-    "fraud_report": ("Auf meinem Konto gibt es Buchungen, die ich nicht getätigt habe. Bitte sperren Sie sofort meine Karte.",
+    "fraud_report": ("Auf meinem Konto gibt es Buchungen, die ich nicht getätigt habe. Bitte sperren Sie sofort "
+                     "meine Karte.",
                      "Jemand hat mit meinem Konto ohne meine Erlaubnis die Bestellung {order} aufgegeben.",
                      "Ich habe eine Phishing-E-Mail bekommen, die angeblich von Ihnen stammt.",
                      "Mein Konto wurde gehackt und die Lieferadresse geändert.",
-                     "Eine Abbuchung über {amount_de} vom {date_de} habe ich nie autorisiert. Meine Karte wurde wohl gestohlen.",
+                     "Eine Abbuchung über {amount_de} vom {date_de} habe ich nie autorisiert. Meine Karte wurde "
+                     "wohl gestohlen.",
                      "DRINGEND: unautorisierte Käufe auf meinem Konto, bitte sofort sperren!"),
     "address_change": ("Ich bin umgezogen, bitte ändern Sie die Lieferadresse für Bestellung {order}.",
                        "Kann ich die Lieferadresse noch ändern, solange die Bestellung nicht verschickt ist?",
@@ -735,7 +738,7 @@ def _check_common(n: int, seed: int, label_noise: float) -> None:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer number of rows, got {n!r}.")
-    if not (isinstance(label_noise, (int, float)) and 0.0 <= label_noise <= 1.0):
+    if isinstance(label_noise, bool) or not (isinstance(label_noise, (int, float)) and 0.0 <= label_noise <= 1.0):
         raise ValueError(f"label_noise must be a fraction in [0, 1], got {label_noise!r}.")
 
 

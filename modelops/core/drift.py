@@ -43,7 +43,6 @@ CONFIDENCE_COLUMN = "confidence"
 EMBEDDING_COLUMN = "embedding"
 REQUIRED_COLUMNS = ("text", LABEL_COLUMN, CONFIDENCE_COLUMN)
 COLUMN_DRIFT_METHOD = "jensenshannon"
-SEVERITIES = ("none", "moderate", "severe")
 
 _TOKEN_RE = re.compile(TOKEN_PATTERN)
 
@@ -255,7 +254,7 @@ def check_drift(
     notes: list[str] = []
     reference_table = _drift_table(reference, vocabulary, config.max_reference_rows, config.seed)
     current_table = _drift_table(current, vocabulary, config.max_current_rows, config.seed + 1)
-    embedding_columns = _shared_embedding_columns(reference_table, current_table, notes)
+    embedding_columns = _shared_embedding_columns(reference_table, current_table, config.min_window_rows, notes)
     scores, html = _run_report(reference_table, current_table, embedding_columns, config)
     drifted = [column for column, score in scores.items() if score >= _threshold(column, config)]
     share = len(drifted) / len(scores)
@@ -365,8 +364,10 @@ def _embedding_matrix(frame: pd.DataFrame) -> np.ndarray | None:
     return matrix
 
 
-def _shared_embedding_columns(reference: pd.DataFrame, current: pd.DataFrame, notes: list[str]) -> list[str]:
-    """Embedding columns present in both tables; notes why embedding drift is skipped otherwise."""
+def _shared_embedding_columns(
+    reference: pd.DataFrame, current: pd.DataFrame, min_rows: int, notes: list[str]
+) -> list[str]:
+    """Embedding columns present in both tables with >= min_rows complete rows; else notes why none are."""
     prefix = f"{EMBEDDING_COLUMN}_"
     reference_columns = [c for c in reference.columns if c.startswith(prefix)]
     current_columns = [c for c in current.columns if c.startswith(prefix)]
@@ -379,6 +380,11 @@ def _shared_embedding_columns(reference: pd.DataFrame, current: pd.DataFrame, no
             f"embedding dimension differs: reference {len(reference_columns)}, current {len(current_columns)}; "
             "the reference was built with another encoder, rebuild it with the serving model"
         )
+    for side, table in (("reference", reference), ("current", current)):
+        complete = int(table[reference_columns].notna().all(axis=1).sum())
+        if complete < min_rows:
+            notes.append(f"embedding drift skipped: only {complete} {side} rows have embeddings (< {min_rows})")
+            return []
     return reference_columns
 
 
@@ -417,18 +423,24 @@ def _run_report(
     ]
     if embedding_columns:
         metrics.append(_embedding_metric()(columns=embedding_columns, tests=[lt(config.embedding_auc_threshold)]))
-    definition = DataDefinition(
-        numerical_columns=[*DESCRIPTOR_COLUMNS, CONFIDENCE_COLUMN, *embedding_columns],
+    definition = DataDefinition(  # every list given, so Evidently infers nothing; embeddings get no column stats
+        numerical_columns=[*DESCRIPTOR_COLUMNS, CONFIDENCE_COLUMN],
         categorical_columns=[LABEL_COLUMN],
+        unknown_columns=embedding_columns,
+        text_columns=[],
+        datetime_columns=[],
+        list_columns=[],
     )
     columns = [*checked, *embedding_columns]
     snapshot = Report(metrics).run(
         Dataset.from_pandas(current[columns], data_definition=definition),
         Dataset.from_pandas(reference[columns], data_definition=definition),
     )
-    values = [float(metric["value"]) for metric in snapshot.dict()["metrics"]]
-    names = checked + ([EMBEDDING_COLUMN] if embedding_columns else [])
-    return dict(zip(names, values, strict=True)), snapshot.get_html_str(as_iframe=False)
+    scores = {
+        metric["config"].get("column", EMBEDDING_COLUMN): float(metric["value"])
+        for metric in snapshot.dict()["metrics"]
+    }
+    return scores, snapshot.get_html_str(as_iframe=False)
 
 
 @functools.cache

@@ -1,0 +1,332 @@
+"""Drift checks on synthetic traffic built with numpy: descriptors, no-drift baselines, each kind of shift,
+severity, small windows, the accuracy-drop rule, metadata, the HTML report and config loading."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from modelops.core.drift import (
+    DriftConfig,
+    DriftConfigError,
+    DriftInputError,
+    DriftResult,
+    build_vocabulary,
+    check_drift,
+    estimate_accuracy,
+    text_descriptors,
+)
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "modelops" / "config" / "drift.yaml"
+LABELS = np.array(["billing", "refund", "shipping"])
+COMMON = np.array("i my the a to is was for please help order account need can you it on with".split())
+LABEL_WORDS = np.array([
+    "invoice charge charged bill payment card twice amount statement fee".split(),
+    "refund money back return returned reimburse credit cancel cancelled damaged".split(),
+    "delivery shipped package tracking arrive late courier address parcel lost".split(),
+])
+NEW_WORDS = np.array("subscription upgrade premium plan voucher coupon loyalty points reward tier".split())
+GERMAN_WORDS = np.array(
+    "bitte rückerstattung lieferung größe später über geöffnet zurück kündigung straße".split()
+)
+DIM = 32
+CENTROIDS = np.random.default_rng(123).normal(size=(len(LABELS), DIM))
+BASE_LABEL_MIX = (0.5, 0.3, 0.2)
+SAME_DISTRIBUTION = {"label_mix": BASE_LABEL_MIX, "mean_words": 8.0, "foreign": None, "foreign_share": 0.0,
+                     "confidence_beta": (8.0, 2.0), "embedding_shift": 0.0}
+SHIFTS: dict[str, dict[str, Any]] = {
+    "new_words": {"foreign": NEW_WORDS, "foreign_share": 0.3},
+    "other_language": {"foreign": GERMAN_WORDS, "foreign_share": 0.6, "embedding_shift": 0.3},
+    "longer_texts": {"mean_words": 14.0},
+    "label_mix": {"label_mix": (0.2, 0.3, 0.5)},
+    "lower_confidence": {"confidence_beta": (4.0, 2.0)},
+    "embedding_shift": {"embedding_shift": 0.2},
+}
+EXPECTED_DRIFTED = {
+    "new_words": {"oov_rate"},
+    "other_language": {"oov_rate", "non_ascii_share", "embedding"},
+    "longer_texts": {"text_length", "word_count"},
+    "label_mix": {"predicted_label"},
+    "lower_confidence": {"confidence"},
+    "embedding_shift": {"embedding"},
+}
+
+
+def traffic(n: int, seed: int, **shift: Any) -> pd.DataFrame:
+    """A traffic window: label-specific + common words, per-label embedding centroids, Beta confidences."""
+    spec = {**SAME_DISTRIBUTION, **shift}
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(len(LABELS), size=n, p=np.asarray(spec["label_mix"]) / sum(spec["label_mix"]))
+    counts = 2 + rng.poisson(spec["mean_words"] - 2, size=n)
+    word_labels = np.repeat(labels, counts)
+    draw = rng.random(word_labels.size)
+    words = np.where(draw < 0.5, LABEL_WORDS[word_labels, rng.integers(LABEL_WORDS.shape[1], size=draw.size)],
+                     COMMON[rng.integers(COMMON.size, size=draw.size)])
+    if spec["foreign"] is not None:
+        foreign = spec["foreign"][rng.integers(spec["foreign"].size, size=draw.size)]
+        words = np.where(rng.random(draw.size) < spec["foreign_share"], foreign, words)
+    texts = [" ".join(chunk).capitalize() for chunk in np.split(words, np.cumsum(counts)[:-1])]
+    embeddings = CENTROIDS[labels] + rng.normal(size=(n, DIM)) + spec["embedding_shift"]
+    return pd.DataFrame({
+        "text": texts,
+        "predicted_label": LABELS[labels],
+        "confidence": rng.beta(*spec["confidence_beta"], size=n),
+        "embedding": list(embeddings.astype(np.float32)),
+    })
+
+
+@pytest.fixture(scope="module")
+def config() -> DriftConfig:
+    return DriftConfig.from_yaml(DEFAULT_CONFIG)
+
+
+@pytest.fixture(scope="module")
+def vocabulary() -> frozenset[str]:
+    """The vocabulary of a training-like sample of the reference distribution."""
+    return build_vocabulary(traffic(3000, seed=99)["text"])
+
+
+@pytest.fixture(scope="module")
+def reference() -> pd.DataFrame:
+    return traffic(5000, seed=1)
+
+
+@pytest.fixture(scope="module")
+def shifted_results(reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig) -> dict[str, DriftResult]:
+    """One check per kind of shift on 400-row windows."""
+    return {name: check_drift(reference, traffic(400, seed=7, **shift), vocabulary, config)
+            for name, shift in SHIFTS.items()}
+
+
+# ---------------------------------------------------------------------------------------------- descriptors
+
+
+def test_text_descriptors_values() -> None:
+    texts = ["Hello, world!", "", "Größe über", "foo foo BAR"]
+    table = text_descriptors(texts, frozenset({"hello", "world", "foo"}))
+    assert list(table.columns) == ["text_length", "word_count", "oov_rate", "non_ascii_share"]
+    assert table["text_length"].tolist() == [13, 0, 10, 11]
+    assert table["word_count"].tolist() == [2, 0, 2, 3]
+    assert table["oov_rate"].tolist() == pytest.approx([0.0, 0.0, 1.0, 1 / 3])
+    assert table["non_ascii_share"].tolist() == pytest.approx([0.0, 0.0, 3 / 10, 0.0])
+
+
+def test_vocabulary_tokenisation_and_min_count() -> None:
+    texts = ["Refund my ORDER, please.", "refund the order", "Größe!"]
+    assert build_vocabulary(texts) == {"refund", "my", "order", "please", "the", "größe"}
+    assert build_vocabulary(texts, min_count=2) == {"refund", "order"}
+
+
+def test_oov_rate_is_zero_on_the_vocabulary_texts() -> None:
+    texts = ["Where is my parcel?", "Card charged TWICE", "Rückerstattung bitte"]
+    assert text_descriptors(texts, build_vocabulary(texts))["oov_rate"].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_estimate_accuracy_is_mean_confidence() -> None:
+    assert estimate_accuracy(np.array([0.9, 0.7, 0.8])) == pytest.approx(0.8)
+    assert math.isnan(estimate_accuracy(np.array([])))
+    with pytest.raises(DriftInputError, match=r"\[0, 1\]"):
+        estimate_accuracy(np.array([0.5, 1.2]))
+
+
+# ---------------------------------------------------------------------------------------------- drift decisions
+
+
+@pytest.mark.parametrize(("n_rows", "seed"), [(300, 11), (300, 12), (1000, 13)])
+def test_no_drift_on_the_same_distribution(
+    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig, n_rows: int, seed: int
+) -> None:
+    result = check_drift(reference, traffic(n_rows, seed=seed), vocabulary, config)
+    assert result.skipped_reason is None
+    assert (result.drift_detected, result.severity, result.drifted_columns) == (False, "none", [])
+    assert not result.retrain_recommended
+    assert set(result.column_scores) == {"text_length", "word_count", "oov_rate", "non_ascii_share",
+                                         "predicted_label", "confidence", "embedding"}
+    assert max(v for k, v in result.column_scores.items() if k != "embedding") < config.column_drift_threshold
+    assert result.column_scores["embedding"] < config.embedding_auc_threshold
+
+
+@pytest.mark.parametrize("shift", sorted(SHIFTS))
+def test_each_kind_of_shift_is_detected(shifted_results: dict[str, DriftResult], shift: str) -> None:
+    result = shifted_results[shift]
+    assert result.drift_detected
+    assert EXPECTED_DRIFTED[shift] <= set(result.drifted_columns)
+    assert result.share_drifted == pytest.approx(len(result.drifted_columns) / 7)
+
+
+def test_severity_levels(shifted_results: dict[str, DriftResult], config: DriftConfig) -> None:
+    assert shifted_results["lower_confidence"].severity == "moderate"  # 1 of 7 columns
+    assert shifted_results["other_language"].severity == "severe"  # >= 4 of 7 columns
+    assert shifted_results["other_language"].share_drifted >= config.severe_share
+
+
+def test_severity_follows_the_configured_shares(
+    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig
+) -> None:
+    current = traffic(400, seed=7, **SHIFTS["lower_confidence"])
+    lenient = dataclasses.replace(config, moderate_share=0.3, severe_share=0.6)
+    lenient_result = check_drift(reference, current, vocabulary, lenient)
+    assert (lenient_result.severity, lenient_result.drift_detected) == ("none", False)
+    assert lenient_result.drifted_columns == ["confidence"]  # still reported, below the share for a decision
+
+
+def test_small_windows_are_skipped(reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig) -> None:
+    shifted = traffic(config.min_window_rows - 1, seed=3, **SHIFTS["other_language"])
+    result = check_drift(reference, shifted, vocabulary, config)
+    assert result.skipped_reason is not None and "min_window_rows" in result.skipped_reason
+    assert (result.drift_detected, result.severity, result.retrain_recommended) == (False, "none", False)
+    assert (result.column_scores, result.drifted_columns, result.html) == ({}, [], "")
+    small_reference = check_drift(reference.head(10), traffic(500, seed=3), vocabulary, config)
+    assert small_reference.skipped_reason is not None and "reference" in small_reference.skipped_reason
+
+
+def test_require_accuracy_drop(
+    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig, shifted_results: dict[str, DriftResult]
+) -> None:
+    low_confidence = traffic(400, seed=7, **SHIFTS["lower_confidence"])  # mean confidence 0.80 -> 0.67
+    longer = traffic(400, seed=7, **SHIFTS["longer_texts"])  # drift, confidences unchanged
+    gated = dataclasses.replace(config, require_accuracy_drop=True, accuracy_drop_threshold=0.05)
+    dropped = check_drift(reference, low_confidence, vocabulary, gated)
+    assert dropped.estimated_accuracy_reference - dropped.estimated_accuracy_current > 0.1
+    assert dropped.retrain_recommended
+    assert not check_drift(reference, longer, vocabulary, gated).retrain_recommended
+    too_high = dataclasses.replace(gated, accuracy_drop_threshold=0.2)
+    assert not check_drift(reference, low_confidence, vocabulary, too_high).retrain_recommended
+    ungated = shifted_results["longer_texts"]  # default config: require_accuracy_drop false
+    assert not config.require_accuracy_drop and ungated.drift_detected and ungated.retrain_recommended
+
+
+def test_check_is_deterministic_with_subsampling(
+    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig
+) -> None:
+    small = dataclasses.replace(config, max_reference_rows=1000, max_current_rows=500)
+    current = traffic(6000, seed=5)
+    first = check_drift(reference, current, vocabulary, small)
+    second = check_drift(reference, current, vocabulary, small)
+    assert first.column_scores == second.column_scores
+    assert (first.n_reference, first.n_current, first.drift_detected) == (5000, 6000, False)
+
+
+def test_reference_without_embeddings_skips_embedding_drift_with_a_note(
+    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig
+) -> None:
+    result = check_drift(reference.drop(columns=["embedding"]), traffic(400, seed=8), vocabulary, config)
+    assert "embedding" not in result.column_scores and len(result.column_scores) == 6
+    assert any("embedding" in note for note in result.notes)
+    assert "embedding" in result.to_metadata()["notes"]
+
+
+def test_missing_columns_are_rejected(reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig) -> None:
+    with pytest.raises(DriftInputError, match="confidence"):
+        check_drift(reference, traffic(300, seed=2).drop(columns=["confidence"]), vocabulary, config)
+
+
+# ---------------------------------------------------------------------------------------------- outputs
+
+
+def test_to_metadata_is_flat_and_snake_case(shifted_results: dict[str, DriftResult]) -> None:
+    metadata = shifted_results["other_language"].to_metadata()
+    expected = {"n_reference", "n_current", "skipped", "skipped_reason", "drift_detected", "severity",
+                "share_drifted", "n_drifted_columns", "drifted_columns", "estimated_accuracy_reference",
+                "estimated_accuracy_current", "estimated_accuracy_drop", "retrain_recommended", "seconds", "notes",
+                "drift_score_text_length", "drift_score_word_count", "drift_score_oov_rate",
+                "drift_score_non_ascii_share", "drift_score_predicted_label", "drift_score_confidence",
+                "drift_score_embedding"}
+    assert set(metadata) == expected
+    assert all(key == key.lower() and " " not in key for key in metadata)
+    assert all(isinstance(value, float | int | str | bool) for value in metadata.values())
+    assert metadata["severity"] == "severe" and metadata["drift_detected"] is True
+    assert "oov_rate" in str(metadata["drifted_columns"])
+
+
+def test_html_report_is_a_standalone_evidently_page(shifted_results: dict[str, DriftResult]) -> None:
+    html = shifted_results["embedding_shift"].html
+    assert html.lstrip().lower().startswith("<!doctype html")
+    assert "Embedding drift" in html and "Jensen-Shannon" in html
+
+
+def test_check_time_by_window_size(
+    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Prints (does not assert) the end-to-end seconds of a check for 1k, 10k and 100k current rows."""
+    window = traffic(10_000, seed=21)
+    timings = {}
+    for n_rows in (1_000, 10_000, 100_000):
+        current = window.head(n_rows) if n_rows <= len(window) else pd.concat([window] * 10, ignore_index=True)
+        started = time.perf_counter()
+        result = check_drift(reference, current, vocabulary, config)
+        timings[n_rows] = time.perf_counter() - started
+        assert result.skipped_reason is None and result.n_current == n_rows
+    with capsys.disabled():
+        print("\ndrift check seconds by current rows:", {n: round(s, 2) for n, s in timings.items()})
+
+
+# ---------------------------------------------------------------------------------------------- config
+
+
+def test_shipped_config_loads(config: DriftConfig) -> None:
+    assert config.min_window_rows == 200 and 0 < config.moderate_share <= config.severe_share <= 1
+
+
+def write_config(tmp_path: Path, **changes: Any) -> Path:
+    """A copy of the shipped config with keys changed (value None removes the key)."""
+    body = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    body.update(changes)
+    body = {key: value for key, value in body.items() if value is not None}
+    path = tmp_path / "drift.yaml"
+    path.write_text(yaml.safe_dump(body), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"seed": None}, "missing required key 'seed'"),
+        ({"min_window_row": 10}, "unknown key 'min_window_row'"),
+        ({"min_window_rows": "many"}, "'min_window_rows': expected an integer"),
+        ({"min_window_rows": 0}, "'min_window_rows': must be >= 1"),
+        ({"column_drift_threshold": 1.5}, "'column_drift_threshold': must be in"),
+        ({"moderate_share": 0.0}, "'moderate_share': must be in"),
+        ({"moderate_share": 0.6, "severe_share": 0.5}, "'severe_share': must be in"),
+        ({"require_accuracy_drop": "yes please"}, "'require_accuracy_drop': expected true or false"),
+        ({"embedding_auc_threshold": 0.4}, "'embedding_auc_threshold': must be in"),
+        ({"min_window_rows": 10_000}, "must not exceed max_reference_rows"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path: Path, changes: dict[str, Any], message: str) -> None:
+    path = write_config(tmp_path, **changes)
+    with pytest.raises(DriftConfigError, match=message) as error:
+        DriftConfig.from_yaml(path)
+    assert isinstance(error.value, ValueError) and str(path) in str(error.value)
+
+
+def test_embedding_auc_threshold_is_optional(tmp_path: Path) -> None:
+    assert DriftConfig.from_yaml(write_config(tmp_path, embedding_auc_threshold=None)).embedding_auc_threshold == 0.6
+
+
+def test_config_file_problems(tmp_path: Path) -> None:
+    with pytest.raises(DriftConfigError, match="file not found"):
+        DriftConfig.from_yaml(tmp_path / "absent.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n", encoding="utf-8")
+    with pytest.raises(DriftConfigError, match="expected a mapping"):
+        DriftConfig.from_yaml(tmp_path / "list.yaml")
+    (tmp_path / "broken.yaml").write_text("seed: [\n", encoding="utf-8")
+    with pytest.raises(DriftConfigError, match="not valid YAML"):
+        DriftConfig.from_yaml(tmp_path / "broken.yaml")
+
+
+def test_embedding_dimension_mismatch_is_rejected(
+    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig
+) -> None:
+    current = traffic(300, seed=2)
+    current["embedding"] = [vector[:16] for vector in current["embedding"]]
+    with pytest.raises(DriftInputError, match="embedding dimension differs"):
+        check_drift(reference, current, vocabulary, config)

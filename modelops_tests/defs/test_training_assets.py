@@ -1,0 +1,84 @@
+"""The training path on real MiniLM + real MLflow: first champion, sabotaged challenger refused, clear failures."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from modelops.core.registry import ModelRegistry
+from modelops.defs.assets.data import curated_training_set, raw_examples
+from modelops.defs.assets.training import champion, evaluation, lora_adapter, promotion_gate
+from modelops.defs.checks import DATA_CHECKS
+
+TRAIN = [lora_adapter, evaluation, champion, promotion_gate]
+FAST = {"ops": {"lora_adapter": {"config": {"epochs": 2}}}}
+
+
+def _registry(settings) -> ModelRegistry:
+    return ModelRegistry(settings.tracking_uri, settings.registered_model_name)
+
+
+@pytest.fixture()
+def bootstrapped(resources, instance, settings):
+    """raw -> curated -> adapter -> evaluation -> champion v1 on generated data."""
+    config = {"ops": {"raw_examples": {"config": {"generator_rows": 1000}}, **FAST["ops"]}}
+    result = dg.materialize([raw_examples, curated_training_set, *DATA_CHECKS, *TRAIN], resources=resources,
+                            instance=instance, run_config=config)
+    assert result.success
+    return result
+
+
+def test_first_model_is_trained_tracked_evaluated_and_promoted(bootstrapped, settings):
+    registry = _registry(settings)
+    assert registry.alias_version("champion") == "1"
+    adapter = bootstrapped.asset_materializations_for_node("lora_adapter")[0].metadata
+    assert adapter["best_val_macro_f1"].value > 0.6
+    assert adapter["adapter_bytes"].value < 5_000_000  # the adapter only, never a copy of the base
+    run = registry.client.get_run(adapter["mlflow_run_id"].value)
+    assert run.data.params["data_content_hash"] and run.data.params["base_sha256"]
+    assert run.data.tags["modelops.code_version"]
+    assert len(registry.client.get_metric_history(run.info.run_id, "val_macro_f1")) >= 2  # step metrics
+    artifacts = {a.path for a in registry.client.list_artifacts(run.info.run_id, "adapter")}
+    assert {"adapter/adapter_model.safetensors", "adapter/labels.json", "adapter/modelops.json"} <= artifacts
+    record = json.loads((settings.home / "records" / "evaluation.json").read_text())
+    assert record["passed"] and record["champion_version"] is None
+    assert (settings.home / "reference" / "v1.parquet").is_file()
+
+
+def test_sabotaged_challenger_is_refused_and_champion_stays(bootstrapped, resources, instance, settings):
+    record_path = settings.home / "records" / "curated_training_set.json"
+    record = json.loads(record_path.read_text())
+    curated = pd.read_parquet(record["path"])
+    train = curated["split"] == "train"
+    curated.loc[train, "label"] = curated.loc[train, "label"].sample(frac=1.0, random_state=0).to_numpy()
+    poisoned = settings.home / "curated" / "poisoned.parquet"
+    curated.to_parquet(poisoned, index=False)
+    record_path.write_text(json.dumps({**record, "path": str(poisoned)}))
+
+    result = dg.materialize(TRAIN, resources=resources, instance=instance, run_config=FAST, raise_on_error=False)
+    assert not result.success
+    assert _registry(settings).alias_version("champion") == "1"
+    assert _registry(settings).alias_version("challenger") == "2"
+    assert not result.asset_materializations_for_node("champion")
+    gate = json.loads((settings.home / "records" / "evaluation.json").read_text())
+    assert gate["passed"] is False
+    assert any("macro-F1" in reason for reason in gate["reasons"])
+
+
+def test_incremental_without_new_data_fails_clearly(bootstrapped, resources, instance):
+    with pytest.raises(dg.Failure, match="no examples the champion has not seen"):
+        dg.materialize([lora_adapter], resources=resources, instance=instance,
+                       run_config={"ops": {"lora_adapter": {"config": {"mode": "incremental", "max_steps": 2}}}})
+
+
+def test_unknown_base_model_path_fails_early(resources, instance, settings, tmp_path):
+    from modelops.defs.resources import BaseModel
+
+    dg.materialize([raw_examples, curated_training_set], resources=resources, instance=instance,
+                   run_config={"ops": {"raw_examples": {"config": {"generator_rows": 1000}}}})
+    with pytest.raises(dg.Failure, match="does not exist"):
+        dg.materialize([lora_adapter], resources={**resources, "base_model": BaseModel(path=str(tmp_path / "nope"))},
+                       instance=instance)
