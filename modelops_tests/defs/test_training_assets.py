@@ -21,14 +21,41 @@ def _registry(settings) -> ModelRegistry:
     return ModelRegistry(settings.tracking_uri, settings.registered_model_name)
 
 
-@pytest.fixture()
-def bootstrapped(resources, instance, settings):
-    """raw -> curated -> adapter -> evaluation -> champion v1 on generated data."""
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory):
+    """raw -> curated -> adapter -> evaluation -> champion v1 on generated data, shared by the tests in order."""
+    from modelops.defs.resources import resources_from_settings
+    from modelops.settings import Settings
+
+    root = tmp_path_factory.mktemp("loop")
+    settings = Settings(home=root / "home", data_dir=root / "data")
+    resources = resources_from_settings(settings)
     config = {"ops": {"raw_examples": {"config": {"generator_rows": 1000}}, **FAST["ops"]}}
-    result = dg.materialize([raw_examples, curated_training_set, *DATA_CHECKS, *TRAIN], resources=resources,
-                            instance=instance, run_config=config)
-    assert result.success
-    return result
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([raw_examples, curated_training_set, *DATA_CHECKS, *TRAIN], resources=resources,
+                                instance=instance, run_config=config)
+        assert result.success
+        yield result, settings, resources, instance
+
+
+@pytest.fixture()
+def bootstrapped(loop):
+    return loop[0]
+
+
+@pytest.fixture()
+def settings(loop):
+    return loop[1]
+
+
+@pytest.fixture()
+def resources(loop):
+    return loop[2]
+
+
+@pytest.fixture()
+def instance(loop):
+    return loop[3]
 
 
 def test_first_model_is_trained_tracked_evaluated_and_promoted(bootstrapped, settings):
@@ -46,6 +73,20 @@ def test_first_model_is_trained_tracked_evaluated_and_promoted(bootstrapped, set
     record = json.loads((settings.home / "records" / "evaluation.json").read_text())
     assert record["passed"] and record["champion_version"] is None
     assert (settings.home / "reference" / "v1.parquet").is_file()
+
+
+def test_incremental_without_new_data_fails_clearly(bootstrapped, resources, instance):
+    with pytest.raises(dg.Failure, match="no examples the champion has not seen"):
+        dg.materialize([lora_adapter], resources=resources, instance=instance,
+                       run_config={"ops": {"lora_adapter": {"config": {"mode": "incremental", "max_steps": 2}}}})
+
+
+def test_unknown_base_model_path_fails_early(resources, instance, tmp_path):
+    from modelops.defs.resources import BaseModel
+
+    with pytest.raises(dg.Failure, match="does not exist"):
+        dg.materialize([lora_adapter], resources={**resources, "base_model": BaseModel(path=str(tmp_path / "nope"))},
+                       instance=instance)
 
 
 def test_sabotaged_challenger_is_refused_and_champion_stays(bootstrapped, resources, instance, settings):
@@ -66,19 +107,3 @@ def test_sabotaged_challenger_is_refused_and_champion_stays(bootstrapped, resour
     gate = json.loads((settings.home / "records" / "evaluation.json").read_text())
     assert gate["passed"] is False
     assert any("macro-F1" in reason for reason in gate["reasons"])
-
-
-def test_incremental_without_new_data_fails_clearly(bootstrapped, resources, instance):
-    with pytest.raises(dg.Failure, match="no examples the champion has not seen"):
-        dg.materialize([lora_adapter], resources=resources, instance=instance,
-                       run_config={"ops": {"lora_adapter": {"config": {"mode": "incremental", "max_steps": 2}}}})
-
-
-def test_unknown_base_model_path_fails_early(resources, instance, settings, tmp_path):
-    from modelops.defs.resources import BaseModel
-
-    dg.materialize([raw_examples, curated_training_set], resources=resources, instance=instance,
-                   run_config={"ops": {"raw_examples": {"config": {"generator_rows": 1000}}}})
-    with pytest.raises(dg.Failure, match="does not exist"):
-        dg.materialize([lora_adapter], resources={**resources, "base_model": BaseModel(path=str(tmp_path / "nope"))},
-                       instance=instance)

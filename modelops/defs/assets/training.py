@@ -78,7 +78,11 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
     validation = curated[curated["split"] == "validation"]
     init_adapter = None
     if training.mode == "incremental":
-        train, init_adapter = _incremental_inputs(train, lake, registry, training.replay_fraction, training.seed, context)
+        try:
+            train, init_adapter = _incremental_inputs(train, lake, registry, training.replay_fraction, training.seed,
+                                                      context)
+        except TrainingConfigError as exc:
+            raise dg.Failure(str(exc)) from exc
     tags = {"modelops.dagster_run_id": context.run_id, "modelops.mode": training.mode,
             "modelops.data_content_hash": record["content_hash"], "modelops.base_sha256": base.sha256,
             **{f"dagster.{k}": v for k, v in context.run.tags.items() if k.startswith("modelops/")}}
