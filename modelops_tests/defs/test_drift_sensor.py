@@ -1,0 +1,110 @@
+"""The drift sensor on a real instance, real model, real Evidently: skip, fire once, survive restarts, guard storms."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import dagster as dg
+import pytest
+
+from modelops.core.datagen import generate_corpus, generate_scenario
+from modelops.core.predictor import AdapterClassifier
+from modelops.core.reference import build_reference, save_reference
+from modelops.core.registry import ModelRegistry
+from modelops.core.traffic import TrafficRecord, TrafficWriter
+from modelops.defs.resources import resources_from_settings
+from modelops.defs.sensors import drift_sensor, window_key
+from modelops.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def classifier(base_info, untrained_adapter_dir) -> AdapterClassifier:
+    return AdapterClassifier(base_info, untrained_adapter_dir)
+
+
+@pytest.fixture()
+def world(tmp_path, classifier, untrained_adapter_dir):
+    """A champion (v1) with its drift reference, an empty traffic folder and a temporary instance."""
+    settings = Settings(home=tmp_path / "home", data_dir=tmp_path / "data")
+    registry = ModelRegistry(settings.tracking_uri, settings.registered_model_name, settings.mlflow_artifact_root)
+    with registry.run("train", {}) as run_id:
+        version = registry.register_adapter(run_id, untrained_adapter_dir, {})
+    registry.promote(version, "test champion")
+    held_out = generate_corpus(600, seed=11)["text"].tolist()
+    frame, vocabulary = build_reference(classifier, held_out, generate_corpus(1500, seed=12)["text"].tolist())
+    save_reference(settings.home / "reference", version, frame, vocabulary)
+    with dg.instance_for_test() as instance:
+        yield settings, instance
+
+
+def _write_batch(settings: Settings, classifier: AdapterClassifier, texts: list[str]) -> None:
+    predictions = classifier.predict(texts)
+    writer = TrafficWriter(settings.production_dir, max_rows=len(texts) + 1)
+    writer.append([TrafficRecord(uuid.uuid4().hex, datetime.now(UTC), text, label, float(conf), "support-router", "1",
+                                 1.0, emb.tolist())
+                   for text, label, conf, emb in zip(texts, predictions.labels, predictions.confidences,
+                                                     predictions.embeddings, strict=True)])
+    writer.close()
+
+
+def _tick(settings: Settings, instance, cursor: str | None = None):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources_from_settings(settings))
+    return drift_sensor(context)
+
+
+def test_no_batches_skips(world):
+    settings, instance = world
+    result = _tick(settings, instance)
+    assert isinstance(result, dg.SkipReason) and "no new traffic" in result.skip_message
+
+
+def test_small_window_waits_without_moving_the_cursor(world, classifier):
+    settings, instance = world
+    _write_batch(settings, classifier, generate_corpus(50, seed=1)["text"].tolist())
+    result = _tick(settings, instance)
+    assert "waiting for traffic: 50/200" in result.skip_reason.skip_message
+    assert result.cursor is None
+    assert result.dynamic_partitions_requests[0].partition_keys  # the batch is registered as a partition
+
+
+def test_normal_traffic_skips_and_records_observation(world, classifier):
+    settings, instance = world
+    _write_batch(settings, classifier, generate_corpus(400, seed=2)["text"].tolist())
+    result = _tick(settings, instance)
+    assert not result.run_requests
+    assert "does not call for retraining" in result.skip_reason.skip_message
+    observation = result.asset_events[0]
+    assert observation.metadata["severity"].value == "none"
+    assert json.loads(result.cursor)["retrains"] == []
+
+
+def test_drift_requests_one_run_with_stable_key_and_cursor_survives_restart(world, classifier):
+    settings, instance = world
+    for seed in (3, 4):
+        _write_batch(settings, classifier, generate_scenario("language_shift", 200, seed=seed, severity=1.0)["text"].tolist())
+    first = _tick(settings, instance)
+    assert len(first.run_requests) == 1
+    run = first.run_requests[0]
+    batches = sorted(p.stem for p in settings.production_dir.glob("batch-*.parquet"))
+    assert run.run_key == window_key(batches)
+    assert run.tags["modelops/drift_event"] == run.run_key and run.tags["modelops/trigger"] == "drift"
+    assert run.run_config["ops"]["lora_adapter"]["config"]["mode"] in ("incremental", "full")
+    # A re-evaluation from the same cursor (e.g. a tick retried after a crash) yields the same run_key: one run.
+    again = _tick(settings, instance)
+    assert again.run_requests[0].run_key == run.run_key
+    # A daemon restart resumes from the stored cursor: the window is not checked twice.
+    restarted = _tick(settings, instance, cursor=first.cursor)
+    assert "no new traffic" in restarted.skip_message
+
+
+def test_cooldown_turns_a_second_drift_into_a_skip_reason(world, classifier):
+    settings, instance = world
+    _write_batch(settings, classifier, generate_scenario("language_shift", 300, seed=5, severity=1.0)["text"].tolist())
+    first = _tick(settings, instance)
+    assert first.run_requests
+    _write_batch(settings, classifier, generate_scenario("language_shift", 300, seed=6, severity=1.0)["text"].tolist())
+    second = _tick(settings, instance, cursor=first.cursor)
+    assert not second.run_requests
+    assert "cooldown" in second.skip_reason.skip_message
