@@ -21,6 +21,8 @@ def prepare_environment(settings: Settings) -> Path:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     dagster_home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster").resolve()
     dagster_home.mkdir(parents=True, exist_ok=True)
     target = dagster_home / "dagster.yaml"
@@ -39,8 +41,9 @@ def run_job(job_name: str, run_config: dict | None = None, tags: dict[str, str] 
     from modelops.definitions import defs
 
     with dg.DagsterInstance.get() as instance:
-        result = defs.get_job_def(job_name).execute_in_process(
-            instance=instance, run_config=run_config or {}, tags=tags or {}, raise_on_error=False)
+        config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, run_config=config, tags=tags or {}, raise_on_error=False)
     return result.success
 
 
@@ -172,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("alembic", "mlflow.store.db.utils", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = load_settings()
     prepare_environment(settings)
     return int(args.handler(args, settings))

@@ -130,7 +130,8 @@ def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765
         _say(f"3/7 starting the server on {url} (champion v{first}) and the Dagster daemon (drift sensor)")
         _start(stack, [sys.executable, "-m", "modelops.cli", "serve", "--port", str(port), "--batch-rows", "200",
                        "--batch-seconds", "3", "--reload-seconds", "2"], logs / "server.log")
-        _start(stack, [sys.executable, "-m", "dagster", "daemon", "run", "-w", str(WORKSPACE)], logs / "daemon.log")
+        daemon = Path(sys.executable).with_name("dagster-daemon")
+        _start(stack, [str(daemon), "run", "-w", str(WORKSPACE)], logs / "daemon.log")
         _wait_for("the server to load the champion", lambda: (_try_json(f"{url}/health") or {}).get("status") == "ok", 180)
         stage("server + daemon start")
 
@@ -161,12 +162,15 @@ def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765
         drift_run = _drift_checks(registry)[0]
         champion = registry.alias_version("champion")
         evaluation = json.loads((settings.home / "records" / "evaluation.json").read_text())
+        if evaluation["challenger_version"] == first:
+            raise DemoError(f"retrain run {finished.run_id} ended {finished.status.value} before evaluation; "
+                            f"see {logs / 'daemon.log'} or the Dagster UI")
         if champion != first:
             _say(f"7/7 v{champion} promoted; waiting for the server to reload it")
             _wait_for("the server to serve the new champion",
                       lambda: (_try_json(f"{url}/model") or {}).get("version") == champion, 120)
         else:
-            _say(f"7/7 gate kept v{first}: {evaluation['reasons']}")
+            _say(f"7/7 the gate kept v{first}: {evaluation['reasons']}")
         after = _accuracy(_send(url, held_out["text"].tolist()), held_out["label"].tolist())
         stage("reload + after-check")
 
@@ -188,6 +192,7 @@ def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765
     }
     (settings.home / "demo-summary.json").write_text(json.dumps(summary, indent=2))
     _print_summary(summary, settings)
+    # A refused challenger is a correct outcome of the loop; a crashed run is not.
     return 0 if finished.status == dg.DagsterRunStatus.SUCCESS or not evaluation["passed"] else 1
 
 

@@ -67,6 +67,11 @@ def redact_pii(text: str) -> tuple[str, dict[str, int]]:
     return text, counts
 
 
+def clean_text(text: str) -> str:
+    """The text as training sees it: normalised, then PII-redacted (idempotent)."""
+    return redact_pii(normalise_text(text))[0]
+
+
 def pii_residue(texts: pd.Series) -> dict[str, int]:
     """How many texts still contain each PII type (should be zero after curation)."""
     return {kind: int(sum(any(_is_pii(kind, m.group()) for m in pattern.finditer(t)) for t in texts))
@@ -110,7 +115,7 @@ def curate(raw: pd.DataFrame, feedback: pd.DataFrame | None = None, fractions: S
     redacted: list[str] = []
     totals: dict[str, int] = {}
     for text in combined["text"]:
-        clean, counts = redact_pii(normalise_text(text))
+        clean, counts = redact_pii(normalise_text(text))  # clean_text, keeping the counts
         redacted.append(clean)
         for kind, n in counts.items():
             totals[kind] = totals.get(kind, 0) + n

@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from modelops.core.curate import clean_text
+
 log = logging.getLogger(__name__)
 
 TOKEN_PATTERN = r"\w+"
@@ -335,7 +337,9 @@ def subsample(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
 def _drift_table(frame: pd.DataFrame, vocabulary: frozenset[str], max_rows: int, seed: int) -> pd.DataFrame:
     """The subsampled window as the checked columns: descriptors, outputs and `embedding_<i>` columns."""
     sample = subsample(frame, max_rows, seed)
-    table = text_descriptors(sample["text"].tolist(), vocabulary)
+    # Describe texts as training saw them (normalised, PII as <EMAIL> etc.), so raw traffic and curated references
+    # are comparable.
+    table = text_descriptors([clean_text(t) for t in sample["text"]], vocabulary)
     table[LABEL_COLUMN] = sample[LABEL_COLUMN].astype(str).to_numpy()
     table[CONFIDENCE_COLUMN] = sample[CONFIDENCE_COLUMN].astype(np.float64).to_numpy()
     matrix = _embedding_matrix(sample)

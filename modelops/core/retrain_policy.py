@@ -20,6 +20,7 @@ class RetrainPolicy:
     cooldown_minutes: float = 10.0
     max_retrains_per_day: int = 6
     full_retrain_severity: str = "severe"
+    min_new_labels: int = 100
 
 
 @dataclass(frozen=True)
@@ -36,16 +37,19 @@ def load_retrain_policy(path: Path) -> RetrainPolicy:
     policy = RetrainPolicy(**values)
     if policy.full_retrain_severity not in SEVERITIES[1:]:
         raise RetrainPolicyError(f"{path}: full_retrain_severity must be one of {SEVERITIES[1:]}")
-    if policy.cooldown_minutes < 0 or policy.max_retrains_per_day < 1:
-        raise RetrainPolicyError(f"{path}: cooldown_minutes must be >= 0 and max_retrains_per_day >= 1")
+    if policy.cooldown_minutes < 0 or policy.max_retrains_per_day < 1 or policy.min_new_labels < 0:
+        raise RetrainPolicyError(f"{path}: cooldown_minutes and min_new_labels must be >= 0, max_retrains_per_day >= 1")
     return policy
 
 
 def decide_retrain(severity: str, recommended: bool, past_runs: list[float], now: float,
-                   policy: RetrainPolicy) -> RetrainDecision:
-    """Pick the run mode for a drift result, or say why no run starts (storm guards)."""
+                   policy: RetrainPolicy, new_labels: int) -> RetrainDecision:
+    """Pick the run mode for a drift result, or say why no run starts (no labels yet, storm guards)."""
     if not recommended:
         return RetrainDecision(None, f"drift severity '{severity}' does not call for retraining")
+    if new_labels < policy.min_new_labels:
+        return RetrainDecision(None, f"{severity} drift awaits labels: {new_labels}/{policy.min_new_labels} new "
+                                     "labelled feedback rows in data/feedback/")
     recent = [t for t in past_runs if now - t < DAY_SECONDS]
     if recent and now - max(recent) < policy.cooldown_minutes * 60:
         wait = policy.cooldown_minutes * 60 - (now - max(recent))

@@ -31,64 +31,81 @@ def _log_drift_report(mlflow: MlflowRegistry, key: str, result, batch_ids: list[
     return registry.run_url(run_id)
 
 
+def _skip(reason: str, cursor: dict, **events) -> dg.SensorResult:
+    return dg.SensorResult(skip_reason=dg.SkipReason(reason), cursor=json.dumps(cursor), **events)
+
+
 @dg.sensor(job=retrain_job, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING)
 def drift_sensor(context: dg.SensorEvaluationContext, lake: DataLake, mlflow: MlflowRegistry,
                  policies: Policies) -> dg.SensorResult | dg.SkipReason:
-    """Checks each new window of captured traffic for drift against the champion's reference; retrains on drift."""
+    """Checks each new window of captured traffic for drift against the champion's reference; retrains on drift.
+
+    Every batch is checked once (the cursor holds the last checked batch). Drift that calls for retraining waits
+    for enough new labelled feedback, then passes the cooldown and daily budget, and requests exactly one run
+    (run_key = fingerprint of the drifted batches).
+    """
     from modelops.core.drift import DriftConfig, check_drift
+    from modelops.core.feedback import read_feedback
     from modelops.core.reference import load_reference
-    from modelops.core.retrain_policy import decide_retrain, load_retrain_policy
+    from modelops.core.retrain_policy import SEVERITIES, decide_retrain, load_retrain_policy
     from modelops.core.traffic import TrafficBatchError, list_batches, read_batches
 
-    cursor = json.loads(context.cursor) if context.cursor else {"last_batch": "", "retrains": []}
-    all_batches = list_batches(lake.settings.production_dir)
-    pending = [b for b in all_batches if b > cursor["last_batch"]]
+    cursor = {"last_batch": "", "retrains": [], "pending_drift": None, "labels_used": 0,
+              **(json.loads(context.cursor) if context.cursor else {})}
+    pending = [b for b in list_batches(lake.settings.production_dir) if b > cursor["last_batch"]]
     new_partitions = [b for b in pending if not context.instance.has_dynamic_partition(traffic_batches.name, b)]
-    partition_requests = [traffic_batches.build_add_request(new_partitions)] if new_partitions else []
-    if not pending:
+    events: dict = {"dynamic_partitions_requests": [traffic_batches.build_add_request(new_partitions)]
+                    if new_partitions else []}
+    if not pending and not cursor["pending_drift"]:
         return dg.SkipReason("no new traffic batches")
     config = DriftConfig.from_yaml(Path(policies.drift_config))
     champion = mlflow.registry().alias_version("champion")
     reference = load_reference(Path(lake.home) / "reference", champion) if champion else None
     if reference is None:
-        return dg.SensorResult(skip_reason=dg.SkipReason(f"no drift reference for champion {champion} yet"),
-                               dynamic_partitions_requests=partition_requests, cursor=context.cursor)
+        return _skip(f"no drift reference for champion {champion} yet", cursor, **events)
     try:
         window = read_batches(lake.settings.production_dir, pending)
     except TrafficBatchError as exc:
         context.log.error(f"unreadable traffic batch, skipped until fixed: {exc}")
-        return dg.SensorResult(skip_reason=dg.SkipReason(f"unreadable batch: {exc}"),
-                               dynamic_partitions_requests=partition_requests, cursor=context.cursor)
-    if len(window) < config.min_window_rows:
-        return dg.SensorResult(
-            skip_reason=dg.SkipReason(f"waiting for traffic: {len(window)}/{config.min_window_rows} rows in "
-                                      f"{len(pending)} new batch(es)"),
-            dynamic_partitions_requests=partition_requests, cursor=context.cursor)
-    result = check_drift(reference[0], window, reference[1], config)
-    key = window_key(pending)
-    report_url = _log_drift_report(mlflow, key, result, pending, champion)
-    metadata = {**result.to_metadata(), "drift_event": key, "batches": len(pending), "champion_version": champion,
-                "evidently_report": dg.MetadataValue.url(report_url)}
-    observations = [dg.AssetObservation(asset_key=production_traffic.key, partition=b, metadata=metadata)
-                    for b in pending[-1:]]
-    cursor["last_batch"] = pending[-1]
+        return _skip(f"unreadable batch: {exc}", cursor, **events)
+    if pending and len(window) < config.min_window_rows and not cursor["pending_drift"]:
+        return _skip(f"waiting for traffic: {len(window)}/{config.min_window_rows} rows in {len(pending)} new "
+                     "batch(es)", cursor, **events)
+    if pending and len(window) >= config.min_window_rows:
+        result = check_drift(reference[0], window, reference[1], config)
+        key = window_key(pending)
+        report_url = _log_drift_report(mlflow, key, result, pending, champion)
+        events["asset_events"] = [dg.AssetObservation(asset_key=production_traffic.key, partition=pending[-1], metadata={
+            **result.to_metadata(), "drift_event": key, "batches": len(pending), "champion_version": champion,
+            "evidently_report": dg.MetadataValue.url(report_url)})]
+        cursor["last_batch"] = pending[-1]
+        context.log.info(f"window {key}: severity {result.severity}, share drifted {result.share_drifted:.2f}, "
+                         f"estimated accuracy {result.estimated_accuracy_current:.3f}")
+        if not result.retrain_recommended:
+            if not cursor["pending_drift"]:
+                return _skip(f"{key}: drift severity '{result.severity}' does not call for retraining", cursor, **events)
+        else:
+            earlier = cursor["pending_drift"] or {"batches": [], "severity": "none"}
+            batches = earlier["batches"] + pending
+            severity = max(earlier["severity"], result.severity, key=SEVERITIES.index)
+            cursor["pending_drift"] = {"key": window_key(batches), "severity": severity, "batches": batches}
+    drift = cursor["pending_drift"]
+    labels = len(read_feedback(lake.settings.feedback_dir))
     now = time.time()
-    decision = decide_retrain(result.severity, result.retrain_recommended, cursor["retrains"], now,
-                              load_retrain_policy(Path(policies.retrain_config)))
-    context.log.info(f"window {key}: severity {result.severity}, share drifted {result.share_drifted:.2f}, "
-                     f"estimated accuracy {result.estimated_accuracy_current:.3f} -> {decision.reason}")
+    decision = decide_retrain(drift["severity"], True, cursor["retrains"], now,
+                              load_retrain_policy(Path(policies.retrain_config)), labels - cursor["labels_used"])
     if decision.mode is None:
-        return dg.SensorResult(skip_reason=dg.SkipReason(f"{key}: {decision.reason}"), asset_events=observations,
-                               dynamic_partitions_requests=partition_requests, cursor=json.dumps(cursor))
-    cursor["retrains"] = [t for t in cursor["retrains"] if now - t < 86400] + [now]
+        return _skip(f"{drift['key']}: {decision.reason}", cursor, **events)
+    cursor.update(retrains=[t for t in cursor["retrains"] if now - t < 86400] + [now], labels_used=labels,
+                  pending_drift=None)
     run = dg.RunRequest(
-        run_key=key,
+        run_key=drift["key"],
         run_config={"ops": {"lora_adapter": {"config": {"mode": decision.mode}}}},
-        tags={DRIFT_EVENT_TAG: key, TRIGGER_TAG: "drift", "modelops/drift_severity": result.severity,
-              "modelops/batches": ",".join(pending)[:4000], "modelops/retrain_mode": decision.mode},
+        tags={DRIFT_EVENT_TAG: drift["key"], TRIGGER_TAG: "drift", "modelops/drift_severity": drift["severity"],
+              "modelops/batches": ",".join(drift["batches"])[:4000], "modelops/retrain_mode": decision.mode},
     )
-    return dg.SensorResult(run_requests=[run], asset_events=observations,
-                           dynamic_partitions_requests=partition_requests, cursor=json.dumps(cursor))
+    context.log.info(f"{drift['key']}: requesting a {decision.mode} retrain ({decision.reason})")
+    return dg.SensorResult(run_requests=[run], cursor=json.dumps(cursor), **events)
 
 
 weekly_retrain_schedule = dg.ScheduleDefinition(

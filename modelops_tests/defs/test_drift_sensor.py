@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from modelops.core.datagen import generate_corpus, generate_scenario
@@ -39,14 +40,28 @@ def world(tmp_path, classifier, untrained_adapter_dir):
         yield settings, instance
 
 
-def _write_batch(settings: Settings, classifier: AdapterClassifier, texts: list[str]) -> None:
+def _write_batch(settings: Settings, classifier: AdapterClassifier, texts: list[str]) -> list[str]:
+    """Traffic as the server captures it (real predictions); returns the ids."""
     predictions = classifier.predict(texts)
+    records = [TrafficRecord(uuid.uuid4().hex, datetime.now(UTC), text, label, float(conf), "support-router", "1",
+                             1.0, emb.tolist())
+               for text, label, conf, emb in zip(texts, predictions.labels, predictions.confidences,
+                                                 predictions.embeddings, strict=True)]
     writer = TrafficWriter(settings.production_dir, max_rows=len(texts) + 1)
-    writer.append([TrafficRecord(uuid.uuid4().hex, datetime.now(UTC), text, label, float(conf), "support-router", "1",
-                                 1.0, emb.tolist())
-                   for text, label, conf, emb in zip(texts, predictions.labels, predictions.confidences,
-                                                     predictions.embeddings, strict=True)])
+    writer.append(records)
     writer.close()
+    return [r.id for r in records]
+
+
+def _label(settings: Settings, ids: list[str], name: str) -> None:
+    """Annotators label captured predictions: an id,label file in data/feedback/."""
+    settings.feedback_dir.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"id": ids, "label": "billing"}).to_csv(settings.feedback_dir / f"{name}.csv", index=False)
+
+
+def _drifted(settings: Settings, classifier: AdapterClassifier, seed: int, rows: int = 300) -> list[str]:
+    texts = generate_scenario("language_shift", rows, seed=seed, severity=1.0)["text"].tolist()
+    return _write_batch(settings, classifier, texts)
 
 
 def _tick(settings: Settings, instance, cursor: str | None = None):
@@ -65,7 +80,7 @@ def test_small_window_waits_without_moving_the_cursor(world, classifier):
     _write_batch(settings, classifier, generate_corpus(50, seed=1)["text"].tolist())
     result = _tick(settings, instance)
     assert "waiting for traffic: 50/200" in result.skip_reason.skip_message
-    assert result.cursor is None
+    assert json.loads(result.cursor)["last_batch"] == ""  # the batch will be checked with the next ones
     assert result.dynamic_partitions_requests[0].partition_keys  # the batch is registered as a partition
 
 
@@ -80,31 +95,35 @@ def test_normal_traffic_skips_and_records_observation(world, classifier):
     assert json.loads(result.cursor)["retrains"] == []
 
 
-def test_drift_requests_one_run_with_stable_key_and_cursor_survives_restart(world, classifier):
+def test_drift_waits_for_labels_then_requests_one_run_with_stable_key(world, classifier):
     settings, instance = world
-    for seed in (3, 4):
-        _write_batch(settings, classifier, generate_scenario("language_shift", 200, seed=seed, severity=1.0)["text"].tolist())
-    first = _tick(settings, instance)
+    ids = _drifted(settings, classifier, seed=3, rows=200) + _drifted(settings, classifier, seed=4, rows=200)
+    waiting = _tick(settings, instance)
+    assert not waiting.run_requests
+    assert "awaits labels: 0/100" in waiting.skip_reason.skip_message
+    assert waiting.asset_events[0].metadata["severity"].value in ("moderate", "severe")
+    _label(settings, ids[:150], "round1")
+    first = _tick(settings, instance, cursor=waiting.cursor)
     assert len(first.run_requests) == 1
     run = first.run_requests[0]
     batches = sorted(p.stem for p in settings.production_dir.glob("batch-*.parquet"))
     assert run.run_key == window_key(batches)
     assert run.tags["modelops/drift_event"] == run.run_key and run.tags["modelops/trigger"] == "drift"
     assert run.run_config["ops"]["lora_adapter"]["config"]["mode"] in ("incremental", "full")
-    # A re-evaluation from the same cursor (e.g. a tick retried after a crash) yields the same run_key: one run.
-    again = _tick(settings, instance)
+    # A tick re-evaluated from the same cursor (e.g. retried after a crash) yields the same run_key: one run.
+    again = _tick(settings, instance, cursor=waiting.cursor)
     assert again.run_requests[0].run_key == run.run_key
-    # A daemon restart resumes from the stored cursor: the window is not checked twice.
+    # A daemon restart resumes from the stored cursor: nothing is checked or requested twice.
     restarted = _tick(settings, instance, cursor=first.cursor)
     assert "no new traffic" in restarted.skip_message
 
 
 def test_cooldown_turns_a_second_drift_into_a_skip_reason(world, classifier):
     settings, instance = world
-    _write_batch(settings, classifier, generate_scenario("language_shift", 300, seed=5, severity=1.0)["text"].tolist())
+    _label(settings, _drifted(settings, classifier, seed=5), "round1")
     first = _tick(settings, instance)
     assert first.run_requests
-    _write_batch(settings, classifier, generate_scenario("language_shift", 300, seed=6, severity=1.0)["text"].tolist())
+    _label(settings, _drifted(settings, classifier, seed=6), "round2")
     second = _tick(settings, instance, cursor=first.cursor)
     assert not second.run_requests
     assert "cooldown" in second.skip_reason.skip_message
