@@ -26,7 +26,7 @@ def prepare_environment(settings: Settings) -> Path:
     dagster_home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster").resolve()
     dagster_home.mkdir(parents=True, exist_ok=True)
     target = dagster_home / "dagster.yaml"
-    if not target.exists() and REPO_DAGSTER_YAML.is_file():
+    if REPO_DAGSTER_YAML.is_file():  # keep the instance config in step with the repository
         shutil.copyfile(REPO_DAGSTER_YAML, target)
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     for key, value in (("MODELOPS_HOME", settings.home), ("MODELOPS_DATA_DIR", settings.data_dir)):
@@ -92,7 +92,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from modelops.demo import run_demo
 
-    return run_demo(settings, scenario=args.scenario, port=args.port, fresh=not args.keep_state)
+    return run_demo(settings, scenario=args.scenario, port=args.port, fresh=not args.keep_state, rows=args.rows,
+                    epochs=args.epochs)
 
 
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
@@ -154,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--scenario", default="new_product",
                       choices=["new_product", "prior_shift", "language_shift", "length_shift"])
     demo.add_argument("--port", type=int, default=8765)
+    demo.add_argument("--rows", type=int, default=3000, help="size of the generated corpus")
+    demo.add_argument("--epochs", type=int, help="epochs of the first training run (default: training.yaml)")
     demo.set_defaults(handler=cmd_demo)
 
     rollback = sub.add_parser("rollback", help="restore the previous champion")

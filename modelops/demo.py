@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -87,7 +88,8 @@ def _drift_checks(registry) -> list:
     return registry.client.search_runs([registry.experiment_id], "tags.`modelops.drift_event` LIKE 'drift-%'")
 
 
-def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765, fresh: bool = True) -> int:
+def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765, fresh: bool = True,
+             rows: int = 3000, epochs: int | None = None) -> int:
     import dagster as dg
 
     from modelops.cli import run_job
@@ -95,6 +97,7 @@ def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765
     from modelops.core.registry import ModelRegistry
 
     times: dict[str, float] = {}
+    started_at = datetime.now(UTC)
     start = tick = time.monotonic()
 
     def stage(name: str) -> None:
@@ -114,11 +117,12 @@ def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765
     prepare_environment(settings)
     registry = ModelRegistry(settings.tracking_uri, settings.registered_model_name, settings.mlflow_artifact_root)
 
-    _say("1/7 generating the default support-ticket corpus (3,000 rows) into data/raw/")
+    _say(f"1/7 generating the default support-ticket corpus ({rows:,} rows) into data/raw/")
     settings.raw_dir.mkdir(parents=True, exist_ok=True)
-    generate_corpus(3000, seed=0).to_csv(settings.raw_dir / "generated.csv", index=False)
+    generate_corpus(rows, seed=0).to_csv(settings.raw_dir / "generated.csv", index=False)
     _say("2/7 bootstrap_job: raw_examples -> curated_training_set -> lora_adapter -> evaluation -> champion")
-    if not run_job("bootstrap_job"):
+    training = {"ops": {"lora_adapter": {"config": {"epochs": epochs}}}} if epochs else {}
+    if not run_job("bootstrap_job", training):
         raise DemoError("bootstrap_job failed; open the Dagster UI (make ui) to see why")
     first = registry.alias_version("champion")
     first_eval = json.loads((settings.home / "records" / "evaluation.json").read_text())
@@ -155,7 +159,7 @@ def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765
         _say("6/7 waiting for the drift sensor to request a retrain and for the run to finish")
         with dg.DagsterInstance.get() as instance:
             run = _wait_for("a drift-triggered run", lambda: next(iter(instance.get_runs(
-                dg.RunsFilter(tags={"modelops/trigger": "drift"}), limit=1)), None), 240)
+                dg.RunsFilter(tags={"modelops/trigger": "drift"}, created_after=started_at), limit=1)), None), 240)
             finished = _wait_for("the retrain run to finish", lambda: (
                 lambda r: r if r.is_finished else None)(instance.get_run_by_id(run.run_id)), 600, every=5)
         stage("drift detected + retrain run")

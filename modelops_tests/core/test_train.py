@@ -1,0 +1,125 @@
+"""LoRA training: few steps on the real MiniLM, determinism, warm starts, bad configuration, the causal-LM path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from safetensors.torch import load_file
+
+from modelops.core.base_model import BaseModelError, describe_base_model
+from modelops.core.train import (
+    TrainingConfig, TrainingConfigError, incremental_training_set, length_grouped_batches, read_label_names,
+    train_causal_lm_adapter, train_classifier_adapter,
+)
+
+FEW_STEPS = TrainingConfig(epochs=1, max_steps=4, batch_size=8, seed=7)
+
+
+@pytest.fixture(scope="module")
+def frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+    from modelops.core.curate import curate
+    from modelops.core.datagen import generate_corpus
+
+    curated, _ = curate(generate_corpus(400, seed=1).assign(source="generator"))
+    return curated[curated["split"] == "train"], curated[curated["split"] == "validation"]
+
+
+def test_few_steps_save_only_the_adapter_and_are_deterministic(frames, base_info, tmp_path: Path):
+    train, validation = frames
+    seen: list[dict] = []
+    first = train_classifier_adapter(train, validation, base_info, FEW_STEPS, tmp_path / "a", on_progress=seen.append)
+    second = train_classifier_adapter(train, validation, base_info, FEW_STEPS, tmp_path / "b")
+    assert first.steps == 4 and seen and "val_macro_f1" in seen[-1]
+    files = {p.name for p in first.adapter_dir.iterdir()}
+    assert {"adapter_model.safetensors", "adapter_config.json", "labels.json", "modelops.json"} <= files
+    assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)
+    assert (first.adapter_dir / "adapter_model.safetensors").stat().st_size < 5_000_000
+    assert read_label_names(first.adapter_dir) == sorted(set(train["label"]))
+    a, b = (load_file(str(r.adapter_dir / "adapter_model.safetensors")) for r in (first, second))
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    assert any("classifier" in k for k in a) and any("lora_" in k for k in a)
+
+
+def test_warm_start_rejects_a_different_label_set(frames, base_info, untrained_adapter_dir: Path, tmp_path: Path):
+    train, validation = frames
+    config = TrainingConfig(mode="incremental", epochs=1, max_steps=1)
+    with pytest.raises(TrainingConfigError, match="Label set mismatch"):
+        train_classifier_adapter(train, validation, base_info, config, tmp_path / "x", init_adapter=untrained_adapter_dir)
+
+
+def test_warm_start_continues_from_the_adapter(base_info, untrained_adapter_dir: Path, tmp_path: Path):
+    rows = [("my invoice is wrong", "billing"), ("refund my order", "refund"), ("where is my parcel", "shipping")] * 6
+    frame = pd.DataFrame(rows, columns=["text", "label"])
+    config = TrainingConfig(mode="incremental", epochs=1, max_steps=2, batch_size=4)
+    result = train_classifier_adapter(frame, frame, base_info, config, tmp_path / "inc", init_adapter=untrained_adapter_dir)
+    assert result.steps == 2 and read_label_names(result.adapter_dir) == ["billing", "refund", "shipping"]
+
+
+def test_bad_configuration_fails_early(tmp_path: Path):
+    with pytest.raises(TrainingConfigError, match="target_modules is empty"):
+        TrainingConfig.from_dict({"lora": {"target_modules": []}})
+    with pytest.raises(TrainingConfigError, match="Unknown training settings"):
+        TrainingConfig.from_dict({"epoch": 3})
+    with pytest.raises(BaseModelError, match="does not exist"):
+        describe_base_model(tmp_path / "missing")
+    (tmp_path / "pickled").mkdir()
+    (tmp_path / "pickled" / "config.json").write_text("{}")
+    (tmp_path / "pickled" / "pytorch_model.bin").write_bytes(b"pickle")
+    with pytest.raises(BaseModelError, match="only safetensors"):
+        describe_base_model(tmp_path / "pickled")
+
+
+def test_unknown_target_modules_fail_with_clear_message(frames, base_info, tmp_path: Path):
+    train, validation = frames
+    config = TrainingConfig.from_dict({"max_steps": 1, "lora": {"target_modules": ["q_proj"]}})
+    with pytest.raises(TrainingConfigError, match="do not match the base model"):
+        train_classifier_adapter(train, validation, base_info, config, tmp_path / "x")
+
+
+def test_incremental_training_set_mixes_new_and_replay():
+    train = pd.DataFrame({"id": [f"i{i}" for i in range(100)], "text": "t", "label": ["a", "b"] * 50})
+    mixed = incremental_training_set(train, {f"i{i}" for i in range(80)}, replay_fraction=0.5, seed=0)
+    assert len(mixed) == 30 and mixed["id"].isin([f"i{i}" for i in range(80, 100)]).sum() == 20
+    with pytest.raises(TrainingConfigError, match="no examples"):
+        incremental_training_set(train, set(train["id"]), 0.5, 0)
+
+
+def test_length_grouped_batches_cover_every_index_once():
+    lengths = [5, 50, 7, 48, 6, 49, 30, 31] * 10
+    batches = length_grouped_batches(lengths, batch_size=8, seed=0)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    spread = max(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches)
+    assert spread < 45  # batches are grouped by length, not random
+
+
+@pytest.fixture(scope="module")
+def tiny_causal_lm(tmp_path_factory, base_info) -> Path:
+    """A 2-layer Llama built from a config (random weights, safetensors) with a WordPiece tokenizer."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = AutoTokenizer.from_pretrained(str(base_info.path))
+    tokenizer.eos_token = "[SEP]"
+    tokenizer.save_pretrained(str(folder))
+    config = LlamaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    LlamaForCausalLM(config).save_pretrained(str(folder), safe_serialization=True)
+    return folder
+
+
+def test_causal_lm_adapter_learns_responses_only(tiny_causal_lm: Path, tmp_path: Path):
+    base = describe_base_model(tiny_causal_lm, "causal-lm")
+    records = pd.DataFrame({"prompt": ["route: my card was stolen ->", "route: where is my parcel ->"] * 8,
+                            "response": [" fraud_report", " shipping"] * 8})
+    config = TrainingConfig.from_dict({"epochs": 3, "batch_size": 4, "learning_rate": 0.01,
+                                       "early_stopping_patience": 5, "evaluations_per_epoch": 1,
+                                       "lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}})
+    result = train_causal_lm_adapter(records, records, base, config, tmp_path / "causal")
+    losses = [h["val_loss"] for h in result.history]
+    assert losses[-1] < losses[0]
+    assert (result.adapter_dir / "adapter_model.safetensors").is_file()
+    with pytest.raises(TrainingConfigError, match="prompt,response"):
+        train_causal_lm_adapter(records.rename(columns={"prompt": "q"}), records, base, config, tmp_path / "bad")
