@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+
+from modelops.core.atomic import write_atomic
+from modelops.core.markdown import markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -455,27 +456,13 @@ def confusion_matrix_png(report: EvaluationReport, path: Path, title: str) -> Pa
         for j in range(k):
             colour = "white" if share[i, j] > 0.5 else "black"
             axes.text(j, i, str(counts[i, j]), ha="center", va="center", color=colour, fontsize=font)
-    return write_atomically(Path(path), lambda handle: figure.savefig(handle, format="png"))
+    return write_atomic(Path(path), lambda tmp: figure.savefig(tmp, format="png"))
 
 
 def _row_shares(counts: np.ndarray) -> np.ndarray:
     """Each row divided by its sum (0 for empty rows)."""
     totals = counts.sum(axis=1, keepdims=True).astype(float)
     return np.divide(counts, totals, out=np.zeros(counts.shape, dtype=float), where=totals > 0)
-
-
-def write_atomically(path: Path, write: Callable[[Any], object]) -> Path:
-    """Call `write(binary_handle)` on a temp file next to `path`, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
-            write(handle)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def comparison_markdown(challenger: EvaluationReport, champion: EvaluationReport | None) -> str:
@@ -501,13 +488,6 @@ def _comparison_row(name: str, challenger: float | None, champion: float | None,
 
     delta = MISSING if challenger is None or champion is None else f"{challenger - champion:+.{digits}f}"
     return [name, shown(champion), shown(challenger), delta]
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A GitHub-flavoured markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _md_escape(text: str) -> str:

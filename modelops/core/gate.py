@@ -16,8 +16,8 @@ from modelops.core.evaluate import (
     check_config_keys,
     check_number,
     load_config_section,
-    markdown_table,
 )
+from modelops.core.markdown import markdown_table
 
 log = logging.getLogger(__name__)
 

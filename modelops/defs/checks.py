@@ -5,7 +5,8 @@
 import dagster as dg
 
 from modelops.defs.assets.data import curated_training_set, read_curated
-from modelops.defs.metadata import counts_table, markdown_table
+from modelops.core.markdown import frame_table
+from modelops.defs.metadata import counts_table
 from modelops.defs.resources import DataLake
 
 MIN_TRAIN_EXAMPLES_PER_LABEL = 10
@@ -20,7 +21,7 @@ def curated_no_leakage(lake: DataLake) -> dg.AssetCheckResult:
     curated, _ = read_curated(lake)
     leaked = leakage(curated)
     return dg.AssetCheckResult(passed=leaked.empty, metadata={
-        "leaked_rows": len(leaked), "sample": dg.MetadataValue.md(markdown_table(leaked.head(10), index=False))})
+        "leaked_rows": len(leaked), "sample": dg.MetadataValue.md(frame_table(leaked.head(10), index=False))})
 
 
 @dg.asset_check(asset=curated_training_set, blocking=True)
@@ -34,7 +35,7 @@ def curated_min_examples_per_label(lake: DataLake) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=short.empty, metadata={
         "labels_below_minimum": dg.MetadataValue.json(sorted(short.index)),
         "min_train": MIN_TRAIN_EXAMPLES_PER_LABEL, "min_test": MIN_TEST_EXAMPLES_PER_LABEL,
-        "counts": dg.MetadataValue.md(markdown_table(counts))})
+        "counts": dg.MetadataValue.md(frame_table(counts))})
 
 
 @dg.asset_check(asset=curated_training_set, blocking=True)

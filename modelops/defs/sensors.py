@@ -104,7 +104,7 @@ def drift_sensor(context: dg.SensorEvaluationContext, lake: DataLake, mlflow: Ml
         tags={DRIFT_EVENT_TAG: drift["key"], TRIGGER_TAG: "drift", "modelops/drift_severity": drift["severity"],
               "modelops/batches": ",".join(drift["batches"])[:4000], "modelops/retrain_mode": decision.mode},
     )
-    context.log.info(f"{drift['key']}: requesting a {decision.mode} retrain ({decision.reason})")
+    context.log.info(f"{drift['key']}: requesting {decision.mode} retraining ({decision.reason})")
     return dg.SensorResult(run_requests=[run], cursor=json.dumps(cursor), **events)
 
 

@@ -9,7 +9,8 @@ import dagster as dg
 import pandas as pd
 
 from modelops.defs.assets.traffic import production_traffic
-from modelops.defs.metadata import counts_table, markdown_table, path_metadata
+from modelops.core.markdown import frame_table
+from modelops.defs.metadata import counts_table, path_metadata
 from modelops.defs.resources import DataLake
 
 RAW_EXAMPLES_FILE = "raw_examples.parquet"
@@ -70,7 +71,7 @@ def raw_examples(context: dg.AssetExecutionContext, config: RawExamplesConfig, l
         "dagster/row_count": len(result.valid),
         "path": path_metadata(path),
         "label_histogram": counts_table(result.valid["label"].value_counts().to_dict(), "label"),
-        "preview": dg.MetadataValue.md(markdown_table(result.valid.head(10), index=False)),
+        "preview": dg.MetadataValue.md(frame_table(result.valid.head(10), index=False)),
     })
     return dg.MaterializeResult(metadata=metadata)
 
@@ -115,5 +116,5 @@ def curated_training_set(context: dg.AssetExecutionContext, lake: DataLake) -> d
         "pii_redactions": counts_table(report.pii_redactions, "pii_type"),
         "pii_redactions_total": sum(report.pii_redactions.values()),
         "split_counts": counts_table(splits, "split"),
-        "labels_by_split": dg.MetadataValue.md(markdown_table(label_counts(curated))),
+        "labels_by_split": dg.MetadataValue.md(frame_table(label_counts(curated))),
     })

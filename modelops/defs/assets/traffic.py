@@ -3,7 +3,8 @@
 # No `from __future__ import annotations` here: Dagster reads config/resource annotations at definition time.
 import dagster as dg
 
-from modelops.defs.metadata import counts_table, markdown_table
+from modelops.core.markdown import frame_table
+from modelops.defs.metadata import counts_table
 from modelops.defs.resources import DataLake
 
 traffic_batches = dg.DynamicPartitionsDefinition(name="traffic_batches")
@@ -30,6 +31,6 @@ def production_traffic(context: dg.AssetExecutionContext, lake: DataLake) -> dg.
         "model_versions": dg.MetadataValue.json(sorted(batch["model_version"].unique().tolist())),
         "predicted_labels": counts_table(batch["predicted_label"].value_counts().to_dict(), "label"),
         "p50_latency_ms": float(batch["latency_ms"].median()),
-        "preview": dg.MetadataValue.md(markdown_table(batch[["text", "predicted_label", "confidence"]].head(10),
+        "preview": dg.MetadataValue.md(frame_table(batch[["text", "predicted_label", "confidence"]].head(10),
                                                       index=False)),
     })

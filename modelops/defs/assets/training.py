@@ -11,7 +11,8 @@ import pandas as pd
 import yaml
 
 from modelops.defs.assets.data import curated_training_set, read_curated
-from modelops.defs.metadata import markdown_table, path_metadata
+from modelops.core.markdown import frame_table
+from modelops.defs.metadata import path_metadata
 from modelops.defs.resources import BaseModel, DataLake, MlflowRegistry, Policies
 
 TRAINING_TAG = "modelops/training"
@@ -119,7 +120,7 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
         "train_seconds": result.train_seconds, "steps": result.steps, "stopped_early": result.stopped_early,
         "train_rows": len(train), "adapter_bytes": adapter_bytes, "adapter_path": path_metadata(output),
         "base_model": f"{base.name} ({base.sha256[:12]})", "data_content_hash": record["content_hash"],
-        "history": dg.MetadataValue.md(markdown_table(history, index=False)),
+        "history": dg.MetadataValue.md(frame_table(history, index=False)),
     })
 
 
@@ -128,6 +129,13 @@ def _load_classifier(registry, version: str, lake: DataLake, base_model: BaseMod
 
     folder = registry.download_adapter(version, Path(lake.home) / "adapters" / f"registry-v{version}")
     return AdapterClassifier(base_model.describe(), folder)
+
+
+def _inline_png(path: Path) -> str:
+    """Markdown that shows a PNG inside the Dagster UI's metadata panel."""
+    import base64
+
+    return f"![{path.stem}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
 
 
 @dg.asset(group_name="evaluation", kinds={"pytorch", "mlflow"}, deps=[lora_adapter])
@@ -194,6 +202,7 @@ def evaluation(context: dg.AssetExecutionContext, lake: DataLake, base_model: Ba
         "comparison": dg.MetadataValue.md(comparison), "gate": dg.MetadataValue.md(decision.markdown()),
         "per_class": dg.MetadataValue.md(challenger.per_class_markdown()),
         "confusion_matrix": path_metadata(out_dir / "confusion_challenger.png"),
+        "confusion_matrix_image": dg.MetadataValue.md(_inline_png(out_dir / "confusion_challenger.png")),
     }
     if champion is not None:
         metadata.update({"champion_macro_f1": champion.macro_f1, "champion_cost_per_1000": champion.expected_cost_per_1000})
@@ -242,5 +251,5 @@ def champion(context: dg.AssetExecutionContext, lake: DataLake, base_model: Base
         "model_version": version, "previous_champion": str(previous), "drift_reference_rows": reference_rows,
         "macro_f1": record["challenger_metrics"]["macro_f1"],
         "expected_cost_per_1000": record["challenger_metrics"]["expected_cost_per_1000"],
-        "promotion_history": dg.MetadataValue.md(markdown_table(history, index=False)),
+        "promotion_history": dg.MetadataValue.md(frame_table(history, index=False)),
     })

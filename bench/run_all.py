@@ -1,0 +1,19 @@
+"""Run every benchmark in this folder (each writes bench/results/<name>.json)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+BENCHMARKS = ["bench.train_throughput", "bench.drift_check_time"]
+
+
+def main() -> int:
+    failed = [name for name in BENCHMARKS if subprocess.call([sys.executable, "-m", name]) != 0]
+    if failed:
+        print(f"failed: {failed}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
