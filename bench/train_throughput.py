@@ -74,7 +74,7 @@ def run_baseline(train, validation, test, labels: list[str], config, base) -> di
         args = TrainingArguments(
             output_dir=out, per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=128,
             num_train_epochs=config.epochs, learning_rate=config.learning_rate, weight_decay=config.weight_decay,
-            warmup_ratio=config.warmup_ratio, eval_strategy="epoch", save_strategy="no", logging_strategy="epoch",
+            warmup_steps=config.warmup_ratio, eval_strategy="epoch", save_strategy="no", logging_strategy="epoch",
             report_to=[], seed=config.seed, use_cpu=True, disable_tqdm=True,
         )
         trainer = Trainer(model=model, args=args, train_dataset=dataset(train), eval_dataset=dataset(validation),
