@@ -37,3 +37,26 @@ def untrained_adapter_dir(base_info, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("adapter") / "untrained"
     save_adapter(model, out, LABELS, base_info, TrainingConfig(), {"temperature": 1.0})
     return out
+
+
+@pytest.fixture(scope="session")
+def mlflow_template_db(tmp_path_factory) -> Path:
+    """An initialised, empty MLflow SQLite store; copying it skips the schema migrations (seconds per test)."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture()
+def fresh_mlflow_db(mlflow_template_db: Path):
+    """Copy the template store to `target` and return its tracking URI."""
+    import shutil
+
+    def make(target: Path) -> str:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(mlflow_template_db, target)
+        return f"sqlite:///{target}"
+
+    return make

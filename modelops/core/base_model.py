@@ -7,7 +7,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -82,11 +82,11 @@ def load_tokenizer(info: BaseModelInfo) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def load_base_model(info: BaseModelInfo, num_labels: int | None = None) -> PreTrainedModel:
-    """The base model for the task: a classifier with `num_labels` outputs, or a causal LM."""
+def load_base_model(info: BaseModelInfo, num_labels: int | None = None, dtype: Any = None) -> PreTrainedModel:
+    """The base model for the task: a classifier with `num_labels` outputs, or a causal LM (fp32 unless `dtype`)."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    common = {"local_files_only": True, "trust_remote_code": False, "use_safetensors": True}
+    common = {"local_files_only": True, "trust_remote_code": False, "use_safetensors": True, "dtype": dtype or "float32"}
     if info.task_type == "sequence-classification":
         if not num_labels or num_labels < 2:
             raise BaseModelError("A sequence-classification base needs at least two labels.")

@@ -124,6 +124,23 @@ class _Batch:
     attention_mask: torch.Tensor
     labels: torch.Tensor
 
+    def to(self, device: torch.device) -> _Batch:
+        return _Batch(*(t.to(device, non_blocking=True) for t in (self.input_ids, self.attention_mask, self.labels)))
+
+
+LossFunction = Callable[[Any, _Batch], "torch.Tensor"]
+
+
+def _model_loss(model: Any, batch: _Batch) -> torch.Tensor:
+    return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels).loss
+
+
+def training_device() -> torch.device:
+    """CUDA when available (bf16 autocast), else the CPU."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
 
 def seed_everything(seed: int) -> None:
     import torch
@@ -209,16 +226,21 @@ def _fit(
     score_key: str,
     config: TrainingConfig,
     on_progress: ProgressCallback | None,
+    compute_loss: LossFunction = _model_loss,
 ) -> tuple[float, int, int, int, bool, list[dict[str, float]], float]:
     """The training loop: AdamW + linear warm-up/decay, periodic validation, early stopping, best state kept."""
     import torch
     from transformers import get_linear_schedule_with_warmup
 
+    device = next(model.parameters()).device
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay,
+                                  fused=device.type == "cuda")
     scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(total_steps * config.warmup_ratio), total_steps)
     eval_every = max(1, steps_per_epoch // config.evaluations_per_epoch)
     best_score, best_step, bad_evals, step, samples = -math.inf, 0, 0, 0, 0
@@ -230,19 +252,20 @@ def _fit(
         tick = time.perf_counter()
         for batch in train_batches(epoch):
             model.train()
-            out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels)
-            out.loss.backward()
+            with autocast:
+                loss = compute_loss(model, batch.to(device))
+            loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            samples += len(batch.labels)
+            samples += len(batch.input_ids)
             last = step == total_steps or step % steps_per_epoch == 0
             if step % eval_every == 0 or last:
                 train_time += time.perf_counter() - tick
                 metrics = {"step": float(step), "epoch": step / steps_per_epoch,
-                           "train_loss": float(out.loss.item()), "learning_rate": scheduler.get_last_lr()[0],
+                           "train_loss": float(loss.item()), "learning_rate": scheduler.get_last_lr()[0],
                            "samples_per_second": samples / max(train_time, 1e-9), **validate()}
                 history.append(metrics)
                 if on_progress:
@@ -269,12 +292,14 @@ def _logits(model: Any, encoded: list[list[int]], pad_id: int, batch_size: int =
 
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     out = np.zeros((len(encoded), model.config.num_labels), dtype=np.float32)
+    device = next(model.parameters()).device
     model.eval()
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            batch = _pad([encoded[i] for i in idx], pad_id, [0] * len(idx))
-            out[idx] = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.float().numpy()
+            batch = _pad([encoded[i] for i in idx], pad_id, [0] * len(idx)).to(device)
+            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+            out[idx] = logits.float().cpu().numpy()
     return out
 
 
@@ -338,6 +363,7 @@ def train_classifier_adapter(
     seed_everything(config.seed)
     tokenizer = load_tokenizer(base)
     model = _peft_model(load_base_model(base, num_labels=len(labels)), config, "SEQ_CLS", init_adapter)
+    model.to(training_device())
 
     def encode(texts: pd.Series) -> list[list[int]]:
         return tokenizer(list(texts), truncation=True, max_length=config.max_length)["input_ids"]
@@ -397,7 +423,10 @@ def train_causal_lm_adapter(
             raise TrainingConfigError(f"The {name} records lack columns {sorted(missing)}; need prompt,response.")
     seed_everything(config.seed)
     tokenizer = load_tokenizer(base)
-    model = _peft_model(load_base_model(base), config, "CAUSAL_LM", None)
+    device = training_device()
+    # On a GPU the frozen base is held in bf16: half the memory and no per-step weight casts under autocast.
+    dtype = torch.bfloat16 if device.type == "cuda" else None
+    model = _peft_model(load_base_model(base, dtype=dtype), config, "CAUSAL_LM", None).to(device)
 
     def encode(frame: pd.DataFrame) -> tuple[list[list[int]], list[list[int]]]:
         ids, targets = [], []
@@ -421,21 +450,36 @@ def train_causal_lm_adapter(
     def validate() -> dict[str, float]:
         model.eval()
         losses = []
-        with torch.inference_mode():
-            for batch in _batches(val_ids, val_targets, tokenizer.pad_token_id,
-                                  [list(range(i, min(i + 32, len(val_ids)))) for i in range(0, len(val_ids), 32)]):
-                losses.append(model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                                    labels=batch.labels).loss.item())
+        order = [list(range(i, min(i + config.batch_size, len(val_ids)))) for i in range(0, len(val_ids), config.batch_size)]
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            for batch in _batches(val_ids, val_targets, tokenizer.pad_token_id, order):
+                losses.append(response_loss(model, batch.to(device)).item())
         loss = float(np.mean(losses))
         return {"val_loss": loss, "neg_val_loss": -loss}
 
     best, best_step, steps, samples, stopped, history, seconds = _fit(
-        model, epoch_batches, steps_per_epoch, validate, "neg_val_loss", config, on_progress
+        model, epoch_batches, steps_per_epoch, validate, "neg_val_loss", config, on_progress, response_loss
     )
     output_dir = Path(output_dir)
     save_adapter(model, output_dir, [], base, config, {"best_val_loss": -best})
     return TrainingResult(output_dir, [], best, best_step, steps, samples, seconds, samples / max(seconds, 1e-9),
                           stopped, 1.0, history)
+
+
+def response_loss(model: Any, batch: _Batch) -> torch.Tensor:
+    """Next-token cross-entropy on response tokens only, projecting only those positions through the LM head.
+
+    Equal to the model's own loss with prompt labels set to -100, without computing vocabulary logits for the
+    (usually much longer) prompt.
+    """
+    import torch
+
+    causal_lm = model.get_base_model()
+    hidden = causal_lm.get_decoder()(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+    targets = batch.labels[:, 1:]
+    keep = targets != -100
+    logits = causal_lm.get_output_embeddings()(hidden[:, :-1][keep]).float()
+    return torch.nn.functional.cross_entropy(logits, targets[keep])
 
 
 def incremental_training_set(train: pd.DataFrame, seen_ids: set[str], replay_fraction: float, seed: int) -> pd.DataFrame:

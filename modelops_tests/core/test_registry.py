@@ -13,8 +13,8 @@ from modelops.core.registry import ModelRegistry, RegistryError, validate_model_
 
 
 @pytest.fixture()
-def registry(tmp_path: Path) -> ModelRegistry:
-    return ModelRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}", "support-router", tmp_path / "artifacts")
+def registry(tmp_path: Path, fresh_mlflow_db) -> ModelRegistry:
+    return ModelRegistry(fresh_mlflow_db(tmp_path / "mlflow.db"), "support-router", tmp_path / "artifacts")
 
 
 def _register(registry: ModelRegistry, adapter_dir: Path) -> str:

@@ -25,17 +25,23 @@ def classifier(base_info, untrained_adapter_dir) -> AdapterClassifier:
     return AdapterClassifier(base_info, untrained_adapter_dir)
 
 
+@pytest.fixture(scope="module")
+def reference(classifier):
+    """The champion's predictions on held-out data and its training vocabulary."""
+    held_out = generate_corpus(600, seed=11)["text"].tolist()
+    return build_reference(classifier, held_out, generate_corpus(1500, seed=12)["text"].tolist())
+
+
 @pytest.fixture()
-def world(tmp_path, classifier, untrained_adapter_dir):
+def world(tmp_path, reference, untrained_adapter_dir, fresh_mlflow_db):
     """A champion (v1) with its drift reference, an empty traffic folder and a temporary instance."""
     settings = Settings(home=tmp_path / "home", data_dir=tmp_path / "data")
+    fresh_mlflow_db(settings.home / "mlflow.db")
     registry = ModelRegistry(settings.tracking_uri, settings.registered_model_name, settings.mlflow_artifact_root)
     with registry.run("train", {}) as run_id:
         version = registry.register_adapter(run_id, untrained_adapter_dir, {})
     registry.promote(version, "test champion")
-    held_out = generate_corpus(600, seed=11)["text"].tolist()
-    frame, vocabulary = build_reference(classifier, held_out, generate_corpus(1500, seed=12)["text"].tolist())
-    save_reference(settings.home / "reference", version, frame, vocabulary)
+    save_reference(settings.home / "reference", version, *reference)
     with dg.instance_for_test() as instance:
         yield settings, instance
 

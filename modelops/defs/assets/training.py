@@ -2,6 +2,7 @@
 
 # No `from __future__ import annotations` here: Dagster reads config/resource annotations at definition time.
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Literal
@@ -10,8 +11,8 @@ import dagster as dg
 import pandas as pd
 import yaml
 
-from modelops.defs.assets.data import curated_training_set, read_curated
 from modelops.core.markdown import frame_table
+from modelops.defs.assets.data import curated_training_set, read_curated
 from modelops.defs.metadata import path_metadata
 from modelops.defs.resources import BaseModel, DataLake, MlflowRegistry, Policies
 
@@ -84,6 +85,8 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
                                                       context)
         except TrainingConfigError as exc:
             raise dg.Failure(str(exc)) from exc
+        if init_adapter is None:
+            training = dataclasses.replace(training, mode="full")
     tags = {"modelops.dagster_run_id": context.run_id, "modelops.mode": training.mode,
             "modelops.data_content_hash": record["content_hash"], "modelops.base_sha256": base.sha256,
             **{f"dagster.{k}": v for k, v in context.run.tags.items() if k.startswith("modelops/")}}
