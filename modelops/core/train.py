@@ -197,6 +197,18 @@ def _head_modules(model: Any) -> list[str]:
     return [m for m in ("classifier", "score", "pooler", "pre_classifier") if m in names]
 
 
+def _epoch_schedule(encoded: list[list[int]], targets: list, pad_id: int, config: TrainingConfig
+                    ) -> tuple[Callable[[int], Iterator[_Batch]], int]:
+    """Per-epoch length-grouped batches (reshuffled with seed + epoch) and the number of steps per epoch."""
+    lengths = [len(x) for x in encoded]
+
+    def epoch_batches(epoch: int) -> Iterator[_Batch]:
+        order = length_grouped_batches(lengths, config.batch_size, config.seed + epoch)
+        return _batches(encoded, targets, pad_id, order)
+
+    return epoch_batches, math.ceil(len(encoded) / config.batch_size)
+
+
 def _peft_model(base_model: Any, config: TrainingConfig, task_type: str, init_adapter: Path | None) -> Any:
     from peft import LoraConfig, PeftModel, get_peft_model
 
@@ -371,12 +383,7 @@ def train_classifier_adapter(
     train_ids, val_ids = encode(train["text"]), encode(validation["text"])
     train_y = [label_ids[x] for x in train["label"]]
     val_y = np.array([label_ids[x] for x in validation["label"]])
-    lengths = [len(x) for x in train_ids]
-    steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
-
-    def epoch_batches(epoch: int) -> Iterator[_Batch]:
-        order = length_grouped_batches(lengths, config.batch_size, config.seed + epoch)
-        return _batches(train_ids, train_y, tokenizer.pad_token_id, order)
+    epoch_batches, steps_per_epoch = _epoch_schedule(train_ids, train_y, tokenizer.pad_token_id, config)
 
     def validate() -> dict[str, float]:
         logits = _logits(model, val_ids, tokenizer.pad_token_id)
@@ -440,12 +447,7 @@ def train_causal_lm_adapter(
 
     train_ids, train_targets = encode(records)
     val_ids, val_targets = encode(validation)
-    lengths = [len(x) for x in train_ids]
-    steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
-
-    def epoch_batches(epoch: int) -> Iterator[_Batch]:
-        order = length_grouped_batches(lengths, config.batch_size, config.seed + epoch)
-        return _batches(train_ids, train_targets, tokenizer.pad_token_id, order)
+    epoch_batches, steps_per_epoch = _epoch_schedule(train_ids, train_targets, tokenizer.pad_token_id, config)
 
     def validate() -> dict[str, float]:
         model.eval()
