@@ -1,4 +1,4 @@
-"""What machine a benchmark ran on, recorded with every result."""
+"""What machine a benchmark ran on, recorded with every result, and the one-line-per-target measurement record."""
 
 from __future__ import annotations
 
@@ -6,9 +6,29 @@ import json
 import os
 import platform
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One figure against its baseline and target; `bench/results/summary.json` lists every one of these.
+
+    `ratio` is value / baseline (None without a baseline); `met` says whether `target` (in words) holds.
+    """
+
+    name: str
+    value: float
+    unit: str
+    baseline: float | None
+    target: str
+    met: bool
+
+    def to_dict(self, machine_name: str) -> dict[str, object]:
+        ratio = self.value / self.baseline if self.baseline else None
+        return {**asdict(self), "ratio": ratio, "machine": machine_name}
 
 
 def machine() -> dict[str, object]:
@@ -29,12 +49,20 @@ def machine() -> dict[str, object]:
     return info
 
 
-def write_result(name: str, result: dict[str, object]) -> Path:
-    """bench/results/<name>.json, plus one JSON line on stdout."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def machine_name(info: dict[str, object]) -> str:
+    """Short label, e.g. '2-core AMD EPYC (cpu)' or 'NVIDIA H100 80GB HBM3'."""
+    return str(info["gpu"]) if "gpu" in info else f"{info['cores']}-core {info['cpu']} (cpu)"
+
+
+def write_result(name: str, result: dict[str, object], measurements: list[Measurement],
+                 results_dir: Path = RESULTS) -> Path:
+    """bench/results/<name>.json (machine, raw figures, measurements), plus one JSON line on stdout."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    info = machine()
     payload = {"benchmark": name, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "machine": machine(), **result}
-    path = RESULTS / f"{name}.json"
+               "machine": info, **result,
+               "measurements": [m.to_dict(machine_name(info)) for m in measurements]}
+    path = results_dir / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(json.dumps(payload))
     return path

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.machine import Measurement
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
@@ -127,7 +129,18 @@ def main() -> None:
         "throughput_ratio": modelops["samples_per_second"] / baseline["samples_per_second"],
         "macro_f1_delta": modelops["test_macro_f1"] - baseline["test_macro_f1"],
         "target": "throughput_ratio >= 1.5 with macro_f1_delta >= 0",
-    })
+    }, measurements(baseline, modelops))
+
+
+def measurements(baseline: dict, modelops: dict) -> list[Measurement]:
+    return [
+        Measurement("train_throughput_samples_per_second", modelops["samples_per_second"], "samples/s",
+                    baseline["samples_per_second"], ">= 1.5x HF Trainer + PEFT",
+                    modelops["samples_per_second"] >= 1.5 * baseline["samples_per_second"]),
+        Measurement("train_throughput_test_macro_f1", modelops["test_macro_f1"], "macro-F1",
+                    baseline["test_macro_f1"], "not lower than HF Trainer + PEFT",
+                    modelops["test_macro_f1"] >= baseline["test_macro_f1"]),
+    ]
 
 
 if __name__ == "__main__":
