@@ -123,3 +123,27 @@ def test_causal_lm_adapter_learns_responses_only(tiny_causal_lm: Path, tmp_path:
     assert (result.adapter_dir / "adapter_model.safetensors").is_file()
     with pytest.raises(TrainingConfigError, match="prompt,response"):
         train_causal_lm_adapter(records.rename(columns={"prompt": "q"}), records, base, config, tmp_path / "bad")
+
+
+def test_too_long_instructions_keep_the_response_and_the_end_of_the_prompt(base_info):
+    from modelops.core.base_model import load_tokenizer
+    from modelops.core.train import encode_instructions
+
+    tokenizer = load_tokenizer(base_info)
+    frame = pd.DataFrame({"prompt": ["alpha " * 100 + "omega", "short"], "response": [" answer " * 40, " yes"]})
+    (long_ids, short_ids), (long_labels, short_labels) = encode_instructions(tokenizer, frame, max_length=32)
+    assert len(long_ids) == len(long_labels) == 32
+    learned = [t for t in long_labels if t != -100]
+    assert len(learned) == 16  # the response keeps half the window
+    assert tokenizer.convert_ids_to_tokens(long_ids[15]) == "omega"  # the prompt's end, next to the response
+    assert short_ids[-1] == tokenizer.eos_token_id and short_labels[0] == -100 and short_labels[-1] != -100
+
+
+def test_compile_repeated_blocks_wraps_every_transformer_layer(tiny_causal_lm: Path):
+    from transformers import AutoModelForCausalLM
+
+    from modelops.core.train import compile_repeated_blocks
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_causal_lm))
+    assert compile_repeated_blocks(model) == 2
+    assert all(layer._compiled_call_impl is not None for layer in model.model.layers)
