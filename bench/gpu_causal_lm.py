@@ -10,7 +10,8 @@ Runs, in one process on one GPU:
   labels -100 on the prompt, fixed-length padding.
 - `modelops_eager`: `train_causal_lm_adapter` with compilation off (length-grouped batches, response-only LM head,
   fused AdamW, bf16 autocast).
-- `modelops`: the same with its default on a GPU: each transformer block compiled once (`compile_repeated_blocks`).
+- `modelops`: the same with each transformer block compiled once (`compile_repeated_blocks`), what it does on a
+  GPU for runs of at least `compile_min_steps` (400) steps.
 
 Reported per run: tokens/s over the whole run (compilation and warm-up included) and in steady state (after the
 first quarter of the steps), model FLOPs utilisation counting 4N FLOPs per token (frozen base: forward plus input
@@ -155,16 +156,16 @@ def run_baseline(base_dir: Path, data: pd.DataFrame, heldout: pd.DataFrame, conf
     class Probe(TrainerCallback):
         """Clock (after a device sync) at the same steps the modelops runs report, and the logged losses."""
 
-        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+        def on_train_begin(self, args, state, control, **kwargs):
             sync()
             self.start = time.perf_counter()
 
-        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+        def on_step_end(self, args, state, control, **kwargs):
             if state.global_step % (config.max_steps // evals) == 0:
                 sync()
                 marks.append((state.global_step, time.perf_counter() - self.start))
 
-        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+        def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
                 losses.append(round(float(logs["loss"]), 4))
 
@@ -230,15 +231,15 @@ def main() -> None:
         ids, _ = encode_instructions(AutoTokenizer.from_pretrained(folder), data, max_length)
         tokens_per_step = sum(len(x) for x in ids) / steps
         plan = [("baseline_hf_trainer_peft", run_baseline, config),
-                ("modelops_eager", run_modelops, TrainingConfig.from_dict({**_as_dict(config), "compile": False})),
-                ("modelops", run_modelops, config)]
+                ("modelops_eager", run_modelops, TrainingConfig.from_dict({**_as_dict(config), "compile_min_steps": 10**9})),
+                ("modelops", run_modelops, TrainingConfig.from_dict({**_as_dict(config), "compile_min_steps": 0}))]
         for name, run, run_config in plan:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
             try:
                 runs[name] = run(Path(folder), data, heldout, run_config)
-            except Exception as exc:  # one failing variant must not lose the others' figures
+            except Exception as exc:  # noqa: BLE001 - one failing variant must not lose the others' figures
                 runs[name] = {"error": f"{type(exc).__name__}: {exc}"}
                 print(f"{name} failed: {runs[name]['error']}")
             print(name, json.dumps(runs[name], default=str)[:600], flush=True)

@@ -64,7 +64,7 @@ class TrainingConfig:
     evaluations_per_epoch: int = 1
     max_steps: int | None = None
     replay_fraction: float = 0.5
-    compile: bool = True  # on a GPU, compile each repeated transformer block once (torch.compile); ignored on CPU
+    compile_min_steps: int = 400  # on a GPU, compile the transformer blocks for runs this long; never on CPU
     lora: LoraSettings = field(default_factory=LoraSettings)
 
     def __post_init__(self) -> None:
@@ -265,12 +265,12 @@ def _fit(
 
     device = next(model.parameters()).device
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    if device.type == "cuda" and config.compile:
-        log.info("compiled %d repeated blocks", compile_repeated_blocks(model))
 
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
+    if device.type == "cuda" and total_steps >= config.compile_min_steps:  # ~40 s of compilation pays back
+        log.info("compiled %d repeated blocks", compile_repeated_blocks(model))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay,
                                   fused=device.type == "cuda")
@@ -524,6 +524,6 @@ def incremental_training_set(train: pd.DataFrame, seen_ids: set[str], replay_fra
     new, old = train[is_new], train[~is_new]
     if new.empty:
         raise TrainingConfigError("Incremental training found no examples the champion has not seen; nothing to learn.")
-    n_replay = min(len(old), int(round(len(new) * replay_fraction)))
+    n_replay = min(len(old), round(len(new) * replay_fraction))
     replay = old.sample(n=n_replay, random_state=seed)
     return pd.concat([new, replay]).sample(frac=1.0, random_state=seed).reset_index(drop=True)
