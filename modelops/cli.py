@@ -10,14 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from modelops.instance import instance_profile
 from modelops.settings import Settings, load_settings
 
 log = logging.getLogger("modelops")
-REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
 
 
 def prepare_environment(settings: Settings) -> Path:
-    """Offline mode for Hugging Face, and DAGSTER_HOME under the state directory with the project's dagster.yaml."""
+    """Offline mode for Hugging Face, and DAGSTER_HOME under the state directory with the instance profile's dagster.yaml."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -26,8 +26,9 @@ def prepare_environment(settings: Settings) -> Path:
     dagster_home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster").resolve()
     dagster_home.mkdir(parents=True, exist_ok=True)
     target = dagster_home / "dagster.yaml"
-    if REPO_DAGSTER_YAML.is_file():  # keep the instance config in step with the repository
-        shutil.copyfile(REPO_DAGSTER_YAML, target)
+    profile = instance_profile(settings)
+    if profile.is_file():  # keep the instance config in step with the repository
+        shutil.copyfile(profile, target)
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     for key, value in (("MODELOPS_HOME", settings.home), ("MODELOPS_DATA_DIR", settings.data_dir)):
         os.environ.setdefault(key, str(value))

@@ -15,8 +15,27 @@ import yaml
 PACKAGE_CONFIG_DIR = Path(__file__).parent / "config"
 
 
+DAGSTER_DATABASE = "dagster"
+MLFLOW_DATABASE = "mlflow"
+
+
 class SettingsError(ValueError):
     """A settings file or variable holds a value modelops cannot use."""
+
+
+def postgres_database_url(server_url: str, database: str, driver: str = "psycopg2") -> str:
+    """`postgresql://user@host:port` (optionally ending in a database or query) -> the URL of `database` there.
+
+    With `driver` (the default) the URL names the SQLAlchemy driver, as Dagster and MLflow need; SQLAlchemy 2.1 would
+    otherwise pick psycopg 3, which is not installed. `driver=""` gives a plain libpq URL.
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(server_url)
+    if parts.scheme.split("+")[0] not in ("postgresql", "postgres") or not parts.hostname:
+        raise SettingsError(f"postgres_url must look like postgresql://user:password@host:5432, got {server_url!r}")
+    scheme = f"postgresql+{driver}" if driver else "postgresql"
+    return urlunsplit((scheme, parts.netloc, f"/{database}", parts.query, ""))
 
 
 def default_base_model_path() -> Path:
@@ -42,6 +61,7 @@ class Settings:
     base_model_path: Path | None = None
     registered_model_name: str = "support-router"
     mlflow_tracking_uri: str | None = None
+    postgres_url: str | None = None  # a PostgreSQL server: Dagster storage in its `dagster` database, MLflow in `mlflow`
     evaluation_config: Path = PACKAGE_CONFIG_DIR / "evaluation.yaml"
     drift_config: Path = PACKAGE_CONFIG_DIR / "drift.yaml"
     training_config: Path = PACKAGE_CONFIG_DIR / "training.yaml"
@@ -74,7 +94,11 @@ class Settings:
 
     @property
     def tracking_uri(self) -> str:
-        return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        if self.postgres_url:
+            return postgres_database_url(self.postgres_url, MLFLOW_DATABASE)
+        return f"sqlite:///{self.home / 'mlflow.db'}"
 
     @property
     def mlflow_artifact_root(self) -> Path:

@@ -1,0 +1,71 @@
+"""What can be validated here of the scale-out profiles: instance configs load, manifests parse, values fit the chart.
+
+Not exercised here (no cluster, no Docker daemon): `helm install`, `kubectl apply` and `docker build` themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modelops.instance import EMBEDDED_PROFILE, POSTGRES_PROFILE
+from modelops.settings import Settings, SettingsError, postgres_database_url
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+@pytest.mark.parametrize("profile", [EMBEDDED_PROFILE, POSTGRES_PROFILE])
+def test_instance_profiles_validate_against_dagster(profile: Path, tmp_path: Path, monkeypatch):
+    from dagster._core.instance.config import dagster_instance_config
+
+    monkeypatch.setenv("MODELOPS_DAGSTER_POSTGRES_URL", "postgresql+psycopg2://u@127.0.0.1:1/dagster")
+    (tmp_path / "dagster.yaml").write_text(profile.read_text())
+    config, _ = dagster_instance_config(str(tmp_path))
+    coordinator = config["run_coordinator"]["config"]
+    assert {"key": "modelops/training", "value": "true", "limit": 1} in coordinator["tag_concurrency_limits"]
+    if profile == POSTGRES_PROFILE:
+        assert config["storage"]["postgres"]["postgres_url"] == {"env": "MODELOPS_DAGSTER_POSTGRES_URL"}
+
+
+def test_helm_values_give_a_valid_k8s_run_launcher_and_code_location():
+    from dagster._config import process_config
+    from dagster_k8s import K8sRunLauncher
+
+    values = yaml.safe_load((DEPLOY / "k8s" / "values.yaml").read_text())
+    chart = values["runLauncher"]["config"]["k8sRunLauncher"]
+    # What the chart renders into the instance's dagster.yaml from these values.
+    launcher = {"env_secrets": [s["name"] for s in chart["envSecrets"]],
+                "run_k8s_config": {"container_config": chart["runK8sConfig"]["containerConfig"]}}
+    processed = process_config(K8sRunLauncher.config_type(), {"instance_config_map": "cm", **launcher})
+    assert processed.success, processed.errors
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    deployment = values["dagster-user-deployments"]["deployments"][0]
+    assert deployment["dagsterApiGrpcArgs"] == ["--module-name", "modelops.definitions"]
+    assert values["postgresql"]["enabled"] is False and values["postgresql"]["postgresqlDatabase"] == "dagster"
+    limits = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]["tagConcurrencyLimits"]
+    assert {"key": "modelops/training", "value": "true", "limit": 1} in limits
+
+
+def test_mlflow_manifests_parse_and_wire_postgres_and_s3():
+    deployment, service = yaml.safe_load_all((DEPLOY / "k8s" / "mlflow.yaml").read_text())
+    assert deployment["kind"] == "Deployment" and service["kind"] == "Service"
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    command = " ".join(container["args"])
+    assert "postgresql+psycopg2://" in command and "/mlflow" in command and "--artifacts-destination s3://" in command
+    assert {e["name"] for e in container["env"]} >= {"MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "POSTGRES_PASSWORD"}
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_dockerfile_serves_the_code_location_as_non_root():
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert '"-m", "modelops.definitions"' in text and "USER modelops" in text and 'torch==2.13.0' in text
+
+
+def test_postgres_url_setting_derives_both_stores_and_rejects_garbage():
+    settings = Settings(postgres_url="postgresql://modelops:secret@db.internal:5432")
+    assert settings.tracking_uri == "postgresql+psycopg2://modelops:secret@db.internal:5432/mlflow"
+    assert postgres_database_url("postgresql://u@h:1/other", "dagster", driver="") == "postgresql://u@h:1/dagster"
+    with pytest.raises(SettingsError, match="postgresql://user:password@host:5432"):
+        postgres_database_url("mysql://u@h:1", "dagster")
