@@ -19,7 +19,12 @@ import pytest
 import yaml
 
 from modelops.settings import (
-    DAGSTER_DATABASE, MLFLOW_DATABASE, PACKAGE_CONFIG_DIR, Settings, default_base_model_path, postgres_database_url,
+    DAGSTER_DATABASE,
+    MLFLOW_DATABASE,
+    PACKAGE_CONFIG_DIR,
+    Settings,
+    default_base_model_path,
+    postgres_database_url,
 )
 
 REPO = Path(__file__).resolve().parents[2]
