@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported by callers that have frames; loading the code location stays light
+    import pandas as pd
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

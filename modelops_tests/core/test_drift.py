@@ -52,7 +52,7 @@ SHIFTS: dict[str, dict[str, Any]] = {
 }
 EXPECTED_DRIFTED = {
     "new_words": {"oov_rate"},
-    "other_language": {"oov_rate", "non_ascii_share", "embedding"},
+    "other_language": {"oov_rate", "has_non_ascii", "embedding"},
     "longer_texts": {"text_length", "word_count"},
     "label_mix": {"predicted_label"},
     "lower_confidence": {"confidence"},
@@ -112,11 +112,11 @@ def shifted_results(reference: pd.DataFrame, vocabulary: frozenset[str], config:
 def test_text_descriptors_values() -> None:
     texts = ["Hello, world!", "", "Größe über", "foo foo BAR"]
     table = text_descriptors(texts, frozenset({"hello", "world", "foo"}))
-    assert list(table.columns) == ["text_length", "word_count", "oov_rate", "non_ascii_share"]
+    assert list(table.columns) == ["text_length", "word_count", "oov_rate", "has_non_ascii"]
     assert table["text_length"].tolist() == [13, 0, 10, 11]
     assert table["word_count"].tolist() == [2, 0, 2, 3]
     assert table["oov_rate"].tolist() == pytest.approx([0.0, 0.0, 1.0, 1 / 3])
-    assert table["non_ascii_share"].tolist() == pytest.approx([0.0, 0.0, 3 / 10, 0.0])
+    assert table["has_non_ascii"].tolist() == [0, 0, 1, 0]
 
 
 def test_vocabulary_tokenisation_and_min_count() -> None:
@@ -148,7 +148,7 @@ def test_no_drift_on_the_same_distribution(
     assert result.skipped_reason is None
     assert (result.drift_detected, result.severity, result.drifted_columns) == (False, "none", [])
     assert not result.retrain_recommended
-    assert set(result.column_scores) == {"text_length", "word_count", "oov_rate", "non_ascii_share",
+    assert set(result.column_scores) == {"text_length", "word_count", "oov_rate", "has_non_ascii",
                                          "predicted_label", "confidence", "embedding"}
     assert max(v for k, v in result.column_scores.items() if k != "embedding") < config.column_drift_threshold
     assert result.column_scores["embedding"] < config.embedding_auc_threshold
@@ -238,7 +238,7 @@ def test_to_metadata_is_flat_and_snake_case(shifted_results: dict[str, DriftResu
                 "share_drifted", "n_drifted_columns", "drifted_columns", "estimated_accuracy_reference",
                 "estimated_accuracy_current", "estimated_accuracy_drop", "retrain_recommended", "seconds", "notes",
                 "drift_score_text_length", "drift_score_word_count", "drift_score_oov_rate",
-                "drift_score_non_ascii_share", "drift_score_predicted_label", "drift_score_confidence",
+                "drift_score_has_non_ascii", "drift_score_predicted_label", "drift_score_confidence",
                 "drift_score_embedding"}
     assert set(metadata) == expected
     assert all(key == key.lower() and " " not in key for key in metadata)
