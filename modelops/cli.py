@@ -21,6 +21,7 @@ def prepare_environment(settings: Settings) -> Path:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # sovereign: no usage reports leave the machine
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     dagster_home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster").resolve()
@@ -84,7 +85,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         return LoadedModel(registry.model_name, version, base.sha256, classifier)
 
     config = ServingConfig(host=args.host, port=args.port, bearer_token=args.token or None,
-                           max_text_chars=settings.max_text_chars, reload_poll_seconds=args.reload_seconds)
+                           max_text_chars=settings.max_text_chars, reload_poll_seconds=args.reload_seconds,
+                           redact_traffic=settings.redact_traffic)
     writer = TrafficWriter(settings.production_dir, max_rows=args.batch_rows, max_age_seconds=args.batch_seconds)
     run_server(create_app(load_champion, lambda: registry.alias_version("champion"), writer, config), config)
     return 0

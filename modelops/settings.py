@@ -67,6 +67,7 @@ class Settings:
     training_config: Path = PACKAGE_CONFIG_DIR / "training.yaml"
     retrain_config: Path = PACKAGE_CONFIG_DIR / "retrain.yaml"
     max_text_chars: int = 2000
+    redact_traffic: bool = False  # serving: redact e-mails, IBANs, card and phone numbers before traffic touches disk
 
     @property
     def raw_dir(self) -> Path:
@@ -117,6 +118,14 @@ _PATH_FIELDS = {"home", "data_dir", "base_model_path", "evaluation_config", "dri
 def _coerce(name: str, value: object) -> object:
     if name in _PATH_FIELDS:
         return Path(str(value)).expanduser().resolve()
+    if name == "redact_traffic":
+        if isinstance(value, bool):
+            return value
+        if str(value).strip().lower() in ("true", "1", "yes"):
+            return True
+        if str(value).strip().lower() in ("false", "0", "no"):
+            return False
+        raise SettingsError(f"{name} must be true or false, got {value!r}")
     if name == "max_text_chars":
         try:
             return int(str(value))

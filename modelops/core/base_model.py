@@ -72,6 +72,15 @@ def describe_base_model(path: Path, task_type: TaskType = "sequence-classificati
     return BaseModelInfo(path=path, name=name, sha256=weights_sha256(path), task_type=task_type)
 
 
+def require_safetensors_adapter(adapter_dir: Path) -> Path:
+    """Refuse an adapter folder without `adapter_model.safetensors`: PEFT would otherwise unpickle a `.bin` file."""
+    adapter_dir = Path(adapter_dir)
+    if not (adapter_dir / "adapter_model.safetensors").is_file():
+        raise BaseModelError(f"{adapter_dir} holds no adapter_model.safetensors; modelops loads adapters only from "
+                             "safetensors (never pickled .bin files). Re-export the adapter with safe_serialization.")
+    return adapter_dir
+
+
 def load_tokenizer(info: BaseModelInfo) -> PreTrainedTokenizerBase:
     """The base model's tokenizer, with a pad token guaranteed."""
     from transformers import AutoTokenizer

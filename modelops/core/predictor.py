@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from modelops.core.base_model import BaseModelError, BaseModelInfo, describe_base_model, load_base_model, load_tokenizer
+from modelops.core.base_model import (
+    BaseModelError, BaseModelInfo, describe_base_model, load_base_model, load_tokenizer, require_safetensors_adapter,
+)
 from modelops.core.train import ADAPTER_MANIFEST, read_label_names
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,8 @@ class AdapterClassifier:
         self.temperature = float(manifest.get("temperature", 1.0))
         self.max_length = max_length
         self.tokenizer = load_tokenizer(base)
-        model = PeftModel.from_pretrained(load_base_model(base, num_labels=len(self.label_names)), str(adapter_dir))
+        model = PeftModel.from_pretrained(load_base_model(base, num_labels=len(self.label_names)),
+                                          str(require_safetensors_adapter(adapter_dir)))
         self.model: Any = model.merge_and_unload().eval()
         self._projection = _projection(self.model.config.hidden_size)
 

@@ -1,5 +1,8 @@
 """The prediction HTTP service: validated requests, micro-batched inference, traffic capture and hot reload.
 
+Listens on 127.0.0.1 unless configured otherwise (then only with a bearer token); with `redact_traffic`, PII is
+replaced in captured texts before they are written.
+
 Status codes: 400 invalid JSON or Content-Length; 401 missing/wrong bearer token; 413 any size limit (body bytes,
 texts per request, characters per text); 422 wrong shape or types (not an object, neither/both of `text` and
 `texts`, unknown fields, non-string or empty text, empty list); 500 the model failed; 503 no model loaded yet.
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import json
 import logging
@@ -31,9 +35,19 @@ from modelops.core.traffic import TrafficRecord, TrafficWriter
 log = logging.getLogger(__name__)
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class ServingConfigError(ValueError):
+    """A ServingConfig value that would make the service unsafe or unusable."""
+
+
 @dataclass(frozen=True)
 class ServingConfig:
-    """Where to listen, request limits, micro-batching and reload timing, optional bearer token."""
+    """Where to listen, request limits, micro-batching and reload timing, optional bearer token, PII redaction.
+
+    Listening beyond loopback requires a bearer token; limits must be positive.
+    """
 
     host: str = "127.0.0.1"
     port: int = 8765
@@ -44,6 +58,19 @@ class ServingConfig:
     micro_batch_wait_ms: float = 5.0  # how long the batcher waits to fill a micro-batch
     reload_poll_seconds: float = 5.0
     bearer_token: str | None = None  # when set, /predict and /model need `Authorization: Bearer <token>`
+    redact_traffic: bool = False  # replace e-mails, IBANs, card and phone numbers before captured texts touch disk
+
+    def __post_init__(self) -> None:
+        if self.bearer_token is not None and not self.bearer_token.strip():
+            raise ServingConfigError("bearer_token is empty; set a non-empty token or None for no authentication")
+        if self.host not in LOOPBACK_HOSTS and self.bearer_token is None:
+            raise ServingConfigError(f"Refusing to listen on {self.host!r} (beyond loopback) without a bearer token; "
+                                     "set bearer_token (modelops serve --token) or listen on 127.0.0.1")
+        limits = {"max_batch_size": self.max_batch_size, "max_text_chars": self.max_text_chars,
+                  "max_body_bytes": self.max_body_bytes, "micro_batch_max": self.micro_batch_max}
+        not_positive = sorted(name for name, value in limits.items() if value < 1)
+        if not_positive:
+            raise ServingConfigError(f"{', '.join(not_positive)} must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -164,6 +191,7 @@ class MicroBatcher:
                  config: ServingConfig) -> None:
         self._current_model = current_model
         self._writer = writer
+        self._redact = config.redact_traffic
         self._max = config.micro_batch_max
         self._wait = config.micro_batch_wait_ms / 1000.0
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
@@ -259,7 +287,12 @@ class MicroBatcher:
         return results
 
     def _capture(self, records: list[TrafficRecord]) -> None:
-        """Hand records to the writer; it raises only when they were not captured (then the requests get 500)."""
+        """Hand records (PII-redacted when configured) to the writer; it raises only when they were not captured (then
+        the requests get 500). The model saw the original text; only the stored copy is redacted."""
+        if self._redact:
+            from modelops.core.curate import redact_pii
+
+            records = [dataclasses.replace(r, text=redact_pii(r.text)[0]) for r in records]
         self._writer.append(records)
 
 

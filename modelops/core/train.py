@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from modelops.core.base_model import BaseModelInfo, load_base_model, load_tokenizer
+from modelops.core.base_model import BaseModelInfo, load_base_model, load_tokenizer, require_safetensors_adapter
 
 if TYPE_CHECKING:
     import torch
@@ -214,7 +214,7 @@ def _peft_model(base_model: Any, config: TrainingConfig, task_type: str, init_ad
     from peft import LoraConfig, PeftModel, get_peft_model
 
     if init_adapter is not None:
-        return PeftModel.from_pretrained(base_model, str(init_adapter), is_trainable=True)
+        return PeftModel.from_pretrained(base_model, str(require_safetensors_adapter(init_adapter)), is_trainable=True)
     lora = LoraConfig(
         task_type=task_type,
         r=config.lora.r,

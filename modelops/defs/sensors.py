@@ -5,12 +5,18 @@ import hashlib
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from modelops.defs.assets.traffic import production_traffic, traffic_batches
 from modelops.defs.jobs import retrain_job
 from modelops.defs.resources import DataLake, MlflowRegistry, Policies
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from modelops.core.traffic import TrafficWindow
 
 DRIFT_EVENT_TAG = "modelops/drift_event"
 TRIGGER_TAG = "modelops/trigger"
@@ -31,6 +37,44 @@ def _log_drift_report(mlflow: MlflowRegistry, key: str, result, batch_ids: list[
     return registry.run_url(run_id)
 
 
+def _embedding_dim(reference: "pd.DataFrame") -> int | None:
+    """Length of the reference's embeddings (traffic rows of another length cannot be compared), None without any."""
+    vectors = [v for v in reference.get("embedding", []) if v is not None]
+    return len(vectors[0]) if vectors else None
+
+
+def _quarantine(context: dg.SensorEvaluationContext, lake: DataLake, traffic: "TrafficWindow") -> str:
+    """Write each batch's rejected rows (and move unusable batch files) to quarantine; a note for the skip reason."""
+    from modelops.core.schema import UnsafePathError
+    from modelops.core.traffic import quarantine_batch
+
+    folder = lake.settings.quarantine_dir / "traffic"
+    notes = []
+    for batch in traffic.batches:
+        try:
+            path = quarantine_batch(lake.settings.production_dir, batch, folder)
+        except (OSError, UnsafePathError) as exc:
+            context.log.error(f"could not quarantine traffic batch {batch.batch_id!r} ({batch.error}): {exc}")
+            failure = f"; could not be moved: {exc}"
+        else:
+            failure = ""
+            if path is not None:
+                context.log.warning(f"traffic batch {batch.batch_id}: {len(batch.rejected)} of {batch.received} "
+                                    f"rows quarantined to {path}" + (f" ({batch.error})" if batch.error else ""))
+        if not batch.usable:
+            notes.append(f"{batch.batch_id} ({batch.rejected['reason'].iloc[0]}{failure})")
+    return f"; skipped {len(notes)} unusable batch(es), quarantine in {folder}: {', '.join(notes)}" if notes else ""
+
+
+def _past_unusable(pending: list[str], usable: set[str], last_batch: str) -> str:
+    """The cursor moved past the unusable batches that come before the first usable one (those are done with)."""
+    for batch_id in pending:
+        if batch_id in usable:
+            break
+        last_batch = batch_id
+    return last_batch
+
+
 def _skip(reason: str, cursor: dict, **events) -> dg.SensorResult:
     return dg.SensorResult(skip_reason=dg.SkipReason(reason), cursor=json.dumps(cursor), **events)
 
@@ -40,62 +84,70 @@ def drift_sensor(context: dg.SensorEvaluationContext, lake: DataLake, mlflow: Ml
                  policies: Policies) -> dg.SensorResult | dg.SkipReason:
     """Checks each new window of captured traffic for drift against the champion's reference; retrains on drift.
 
-    Every batch is checked once (the cursor holds the last checked batch). Drift that calls for retraining waits
-    for enough new labelled feedback, then passes the cooldown and daily budget, and requests exactly one run
-    (run_key = fingerprint of the drifted batches).
+    Every batch is checked once (the cursor holds the last checked batch). Invalid rows are left out of the window
+    and unusable batch files are moved to the quarantine folder, each with its reason; the cursor moves past them.
+    Drift that calls for retraining waits for enough new labelled feedback, then passes the cooldown and daily
+    budget, and requests exactly one run (run_key = fingerprint of the drifted batches).
     """
     from modelops.core.drift import DriftConfig, check_drift
     from modelops.core.feedback import read_feedback
     from modelops.core.reference import load_reference
     from modelops.core.retrain_policy import SEVERITIES, decide_retrain, load_retrain_policy
-    from modelops.core.traffic import TrafficBatchError, list_batches, read_batches
+    from modelops.core.traffic import is_batch_id, list_batches, validate_batches
 
     cursor = {"last_batch": "", "retrains": [], "pending_drift": None, "labels_used": 0,
               **(json.loads(context.cursor) if context.cursor else {})}
-    pending = [b for b in list_batches(lake.settings.production_dir) if b > cursor["last_batch"]]
-    new_partitions = [b for b in pending if not context.instance.has_dynamic_partition(traffic_batches.name, b)]
-    events: dict = {"dynamic_partitions_requests": [traffic_batches.build_add_request(new_partitions)]
-                    if new_partitions else []}
+    # Files not named as the writer names them do not sort by time: always screened, never held by the cursor.
+    pending = [b for b in list_batches(lake.settings.production_dir) if not is_batch_id(b) or b > cursor["last_batch"]]
+    ordered = [b for b in pending if is_batch_id(b)]
     if not pending and not cursor["pending_drift"]:
         return dg.SkipReason("no new traffic batches")
     config = DriftConfig.from_yaml(Path(policies.drift_config))
     champion = mlflow.registry().alias_version("champion")
     reference = load_reference(Path(lake.home) / "reference", champion) if champion else None
+    traffic = validate_batches(lake.settings.production_dir, pending, lake.max_text_chars,
+                               _embedding_dim(reference[0]) if reference else None)
+    quarantined = _quarantine(context, lake, traffic)
+    usable = traffic.usable_ids
+    cursor["last_batch"] = _past_unusable(ordered, set(usable), cursor["last_batch"])
+    new_partitions = [b for b in usable if not context.instance.has_dynamic_partition(traffic_batches.name, b)]
+    events: dict = {"dynamic_partitions_requests": [traffic_batches.build_add_request(new_partitions)]
+                    if new_partitions else []}
+    if not usable and not cursor["pending_drift"]:
+        return _skip(f"no usable new traffic{quarantined}", cursor, **events)
     if reference is None:
-        return _skip(f"no drift reference for champion {champion} yet", cursor, **events)
-    try:
-        window = read_batches(lake.settings.production_dir, pending)
-    except TrafficBatchError as exc:
-        context.log.error(f"unreadable traffic batch, skipped until fixed: {exc}")
-        return _skip(f"unreadable batch: {exc}", cursor, **events)
-    if pending and len(window) < config.min_window_rows and not cursor["pending_drift"]:
-        return _skip(f"waiting for traffic: {len(window)}/{config.min_window_rows} rows in {len(pending)} new "
-                     "batch(es)", cursor, **events)
-    if pending and len(window) >= config.min_window_rows:
+        return _skip(f"no drift reference for champion {champion} yet{quarantined}", cursor, **events)
+    window = traffic.valid
+    if usable and len(window) < config.min_window_rows and not cursor["pending_drift"]:
+        return _skip(f"waiting for traffic: {len(window)}/{config.min_window_rows} rows in {len(usable)} new "
+                     f"batch(es){quarantined}", cursor, **events)
+    if usable and len(window) >= config.min_window_rows:
         result = check_drift(reference[0], window, reference[1], config)
-        key = window_key(pending)
-        report_url = _log_drift_report(mlflow, key, result, pending, champion)
-        events["asset_events"] = [dg.AssetObservation(asset_key=production_traffic.key, partition=pending[-1], metadata={
-            **result.to_metadata(), "drift_event": key, "batches": len(pending), "champion_version": champion,
+        key = window_key(usable)
+        report_url = _log_drift_report(mlflow, key, result, usable, champion)
+        events["asset_events"] = [dg.AssetObservation(asset_key=production_traffic.key, partition=usable[-1], metadata={
+            **result.to_metadata(), "drift_event": key, "batches": len(usable), "champion_version": champion,
+            "received_rows": traffic.received, "quarantined_rows": traffic.quarantined,
             "evidently_report": dg.MetadataValue.url(report_url)})]
-        cursor["last_batch"] = pending[-1]
+        cursor["last_batch"] = ordered[-1]
         context.log.info(f"window {key}: severity {result.severity}, share drifted {result.share_drifted:.2f}, "
                          f"estimated accuracy {result.estimated_accuracy_current:.3f}")
         if not result.retrain_recommended:
             if not cursor["pending_drift"]:
-                return _skip(f"{key}: drift severity '{result.severity}' does not call for retraining", cursor, **events)
+                return _skip(f"{key}: drift severity '{result.severity}' does not call for retraining{quarantined}",
+                             cursor, **events)
         else:
             earlier = cursor["pending_drift"] or {"batches": [], "severity": "none"}
-            batches = earlier["batches"] + pending
+            batches = earlier["batches"] + usable
             severity = max(earlier["severity"], result.severity, key=SEVERITIES.index)
             cursor["pending_drift"] = {"key": window_key(batches), "severity": severity, "batches": batches}
     drift = cursor["pending_drift"]
-    labels = len(read_feedback(lake.settings.feedback_dir))
+    labels = len(read_feedback(lake.settings.feedback_dir).valid)
     now = time.time()
     decision = decide_retrain(drift["severity"], True, cursor["retrains"], now,
                               load_retrain_policy(Path(policies.retrain_config)), labels - cursor["labels_used"])
     if decision.mode is None:
-        return _skip(f"{drift['key']}: {decision.reason}", cursor, **events)
+        return _skip(f"{drift['key']}: {decision.reason}{quarantined}", cursor, **events)
     cursor.update(retrains=[t for t in cursor["retrains"] if now - t < 86400] + [now], labels_used=labels,
                   pending_drift=None)
     run = dg.RunRequest(

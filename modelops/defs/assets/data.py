@@ -8,8 +8,8 @@ from typing import Literal
 import dagster as dg
 import pandas as pd
 
-from modelops.defs.assets.traffic import production_traffic
 from modelops.core.markdown import frame_table
+from modelops.defs.assets.traffic import production_traffic
 from modelops.defs.metadata import counts_table, path_metadata
 from modelops.defs.resources import DataLake
 
@@ -94,17 +94,30 @@ def curated_training_set(context: dg.AssetExecutionContext, lake: DataLake) -> d
     """Normalised, deduplicated, PII-redacted examples with a stable train/validation/test split and a content hash."""
     from modelops.core.atomic import write_parquet_atomic
     from modelops.core.curate import content_hash, curate, label_counts
-    from modelops.core.feedback import labelled_feedback
+    from modelops.core.feedback import labelled_feedback, read_feedback
 
-    feedback = labelled_feedback(lake.settings.production_dir, lake.settings.feedback_dir)
+    settings = lake.settings
+    labels = read_feedback(settings.feedback_dir)
+    feedback_metadata: dict[str, dg.RawMetadataValue] = {
+        "feedback_received_rows": labels.received, "feedback_valid_rows": len(labels.valid),
+        "feedback_quarantined_rows": len(labels.rejected)}
+    if not labels.rejected.empty:
+        quarantine = settings.quarantine_dir / "feedback" / f"feedback-{context.run_id[:8]}.parquet"
+        write_parquet_atomic(labels.rejected, quarantine)
+        feedback_metadata["feedback_quarantine_path"] = path_metadata(quarantine)
+        feedback_metadata["feedback_quarantine_reasons"] = counts_table(
+            labels.rejected["reason"].value_counts().to_dict(), "reason")
+        context.log.warning(f"{len(labels.rejected)} feedback rows quarantined to {quarantine}")
+    feedback = labelled_feedback(settings.production_dir, labels.valid, settings.max_text_chars)
     curated, report = curate(read_raw_examples(lake), feedback)
     digest = content_hash(curated)
-    path = write_parquet_atomic(curated, lake.settings.curated_dir / f"{digest}.parquet")
+    path = write_parquet_atomic(curated, settings.curated_dir / f"{digest}.parquet")
     splits = curated["split"].value_counts().to_dict()
     lake.write_record("curated_training_set", {"path": str(path), "content_hash": digest, "rows": len(curated),
                                                "splits": splits, "feedback_rows": report.feedback_rows})
     context.log.info(f"curated {len(curated)} examples, hash {digest[:12]}")
     return dg.MaterializeResult(metadata={
+        **feedback_metadata,
         "dagster/row_count": len(curated),
         "content_hash": digest,
         "path": path_metadata(path),

@@ -4,7 +4,7 @@
 import dagster as dg
 
 from modelops.core.markdown import frame_table
-from modelops.defs.metadata import counts_table
+from modelops.defs.metadata import counts_table, path_metadata
 from modelops.defs.resources import DataLake
 
 traffic_batches = dg.DynamicPartitionsDefinition(name="traffic_batches")
@@ -14,21 +14,31 @@ traffic_batches = dg.DynamicPartitionsDefinition(name="traffic_batches")
 def production_traffic(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """One captured batch of served predictions (text, label, confidence, model version) and the feedback it received."""
     from modelops.core.feedback import read_feedback
-    from modelops.core.traffic import TrafficBatchError, read_batches
+    from modelops.core.traffic import quarantine_batch, validate_batch
 
     batch_id = context.partition_key
-    try:
-        batch = read_batches(lake.settings.production_dir, [batch_id])
-    except TrafficBatchError as exc:
-        raise dg.Failure(str(exc)) from exc
-    labelled = batch.merge(read_feedback(lake.settings.feedback_dir), on="id", how="inner", suffixes=("", "_true"))
+    settings = lake.settings
+    validation = validate_batch(settings.production_dir, batch_id, settings.max_text_chars)
+    if not validation.usable:
+        raise dg.Failure(f"Traffic batch {batch_id} is unusable ({validation.error}). The drift sensor moves such "
+                         f"files to {settings.quarantine_dir / 'traffic'}; nothing else to do for this partition.")
+    metadata: dict[str, dg.RawMetadataValue] = {"received_rows": validation.received,
+                                                "quarantined_rows": len(validation.rejected)}
+    quarantine = quarantine_batch(settings.production_dir, validation, settings.quarantine_dir / "traffic")
+    if quarantine is not None:
+        metadata["quarantine_path"] = path_metadata(quarantine)
+        metadata["quarantine_reasons"] = counts_table(validation.rejected["reason"].value_counts().to_dict(), "reason")
+    batch = validation.valid
+    labelled = batch.merge(read_feedback(settings.feedback_dir).valid[["id", "label"]], on="id", how="inner",
+                           suffixes=("", "_true"))
     accuracy = float((labelled["predicted_label"] == labelled["label"]).mean()) if len(labelled) else float("nan")
     return dg.MaterializeResult(metadata={
+        **metadata,
         "dagster/row_count": len(batch),
         "labelled_rows": len(labelled),
         "accuracy_on_labelled": accuracy,
         "mean_confidence": float(batch["confidence"].mean()),
-        "model_versions": dg.MetadataValue.json(sorted(batch["model_version"].unique().tolist())),
+        "model_versions": dg.MetadataValue.json(sorted(batch["model_version"].astype(str).unique().tolist())),
         "predicted_labels": counts_table(batch["predicted_label"].value_counts().to_dict(), "label"),
         "p50_latency_ms": float(batch["latency_ms"].median()),
         "preview": dg.MetadataValue.md(frame_table(batch[["text", "predicted_label", "confidence"]].head(10),
