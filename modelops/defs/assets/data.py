@@ -3,15 +3,17 @@
 # No `from __future__ import annotations` here: Dagster reads config/resource annotations at definition time.
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
-import pandas as pd
 
 from modelops.core.markdown import frame_table
 from modelops.defs.assets.traffic import production_traffic
 from modelops.defs.metadata import counts_table, path_metadata
 from modelops.defs.resources import DataLake
+
+if TYPE_CHECKING:  # pandas loads with the first asset that reads data, not with the code location
+    import pandas as pd
 
 RAW_EXAMPLES_FILE = "raw_examples.parquet"
 
@@ -76,16 +78,20 @@ def raw_examples(context: dg.AssetExecutionContext, config: RawExamplesConfig, l
     return dg.MaterializeResult(metadata=metadata)
 
 
-def read_raw_examples(lake: DataLake) -> pd.DataFrame:
+def read_raw_examples(lake: DataLake) -> "pd.DataFrame":
     path = Path(lake.home) / "assets" / RAW_EXAMPLES_FILE
     if not path.is_file():
         raise dg.Failure(f"{path} is missing: materialise raw_examples first.")
+    import pandas as pd
+
     return pd.read_parquet(path)
 
 
-def read_curated(lake: DataLake) -> tuple[pd.DataFrame, dict]:
+def read_curated(lake: DataLake) -> tuple["pd.DataFrame", dict]:
     """The latest curated training set and its record (hash, path, counts)."""
     record = lake.read_record("curated_training_set")
+    import pandas as pd
+
     return pd.read_parquet(record["path"]), record
 
 
