@@ -352,7 +352,11 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
         return loss
 
     optimizer.step(closure)
-    return float(min(max(log_t.exp().item(), 0.05), 20.0))
+    temperature = log_t.exp().item()
+    if not math.isfinite(temperature):  # LBFGS can diverge on a barely trained head: leave confidences as they are
+        log.warning("temperature scaling diverged; using temperature 1.0")
+        return 1.0
+    return float(min(max(temperature, 0.05), 20.0))
 
 
 def _check_labels(train: pd.DataFrame, validation: pd.DataFrame, init_adapter: Path | None) -> list[str]:

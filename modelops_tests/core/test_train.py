@@ -147,3 +147,14 @@ def test_compile_repeated_blocks_wraps_every_transformer_layer(tiny_causal_lm: P
     model = AutoModelForCausalLM.from_pretrained(str(tiny_causal_lm))
     assert compile_repeated_blocks(model) == 2
     assert all(layer._compiled_call_impl is not None for layer in model.model.layers)
+
+
+def test_temperature_scaling_never_returns_a_non_finite_temperature():
+    import numpy as np
+
+    from modelops.core.train import fit_temperature
+
+    labels = np.array([0, 1, 0, 1])
+    assert fit_temperature(np.full((4, 2), np.nan, dtype=np.float32), labels) == 1.0
+    calibrated = fit_temperature(np.array([[4.0, -4.0], [-4.0, 4.0], [3.0, -3.0], [-3.0, 3.0]], dtype=np.float32), labels)
+    assert 0.05 <= calibrated <= 20.0
