@@ -5,12 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["bench.train_throughput", "bench.drift_check_time", "bench.drift_detection", "bench.sensor_tick", "bench.serving_latency",
-              "bench.incremental_vs_full", "bench.e2e_drift_to_promotion"]
+BENCHMARKS = ["bench.train_throughput", "bench.drift_check_time", "bench.drift_detection", "bench.sensor_tick",
+              "bench.serving_latency", "bench.incremental_vs_full", "bench.e2e_drift_to_promotion", "bench.gpu_causal_lm"]
 
 
 def main() -> int:
     failed = [name for name in BENCHMARKS if subprocess.call([sys.executable, "-m", name]) != 0]
+    subprocess.call([sys.executable, "-m", "bench.summary"])
     if failed:
         print(f"failed: {failed}", file=sys.stderr)
     return 1 if failed else 0
