@@ -11,7 +11,7 @@ from pathlib import Path
 import modelops
 
 CORE = Path(modelops.__file__).parent / "core"
-HEAVY = ("torch", "transformers", "peft", "evidently", "mlflow", "sklearn", "matplotlib")
+HEAVY = ("torch", "transformers", "peft", "evidently", "mlflow", "sklearn", "matplotlib", "pandas", "pyarrow")
 
 
 def test_core_never_imports_dagster():

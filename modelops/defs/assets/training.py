@@ -5,16 +5,18 @@
 import dataclasses
 import time
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
-import pandas as pd
 import yaml
 
 from modelops.core.markdown import frame_table
 from modelops.defs.assets.data import curated_training_set, read_curated
 from modelops.defs.metadata import path_metadata
 from modelops.defs.resources import BaseModel, DataLake, MlflowRegistry, Policies
+
+if TYPE_CHECKING:  # pandas loads when an asset runs, not when the code location loads
+    import pandas as pd
 
 TRAINING_TAG = "modelops/training"
 
@@ -42,8 +44,8 @@ def _training_config(policies: Policies, config: LoraAdapterConfig):
         raise dg.Failure(f"Invalid training configuration ({policies.training_config}): {exc}") from exc
 
 
-def _incremental_inputs(curated_train: pd.DataFrame, lake: DataLake, registry, replay: float, seed: int,
-                        context: dg.AssetExecutionContext) -> tuple[pd.DataFrame, Path | None]:
+def _incremental_inputs(curated_train: "pd.DataFrame", lake: DataLake, registry, replay: float, seed: int,
+                        context: dg.AssetExecutionContext) -> tuple["pd.DataFrame", Path | None]:
     """Warm-start adapter and new+replay examples; falls back to a full run when there is no champion yet."""
     from modelops.core.train import incremental_training_set
 
@@ -56,6 +58,8 @@ def _incremental_inputs(curated_train: pd.DataFrame, lake: DataLake, registry, r
     seen_path = lake.settings.curated_dir / f"{info['tags'].get('data_content_hash', '')}.parquet"
     if not seen_path.is_file():
         raise dg.Failure(f"The champion's training data {seen_path} is gone; run a full retrain instead.")
+    import pandas as pd
+
     seen = pd.read_parquet(seen_path, columns=["id"])["id"]
     frame = incremental_training_set(curated_train, set(seen), replay, seed)
     context.log.info(f"incremental: {len(frame)} examples ({(~frame['id'].isin(seen)).sum()} new) on champion v{champion}")
@@ -115,6 +119,8 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
     lake.write_record("lora_adapter", {"version": version, "run_id": run_id, "adapter_dir": str(output),
                                        "mode": training.mode, "content_hash": record["content_hash"]})
     adapter_bytes = sum(f.stat().st_size for f in output.glob("*.safetensors"))
+    import pandas as pd
+
     history = pd.DataFrame(result.history)[["step", "epoch", "train_loss", "val_macro_f1", "samples_per_second"]]
     return dg.MaterializeResult(metadata={
         "model_version": version, "mode": training.mode, "mlflow_run_id": run_id,
@@ -249,6 +255,8 @@ def champion(context: dg.AssetExecutionContext, lake: DataLake, base_model: Base
     previous = current if current == version else registry.promote(version, reason=record["gate_markdown"])
     lake.write_record("champion", {"version": version, "previous": previous, "promoted_at": time.time()})
     context.log.info(f"champion is now v{version} (previous: {previous})")
+    import pandas as pd
+
     history = pd.DataFrame([e.__dict__ for e in registry.promotion_history()])
     return dg.MaterializeResult(metadata={
         "model_version": version, "previous_champion": str(previous), "drift_reference_rows": reference_rows,
