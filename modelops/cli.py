@@ -121,6 +121,9 @@ def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_mlflow_ui(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.mlflow_artifact_root is None:
+        print(f"the tracking URI is an MLflow server: open {settings.tracking_uri} instead", file=sys.stderr)
+        return 2
     return subprocess.call([sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(args.port),
                             "--backend-store-uri", settings.tracking_uri,
                             "--default-artifact-root", settings.mlflow_artifact_root.as_uri()])

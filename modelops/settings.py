@@ -102,7 +102,10 @@ class Settings:
         return f"sqlite:///{self.home / 'mlflow.db'}"
 
     @property
-    def mlflow_artifact_root(self) -> Path:
+    def mlflow_artifact_root(self) -> Path | None:
+        """Local artifact folder for file/database stores; None for an MLflow server, which places artifacts itself."""
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return None
         return self.home / "mlartifacts"
 
     @property

@@ -85,7 +85,7 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
         "lake": DataLake(data_dir=str(settings.data_dir), home=str(settings.home), max_text_chars=settings.max_text_chars),
         "base_model": BaseModel(path=str(settings.base_model_path or "")),
         "mlflow": MlflowRegistry(tracking_uri=settings.tracking_uri, model_name=settings.registered_model_name,
-                                 artifact_root=str(settings.mlflow_artifact_root)),
+                                 artifact_root=str(settings.mlflow_artifact_root or "")),
         "policies": Policies(training_config=str(settings.training_config),
                              evaluation_config=str(settings.evaluation_config), drift_config=str(settings.drift_config),
                              retrain_config=str(settings.retrain_config)),

@@ -69,3 +69,12 @@ def test_postgres_url_setting_derives_both_stores_and_rejects_garbage():
     assert postgres_database_url("postgresql://u@h:1/other", "dagster", driver="") == "postgresql://u@h:1/dagster"
     with pytest.raises(SettingsError, match="postgresql://user:password@host:5432"):
         postgres_database_url("mysql://u@h:1", "dagster")
+
+
+def test_an_mlflow_server_places_artifacts_itself(tmp_path: Path):
+    from modelops.defs.resources import resources_from_settings
+
+    server = Settings(home=tmp_path, mlflow_tracking_uri="http://mlflow:5000")
+    assert server.mlflow_artifact_root is None
+    assert resources_from_settings(server)["mlflow"].registry().artifact_root is None
+    assert Settings(home=tmp_path).mlflow_artifact_root == tmp_path / "mlartifacts"
