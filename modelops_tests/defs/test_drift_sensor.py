@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
@@ -14,10 +12,10 @@ from modelops.core.datagen import generate_corpus, generate_scenario
 from modelops.core.predictor import AdapterClassifier
 from modelops.core.reference import build_reference, save_reference
 from modelops.core.registry import ModelRegistry
-from modelops.core.traffic import TrafficRecord, TrafficWriter
 from modelops.defs.resources import resources_from_settings
 from modelops.defs.sensors import drift_sensor, window_key
 from modelops.settings import Settings
+from modelops_tests.captured_traffic import write_captured_batch
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +46,7 @@ def world(tmp_path, reference, untrained_adapter_dir, fresh_mlflow_db):
 
 def _write_batch(settings: Settings, classifier: AdapterClassifier, texts: list[str]) -> list[str]:
     """Traffic as the server captures it (real predictions); returns the ids."""
-    predictions = classifier.predict(texts)
-    records = [TrafficRecord(uuid.uuid4().hex, datetime.now(UTC), text, label, float(conf), "support-router", "1",
-                             1.0, emb.tolist())
-               for text, label, conf, emb in zip(texts, predictions.labels, predictions.confidences,
-                                                 predictions.embeddings, strict=True)]
-    writer = TrafficWriter(settings.production_dir, max_rows=len(texts) + 1)
-    writer.append(records)
-    writer.close()
-    return [r.id for r in records]
+    return write_captured_batch(settings.production_dir, classifier, texts)
 
 
 def _label(settings: Settings, ids: list[str], name: str) -> None:

@@ -45,6 +45,7 @@ from modelops.defs.assets.training import (
 from modelops.defs.checks import DATA_CHECKS
 from modelops.defs.resources import MlflowRegistry, resources_from_settings
 from modelops.settings import PACKAGE_CONFIG_DIR, Settings
+from modelops_tests.captured_traffic import write_captured_batch
 
 # Four of the generator's ten labels keep training short: ~420 examples, ~75 of them in the test split (the gate
 # needs 50, the data checks 3 per label).
@@ -451,15 +452,7 @@ def daemon(tmp_path: Path, fresh_mlflow_db, untrained_adapter_dir: Path, drift_r
 
 def _serve(settings: Settings, classifier, texts: list[str]) -> list[str]:
     """Predictions captured as the server captures them (one batch file); returns their ids."""
-    predictions = classifier.predict(texts)
-    records = [TrafficRecord(uuid.uuid4().hex, datetime.now(UTC), text, label, float(confidence),
-                             settings.registered_model_name, "1", 5.0, embedding.tolist())
-               for text, label, confidence, embedding in zip(texts, predictions.labels, predictions.confidences,
-                                                             predictions.embeddings, strict=True)]
-    writer = TrafficWriter(settings.production_dir, max_rows=len(records) + 1)
-    writer.append(records)
-    writer.close()
-    return [r.id for r in records]
+    return write_captured_batch(settings.production_dir, classifier, texts, settings.registered_model_name)
 
 
 def _drifted(settings: Settings, classifier, seed: int, rows: int) -> list[str]:

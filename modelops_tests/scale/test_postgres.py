@@ -10,8 +10,6 @@ import os
 import socket
 import subprocess
 import sys
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -26,6 +24,7 @@ from modelops.settings import (
     default_base_model_path,
     postgres_database_url,
 )
+from modelops_tests.captured_traffic import write_captured_batch
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -112,7 +111,6 @@ def test_bootstrap_and_a_sensor_tick_run_on_postgres(tmp_path: Path, postgres_ur
     from modelops.core.datagen import generate_scenario
     from modelops.core.predictor import load_registered_classifier
     from modelops.core.registry import ModelRegistry
-    from modelops.core.traffic import TrafficRecord, TrafficWriter
     from modelops.defs.resources import resources_from_settings
     from modelops.defs.sensors import drift_sensor
 
@@ -123,13 +121,7 @@ def test_bootstrap_and_a_sensor_tick_run_on_postgres(tmp_path: Path, postgres_ur
     _, classifier = load_registered_classifier(registry, "champion", describe_base_model(default_base_model_path()),
                                                tmp_path / "champion")
     texts = generate_scenario("language_shift", 300, seed=3, severity=1.0)["text"].tolist()
-    predictions = classifier.predict(texts)
-    writer = TrafficWriter(settings.production_dir, max_rows=len(texts) + 1)
-    writer.append([TrafficRecord(uuid.uuid4().hex, datetime.now(UTC), text, label, float(conf), "support-router", "1",
-                                 1.0, emb.tolist())
-                   for text, label, conf, emb in zip(texts, predictions.labels, predictions.confidences,
-                                                     predictions.embeddings, strict=True)])
-    writer.close()
+    write_captured_batch(settings.production_dir, classifier, texts)
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         result = drift_sensor(dg.build_sensor_context(instance=instance, resources=resources_from_settings(settings)))
