@@ -68,6 +68,15 @@ class Settings:
     retrain_config: Path = PACKAGE_CONFIG_DIR / "retrain.yaml"
     max_text_chars: int = 2000
     redact_traffic: bool = False  # serving: redact e-mails, IBANs, card and phone numbers before traffic touches disk
+    # Where training runs (Dagster Pipes): "subprocess" on this machine, or "kubernetes" (a pod of training_image with
+    # training_gpus GPUs, training_volume_claim mounted at training_mount_path); training_processes > 1: torchrun.
+    training_launcher: str = "subprocess"
+    training_processes: int = 1
+    training_image: str = ""
+    training_namespace: str = "default"
+    training_gpus: int = 0
+    training_volume_claim: str = ""
+    training_mount_path: str = ""
 
     @property
     def raw_dir(self) -> Path:
@@ -129,7 +138,9 @@ def _coerce(name: str, value: object) -> object:
         if str(value).strip().lower() in ("false", "0", "no"):
             return False
         raise SettingsError(f"{name} must be true or false, got {value!r}")
-    if name == "max_text_chars":
+    if name == "training_launcher" and value not in ("subprocess", "kubernetes"):
+        raise SettingsError(f"{name} must be subprocess or kubernetes, got {value!r}")
+    if name in ("max_text_chars", "training_processes", "training_gpus"):
         try:
             return int(str(value))
         except ValueError as exc:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from modelops.core.base_model import BaseModelInfo, load_base_model, load_tokenizer, require_safetensors_adapter
+from modelops.core.distributed import average_gradients, shard, world
 
 if TYPE_CHECKING:
     import torch
@@ -137,10 +138,10 @@ def _model_loss(model: Any, batch: _Batch) -> torch.Tensor:
 
 
 def training_device() -> torch.device:
-    """CUDA when available (bf16 autocast), else the CPU."""
+    """This process's GPU when there is one (bf16 autocast), else the CPU."""
     import torch
 
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
 
 
 def seed_everything(seed: int) -> None:
@@ -200,14 +201,15 @@ def _head_modules(model: Any) -> list[str]:
 
 def _epoch_schedule(encoded: list[list[int]], targets: list, pad_id: int, config: TrainingConfig
                     ) -> tuple[Callable[[int], Iterator[_Batch]], int]:
-    """Per-epoch length-grouped batches (reshuffled with seed + epoch) and the number of steps per epoch."""
+    """Per-epoch length-grouped batches (reshuffled with seed + epoch; this process's share of each when data-parallel)
+    and the number of steps per epoch."""
     lengths = [len(x) for x in encoded]
 
     def epoch_batches(epoch: int) -> Iterator[_Batch]:
         order = length_grouped_batches(lengths, config.batch_size, config.seed + epoch)
-        return _batches(encoded, targets, pad_id, order)
+        return _batches(encoded, targets, pad_id, shard(order))
 
-    return epoch_batches, math.ceil(len(encoded) / config.batch_size)
+    return epoch_batches, len(shard(length_grouped_batches(lengths, config.batch_size, config.seed)))
 
 
 def _peft_model(base_model: Any, config: TrainingConfig, task_type: str, init_adapter: Path | None) -> Any:
@@ -259,11 +261,17 @@ def _fit(
     on_progress: ProgressCallback | None,
     compute_loss: LossFunction = _model_loss,
 ) -> tuple[float, int, int, int, bool, list[dict[str, float]], float]:
-    """The training loop: AdamW + linear warm-up/decay, periodic validation, early stopping, best state kept."""
+    """The training loop: AdamW + linear warm-up/decay, periodic validation, early stopping, best state kept.
+
+    Data-parallel (under torchrun) each process steps on its share of the batch with averaged gradients and validates
+    the same weights on the whole validation set, so every process takes the same early-stopping decisions; only the
+    first reports progress.
+    """
     import torch
     from transformers import get_linear_schedule_with_warmup
 
     device = next(model.parameters()).device
+    rank, processes = world()
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     total_steps = steps_per_epoch * config.epochs
@@ -288,12 +296,13 @@ def _fit(
             with autocast:
                 loss = compute_loss(model, batch.to(device))
             loss.backward()
+            average_gradients(params)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            samples += len(batch.input_ids)
+            samples += len(batch.input_ids) * processes  # exact up to one row per process on uneven batches
             last = step == total_steps or step % steps_per_epoch == 0
             if step % eval_every == 0 or last:
                 train_loss = float(loss.item())  # waits for the device, so the clock below counts finished work
@@ -302,7 +311,7 @@ def _fit(
                            "train_loss": train_loss, "learning_rate": scheduler.get_last_lr()[0],
                            "samples_per_second": samples / max(train_time, 1e-9), **validate()}
                 history.append(metrics)
-                if on_progress:
+                if on_progress and rank == 0:
                     on_progress(metrics)
                 log.info("step %d: %s", step, {k: round(v, 4) for k, v in metrics.items()})
                 if metrics[score_key] > best_score:
@@ -422,7 +431,8 @@ def train_classifier_adapter(
     )
     temperature = fit_temperature(_logits(model, val_ids, tokenizer.pad_token_id), val_y)
     output_dir = Path(output_dir)
-    save_adapter(model, output_dir, labels, base, config, {"temperature": temperature, "best_val_macro_f1": best})
+    if world()[0] == 0:
+        save_adapter(model, output_dir, labels, base, config, {"temperature": temperature, "best_val_macro_f1": best})
     return TrainingResult(output_dir, labels, best, best_step, steps, samples, seconds, samples / max(seconds, 1e-9),
                           stopped, temperature, history)
 
@@ -479,7 +489,8 @@ def train_causal_lm_adapter(
         model, epoch_batches, steps_per_epoch, validate, "neg_val_loss", config, on_progress, response_loss
     )
     output_dir = Path(output_dir)
-    save_adapter(model, output_dir, [], base, config, {"best_val_loss": -best})
+    if world()[0] == 0:
+        save_adapter(model, output_dir, [], base, config, {"best_val_loss": -best})
     return TrainingResult(output_dir, [], best, best_step, steps, samples, seconds, samples / max(seconds, 1e-9),
                           stopped, 1.0, history)
 

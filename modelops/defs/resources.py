@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
 
@@ -13,6 +14,9 @@ from modelops.settings import Settings
 if TYPE_CHECKING:
     from modelops.core.base_model import BaseModelInfo
     from modelops.core.registry import ModelRegistry
+    from modelops.training_process import TrainingJob
+
+TRAINING_MODULE = "modelops.training_process"
 
 
 class DataLake(dg.ConfigurableResource):
@@ -79,6 +83,54 @@ class Policies(dg.ConfigurableResource):
     retrain_config: str
 
 
+class TrainingLauncher(dg.ConfigurableResource):
+    """Where the training process runs, through Dagster Pipes: a local subprocess (default) or a Kubernetes pod.
+
+    `processes` > 1 starts that many data-parallel processes with torchrun (one per GPU; on CPUs, Gloo). A pod mounts
+    the volume claim that holds modelops's home and data folders at their usual path, and gets `gpus` GPUs.
+    """
+
+    launcher: Literal["subprocess", "kubernetes"] = "subprocess"
+    processes: int = 1
+    image: str = ""
+    namespace: str = "default"
+    gpus: int = 0
+    volume_claim: str = ""
+    mount_path: str = ""
+
+    def command(self, python: str = sys.executable) -> list[str]:
+        if self.processes < 1:
+            raise dg.Failure(f"training_processes must be >= 1, got {self.processes}")
+        if self.processes == 1:
+            return [python, "-m", TRAINING_MODULE]
+        return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={self.processes}",
+                "-m", TRAINING_MODULE]
+
+    def pod_spec(self) -> dict[str, Any]:
+        """The training pod's spec: GPU limit and the shared data volume (PipesK8sClient adds image, command, env)."""
+        container: dict[str, Any] = {"resources": {"limits": {"nvidia.com/gpu": self.gpus}} if self.gpus else {}}
+        spec: dict[str, Any] = {"containers": [container]}
+        if self.volume_claim:
+            if not self.mount_path:
+                raise dg.Failure("training_mount_path must name where the volume claim holds modelops's home and data.")
+            container["volumeMounts"] = [{"name": "modelops-data", "mountPath": self.mount_path}]
+            spec["volumes"] = [{"name": "modelops-data", "persistentVolumeClaim": {"claimName": self.volume_claim}}]
+        return spec
+
+    def launch(self, context: dg.AssetExecutionContext, job: TrainingJob) -> dg.PipesClientCompletedInvocation:
+        """Run the training process for `job` and wait for it; its logs and metadata flow back through Pipes."""
+        if self.launcher == "subprocess":
+            client = dg.PipesSubprocessClient(forward_termination=True)
+            return client.run(context=context, command=self.command(), extras=job.to_extras(),
+                              env={"PYTHONUNBUFFERED": "1"})
+        if not self.image:
+            raise dg.Failure("training_launcher is kubernetes but training_image is empty: name the code location image.")
+        from dagster_k8s import PipesK8sClient
+
+        return PipesK8sClient().run(context=context, image=self.image, command=self.command("python"),
+                                    namespace=self.namespace, extras=job.to_extras(), base_pod_spec=self.pod_spec())
+
+
 def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """The resource set for one customisation, from the typed settings."""
     return {
@@ -86,6 +138,10 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
         "base_model": BaseModel(path=str(settings.base_model_path or "")),
         "mlflow": MlflowRegistry(tracking_uri=settings.tracking_uri, model_name=settings.registered_model_name,
                                  artifact_root=str(settings.mlflow_artifact_root or "")),
+        "training": TrainingLauncher(launcher=settings.training_launcher, processes=settings.training_processes,  # type: ignore[arg-type]
+                                     image=settings.training_image, namespace=settings.training_namespace,
+                                     gpus=settings.training_gpus, volume_claim=settings.training_volume_claim,
+                                     mount_path=settings.training_mount_path),
         "policies": Policies(training_config=str(settings.training_config),
                              evaluation_config=str(settings.evaluation_config), drift_config=str(settings.drift_config),
                              retrain_config=str(settings.retrain_config)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import dagster as dg
 import pandas as pd
@@ -73,6 +74,38 @@ def test_first_model_is_trained_tracked_evaluated_and_promoted(bootstrapped, set
     record = json.loads((settings.home / "records" / "evaluation.json").read_text())
     assert record["passed"] and record["champion_version"] is None
     assert (settings.home / "reference" / "v1.parquet").is_file()
+
+
+def test_training_runs_in_its_own_process_and_reports_through_pipes(bootstrapped, settings, instance):
+    adapter = bootstrapped.asset_materializations_for_node("lora_adapter")[0].metadata
+    assert adapter["training_pid"].value != os.getpid()  # the heavy work ran outside the run worker
+    assert adapter["training_processes"].value == 1
+    run = _registry(settings).client.get_run(adapter["mlflow_run_id"].value)
+    # the training process's own summary became the asset's metadata, and matches what it logged to MLflow
+    for name in ("best_val_macro_f1", "train_samples_per_second", "steps", "temperature"):
+        assert adapter[name].value == pytest.approx(run.data.metrics[name])
+    assert "| step |" in adapter["history"].value and "val_macro_f1" in adapter["history"].value
+    messages = [entry.user_message for entry in instance.all_logs(bootstrapped.run_id)]
+    assert any(m.startswith("step ") and "val macro-F1" in m for m in messages)  # progress streamed to the run's log
+    assert not (settings.home / "training" / bootstrapped.run_id).exists()  # the process's inputs are cleaned up
+
+
+def test_a_failing_training_process_fails_the_asset_with_its_reason_and_registers_nothing(
+        bootstrapped, resources, instance, settings, tmp_path):
+    from modelops.defs.resources import Policies
+
+    policy = tmp_path / "training.yaml"
+    policy.write_text("epochs: 1\nlora:\n  target_modules: [no_such_layer]\n")
+    registry = _registry(settings)
+    versions = {v.version for v in registry.client.search_model_versions(f"name='{settings.registered_model_name}'")}
+    broken = Policies(**{**resources["policies"].model_dump(), "training_config": str(policy)})
+    with pytest.raises(dg.Failure, match="training process failed.*do not match the base model's layers"):
+        dg.materialize([lora_adapter], resources={**resources, "policies": broken}, instance=instance)
+    failed = registry.client.search_runs([registry.experiment_id], order_by=["attributes.start_time DESC"],
+                                         max_results=1)[0]
+    assert failed.info.status == "FAILED"
+    assert {v.version for v in registry.client.search_model_versions(
+        f"name='{settings.registered_model_name}'")} == versions
 
 
 def test_incremental_without_new_data_fails_clearly(bootstrapped, resources, instance):

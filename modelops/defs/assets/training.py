@@ -3,6 +3,8 @@
 # No `from __future__ import annotations` here: Dagster reads config/resource annotations at definition time.
 
 import dataclasses
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -13,7 +15,8 @@ import yaml
 from modelops.core.markdown import frame_table
 from modelops.defs.assets.data import curated_training_set, read_curated
 from modelops.defs.metadata import path_metadata
-from modelops.defs.resources import BaseModel, DataLake, MlflowRegistry, Policies
+from modelops.defs.resources import BaseModel, DataLake, MlflowRegistry, Policies, TrainingLauncher
+from modelops.training_process import TrainingJob
 
 if TYPE_CHECKING:  # pandas loads when an asset runs, not when the code location loads
     import pandas as pd
@@ -66,14 +69,33 @@ def _incremental_inputs(curated_train: "pd.DataFrame", lake: DataLake, registry,
     return frame, adapter
 
 
+def _write_frame(frame: "pd.DataFrame", path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    return str(path)
+
+
+def _run_training(context: dg.AssetExecutionContext, launcher: TrainingLauncher, job: TrainingJob) -> dict:
+    """Run the training process through Pipes; its reported metadata, or a Failure carrying the process's own error."""
+    from dagster._core.errors import DagsterPipesExecutionError
+
+    try:
+        reported = launcher.launch(context, job).get_materialize_result()
+    except DagsterPipesExecutionError as exc:
+        error = Path(job.error_path)
+        reason = error.read_text().strip() if error.is_file() else "see the process output in the run's logs"
+        raise dg.Failure(f"The training process failed ({exc}): {reason}") from exc
+    return dict(reported.metadata or {})
+
+
 @dg.asset(group_name="training", kinds={"pytorch", "mlflow"}, deps=[curated_training_set], tags={TRAINING_TAG: "true"})
 def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, lake: DataLake, base_model: BaseModel,
-                 mlflow: MlflowRegistry, policies: Policies) -> dg.MaterializeResult:
-    """A LoRA adapter (+ classification head) trained on the curated set, tracked in MLflow and aliased `challenger`."""
+                 mlflow: MlflowRegistry, policies: Policies, training: TrainingLauncher) -> dg.MaterializeResult:
+    """A LoRA adapter (+ classification head) trained in its own process (Dagster Pipes), tracked in MLflow, aliased `challenger`."""
     from modelops.core.base_model import BaseModelError
-    from modelops.core.train import TrainingConfigError, train_classifier_adapter
+    from modelops.core.train import TrainingConfigError
 
-    training = _training_config(policies, config)
+    settings = _training_config(policies, config)
     curated, record = read_curated(lake)
     try:
         base = base_model.describe()
@@ -83,53 +105,47 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
     train = curated[curated["split"] == "train"]
     validation = curated[curated["split"] == "validation"]
     init_adapter = None
-    if training.mode == "incremental":
+    if settings.mode == "incremental":
         try:
-            train, init_adapter = _incremental_inputs(train, lake, registry, training.replay_fraction, training.seed,
+            train, init_adapter = _incremental_inputs(train, lake, registry, settings.replay_fraction, settings.seed,
                                                       context)
         except TrainingConfigError as exc:
             raise dg.Failure(str(exc)) from exc
         if init_adapter is None:
-            training = dataclasses.replace(training, mode="full")
-    tags = {"modelops.dagster_run_id": context.run_id, "modelops.mode": training.mode,
+            settings = dataclasses.replace(settings, mode="full")
+    tags = {"modelops.dagster_run_id": context.run_id, "modelops.mode": settings.mode,
             "modelops.data_content_hash": record["content_hash"], "modelops.base_sha256": base.sha256,
             **{f"dagster.{k}": v for k, v in context.run.tags.items() if k.startswith("modelops/")}}
-    with registry.run(f"train-{training.mode}", tags) as run_id:
-        registry.log_params(run_id, {**training.to_params(), "base_name": base.name, "base_sha256": base.sha256,
+    work = Path(lake.home) / "training" / context.run_id  # the training process's inputs and error report
+    with registry.run(f"train-{settings.mode}", tags) as run_id:
+        registry.log_params(run_id, {**settings.to_params(), "base_name": base.name, "base_sha256": base.sha256,
                                      "data_content_hash": record["content_hash"], "train_rows": len(train),
-                                     "validation_rows": len(validation), "warm_start": bool(init_adapter)})
-
-        def progress(metrics: dict[str, float]) -> None:
-            registry.log_metrics(run_id, metrics, step=int(metrics["step"]))
-            context.log.info("step {step:.0f} epoch {epoch:.2f}: loss {train_loss:.4f}, val macro-F1 "
-                             "{val_macro_f1:.4f}, {samples_per_second:.1f} samples/s".format(**metrics))
-
+                                     "validation_rows": len(validation), "warm_start": bool(init_adapter),
+                                     "training_processes": training.processes, "training_launcher": training.launcher})
         output = Path(lake.home) / "adapters" / run_id
+        job = TrainingJob(
+            train_path=_write_frame(train, work / "train.parquet"),
+            validation_path=_write_frame(validation, work / "validation.parquet"),
+            base_path=str(base.path), base_task_type=base.task_type, training=dataclasses.asdict(settings),
+            output_dir=str(output), tracking_uri=registry.tracking_uri, model_name=registry.model_name,
+            mlflow_run_id=run_id, error_path=str(work / "error.txt"),
+            init_adapter=str(init_adapter) if init_adapter else None,
+            owner_pid=os.getpid() if training.launcher == "subprocess" else None)
         try:
-            result = train_classifier_adapter(train, validation, base, training, output, init_adapter, progress)
-        except TrainingConfigError as exc:
-            raise dg.Failure(str(exc)) from exc
-        summary = {"best_val_macro_f1": result.best_score, "train_seconds": result.train_seconds,
-                   "train_samples_per_second": result.samples_per_second, "steps": result.steps,
-                   "temperature": result.temperature}
-        registry.log_metrics(run_id, summary)
+            reported = _run_training(context, training, job)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
         version = registry.register_adapter(run_id, output, {
             "data_content_hash": record["content_hash"], "base_name": base.name, "base_sha256": base.sha256,
-            "mode": training.mode, "dagster_run_id": context.run_id, "seed": str(training.seed)})
+            "mode": settings.mode, "dagster_run_id": context.run_id, "seed": str(settings.seed)})
     lake.write_record("lora_adapter", {"version": version, "run_id": run_id, "adapter_dir": str(output),
-                                       "mode": training.mode, "content_hash": record["content_hash"]})
+                                       "mode": settings.mode, "content_hash": record["content_hash"]})
     adapter_bytes = sum(f.stat().st_size for f in output.glob("*.safetensors"))
-    import pandas as pd
-
-    history = pd.DataFrame(result.history)[["step", "epoch", "train_loss", "val_macro_f1", "samples_per_second"]]
     return dg.MaterializeResult(metadata={
-        "model_version": version, "mode": training.mode, "mlflow_run_id": run_id,
-        "mlflow_run": dg.MetadataValue.url(registry.run_url(run_id)),
-        "best_val_macro_f1": result.best_score, "train_samples_per_second": result.samples_per_second,
-        "train_seconds": result.train_seconds, "steps": result.steps, "stopped_early": result.stopped_early,
-        "train_rows": len(train), "adapter_bytes": adapter_bytes, "adapter_path": path_metadata(output),
+        **reported, "model_version": version, "mode": settings.mode, "mlflow_run_id": run_id,
+        "mlflow_run": dg.MetadataValue.url(registry.run_url(run_id)), "train_rows": len(train),
+        "adapter_bytes": adapter_bytes, "adapter_path": path_metadata(output),
         "base_model": f"{base.name} ({base.sha256[:12]})", "data_content_hash": record["content_hash"],
-        "history": dg.MetadataValue.md(frame_table(history, index=False)),
     })
 
 
