@@ -57,10 +57,14 @@ def _pid_alive(pid: int) -> bool:
 
 
 def stop_when_owner_dies(pid: int, poll_seconds: float = OWNER_POLL_SECONDS) -> threading.Thread:
-    """Exit this process (status 3) once `pid` is gone: a killed run worker must not leave training running."""
+    """Exit this process (status 3) once `pid` is gone: a killed run worker must not leave training running.
+
+    When `pid` is this process's parent, being re-parented also counts (a dead parent may linger as a zombie).
+    """
+    watch_parent = os.getppid() == pid
 
     def watch() -> None:
-        while _pid_alive(pid):
+        while _pid_alive(pid) and not (watch_parent and os.getppid() != pid):
             time.sleep(poll_seconds)
         os._exit(3)
 

@@ -108,7 +108,7 @@ class TrainingLauncher(dg.ConfigurableResource):
 
     def pod_spec(self) -> dict[str, Any]:
         """The training pod's spec: GPU limit and the shared data volume (PipesK8sClient adds image, command, env)."""
-        container: dict[str, Any] = {"resources": {"limits": {"nvidia.com/gpu": self.gpus}} if self.gpus else {}}
+        container: dict[str, Any] = {"resources": {"limits": {"nvidia.com/gpu": str(self.gpus)}} if self.gpus else {}}
         spec: dict[str, Any] = {"containers": [container]}
         if self.volume_claim:
             if not self.mount_path:

@@ -108,6 +108,23 @@ def test_a_failing_training_process_fails_the_asset_with_its_reason_and_register
         f"name='{settings.registered_model_name}'")} == versions
 
 
+def test_torchrun_data_parallel_training_reports_once_and_registers_one_adapter(bootstrapped, resources, instance,
+                                                                              settings):
+    from modelops.defs.resources import TrainingLauncher
+
+    result = dg.materialize([lora_adapter], resources={**resources, "training": TrainingLauncher(processes=2)},
+                            instance=instance, run_config={"ops": {"lora_adapter": {"config": {"max_steps": 6}}}})
+    adapter = result.asset_materializations_for_node("lora_adapter")[0].metadata
+    assert adapter["training_processes"].value == 2  # two Gloo processes on this CPU
+    assert adapter["steps"].value == 6
+    version = adapter["model_version"].value
+    assert _registry(settings).alias_version("challenger") == version
+    run = _registry(settings).client.get_run(adapter["mlflow_run_id"].value)
+    assert run.data.params["training_processes"] == "2"
+    history = _registry(settings).client.get_metric_history(run.info.run_id, "train_loss")
+    assert len({m.step for m in history}) == len(history)  # one process reported each step, not both
+
+
 def test_incremental_without_new_data_fails_clearly(bootstrapped, resources, instance):
     with pytest.raises(dg.Failure, match="no examples the champion has not seen"):
         dg.materialize([lora_adapter], resources=resources, instance=instance,

@@ -37,7 +37,8 @@ def test_helm_values_give_a_valid_k8s_run_launcher_and_code_location():
     chart = values["runLauncher"]["config"]["k8sRunLauncher"]
     # What the chart renders into the instance's dagster.yaml from these values.
     launcher = {"env_secrets": [s["name"] for s in chart["envSecrets"]],
-                "run_k8s_config": {"container_config": chart["runK8sConfig"]["containerConfig"]}}
+                "run_k8s_config": {"container_config": chart["runK8sConfig"]["containerConfig"],
+                                   "pod_spec_config": chart["runK8sConfig"]["podSpecConfig"]}}
     processed = process_config(K8sRunLauncher.config_type(), {"instance_config_map": "cm", **launcher})
     assert processed.success, processed.errors
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
@@ -78,3 +79,58 @@ def test_an_mlflow_server_places_artifacts_itself(tmp_path: Path):
     assert server.mlflow_artifact_root is None
     assert resources_from_settings(server)["mlflow"].registry().artifact_root is None
     assert Settings(home=tmp_path).mlflow_artifact_root == tmp_path / "mlartifacts"
+
+
+def _run_pod_env() -> dict[str, str]:
+    values = yaml.safe_load((DEPLOY / "k8s" / "values.yaml").read_text())
+    container = values["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["containerConfig"]
+    return {e["name"]: e["value"] for e in container["env"]}
+
+
+def test_training_pod_gets_the_gpus_the_shared_volume_and_the_pipes_entry_point(monkeypatch):
+    from dagster_k8s.pipes import build_pod_body
+
+    from modelops.defs.resources import resources_from_settings
+    from modelops.settings import load_settings
+
+    env = _run_pod_env()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MODELOPS_HOME", "/var/modelops/state")  # as deploy/Dockerfile sets them
+    monkeypatch.setenv("MODELOPS_DATA_DIR", "/var/modelops/data")
+    settings = load_settings()
+    launcher = resources_from_settings(settings)["training"]
+    assert launcher.launcher == "kubernetes" and launcher.gpus == 1
+    for folder in (settings.home, settings.data_dir):  # the training pod sees the run pod's files at the same paths
+        assert Path(folder).is_relative_to(launcher.mount_path)
+    pod = build_pod_body("train-1", launcher.image, launcher.command("python"), {"DAGSTER_PIPES_CONTEXT": "x"}, None,
+                         launcher.pod_spec())  # what PipesK8sClient submits: validated against the Kubernetes models
+    container = pod.spec.containers[0]
+    assert container.image == env["MODELOPS_TRAINING_IMAGE"]
+    assert container.command == ["python", "-m", "modelops.training_process"]
+    assert container.resources.limits == {"nvidia.com/gpu": "1"}
+    assert container.volume_mounts[0].mount_path == "/var/modelops"
+    assert pod.spec.volumes[0].persistent_volume_claim.claim_name == env["MODELOPS_TRAINING_VOLUME_CLAIM"]
+    assert pod.spec.restart_policy == "Never"
+
+
+def test_several_training_processes_start_under_torchrun_and_bad_launcher_settings_are_refused(monkeypatch):
+    import dagster as dg
+
+    from modelops.defs.resources import TrainingLauncher
+    from modelops.settings import load_settings
+
+    command = TrainingLauncher(processes=4).command("python")
+    assert command[:3] == ["python", "-m", "torch.distributed.run"] and "--nproc-per-node=4" in command
+    assert command[-2:] == ["-m", "modelops.training_process"]
+    with pytest.raises(dg.Failure, match="training_processes must be >= 1"):
+        TrainingLauncher(processes=0).command()
+    with pytest.raises(dg.Failure, match="training_mount_path"):
+        TrainingLauncher(launcher="kubernetes", volume_claim="data").pod_spec()
+    monkeypatch.setenv("MODELOPS_TRAINING_LAUNCHER", "slurm")
+    with pytest.raises(SettingsError, match="subprocess or kubernetes"):
+        load_settings()
+    monkeypatch.setenv("MODELOPS_TRAINING_LAUNCHER", "subprocess")
+    monkeypatch.setenv("MODELOPS_TRAINING_GPUS", "one")
+    with pytest.raises(SettingsError, match="training_gpus must be an integer"):
+        load_settings()
