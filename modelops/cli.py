@@ -113,6 +113,58 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from modelops.core.base_model import BaseModelError
+    from modelops.core.registry import ModelRegistry, RegistryError
+    from modelops.core.reproduce import ReproduceError, reproduce
+
+    registry = ModelRegistry(settings.tracking_uri, args.name, settings.mlflow_artifact_root)
+    try:
+        result = reproduce(registry, args.version, settings.curated_dir, settings.resolved_base_model_path,
+                           args.tolerance)
+    except (ReproduceError, RegistryError, BaseModelError) as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    print(result.markdown())
+    registry.client.set_model_version_tag(args.name, args.version, "reproduced", (
+        f"{'matched' if result.matches else 'DIFFERED'} within {args.tolerance} at "
+        f"{datetime.now(UTC).isoformat(timespec='seconds')}"))
+    return 0 if result.matches else 1
+
+
+def _dagster_run(run_id: str | None) -> dict | None:
+    """Status and tags of a run in this machine's Dagster instance, or None when it is not there."""
+    import dagster as dg
+
+    if not run_id:
+        return None
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(run_id)
+        return {"status": run.status.value, "tags": dict(run.tags)} if run else None
+
+
+def cmd_lineage(args: argparse.Namespace, settings: Settings) -> int:
+    from modelops.core.lineage import champion_history, version_lineage
+    from modelops.core.registry import ModelRegistry, RegistryError
+
+    registry = ModelRegistry(settings.tracking_uri, args.name, settings.mlflow_artifact_root)
+    try:
+        dagster_run = _dagster_run(registry.version_info(args.version)["tags"].get("dagster_run_id"))
+        links = version_lineage(registry, args.version, dagster_run)
+    except RegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"# {args.name} version {args.version}\n")
+    for link in links:
+        print(f"- {link.stage}: {link.summary}\n    {link.reference}")
+    print("\n# champion history\n")
+    for start, end, version in champion_history(registry):
+        print(f"- v{version}: {start} -> {end or 'now'}")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
     command = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(args.port)]
@@ -169,6 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("name", nargs="?", help="registered-model name (default: from settings)")
     rollback.add_argument("--reason", default="manual rollback")
     rollback.set_defaults(handler=cmd_rollback)
+
+    repro = sub.add_parser("reproduce", help="rebuild a model version from its recorded data, config, base and seed")
+    repro.add_argument("name", help="registered-model name")
+    repro.add_argument("version")
+    repro.add_argument("--tolerance", type=float, default=0.005, help="allowed macro-F1 difference (absolute)")
+    repro.set_defaults(handler=cmd_reproduce)
+
+    lineage = sub.add_parser("lineage", help="drift event -> batches -> data -> training -> evaluation -> promotion")
+    lineage.add_argument("name", help="registered-model name")
+    lineage.add_argument("version")
+    lineage.set_defaults(handler=cmd_lineage)
 
     ui = sub.add_parser("ui", help="open the Dagster UI (dagster dev) on 127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)

@@ -21,13 +21,16 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _environment(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "MODELOPS_HOME": str(tmp_path / "home"), "MODELOPS_DATA_DIR": str(tmp_path / "data"),
+            "MODELOPS_TRAINING_CONFIG": str(tmp_path / "training.yaml"), "DAGSTER_HOME": str(tmp_path / "dagster")}
+
+
 def _run_demo(tmp_path: Path, extra: list[str], training_overrides: dict) -> dict:
     training = yaml.safe_load((PACKAGE_CONFIG_DIR / "training.yaml").read_text()) | training_overrides
     (tmp_path / "training.yaml").write_text(yaml.safe_dump(training))
-    env = {**os.environ, "MODELOPS_HOME": str(tmp_path / "home"), "MODELOPS_DATA_DIR": str(tmp_path / "data"),
-           "MODELOPS_TRAINING_CONFIG": str(tmp_path / "training.yaml"), "DAGSTER_HOME": str(tmp_path / "dagster")}
     out = subprocess.run([sys.executable, "-m", "modelops.cli", "demo", "--port", str(_free_port()), *extra],
-                         env=env, capture_output=True, text=True, timeout=1500, cwd=tmp_path)
+                         env=_environment(tmp_path), capture_output=True, text=True, timeout=1500, cwd=tmp_path)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     return json.loads((tmp_path / "home" / "demo-summary.json").read_text())
 
@@ -44,6 +47,15 @@ def test_demo_loop_small(tmp_path: Path):
     """Faster variant: a smaller corpus and fewer epochs, same components and stages."""
     summary = _run_demo(tmp_path, ["--rows", "1500", "--epochs", "2"], {"epochs": 2})
     _assert_loop_closed(summary)
+    lineage = subprocess.run([sys.executable, "-m", "modelops.cli", "lineage", "support-router",
+                              str(summary["final_champion"])], env=_environment(tmp_path), capture_output=True, text=True,
+                             timeout=120, cwd=tmp_path)
+    assert lineage.returncode == 0, lineage.stderr[-2000:]
+    chain = lineage.stdout  # the drift-triggered retrain, traced back to the sensor's drift event and its batches
+    for expected in ("- drift event: severity", "- traffic batches:", "- training: ", "Dagster run SUCCESS",
+                     "- gate: passed", f"-> v{summary['final_champion']} at",
+                     f"- v{summary['first_champion']}: ", f"- v{summary['final_champion']}: "):
+        assert expected in chain, (expected, chain)
 
 
 @pytest.mark.slow

@@ -356,8 +356,16 @@ class ModelRegistry:
             raise
 
     def version_info(self, version: str) -> dict[str, Any]:
-        """Tags and run of a model version."""
-        mv = self.client.get_model_version(self.model_name, version)
+        """Tags and run of a model version; RegistryError when there is no such version."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            with self._store_call(f"read version {version} of {self.model_name}"):
+                mv = self.client.get_model_version(self.model_name, version)
+        except MlflowException as exc:
+            if exc.error_code in _NOT_FOUND_CODES or exc.error_code == "INVALID_PARAMETER_VALUE":
+                raise RegistryError(f"{self.model_name} has no version {version!r}.") from exc
+            raise
         return {"version": str(mv.version), "run_id": mv.run_id, "source": mv.source, "tags": dict(mv.tags)}
 
     def download_adapter(self, version: str, destination: Path) -> Path:

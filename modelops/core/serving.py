@@ -185,7 +185,11 @@ class _Pending:
 
 
 class MicroBatcher:
-    """Groups queued requests into micro-batches; one predict call per micro-batch, in a worker thread."""
+    """Groups queued requests into micro-batches; one predict call per micro-batch, in a worker thread.
+
+    It waits up to micro_batch_wait_ms for more requests only while requests are arriving concurrently (the last
+    micro-batch held more than one); a lone client is answered without that wait.
+    """
 
     def __init__(self, current_model: Callable[[], LoadedModel | None], writer: TrafficWriter,
                  config: ServingConfig) -> None:
@@ -196,6 +200,7 @@ class MicroBatcher:
         self._wait = config.micro_batch_wait_ms / 1000.0
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._concurrent = False  # did the last micro-batch hold more than one request?
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="micro-batcher")
@@ -230,7 +235,7 @@ class MicroBatcher:
     async def _collect(self, first: _Pending) -> tuple[list[_Pending], _Pending | None]:
         """Add queued requests to `first` until micro_batch_max texts or micro_batch_wait_ms; whole requests only."""
         loop = asyncio.get_running_loop()
-        batch, size, deadline = [first], len(first.texts), loop.time() + self._wait
+        batch, size, deadline = [first], len(first.texts), loop.time() + (self._wait if self._concurrent else 0.0)
         while size < self._max:
             remaining = deadline - loop.time()
             try:
@@ -239,9 +244,11 @@ class MicroBatcher:
             except (asyncio.QueueEmpty, TimeoutError):
                 break
             if size + len(item.texts) > self._max:
+                self._concurrent = True
                 return batch, item
             batch.append(item)
             size += len(item.texts)
+        self._concurrent = len(batch) > 1
         return batch, None
 
     async def _process(self, batch: list[_Pending]) -> None:

@@ -32,6 +32,7 @@ TrainingMode = Literal["full", "incremental"]
 ProgressCallback = Callable[[dict[str, float]], None]
 ADAPTER_MANIFEST = "modelops.json"
 LABELS_FILE = "labels.json"
+TRAINING_CONFIG_ARTIFACT = "training/config.json"  # the run's whole TrainingConfig, as `TrainingConfig.from_dict` reads it
 PAD_MULTIPLE = 8
 
 
@@ -166,15 +167,24 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int, g
     return batches
 
 
-def _pad(sequences: list[list[int]], pad_id: int, labels: list[list[int]] | list[int]) -> _Batch:
+def pad_sequences(sequences: list[list[int]], pad_id: int, multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded token ids and attention mask, as wide as the longest sequence rounded up to `multiple`."""
     import torch
 
-    width = -(-max(len(s) for s in sequences) // PAD_MULTIPLE) * PAD_MULTIPLE  # few distinct shapes: kernels get reused
+    width = -(-max(len(s) for s in sequences) // multiple) * multiple
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for row, seq in enumerate(sequences):
         ids[row, : len(seq)] = torch.tensor(seq)
         mask[row, : len(seq)] = 1
+    return ids, mask
+
+
+def _pad(sequences: list[list[int]], pad_id: int, labels: list[list[int]] | list[int]) -> _Batch:
+    import torch
+
+    ids, mask = pad_sequences(sequences, pad_id, PAD_MULTIPLE)  # few distinct shapes: kernels get reused
+    width = ids.shape[1]
     if labels and isinstance(labels[0], list):
         label_tensor = torch.full((len(sequences), width), -100, dtype=torch.long)
         for row, seq_labels in enumerate(labels):

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
-from modelops.core.predictor import AdapterClassifier, Predictions
+from modelops.core.predictor import AdapterClassifier, Predictions, length_buckets
 from modelops.core.serving import LoadedModel, ServingConfig, create_app
 from modelops.core.traffic import TrafficWriter, list_batches, read_batches
 from modelops_tests.conftest import LABELS
@@ -211,6 +211,38 @@ def test_micro_batches_respect_their_size_limit(make_harness) -> None:
     sizes = harness.predictor.batch_sizes
     assert sum(sizes) == 60 and max(sizes) <= 8 and len(sizes) < 20, sizes
     assert len(harness.captured()) == 60
+
+
+def test_a_lone_client_is_answered_without_the_batching_wait(make_harness) -> None:
+    harness = make_harness(micro_batch_wait_ms=3000)  # a wait this long would show in every request below
+    with TestClient(harness.app) as client:
+        started = time.monotonic()
+        for i in range(3):
+            assert client.post("/predict", json={"text": f"refund for order {i}"}).status_code == 200
+        assert time.monotonic() - started < 3.0
+    assert harness.predictor.batch_sizes == [1, 1, 1]
+
+
+def test_length_buckets_cover_every_text_once_with_bounded_padding() -> None:
+    lengths = [3, 40, 5, 41, 4, 12, 90, 13, 6, 39] * 7
+    buckets = length_buckets(lengths, max_size=16, max_padding=1.25)
+    assert sorted(i for bucket in buckets for i in bucket) == list(range(len(lengths)))
+    for bucket in buckets:
+        widths = [lengths[i] for i in bucket]
+        assert len(bucket) <= 16
+        assert len(bucket) == 1 or len(bucket) * max(widths) <= 1.25 * sum(widths)
+    assert len(buckets) < len(lengths) / 4  # similar lengths still share batches
+
+
+def test_bucketed_batch_predictions_equal_one_at_a_time_predictions(classifier) -> None:
+    texts = ["hi", "my card was charged twice for the same order last week, please refund it", "where is my parcel",
+             "x " * 200, "cancel", "the invoice shows the wrong address and VAT number, can you fix it?"]
+    together = classifier.predict(texts, batch_size=4)
+    for i, text in enumerate(texts):
+        alone = classifier.predict([text])
+        assert together.labels[i] == alone.labels[0]
+        assert together.probabilities[i] == pytest.approx(alone.probabilities[0], abs=1e-5)
+        assert together.embeddings[i] == pytest.approx(alone.embeddings[0], abs=1e-4)
 
 
 def test_hot_reload_swaps_model_without_failing_requests(make_harness) -> None:

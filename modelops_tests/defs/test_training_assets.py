@@ -108,6 +108,7 @@ def test_a_failing_training_process_fails_the_asset_with_its_reason_and_register
         f"name='{settings.registered_model_name}'")} == versions
 
 
+@pytest.mark.slow  # default equivalent: core/test_distributed.py (a real 2-process group) + the Pipes tests above
 def test_torchrun_data_parallel_training_reports_once_and_registers_one_adapter(bootstrapped, resources, instance,
                                                                               settings):
     from modelops.defs.resources import TrainingLauncher
@@ -149,11 +150,62 @@ def test_sabotaged_challenger_is_refused_and_champion_stays(bootstrapped, resour
     curated.to_parquet(poisoned, index=False)
     record_path.write_text(json.dumps({**record, "path": str(poisoned)}))
 
-    result = dg.materialize(TRAIN, resources=resources, instance=instance, run_config=FAST, raise_on_error=False)
+    latest = max(int(v.version) for v in _registry(settings).client.search_model_versions(
+        f"name='{settings.registered_model_name}'"))
+    result = dg.materialize(TRAIN, resources=resources, instance=instance, raise_on_error=False,
+                            run_config={"ops": {"lora_adapter": {"config": {"epochs": 1}}}})
     assert not result.success
     assert _registry(settings).alias_version("champion") == "1"
-    assert _registry(settings).alias_version("challenger") == "2"
+    assert _registry(settings).alias_version("challenger") == str(latest + 1)
     assert not result.asset_materializations_for_node("champion")
     gate = json.loads((settings.home / "records" / "evaluation.json").read_text())
     assert gate["passed"] is False
     assert any("macro-F1" in reason for reason in gate["reasons"])
+
+
+def _cli(settings, monkeypatch, tmp_path, *args: str) -> int:
+    from modelops.cli import main
+
+    monkeypatch.setenv("MODELOPS_HOME", str(settings.home))
+    monkeypatch.setenv("MODELOPS_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    return main(list(args))
+
+
+def test_reproduce_rebuilds_a_version_from_its_recorded_inputs(bootstrapped, settings, monkeypatch, tmp_path, capsys):
+    assert _cli(settings, monkeypatch, tmp_path, "reproduce", settings.registered_model_name, "1") == 0
+    out = capsys.readouterr().out
+    assert "version 1: **reproduced**" in out and "test macro-F1" in out
+    tag = _registry(settings).version_info("1")["tags"]["reproduced"]
+    assert tag.startswith("matched within 0.005")
+
+
+def test_reproduce_refuses_when_an_input_no_longer_matches_its_hash(bootstrapped, settings, monkeypatch, tmp_path,
+                                                                    capsys):
+    digest = _registry(settings).version_info("1")["tags"]["data_content_hash"]
+    curated = settings.curated_dir / f"{digest}.parquet"
+    original = curated.read_bytes()
+    try:
+        frame = pd.read_parquet(curated)
+        frame.loc[0, "label"] = frame.loc[1, "label"] if frame.loc[0, "label"] != frame.loc[1, "label"] else "other"
+        frame.to_parquet(curated, index=False)
+        assert _cli(settings, monkeypatch, tmp_path, "reproduce", settings.registered_model_name, "1") == 2
+        err = capsys.readouterr().err
+        assert "The curated set" in err and "no longer matches" in err
+        curated.unlink()
+        assert _cli(settings, monkeypatch, tmp_path, "reproduce", settings.registered_model_name, "1") == 2
+        assert "is gone" in capsys.readouterr().err
+    finally:
+        curated.write_bytes(original)
+    assert _cli(settings, monkeypatch, tmp_path, "reproduce", settings.registered_model_name, "99") == 2
+    assert "has no version '99'" in capsys.readouterr().err
+
+
+def test_lineage_prints_the_chain_and_the_champion_history(bootstrapped, settings, monkeypatch, tmp_path, capsys):
+    assert _cli(settings, monkeypatch, tmp_path, "lineage", settings.registered_model_name, "1") == 0
+    out = capsys.readouterr().out
+    digest = _registry(settings).version_info("1")["tags"]["data_content_hash"]
+    for expected in ("- trigger: manual", f"- curated set: content hash {digest[:16]}", "- training: full on",
+                     "- evaluation: macro-F1", "- gate: passed", "- promote: champion vNone -> v1",
+                     "# champion history", "- v1: "):
+        assert expected in out, expected

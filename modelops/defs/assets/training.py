@@ -3,6 +3,7 @@
 # No `from __future__ import annotations` here: Dagster reads config/resource annotations at definition time.
 
 import dataclasses
+import json
 import os
 import shutil
 import time
@@ -48,14 +49,15 @@ def _training_config(policies: Policies, config: LoraAdapterConfig):
 
 
 def _incremental_inputs(curated_train: "pd.DataFrame", lake: DataLake, registry, replay: float, seed: int,
-                        context: dg.AssetExecutionContext) -> tuple["pd.DataFrame", Path | None]:
-    """Warm-start adapter and new+replay examples; falls back to a full run when there is no champion yet."""
+                        context: dg.AssetExecutionContext) -> tuple["pd.DataFrame", Path | None, str | None]:
+    """New+replay examples, the warm-start adapter and its version; (all examples, None, None) when there is no
+    champion yet (the run falls back to full)."""
     from modelops.core.train import incremental_training_set
 
     champion = registry.alias_version("champion")
     if champion is None:
         context.log.warning("no champion yet: incremental run falls back to training from the base")
-        return curated_train, None
+        return curated_train, None, None
     info = registry.version_info(champion)
     adapter = registry.download_adapter(champion, Path(lake.home) / "adapters" / f"champion-v{champion}")
     seen_path = lake.settings.curated_dir / f"{info['tags'].get('data_content_hash', '')}.parquet"
@@ -66,7 +68,7 @@ def _incremental_inputs(curated_train: "pd.DataFrame", lake: DataLake, registry,
     seen = pd.read_parquet(seen_path, columns=["id"])["id"]
     frame = incremental_training_set(curated_train, set(seen), replay, seed)
     context.log.info(f"incremental: {len(frame)} examples ({(~frame['id'].isin(seen)).sum()} new) on champion v{champion}")
-    return frame, adapter
+    return frame, adapter, champion
 
 
 def _write_frame(frame: "pd.DataFrame", path: Path) -> str:
@@ -93,7 +95,8 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
                  mlflow: MlflowRegistry, policies: Policies, training: TrainingLauncher) -> dg.MaterializeResult:
     """A LoRA adapter (+ classification head) trained in its own process (Dagster Pipes), tracked in MLflow, aliased `challenger`."""
     from modelops.core.base_model import BaseModelError
-    from modelops.core.train import TrainingConfigError
+    from modelops.core.curate import content_hash
+    from modelops.core.train import TRAINING_CONFIG_ARTIFACT, TrainingConfigError
 
     settings = _training_config(policies, config)
     curated, record = read_curated(lake)
@@ -104,10 +107,10 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
     registry = mlflow.registry()
     train = curated[curated["split"] == "train"]
     validation = curated[curated["split"] == "validation"]
-    init_adapter = None
+    init_adapter, warm_start = None, None
     if settings.mode == "incremental":
         try:
-            train, init_adapter = _incremental_inputs(train, lake, registry, settings.replay_fraction, settings.seed,
+            train, init_adapter, warm_start = _incremental_inputs(train, lake, registry, settings.replay_fraction, settings.seed,
                                                       context)
         except TrainingConfigError as exc:
             raise dg.Failure(str(exc)) from exc
@@ -121,7 +124,9 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
         registry.log_params(run_id, {**settings.to_params(), "base_name": base.name, "base_sha256": base.sha256,
                                      "data_content_hash": record["content_hash"], "train_rows": len(train),
                                      "validation_rows": len(validation), "warm_start": bool(init_adapter),
-                                     "training_processes": training.processes, "training_launcher": training.launcher})
+                                     "training_processes": training.processes, "training_launcher": training.launcher,
+                                     "train_set_hash": content_hash(train)})
+        registry.log_text(run_id, json.dumps(dataclasses.asdict(settings), indent=2), TRAINING_CONFIG_ARTIFACT)
         output = Path(lake.home) / "adapters" / run_id
         job = TrainingJob(
             train_path=_write_frame(train, work / "train.parquet"),
@@ -137,7 +142,8 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
             shutil.rmtree(work, ignore_errors=True)
         version = registry.register_adapter(run_id, output, {
             "data_content_hash": record["content_hash"], "base_name": base.name, "base_sha256": base.sha256,
-            "mode": settings.mode, "dagster_run_id": context.run_id, "seed": str(settings.seed)})
+            "mode": settings.mode, "dagster_run_id": context.run_id, "seed": str(settings.seed),
+            **({"warm_start_version": warm_start} if warm_start else {})})
     lake.write_record("lora_adapter", {"version": version, "run_id": run_id, "adapter_dir": str(output),
                                        "mode": settings.mode, "content_hash": record["content_hash"]})
     adapter_bytes = sum(f.stat().st_size for f in output.glob("*.safetensors"))
