@@ -134,6 +134,24 @@ def cmd_reproduce(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if result.matches else 1
 
 
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from modelops.core.base_model import BaseModelError
+    from modelops.core.registry import RegistryError
+    from modelops.migrate import MigrationError, run_migration
+
+    try:
+        promoted, report, path = run_migration(settings, Path(args.base), args.epochs)
+    except (MigrationError, BaseModelError, RegistryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report)
+    print(f"report: {path}")
+    if promoted:
+        print(f"Serving follows the new champion. Set base_model_path: {Path(args.base).resolve()} in modelops.yaml "
+              "(or MODELOPS_BASE_MODEL_PATH) so that retraining uses the new base too.")
+    return 0 if promoted else 1
+
+
 def _dagster_run(run_id: str | None) -> dict | None:
     """Status and tags of a run in this machine's Dagster instance, or None when it is not there."""
     import dagster as dg
@@ -227,6 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("version")
     repro.add_argument("--tolerance", type=float, default=0.005, help="allowed macro-F1 difference (absolute)")
     repro.set_defaults(handler=cmd_reproduce)
+
+    migrate = sub.add_parser("migrate", help="move the customisation to a new base model: retrain, compare, gate")
+    migrate.add_argument("--base", required=True, help="local Hugging Face folder of the new base model")
+    migrate.add_argument("--epochs", type=int, help="epochs of the migration training (default: training.yaml)")
+    migrate.set_defaults(handler=cmd_migrate)
 
     lineage = sub.add_parser("lineage", help="drift event -> batches -> data -> training -> evaluation -> promotion")
     lineage.add_argument("name", help="registered-model name")

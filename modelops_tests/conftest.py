@@ -39,6 +39,23 @@ def untrained_adapter_dir(base_info, tmp_path_factory) -> Path:
     return out
 
 
+def build_smaller_base(source: Path, target: Path, layers: int) -> Path:
+    """A second real base built from the shipped MiniLM: its first `layers` transformer layers, same tokenizer."""
+    from transformers import AutoModel, AutoTokenizer
+
+    model = AutoModel.from_pretrained(source)
+    model.encoder.layer = model.encoder.layer[:layers]
+    model.config.num_hidden_layers = layers
+    model.save_pretrained(target, safe_serialization=True)
+    AutoTokenizer.from_pretrained(source).save_pretrained(target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def smaller_base_dir(base_info, tmp_path_factory) -> Path:
+    return build_smaller_base(base_info.path, tmp_path_factory.mktemp("bases") / "minilm-l4", layers=4)
+
+
 @pytest.fixture(scope="session")
 def mlflow_template_db(tmp_path_factory) -> Path:
     """An initialised, empty MLflow SQLite store; copying it skips the schema migrations (seconds per test)."""

@@ -37,6 +37,24 @@ def _projection(hidden_size: int) -> np.ndarray:
     return (rng.standard_normal((hidden_size, EMBEDDING_DIM)) / np.sqrt(EMBEDDING_DIM)).astype(np.float32)
 
 
+def adapter_base(configured: BaseModelInfo, adapter_dir: Path) -> BaseModelInfo:
+    """The base an adapter belongs to: the configured one, or (after a migration) the base its manifest names, when
+    that folder still holds the very weights (sha256) the adapter was trained on."""
+    recorded = json.loads((Path(adapter_dir) / ADAPTER_MANIFEST).read_text())["base"]
+    if recorded["sha256"] == configured.sha256:
+        return configured
+    candidate = Path(recorded["path"])
+    if candidate.is_dir():
+        found = describe_base_model(candidate, configured.task_type)
+        if found.sha256 == recorded["sha256"]:
+            return found
+    raise BaseModelError(
+        f"Adapter {adapter_dir} was trained on base {recorded['name']} (sha256 {recorded['sha256'][:12]}...), which is "
+        f"not at {candidate} any more, and the configured base is {configured.name} (sha256 "
+        f"{configured.sha256[:12]}...). Restore that base or migrate the adapter (modelops migrate --base ...)."
+    )
+
+
 class AdapterClassifier:
     """A sequence classifier: the base model with one LoRA adapter (and its head) merged in for inference."""
 
@@ -44,13 +62,8 @@ class AdapterClassifier:
         from peft import PeftModel
 
         adapter_dir = Path(adapter_dir)
+        base = adapter_base(base, adapter_dir)
         manifest = json.loads((adapter_dir / ADAPTER_MANIFEST).read_text())
-        recorded = manifest["base"]["sha256"]
-        if recorded != base.sha256:
-            raise BaseModelError(
-                f"Adapter {adapter_dir} was trained on base {manifest['base']['name']} (sha256 {recorded[:12]}...), "
-                f"but the configured base is {base.name} (sha256 {base.sha256[:12]}...). Migrate the adapter instead."
-            )
         self.label_names = read_label_names(adapter_dir)
         self.temperature = float(manifest.get("temperature", 1.0))
         self.max_length = max_length

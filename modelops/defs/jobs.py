@@ -25,3 +25,11 @@ bootstrap_job = dg.define_asset_job(
     tags={TRAINING_TAG: "true"},
     description="The whole asset graph from raw data to a first champion.",
 )
+
+migration_job = dg.define_asset_job(
+    "migration_job",
+    selection=dg.AssetSelection.assets(lora_adapter, evaluation, champion),
+    tags={TRAINING_TAG: "true"},
+    description="`modelops migrate --base`: train on a new base from the curated set, compare with the champion on its "
+                "old base, promote through the gate.",
+)

@@ -209,3 +209,60 @@ def test_lineage_prints_the_chain_and_the_champion_history(bootstrapped, setting
                      "- evaluation: macro-F1", "- gate: passed", "- promote: champion vNone -> v1",
                      "# champion history", "- v1: "):
         assert expected in out, expected
+
+
+PERMISSIVE_GATE = """
+gate:
+  min_eval_size: 50
+  min_macro_f1: 0.0
+  min_accuracy: 0.0
+  macro_f1_tolerance: 1.0
+  max_cost_increase: 100000.0
+  max_class_f1_drop: 1.0
+"""
+
+
+def test_migrate_to_a_smaller_base_trains_compares_reports_and_promotes_per_gate(
+        bootstrapped, settings, resources, instance, smaller_base_dir, base_info, monkeypatch, tmp_path, capsys):
+    """Runs last in this module: it moves the champion to another base."""
+    import yaml
+
+    from modelops.core.base_model import describe_base_model
+    from modelops.core.predictor import load_registered_classifier
+    from modelops.settings import PACKAGE_CONFIG_DIR
+
+    policy = yaml.safe_load((PACKAGE_CONFIG_DIR / "evaluation.yaml").read_text())
+    # the owner's cost model with a gate that lets anything pass: this tests the mechanics, not the smaller base's
+    # quality (a 4-layer cut of MiniLM learns this task far slower; the default gate refuses it)
+    policy["gate"] = yaml.safe_load(PERMISSIVE_GATE)["gate"]
+    (tmp_path / "evaluation.yaml").write_text(yaml.safe_dump(policy))
+    monkeypatch.setenv("MODELOPS_EVALUATION_CONFIG", str(tmp_path / "evaluation.yaml"))
+    registry = _registry(settings)
+    old = registry.alias_version("champion")
+    small = describe_base_model(smaller_base_dir)
+
+    assert _cli(settings, monkeypatch, tmp_path, "migrate", "--base", str(smaller_base_dir), "--epochs", "1") == 0
+    out = capsys.readouterr().out
+    new = registry.alias_version("champion")
+    assert new != old and registry.version_info(new)["tags"]["base_sha256"] == small.sha256
+    assert registry.version_info(new)["tags"]["migrated_from"].startswith(f"v{old} on ")
+    for expected in (f"# Migration of `{settings.registered_model_name}`", f"| from | {base_info.name} |",
+                     f"| to | {small.name} | {small.sha256[:16]} | v{new} |", "| business cost per 1000 |",
+                     f"**promoted**: v{new} is champion"):
+        assert expected in out, expected
+    reports = list((settings.home / "migrations").glob(f"*-v{old}-to-v{new}.md"))
+    assert len(reports) == 1 and reports[0].read_text() in out
+    evaluation = json.loads((settings.home / "records" / "evaluation.json").read_text())
+    artifacts = [a.path for a in registry.client.list_artifacts(evaluation["mlflow_run_id"], "migration")]
+    assert artifacts == ["migration/report.md"]
+
+    # serving keeps the configured (old) base setting and still loads the new champion on the base it was trained on
+    version, classifier = load_registered_classifier(registry, "champion", base_info, tmp_path / "cache")
+    assert version == new and classifier.model.config.num_hidden_layers == 4
+    assert len(classifier.predict(["where is my parcel"]).labels) == 1
+    # warm-starting across bases is refused with the fix; a second migration to the same base has nothing to do
+    with pytest.raises(dg.Failure, match="cannot warm-start across bases"):
+        dg.materialize([lora_adapter], resources=resources, instance=instance,
+                       run_config={"ops": {"lora_adapter": {"config": {"mode": "incremental"}}}})
+    assert _cli(settings, monkeypatch, tmp_path, "migrate", "--base", str(smaller_base_dir)) == 2
+    assert "already runs on" in capsys.readouterr().err

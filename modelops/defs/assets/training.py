@@ -49,7 +49,7 @@ def _training_config(policies: Policies, config: LoraAdapterConfig):
 
 
 def _incremental_inputs(curated_train: "pd.DataFrame", lake: DataLake, registry, replay: float, seed: int,
-                        context: dg.AssetExecutionContext) -> tuple["pd.DataFrame", Path | None, str | None]:
+                        base_sha256: str, context: dg.AssetExecutionContext) -> tuple["pd.DataFrame", Path | None, str | None]:
     """New+replay examples, the warm-start adapter and its version; (all examples, None, None) when there is no
     champion yet (the run falls back to full)."""
     from modelops.core.train import incremental_training_set
@@ -59,6 +59,11 @@ def _incremental_inputs(curated_train: "pd.DataFrame", lake: DataLake, registry,
         context.log.warning("no champion yet: incremental run falls back to training from the base")
         return curated_train, None, None
     info = registry.version_info(champion)
+    if info["tags"].get("base_sha256", base_sha256) != base_sha256:
+        raise dg.Failure(f"The champion v{champion} runs on base {info['tags'].get('base_name')} (sha256 "
+                         f"{info['tags']['base_sha256'][:12]}), not on the configured base: an adapter cannot warm-start "
+                         "across bases. Set base_model_path to the champion's base (after `modelops migrate`) or run a "
+                         "full retrain.")
     adapter = registry.download_adapter(champion, Path(lake.home) / "adapters" / f"champion-v{champion}")
     seen_path = lake.settings.curated_dir / f"{info['tags'].get('data_content_hash', '')}.parquet"
     if not seen_path.is_file():
@@ -110,8 +115,8 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
     init_adapter, warm_start = None, None
     if settings.mode == "incremental":
         try:
-            train, init_adapter, warm_start = _incremental_inputs(train, lake, registry, settings.replay_fraction, settings.seed,
-                                                      context)
+            train, init_adapter, warm_start = _incremental_inputs(
+                train, lake, registry, settings.replay_fraction, settings.seed, base.sha256, context)
         except TrainingConfigError as exc:
             raise dg.Failure(str(exc)) from exc
         if init_adapter is None:
