@@ -449,12 +449,24 @@ def train_classifier_adapter(
 
 def save_adapter(model: Any, output_dir: Path, labels: list[str], base: BaseModelInfo, config: TrainingConfig,
                  extra: dict[str, float]) -> None:
-    """Write only the adapter (safetensors) plus its label map and a manifest naming the base it belongs to."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(output_dir), safe_serialization=True)
-    (output_dir / LABELS_FILE).write_text(json.dumps(labels))
+    """Write only the adapter (safetensors) plus its label map and a manifest naming the base it belongs to.
+
+    Atomic: the files go to a sibling `.partial` folder that is renamed to `output_dir` once complete, so a process
+    killed mid-save leaves no folder at `output_dir` (an existing one is replaced only at the rename).
+    """
+    import shutil
+
+    output_dir = Path(output_dir)
+    partial = output_dir.with_name(output_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    model.save_pretrained(str(partial), safe_serialization=True)
+    (partial / LABELS_FILE).write_text(json.dumps(labels))
     manifest = {"base": base.to_dict(), "training": config.to_params(), **extra}
-    (output_dir / ADAPTER_MANIFEST).write_text(json.dumps(manifest, indent=2))
+    (partial / ADAPTER_MANIFEST).write_text(json.dumps(manifest, indent=2))
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    partial.rename(output_dir)
 
 
 def train_causal_lm_adapter(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +12,7 @@ from safetensors.torch import load_file
 from modelops.core.base_model import BaseModelError, describe_base_model
 from modelops.core.train import (
     TrainingConfig, TrainingConfigError, incremental_training_set, length_grouped_batches, read_label_names,
-    train_causal_lm_adapter, train_classifier_adapter,
+    save_adapter, train_causal_lm_adapter, train_classifier_adapter,
 )
 
 FEW_STEPS = TrainingConfig(epochs=1, max_steps=4, batch_size=8, seed=7)
@@ -158,3 +159,21 @@ def test_temperature_scaling_never_returns_a_non_finite_temperature():
     assert fit_temperature(np.full((4, 2), np.nan, dtype=np.float32), labels) == 1.0
     calibrated = fit_temperature(np.array([[4.0, -4.0], [-4.0, 4.0], [3.0, -3.0], [-3.0, 3.0]], dtype=np.float32), labels)
     assert 0.05 <= calibrated <= 20.0
+
+
+def test_save_adapter_is_atomic(base_info, untrained_adapter_dir: Path, tmp_path: Path):
+    class DiskFullMidSave:
+        def save_pretrained(self, path: str, safe_serialization: bool) -> None:
+            (Path(path) / "adapter_model.safetensors").write_bytes(b"half a tensor")
+            raise OSError("No space left on device")
+
+    target = tmp_path / "adapter"
+    with pytest.raises(OSError, match="No space left"):
+        save_adapter(DiskFullMidSave(), target, ["a", "b"], base_info, TrainingConfig(), {})
+    assert not target.exists()  # nothing a reader could take for an adapter
+
+    shutil.copytree(untrained_adapter_dir, target)  # an earlier adapter is replaced whole, never mixed with a new one
+    with pytest.raises(OSError):
+        save_adapter(DiskFullMidSave(), target, ["a", "b"], base_info, TrainingConfig(), {})
+    assert (target / "adapter_model.safetensors").read_bytes() == (
+        untrained_adapter_dir / "adapter_model.safetensors").read_bytes()
