@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from modelops.core.curate import content_hash
 from modelops.core.registry import ModelRegistry
 from modelops.defs.assets.data import curated_training_set, raw_examples
 from modelops.defs.assets.training import champion, evaluation, lora_adapter, promotion_gate
@@ -149,11 +150,17 @@ def test_sabotaged_challenger_is_refused_and_champion_stays(bootstrapped, resour
     poisoned = settings.home / "curated" / "poisoned.parquet"
     curated.to_parquet(poisoned, index=False)
     record_path.write_text(json.dumps({**record, "path": str(poisoned)}))
+    with pytest.raises(dg.Failure, match="changed after curation"):  # a swapped file under the old hash is caught
+        dg.materialize([lora_adapter], resources=resources, instance=instance)
+    record_path.write_text(json.dumps({**record, "path": str(poisoned), "content_hash": content_hash(curated)}))
 
     latest = max(int(v.version) for v in _registry(settings).client.search_model_versions(
         f"name='{settings.registered_model_name}'"))
-    result = dg.materialize(TRAIN, resources=resources, instance=instance, raise_on_error=False,
-                            run_config={"ops": {"lora_adapter": {"config": {"epochs": 1}}}})
+    try:
+        result = dg.materialize(TRAIN, resources=resources, instance=instance, raise_on_error=False,
+                                run_config={"ops": {"lora_adapter": {"config": {"max_steps": 10}}}})
+    finally:
+        record_path.write_text(json.dumps(record))  # later tests (migrate, reproduce) train on the real curated set
     assert not result.success
     assert _registry(settings).alias_version("champion") == "1"
     assert _registry(settings).alias_version("challenger") == str(latest + 1)
@@ -170,14 +177,6 @@ def _cli(settings, monkeypatch, tmp_path, *args: str) -> int:
     monkeypatch.setenv("MODELOPS_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     return main(list(args))
-
-
-def test_reproduce_rebuilds_a_version_from_its_recorded_inputs(bootstrapped, settings, monkeypatch, tmp_path, capsys):
-    assert _cli(settings, monkeypatch, tmp_path, "reproduce", settings.registered_model_name, "1") == 0
-    out = capsys.readouterr().out
-    assert "version 1: **reproduced**" in out and "test macro-F1" in out
-    tag = _registry(settings).version_info("1")["tags"]["reproduced"]
-    assert tag.startswith("matched within 0.005")
 
 
 def test_reproduce_refuses_when_an_input_no_longer_matches_its_hash(bootstrapped, settings, monkeypatch, tmp_path,
@@ -266,3 +265,16 @@ def test_migrate_to_a_smaller_base_trains_compares_reports_and_promotes_per_gate
                        run_config={"ops": {"lora_adapter": {"config": {"mode": "incremental"}}}})
     assert _cli(settings, monkeypatch, tmp_path, "migrate", "--base", str(smaller_base_dir)) == 2
     assert "already runs on" in capsys.readouterr().err
+
+
+def test_reproduce_rebuilds_the_migrated_version_on_the_base_it_was_trained_on(settings, smaller_base_dir, monkeypatch,
+                                                                             tmp_path, capsys):
+    """After the migration test: the champion now runs on the 4-layer base (a short, cheap run to rebuild)."""
+    version = _registry(settings).alias_version("champion")
+    assert _cli(settings, monkeypatch, tmp_path, "reproduce", settings.registered_model_name, version) == 2
+    assert "The base model no longer matches" in capsys.readouterr().err  # the configured base is still MiniLM
+    monkeypatch.setenv("MODELOPS_BASE_MODEL_PATH", str(smaller_base_dir))
+    assert _cli(settings, monkeypatch, tmp_path, "reproduce", settings.registered_model_name, version) == 0
+    out = capsys.readouterr().out
+    assert f"version {version}: **reproduced**" in out and "test macro-F1" in out
+    assert _registry(settings).version_info(version)["tags"]["reproduced"].startswith("matched within 0.005")

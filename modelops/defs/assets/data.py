@@ -88,11 +88,19 @@ def read_raw_examples(lake: DataLake) -> "pd.DataFrame":
 
 
 def read_curated(lake: DataLake) -> tuple["pd.DataFrame", dict]:
-    """The latest curated training set and its record (hash, path, counts)."""
-    record = lake.read_record("curated_training_set")
+    """The latest curated training set and its record (hash, path, counts); fails when the file no longer has the
+    content hash recorded for it, so every hash modelops records (MLflow tags, lineage) names the data really used."""
     import pandas as pd
 
-    return pd.read_parquet(record["path"]), record
+    from modelops.core.curate import content_hash
+
+    record = lake.read_record("curated_training_set")
+    frame = pd.read_parquet(record["path"])
+    found = content_hash(frame)
+    if found != record["content_hash"]:
+        raise dg.Failure(f"The curated set {record['path']} has content hash {found[:16]}, not the recorded "
+                         f"{record['content_hash'][:16]}: it changed after curation. Materialise curated_training_set again.")
+    return frame, record
 
 
 @dg.asset(group_name="data", kinds={"pandas", "parquet"}, deps=[raw_examples, production_traffic])
