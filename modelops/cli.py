@@ -152,12 +152,10 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if promoted else 1
 
 
-def _dagster_run(run_id: str | None) -> dict | None:
+def _dagster_run(run_id: str) -> dict | None:
     """Status and tags of a run in this machine's Dagster instance, or None when it is not there."""
     import dagster as dg
 
-    if not run_id:
-        return None
     with dg.DagsterInstance.get() as instance:
         run = instance.get_run_by_id(run_id)
         return {"status": run.status.value, "tags": dict(run.tags)} if run else None
@@ -169,8 +167,7 @@ def cmd_lineage(args: argparse.Namespace, settings: Settings) -> int:
 
     registry = ModelRegistry(settings.tracking_uri, args.name, settings.mlflow_artifact_root)
     try:
-        dagster_run = _dagster_run(registry.version_info(args.version)["tags"].get("dagster_run_id"))
-        links = version_lineage(registry, args.version, dagster_run)
+        links = version_lineage(registry, args.version, _dagster_run)
     except RegistryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

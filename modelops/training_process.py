@@ -46,25 +46,17 @@ class TrainingJob:
         return cls(**{name: extras[name] for name in cls.__dataclass_fields__ if name in extras})
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def stop_when_owner_dies(pid: int, poll_seconds: float = OWNER_POLL_SECONDS) -> threading.Thread:
     """Exit this process (status 3) once `pid` is gone: a killed run worker must not leave training running.
 
     When `pid` is this process's parent, being re-parented also counts (a dead parent may linger as a zombie).
     """
+    from modelops.core.registry import pid_alive
+
     watch_parent = os.getppid() == pid
 
     def watch() -> None:
-        while _pid_alive(pid) and not (watch_parent and os.getppid() != pid):
+        while pid_alive(pid) and not (watch_parent and os.getppid() != pid):
             time.sleep(poll_seconds)
         os._exit(3)
 

@@ -3,6 +3,7 @@ gate -> promotion, read from the MLflow tags modelops writes (and, when given, t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,10 +22,13 @@ def _when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
-def version_lineage(registry: Any, version: str, dagster_run: dict[str, Any] | None = None) -> list[Link]:
-    """The chain behind `version`, oldest first. `dagster_run`: status and tags of the Dagster run that trained it."""
+def version_lineage(registry: Any, version: str,
+                    find_dagster_run: Callable[[str], dict[str, Any] | None] = lambda run_id: None) -> list[Link]:
+    """The chain behind `version`, oldest first. `find_dagster_run`: status and tags of a Dagster run by id, or None
+    when the instance does not know it (the MLflow copy of the run's tags is used then)."""
     info = registry.version_info(version)
     tags = info["tags"]
+    dagster_run = find_dagster_run(tags["dagster_run_id"]) if tags.get("dagster_run_id") else None
     training = registry.client.get_run(info["run_id"])
     run_tags = training.data.tags
     dagster_tags = (dagster_run or {}).get("tags") or {

@@ -37,10 +37,9 @@ def _projection(hidden_size: int) -> np.ndarray:
     return (rng.standard_normal((hidden_size, EMBEDDING_DIM)) / np.sqrt(EMBEDDING_DIM)).astype(np.float32)
 
 
-def adapter_base(configured: BaseModelInfo, adapter_dir: Path) -> BaseModelInfo:
-    """The base an adapter belongs to: the configured one, or (after a migration) the base its manifest names, when
-    that folder still holds the very weights (sha256) the adapter was trained on."""
-    recorded = json.loads((Path(adapter_dir) / ADAPTER_MANIFEST).read_text())["base"]
+def adapter_base(configured: BaseModelInfo, adapter_dir: Path, recorded: dict[str, str]) -> BaseModelInfo:
+    """The base an adapter belongs to: the configured one, or (after a migration) the base its manifest names
+    (`recorded`), when that folder still holds the very weights (sha256) the adapter was trained on."""
     if recorded["sha256"] == configured.sha256:
         return configured
     candidate = Path(recorded["path"])
@@ -62,8 +61,8 @@ class AdapterClassifier:
         from peft import PeftModel
 
         adapter_dir = Path(adapter_dir)
-        base = adapter_base(base, adapter_dir)
         manifest = json.loads((adapter_dir / ADAPTER_MANIFEST).read_text())
+        base = adapter_base(base, adapter_dir, manifest["base"])
         self.label_names = read_label_names(adapter_dir)
         self.temperature = float(manifest.get("temperature", 1.0))
         self.max_length = max_length

@@ -101,6 +101,11 @@ def _owner_alive(owner: str, run_id: str) -> bool | None:
     pid = int(pid_text)
     if pid == os.getpid():
         return run_id in _OPEN_RUNS
+    return pid_alive(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host (owned by any user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

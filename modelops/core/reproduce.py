@@ -44,8 +44,8 @@ class Reproduction:
                 f"on {self.prediction_agreement:.1%})\n\n{frame_table(self.metrics.round(4))}")
 
 
-def _recorded_inputs(registry: Any, version: str) -> tuple[dict[str, str], dict[str, str], dict[str, Any]]:
-    """(version tags, training-run params, training config) of `version`."""
+def _recorded_inputs(registry: Any, version: str) -> tuple[dict[str, str], Any, dict[str, Any]]:
+    """(version tags, training run, training config) of `version`."""
     from modelops.core.train import TRAINING_CONFIG_ARTIFACT
 
     info = registry.version_info(version)
@@ -57,7 +57,7 @@ def _recorded_inputs(registry: Any, version: str) -> tuple[dict[str, str], dict[
             raise ReproduceError(f"Version {version} has no recorded {TRAINING_CONFIG_ARTIFACT} (trained before modelops "
                                  "recorded whole training configs), so it cannot be rebuilt exactly.") from exc
         config = json.loads(Path(path).read_text())
-    return info["tags"], dict(run.data.params), config
+    return info["tags"], run, config
 
 
 def _checked(name: str, recorded: str, found: str, fix: str) -> None:
@@ -73,7 +73,7 @@ def reproduce(registry: Any, version: str, curated_dir: Path, base_path: Path,
     from modelops.core.predictor import AdapterClassifier
     from modelops.core.train import TrainingConfig, incremental_training_set, train_classifier_adapter
 
-    tags, params, config_values = _recorded_inputs(registry, version)
+    tags, run, config_values = _recorded_inputs(registry, version)
     base = describe_base_model(base_path)
     _checked("The base model", tags["base_sha256"], base.sha256,
              f"Point MODELOPS_BASE_MODEL_PATH at the base version {version} was trained on ({tags['base_name']}).")
@@ -94,7 +94,8 @@ def reproduce(registry: Any, version: str, curated_dir: Path, base_path: Path,
             seen = pd.read_parquet(Path(curated_dir) / f"{registry.version_info(warm)['tags']['data_content_hash']}.parquet",
                                    columns=["id"])["id"]
             train = incremental_training_set(train, set(seen), config.replay_fraction, config.seed)
-        _checked("The training set (after new+replay selection)", params["train_set_hash"], content_hash(train),
+        _checked("The training set (after new+replay selection)", run.data.params["train_set_hash"],
+                 content_hash(train),
                  "The selection rules changed since this version was trained.")
         rebuilt = train_classifier_adapter(train, curated[curated["split"] == "validation"], base, config,
                                            Path(tmp) / "rebuilt", init_adapter)
@@ -102,9 +103,8 @@ def reproduce(registry: Any, version: str, curated_dir: Path, base_path: Path,
         test = curated[curated["split"] == "test"]
         before = original.predict(test["text"].tolist())
         after = AdapterClassifier(base, rebuilt.adapter_dir).predict(test["text"].tolist())
-    recorded_val = registry.client.get_run(registry.version_info(version)["run_id"]).data.metrics["best_val_macro_f1"]
     metrics = pd.DataFrame({
-        "recorded": [recorded_val, _macro_f1(test["label"], before.labels)],
+        "recorded": [run.data.metrics["best_val_macro_f1"], _macro_f1(test["label"], before.labels)],
         "reproduced": [rebuilt.best_score, _macro_f1(test["label"], after.labels)],
     }, index=pd.Index(["validation macro-F1 (best)", "test macro-F1"], name="metric"))
     metrics["difference"] = metrics["reproduced"] - metrics["recorded"]

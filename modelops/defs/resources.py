@@ -86,6 +86,8 @@ class Policies(dg.ConfigurableResource):
 class TrainingLauncher(dg.ConfigurableResource):
     """Where the training process runs, through Dagster Pipes: a local subprocess (default) or a Kubernetes pod.
 
+    Each field is set from the setting of the same name with a `training_` prefix (MODELOPS_TRAINING_*).
+
     `processes` > 1 starts that many data-parallel processes with torchrun (one per GPU; on CPUs, Gloo). A pod mounts
     the volume claim that holds modelops's home and data folders at their usual path, and gets `gpus` GPUs.
     """
@@ -138,10 +140,8 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
         "base_model": BaseModel(path=str(settings.base_model_path or "")),
         "mlflow": MlflowRegistry(tracking_uri=settings.tracking_uri, model_name=settings.registered_model_name,
                                  artifact_root=str(settings.mlflow_artifact_root or "")),
-        "training": TrainingLauncher(launcher=settings.training_launcher, processes=settings.training_processes,  # type: ignore[arg-type]
-                                     image=settings.training_image, namespace=settings.training_namespace,
-                                     gpus=settings.training_gpus, volume_claim=settings.training_volume_claim,
-                                     mount_path=settings.training_mount_path),
+        "training": TrainingLauncher(**{name: getattr(settings, f"training_{name}")
+                                        for name in TrainingLauncher.model_fields}),
         "policies": Policies(training_config=str(settings.training_config),
                              evaluation_config=str(settings.evaluation_config), drift_config=str(settings.drift_config),
                              retrain_config=str(settings.retrain_config)),

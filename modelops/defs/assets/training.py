@@ -76,12 +76,6 @@ def _incremental_inputs(curated_train: "pd.DataFrame", lake: DataLake, registry,
     return frame, adapter, champion
 
 
-def _write_frame(frame: "pd.DataFrame", path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
-    return str(path)
-
-
 def _run_training(context: dg.AssetExecutionContext, launcher: TrainingLauncher, job: TrainingJob) -> dict:
     """Run the training process through Pipes; its reported metadata, or a Failure carrying the process's own error."""
     from dagster._core.errors import DagsterPipesExecutionError
@@ -99,6 +93,7 @@ def _run_training(context: dg.AssetExecutionContext, launcher: TrainingLauncher,
 def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, lake: DataLake, base_model: BaseModel,
                  mlflow: MlflowRegistry, policies: Policies, training: TrainingLauncher) -> dg.MaterializeResult:
     """A LoRA adapter (+ classification head) trained in its own process (Dagster Pipes), tracked in MLflow, aliased `challenger`."""
+    from modelops.core.atomic import write_parquet_atomic
     from modelops.core.base_model import BaseModelError
     from modelops.core.curate import content_hash
     from modelops.core.train import TRAINING_CONFIG_ARTIFACT, TrainingConfigError
@@ -134,8 +129,8 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
         registry.log_text(run_id, json.dumps(dataclasses.asdict(settings), indent=2), TRAINING_CONFIG_ARTIFACT)
         output = Path(lake.home) / "adapters" / run_id
         job = TrainingJob(
-            train_path=_write_frame(train, work / "train.parquet"),
-            validation_path=_write_frame(validation, work / "validation.parquet"),
+            train_path=str(write_parquet_atomic(train, work / "train.parquet")),
+            validation_path=str(write_parquet_atomic(validation, work / "validation.parquet")),
             base_path=str(base.path), base_task_type=base.task_type, training=dataclasses.asdict(settings),
             output_dir=str(output), tracking_uri=registry.tracking_uri, model_name=registry.model_name,
             mlflow_run_id=run_id, error_path=str(work / "error.txt"),
