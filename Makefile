@@ -3,7 +3,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 VENV := .venv/bin
 
-.PHONY: venv demo test test-all ui mlflow-ui bench clean
+.PHONY: venv demo test test-all ui mlflow-ui screenshots bench clean
 
 venv:
 	@scripts/bootstrap.sh
@@ -22,6 +22,9 @@ ui: venv  ## Dagster UI on http://127.0.0.1:3000
 
 mlflow-ui: venv  ## MLflow UI on http://127.0.0.1:5000
 	$(VENV)/modelops mlflow-ui
+
+screenshots: venv  ## retake docs/screenshots/ in headless Chromium from the demo's state (after make demo)
+	MODELOPS_UI_STATE=demo MODELOPS_SCREENSHOTS=docs/screenshots $(VENV)/python -m pytest -q modelops_tests/ui
 
 bench: venv  ## benchmarks -> bench/results/*.json
 	$(VENV)/python -m bench.run_all

@@ -9,7 +9,7 @@ Dagster itself. Target < 3 s. Also reported, without a target: the same processe
 a shared, busy machine wall time inflates while CPU time barely moves), `dagster definitions validate -w
 workspace.yaml` (CLI start, workspace load, validation), and which heavy libraries a load imports (none is the
 promise). The 1-minute load average at start and end is recorded with the result.
-(b) Tick: the real `drift_sensor` of `build_definitions(Settings(home=tmp, data_dir=tmp))` with those definitions'
+(b) Tick: the real `support_router_drift_sensor` of `build_definitions(Settings(home=tmp, data_dir=tmp))` with its
 resources, on a real `DagsterInstance` (temporary DAGSTER_HOME with the project's dagster.yaml: SQLite storage),
 evaluated as the daemon does (`build_sensor_context(...)` + `SensorDefinition.evaluate_tick`), in two states that
 do no drift work: no traffic batch at all, and one 200-row batch already checked (cursor past it, its dynamic
@@ -138,17 +138,17 @@ def _tick_times(ticks: int, scratch: Path) -> dict[str, Any]:
     import dagster as dg
 
     from modelops.definitions import build_definitions
-    from modelops.defs.assets.traffic import traffic_batches
-    from modelops.defs.jobs import retrain_job
+    from modelops.defs.customisation import customisation_defs
     from modelops.settings import Settings
 
     settings = Settings(home=scratch / "home", data_dir=scratch / "data")
     settings.production_dir.mkdir(parents=True, exist_ok=True)
     defs = build_definitions(settings)
-    sensor = defs.resolve_sensor_def("drift_sensor")
+    customisation = customisation_defs(settings.customisation)
+    sensor = defs.resolve_sensor_def(customisation.drift_sensor.name)
     resources = dict(defs.resources or {})
 
-    @dg.sensor(job=retrain_job, name="trivial_sensor")
+    @dg.sensor(job=customisation.retrain_job, name="trivial_sensor")
     def trivial_sensor(context):  # type: ignore[no-untyped-def]  # unannotated: Dagster resolves annotations
         return dg.SkipReason("nothing to do")
 
@@ -167,7 +167,7 @@ def _tick_times(ticks: int, scratch: Path) -> dict[str, Any]:
         baseline_first, baseline = _time_ticks(evaluator(trivial_sensor, None, "nothing to do"), ticks)
         empty_first, empty = _time_ticks(evaluator(sensor, None, "no new traffic batches"), ticks)
         batch = _write_batch(settings.production_dir, 200)
-        instance.add_dynamic_partitions(traffic_batches.name, [batch])
+        instance.add_dynamic_partitions(customisation.keys.traffic_batches, [batch])
         cursor = json.dumps({"last_batch": batch, "retrains": [], "pending_drift": None, "labels_used": 0})
         seen_first, seen = _time_ticks(evaluator(sensor, cursor, "no new traffic batches"), ticks)
         _, baseline_again = _time_ticks(evaluator(trivial_sensor, None, "nothing to do"), ticks)

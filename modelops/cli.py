@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from modelops.instance import instance_profile
-from modelops.settings import Settings, load_settings
+from modelops.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("modelops")
 
@@ -49,61 +49,92 @@ def run_job(job_name: str, run_config: dict | None = None, tags: dict[str, str] 
     return result.success
 
 
+def customisation_for_model(settings: Settings, model_name: str | None) -> Settings:
+    """The customisation whose registered model is `model_name` (None: the only customisation)."""
+    if model_name is None:
+        return settings.customisation_named(None)
+    every = settings.customisation_settings()
+    for c in every:
+        if c.registered_model_name == model_name:
+            return c
+    raise SettingsError(f"No customisation registers the model {model_name!r}; configured: "
+                        f"{', '.join(c.registered_model_name for c in every)}")
+
+
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     from modelops.core.atomic import write_atomic
     from modelops.core.datagen import generate_corpus, generate_scenario
 
     frame = (generate_scenario(args.scenario, args.rows, args.seed, args.severity) if args.scenario
              else generate_corpus(args.rows, args.seed))
-    out = Path(args.out) if args.out else settings.raw_dir / "generated.csv"
+    out = Path(args.out) if args.out else settings.customisation_named(args.customisation).raw_dir / "generated.csv"
     write_atomic(out, lambda tmp: frame.to_csv(tmp, index=False))
     print(f"wrote {len(frame)} examples to {out}")
     return 0
 
 
 def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
-    ok = run_job(args.job)
-    print(f"{args.job}: {'succeeded' if ok else 'FAILED (see the Dagster UI: modelops ui)'}")
-    return 0 if ok else 1
+    """Run the job for the named customisation, or for each customisation in turn."""
+    from modelops.defs.resources import CustomisationKeys
+
+    every = ([settings.customisation_named(args.customisation)] if args.customisation
+             else settings.customisation_settings())
+    failed = 0
+    for c in every:
+        job = CustomisationKeys(c.customisation).job(args.job)
+        ok = run_job(job)
+        failed += not ok
+        print(f"{job}: {'succeeded' if ok else 'FAILED (see the Dagster UI: modelops ui)'}")
+    return 1 if failed else 0
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve every customisation's champion: one merged model for a single customisation; with several, the base is
+    held once and each champion adds only its adapter (swapped on its own when its alias moves)."""
     from modelops.core.base_model import describe_base_model
-    from modelops.core.predictor import load_registered_classifier
+    from modelops.core.predictor import SharedBases, load_registered_classifier
     from modelops.core.registry import ModelRegistry
-    from modelops.core.serving import LoadedModel, ServingConfig, create_app, run_server
+    from modelops.core.serving import Endpoint, LoadedModel, ServingConfig, create_app, run_server
     from modelops.core.traffic import TrafficWriter
 
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.token:
         print("refusing to listen beyond loopback without --token (bearer authentication)", file=sys.stderr)
         return 2
-    registry = ModelRegistry(settings.tracking_uri, settings.registered_model_name, settings.mlflow_artifact_root)
     base = describe_base_model(settings.resolved_base_model_path)
+    every = settings.customisation_settings()
+    shared = SharedBases(base) if len(every) > 1 else None
 
-    def load_champion() -> LoadedModel:
-        version, classifier = load_registered_classifier(registry, "champion", base, settings.home / "serving-cache")
-        return LoadedModel(registry.model_name, version, base.sha256, classifier)
+    def endpoint(c: Settings) -> Endpoint:
+        registry = ModelRegistry(c.tracking_uri, c.registered_model_name, c.mlflow_artifact_root)
+
+        def load_champion() -> LoadedModel:
+            version, classifier = load_registered_classifier(registry, "champion", base, c.state / "serving-cache",
+                                                             shared)
+            return LoadedModel(registry.model_name, version, base.sha256, classifier,
+                               classifier.release if shared is not None else None)
+
+        writer = TrafficWriter(c.production_dir, max_rows=args.batch_rows, max_age_seconds=args.batch_seconds)
+        return Endpoint(load_champion, lambda: registry.alias_version("champion"), writer)
 
     config = ServingConfig(host=args.host, port=args.port, bearer_token=args.token or None,
                            max_text_chars=settings.max_text_chars, reload_poll_seconds=args.reload_seconds,
                            redact_traffic=settings.redact_traffic)
-    writer = TrafficWriter(settings.production_dir, max_rows=args.batch_rows, max_age_seconds=args.batch_seconds)
-    run_server(create_app(load_champion, lambda: registry.alias_version("champion"), writer, config), config)
+    run_server(create_app({c.customisation: endpoint(c) for c in every}, config), config)
     return 0
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from modelops.demo import run_demo
 
-    return run_demo(settings, scenario=args.scenario, port=args.port, fresh=not args.keep_state, rows=args.rows,
-                    epochs=args.epochs)
+    return run_demo(settings.customisation_named(args.customisation), scenario=args.scenario, port=args.port,
+                    fresh=not args.keep_state, rows=args.rows, epochs=args.epochs)
 
 
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     from modelops.core.registry import ModelRegistry, RegistryError
 
-    registry = ModelRegistry(settings.tracking_uri, args.name or settings.registered_model_name,
-                             settings.mlflow_artifact_root)
+    c = customisation_for_model(settings, args.name)
+    registry = ModelRegistry(c.tracking_uri, c.registered_model_name, c.mlflow_artifact_root)
     try:
         restored = registry.rollback(reason=args.reason)
     except RegistryError as exc:
@@ -120,10 +151,10 @@ def cmd_reproduce(args: argparse.Namespace, settings: Settings) -> int:
     from modelops.core.registry import ModelRegistry, RegistryError
     from modelops.core.reproduce import ReproduceError, reproduce
 
-    registry = ModelRegistry(settings.tracking_uri, args.name, settings.mlflow_artifact_root)
+    c = customisation_for_model(settings, args.name)
+    registry = ModelRegistry(c.tracking_uri, args.name, c.mlflow_artifact_root)
     try:
-        result = reproduce(registry, args.version, settings.curated_dir, settings.resolved_base_model_path,
-                           args.tolerance)
+        result = reproduce(registry, args.version, c.curated_dir, c.resolved_base_model_path, args.tolerance)
     except (ReproduceError, RegistryError, BaseModelError) as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
@@ -140,16 +171,17 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from modelops.migrate import MigrationError, run_migration
 
     try:
-        promoted, report, path = run_migration(settings, Path(args.base), args.epochs)
+        outcomes, path = run_migration(settings, Path(args.base), args.epochs)
     except (MigrationError, BaseModelError, RegistryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(report)
+    print(path.read_text())
     print(f"report: {path}")
-    if promoted:
-        print(f"Serving follows the new champion. Set base_model_path: {Path(args.base).resolve()} in modelops.yaml "
+    if any(o.status == "promoted" for o in outcomes):
+        print(f"Serving follows the new champions. Set base_model_path: {Path(args.base).resolve()} in modelops.yaml "
               "(or MODELOPS_BASE_MODEL_PATH) so that retraining uses the new base too.")
-    return 0 if promoted else 1
+    statuses = {o.status for o in outcomes}
+    return 2 if "failed" in statuses else 1 if "refused" in statuses else 0
 
 
 def _dagster_run(run_id: str) -> dict | None:
@@ -206,14 +238,17 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--scenario", choices=["new_product", "prior_shift", "language_shift", "length_shift"])
     gen.add_argument("--severity", type=float, default=1.0)
-    gen.add_argument("--out", help="output CSV (default: data/raw/generated.csv)")
+    gen.add_argument("--out", help="output CSV (default: the customisation's raw/generated.csv)")
+    gen.add_argument("--customisation", help="whose raw folder (default: the only customisation)")
     gen.set_defaults(handler=cmd_generate)
 
-    mat = sub.add_parser("materialize", help="run a job of the code location (data_job, bootstrap_job, retrain_job)")
+    mat = sub.add_parser("materialize", help="run a job for each customisation (data_job, bootstrap_job, retrain_job)")
     mat.add_argument("job", nargs="?", default="bootstrap_job")
+    mat.add_argument("--customisation", help="only this customisation's job (default: every customisation's)")
     mat.set_defaults(handler=cmd_materialize)
 
-    serve = sub.add_parser("serve", help="serve the champion over HTTP and capture traffic to data/production/")
+    serve = sub.add_parser("serve", help="serve each customisation's champion over HTTP (POST /predict/<customisation>) "
+                                         "and capture its traffic to its production/ folder")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--token", default=os.environ.get("MODELOPS_SERVE_TOKEN", ""),
@@ -230,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8765)
     demo.add_argument("--rows", type=int, default=3000, help="size of the generated corpus")
     demo.add_argument("--epochs", type=int, help="epochs of the first training run (default: training.yaml)")
+    demo.add_argument("--customisation", help="which customisation runs the loop (default: the only one)")
     demo.set_defaults(handler=cmd_demo)
 
     rollback = sub.add_parser("rollback", help="restore the previous champion")
@@ -243,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--tolerance", type=float, default=0.005, help="allowed macro-F1 difference (absolute)")
     repro.set_defaults(handler=cmd_reproduce)
 
-    migrate = sub.add_parser("migrate", help="move the customisation to a new base model: retrain, compare, gate")
+    migrate = sub.add_parser("migrate", help="move every customisation to a new base model: retrain, compare, gate")
     migrate.add_argument("--base", required=True, help="local Hugging Face folder of the new base model")
     migrate.add_argument("--epochs", type=int, help="epochs of the migration training (default: training.yaml)")
     migrate.set_defaults(handler=cmd_migrate)
@@ -269,9 +305,13 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "mlflow.store.db.utils", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    settings = load_settings()
-    prepare_environment(settings)
-    return int(args.handler(args, settings))
+    try:
+        settings = load_settings()
+        prepare_environment(settings)
+        return int(args.handler(args, settings))
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

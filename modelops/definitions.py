@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import dagster as dg
 
-from modelops.defs.assets.data import curated_training_set, raw_examples
-from modelops.defs.assets.traffic import production_traffic
-from modelops.defs.assets.training import champion, evaluation, lora_adapter, promotion_gate
-from modelops.defs.checks import DATA_CHECKS
-from modelops.defs.jobs import bootstrap_job, data_job, migration_job, retrain_job
+from modelops.defs.customisation import customisation_defs
 from modelops.defs.resources import resources_from_settings
-from modelops.defs.sensors import drift_sensor, weekly_retrain_schedule
 from modelops.settings import Settings, load_settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    """All assets, checks, jobs, sensors and resources for one modelops installation."""
+    """Every customisation's assets, checks, jobs, sensor and schedule, and the resources they run with."""
+    every = [customisation_defs(c.customisation) for c in settings.customisation_settings()]
     return dg.Definitions(
-        assets=[raw_examples, production_traffic, curated_training_set, lora_adapter, evaluation, champion],
-        asset_checks=[*DATA_CHECKS, promotion_gate],
-        jobs=[data_job, retrain_job, bootstrap_job, migration_job],
-        sensors=[drift_sensor],
-        schedules=[weekly_retrain_schedule],
+        assets=[a for c in every for a in c.assets],
+        asset_checks=[check for c in every for check in c.checks],
+        jobs=[job for c in every for job in c.jobs],
+        sensors=[c.drift_sensor for c in every],
+        schedules=[c.weekly_retrain for c in every],
         resources=resources_from_settings(settings),
         # The graph is a chain and training already runs in its own process (Dagster Pipes): one run-worker process
         # per run, instead of one per step that re-imports torch, saves ~5-15 s per step.

@@ -90,6 +90,7 @@ def _drift_checks(registry) -> list:
 
 def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765, fresh: bool = True,
              rows: int = 3000, epochs: int | None = None) -> int:
+    """The loop for one customisation (`settings` after customisation_named): its data, model and sensor."""
     import dagster as dg
 
     from modelops.cli import run_job
@@ -108,24 +109,26 @@ def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765
     if fresh:
         for path in (settings.home / "records", settings.home / "curated", settings.home / "adapters",
                      settings.home / "reference", settings.home / "evaluations", settings.home / "mlartifacts",
-                     settings.home / "dagster", settings.raw_dir, settings.production_dir, settings.feedback_dir,
-                     settings.quarantine_dir):
+                     settings.home / "dagster", settings.home / "customisations", settings.raw_dir,
+                     settings.production_dir, settings.feedback_dir, settings.quarantine_dir):
             shutil.rmtree(path, ignore_errors=True)
         (settings.home / "mlflow.db").unlink(missing_ok=True)
     from modelops.cli import prepare_environment
+    from modelops.defs.resources import CustomisationKeys
 
     prepare_environment(settings)
+    keys = CustomisationKeys(settings.customisation)
     registry = ModelRegistry(settings.tracking_uri, settings.registered_model_name, settings.mlflow_artifact_root)
 
     _say(f"1/7 generating the default support-ticket corpus ({rows:,} rows) into data/raw/")
     settings.raw_dir.mkdir(parents=True, exist_ok=True)
     generate_corpus(rows, seed=0).to_csv(settings.raw_dir / "generated.csv", index=False)
-    _say("2/7 bootstrap_job: raw_examples -> curated_training_set -> lora_adapter -> evaluation -> champion")
-    training = {"ops": {"lora_adapter": {"config": {"epochs": epochs}}}} if epochs else {}
-    if not run_job("bootstrap_job", training):
-        raise DemoError("bootstrap_job failed; open the Dagster UI (make ui) to see why")
+    bootstrap = keys.job("bootstrap_job")
+    _say(f"2/7 {bootstrap}: raw_examples -> curated_training_set -> lora_adapter -> evaluation -> champion")
+    if not run_job(bootstrap, keys.run_config(lora_adapter={"epochs": epochs}) if epochs else {}):
+        raise DemoError(f"{bootstrap} failed; open the Dagster UI (make ui) to see why")
     first = registry.alias_version("champion")
-    first_eval = json.loads((settings.home / "records" / "evaluation.json").read_text())
+    first_eval = json.loads((settings.state / "records" / "evaluation.json").read_text())
     stage("bootstrap (train + evaluate + promote v1)")
 
     url = f"http://127.0.0.1:{port}"
@@ -165,7 +168,7 @@ def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765
         stage("drift detected + retrain run")
         drift_run = _drift_checks(registry)[0]
         champion = registry.alias_version("champion")
-        evaluation = json.loads((settings.home / "records" / "evaluation.json").read_text())
+        evaluation = json.loads((settings.state / "records" / "evaluation.json").read_text())
         if evaluation["challenger_version"] == first:
             raise DemoError(f"retrain run {finished.run_id} ended {finished.status.value} before evaluation; "
                             f"see {logs / 'daemon.log'} or the Dagster UI")
@@ -205,6 +208,7 @@ def _print_summary(summary: dict, settings: Settings) -> None:
     for key, value in summary.items():
         print(f"{key:38s} {value}")
     print(f"\nfull summary: {settings.home / 'demo-summary.json'}")
-    print("Dagster UI : make ui         -> http://127.0.0.1:3000 (Assets, Runs, Automation > drift_sensor ticks)")
+    print("Dagster UI : make ui         -> http://127.0.0.1:3000 (Assets, Runs, Automation > "
+          f"{settings.customisation}_drift_sensor ticks)")
     print("MLflow UI  : make mlflow-ui  -> http://127.0.0.1:5000 (experiment 'modelops', model "
           f"'{settings.registered_model_name}')")

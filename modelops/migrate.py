@@ -1,6 +1,6 @@
-"""`modelops migrate --base <folder>`: move a customisation to a new base model without touching its code or data.
+"""`modelops migrate --base <folder>`: move every customisation to a new base model without touching code or data.
 
-Runs `migration_job` (adapter -> evaluation -> champion) with the new base: a fresh adapter is trained on the
+For each customisation, runs its `migration_job` (adapter -> evaluation -> champion) with the new base: a fresh adapter is trained on the
 current curated set with the owner's training policy, the owner's evaluation suite scores the old champion (on its
 own base) and the new challenger side by side, and the promotion gate decides. The migration report (markdown, also
 an MLflow artifact of the evaluation run) records per-customisation metrics, business cost and the decision.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from modelops.settings import Settings
@@ -41,43 +42,69 @@ def migration_report(name: str, old: dict, new: dict, record: dict, curated: dic
             f"{rows}\n\n## Decision\n\n{decision}\n\n{record['gate_markdown']}\n")
 
 
-def run_migration(settings: Settings, base_path: Path, epochs: int | None = None) -> tuple[bool, str, Path]:
-    """Migrate the configured customisation to the base at `base_path`; returns (promoted, report, report path)."""
+@dataclass(frozen=True)
+class MigrationOutcome:
+    """What happened to one customisation: promoted, refused by its gate, skipped or failed; its report section."""
+
+    customisation: str
+    status: str  # "promoted" | "refused" | "skipped" | "failed"
+    report: str
+
+
+def _migrate_one(c: Settings, definitions, new_base, config: dict, instance) -> MigrationOutcome:
+    """Run the customisation's migration_job on the new base and write its section of the report."""
+    from modelops.core.registry import ModelRegistry
+    from modelops.defs.resources import CustomisationKeys
+    from modelops.defs.sensors import TRIGGER_TAG
+
+    keys = CustomisationKeys(c.customisation)
+    registry = ModelRegistry(c.tracking_uri, c.registered_model_name, c.mlflow_artifact_root)
+    old_version = registry.alias_version("champion")
+    old = registry.version_info(old_version)["tags"]
+    if new_base.sha256 == old["base_sha256"]:
+        return MigrationOutcome(c.customisation, "skipped", f"# Migration of `{registry.model_name}`\n\nSkipped: "
+                                f"champion v{old_version} already runs on {new_base.name} ({new_base.sha256[:12]}).\n")
+    records = c.state / "records"
+    curated = json.loads((records / "curated_training_set.json").read_text())
+    result = definitions.resolve_job_def(keys.job("migration_job")).execute_in_process(
+        instance=instance, run_config=keys.run_config(lora_adapter=config), raise_on_error=False,
+        tags={TRIGGER_TAG: "migration", "modelops/migration_base": str(new_base.path)[:4000]})
+    evaluated = result.asset_materializations_for_node(f"{c.customisation}__evaluation")
+    if not evaluated:
+        return MigrationOutcome(c.customisation, "failed", f"# Migration of `{registry.model_name}`\n\nFailed: run "
+                                f"{result.run_id} stopped before the gate could decide; see it in the Dagster UI.\n")
+    record = json.loads((records / "evaluation.json").read_text())
+    promoted = registry.alias_version("champion") == record["challenger_version"]
+    report = migration_report(registry.model_name, old, {"base_name": new_base.name, "base_sha256": new_base.sha256},
+                              record, curated, promoted)
+    registry.log_text(record["mlflow_run_id"], report, "migration/report.md")
+    registry.client.set_model_version_tag(registry.model_name, record["challenger_version"], "migrated_from",
+                                          f"v{old_version} on {old['base_name']} ({old['base_sha256'][:12]})")
+    return MigrationOutcome(c.customisation, "promoted" if promoted else "refused", report)
+
+
+def run_migration(settings: Settings, base_path: Path, epochs: int | None = None) -> tuple[list[MigrationOutcome], Path]:
+    """Migrate every customisation to the base at `base_path`, one after the other; the outcomes and the report."""
     import dagster as dg
 
     from modelops.core.base_model import describe_base_model
     from modelops.core.registry import ModelRegistry
     from modelops.definitions import build_definitions
-    from modelops.defs.sensors import TRIGGER_TAG
 
-    registry = ModelRegistry(settings.tracking_uri, settings.registered_model_name, settings.mlflow_artifact_root)
-    old_version = registry.alias_version("champion")
-    if old_version is None:
-        raise MigrationError(f"{registry.model_name} has no champion yet: nothing to migrate (bootstrap first).")
-    old = registry.version_info(old_version)["tags"]
+    every = settings.customisation_settings()
+    without = [c.registered_model_name for c in every if ModelRegistry(
+        c.tracking_uri, c.registered_model_name, c.mlflow_artifact_root).alias_version("champion") is None]
+    if without:
+        raise MigrationError(f"{', '.join(without)} ha{'s' if len(without) == 1 else 've'} no champion yet: nothing "
+                             "to migrate (bootstrap first).")
     new_base = describe_base_model(base_path)
-    if new_base.sha256 == old["base_sha256"]:
-        raise MigrationError(f"The champion v{old_version} already runs on {new_base.name} ({new_base.sha256[:12]}).")
-    records = settings.home / "records"
-    curated = json.loads((records / "curated_training_set.json").read_text())
-    job = build_definitions(dataclasses.replace(settings, base_model_path=new_base.path)).resolve_job_def("migration_job")
+    definitions = build_definitions(dataclasses.replace(settings, base_model_path=new_base.path))
     config = {"mode": "full", **({"epochs": epochs} if epochs else {})}
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            instance=instance, run_config={"ops": {"lora_adapter": {"config": config}}}, raise_on_error=False,
-            tags={TRIGGER_TAG: "migration", "modelops/migration_base": str(new_base.path)[:4000]})
-    trained = result.asset_materializations_for_node("lora_adapter")
-    evaluated = result.asset_materializations_for_node("evaluation")
-    if not trained or not evaluated:
-        raise MigrationError(f"Migration run {result.run_id} failed before the gate could decide; see the Dagster UI.")
-    record = json.loads((records / "evaluation.json").read_text())
-    promoted = registry.alias_version("champion") == record["challenger_version"]
-    new = {"base_name": new_base.name, "base_sha256": new_base.sha256}
-    report = migration_report(registry.model_name, old, new, record, curated, promoted)
-    path = settings.home / "migrations" / f"{time.strftime('%Y%m%dT%H%M%S')}-v{old_version}-to-v{record['challenger_version']}.md"
+        outcomes = [_migrate_one(c, definitions, new_base, config, instance) for c in every]
+    path = settings.home / "migrations" / f"{time.strftime('%Y%m%dT%H%M%S')}-to-{new_base.sha256[:12]}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(report)
-    registry.log_text(record["mlflow_run_id"], report, "migration/report.md")
-    registry.client.set_model_version_tag(registry.model_name, record["challenger_version"], "migrated_from",
-                                          f"v{old_version} on {old['base_name']} ({old['base_sha256'][:12]})")
-    return promoted, report, path
+    summary = "\n".join(f"| {o.customisation} | {o.status} |" for o in outcomes)
+    path.write_text(f"# Migration to {new_base.name} ({new_base.sha256[:16]})\n\n| customisation | outcome |\n"
+                    f"|---|---|\n{summary}\n\n" + "\n".join(o.report for o in outcomes))
+    return outcomes, path

@@ -7,13 +7,21 @@ Values come from (lowest to highest precedence): defaults, `modelops.yaml` in th
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 PACKAGE_CONFIG_DIR = Path(__file__).parent / "config"
 
+
+# What one entry under `customisations:` may set; everything else (base model, MLflow, launcher) is shared.
+CUSTOMISATION_FIELDS = ("registered_model_name", "data_dir", "evaluation_config", "drift_config", "training_config",
+                        "retrain_config")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 DAGSTER_DATABASE = "dagster"
 MLFLOW_DATABASE = "mlflow"
@@ -54,13 +62,19 @@ def default_base_model_path() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    """Where modelops keeps its state and which policies it applies."""
+    """Where modelops keeps its state and which policies it applies.
+
+    One Settings object describes one customisation (data source, registered model, policy files) plus what all
+    customisations share (base model, MLflow store, training launcher). A config with a `customisations:` mapping
+    declares several; `customisation_settings()` expands it into one Settings per customisation.
+    """
 
     home: Path = field(default_factory=lambda: Path(".modelops").resolve())
     data_dir: Path = field(default_factory=lambda: Path("data").resolve())
     base_model_path: Path | None = None
     registered_model_name: str = "support-router"
     mlflow_tracking_uri: str | None = None
+    dagster_ui_url: str = "http://127.0.0.1:3000"  # where MLflow runs link back to their Dagster runs
     postgres_url: str | None = None  # a PostgreSQL server: Dagster storage in its `dagster` database, MLflow in `mlflow`
     evaluation_config: Path = PACKAGE_CONFIG_DIR / "evaluation.yaml"
     drift_config: Path = PACKAGE_CONFIG_DIR / "drift.yaml"
@@ -77,6 +91,39 @@ class Settings:
     training_gpus: int = 0
     training_volume_claim: str = ""
     training_mount_path: str = ""
+    # Name of this customisation (asset group and key prefix, job and sensor names); default: from the model name.
+    name: str = ""
+    state_dir: Path | None = None  # this customisation's curated sets, adapters and records; default: home
+    customisations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> CUSTOMISATION_FIELDS
+
+    @property
+    def customisation(self) -> str:
+        return self.name or re.sub(r"[^A-Za-z0-9_]", "_", self.registered_model_name)
+
+    @property
+    def state(self) -> Path:
+        return self.state_dir or self.home
+
+    def customisation_settings(self) -> list[Settings]:
+        """One Settings per customisation: this one alone, or one per `customisations` entry, each with its own
+        data folder (default `<data_dir>/<name>`), state folder (`<home>/customisations/<name>`) and model name."""
+        if not self.customisations:
+            return [self]
+        return [replace(self, customisations={}, name=name, state_dir=self.home / "customisations" / name,
+                        **{"registered_model_name": name.replace("_", "-"), "data_dir": self.data_dir / name,
+                           **{key: _coerce(key, value) for key, value in overrides.items()}})
+                for name, overrides in self.customisations.items()]
+
+    def customisation_named(self, name: str | None) -> Settings:
+        """The customisation called `name`, or the only one when `name` is None."""
+        every = self.customisation_settings()
+        if name is None and len(every) == 1:
+            return every[0]
+        names = [c.customisation for c in every]
+        if name not in names:
+            raise SettingsError(f"{'Name a customisation' if name is None else f'No customisation {name!r}'}; "
+                                f"configured: {', '.join(names)}")
+        return every[names.index(name)]
 
     @property
     def raw_dir(self) -> Path:
@@ -96,11 +143,11 @@ class Settings:
 
     @property
     def curated_dir(self) -> Path:
-        return self.home / "curated"
+        return self.state / "curated"
 
     @property
     def adapters_dir(self) -> Path:
-        return self.home / "adapters"
+        return self.state / "adapters"
 
     @property
     def tracking_uri(self) -> str:
@@ -124,10 +171,33 @@ class Settings:
 
 _ENV_PREFIX = "MODELOPS_"
 _PATH_FIELDS = {"home", "data_dir", "base_model_path", "evaluation_config", "drift_config", "training_config",
-                "retrain_config"}
+                "retrain_config", "state_dir"}
+
+
+def _check_customisations(value: object) -> dict[str, dict[str, Any]]:
+    """`customisations:` as {name: {field: value}}: names usable in Dagster, known fields, distinct models and data."""
+    if not isinstance(value, Mapping) or not value:
+        raise SettingsError("customisations must map each customisation's name to its settings, e.g. "
+                            "{support: {data_dir: data/support}, billing: {data_dir: data/billing}}")
+    checked: dict[str, dict[str, Any]] = {}
+    for name, overrides in value.items():
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise SettingsError(f"customisation name {name!r} must start with a letter and hold only letters, digits "
+                                "and underscores (it names Dagster assets, jobs and sensors)")
+        overrides = overrides or {}
+        if not isinstance(overrides, Mapping):
+            raise SettingsError(f"customisations.{name} must be a mapping of settings, got {type(overrides).__name__}")
+        unknown = set(overrides) - set(CUSTOMISATION_FIELDS)
+        if unknown:
+            raise SettingsError(f"customisations.{name}: unknown settings {sorted(unknown)}; a customisation may set "
+                                f"{list(CUSTOMISATION_FIELDS)}")
+        checked[name] = dict(overrides)
+    return checked
 
 
 def _coerce(name: str, value: object) -> object:
+    if name == "customisations":
+        return _check_customisations(value)
     if name in _PATH_FIELDS:
         return Path(str(value)).expanduser().resolve()
     if name == "redact_traffic":
@@ -161,8 +231,21 @@ def load_settings(config_file: Path | None = None) -> Settings:
         if unknown:
             raise SettingsError(f"{path}: unknown settings {sorted(unknown)}; known: {sorted(names)}")
         values.update(loaded)
-    for name in names:
+    for name in names - {"customisations"}:
         env = os.environ.get(_ENV_PREFIX + name.upper())
         if env:
             values[name] = env
-    return replace(Settings(), **{k: _coerce(k, v) for k, v in values.items()})
+    settings = replace(Settings(), **{k: _coerce(k, v) for k, v in values.items()})
+    _check_distinct(settings.customisation_settings())
+    return settings
+
+
+def _check_distinct(customisations: list[Settings]) -> None:
+    """Two customisations must not share a registered model or a data folder (they would overwrite each other)."""
+    for attribute in ("registered_model_name", "data_dir"):
+        seen: dict[object, str] = {}
+        for c in customisations:
+            value = getattr(c, attribute)
+            if value in seen:
+                raise SettingsError(f"customisations {seen[value]} and {c.customisation} share {attribute} {value}")
+            seen[value] = c.customisation

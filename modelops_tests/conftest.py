@@ -39,6 +39,21 @@ def untrained_adapter_dir(base_info, tmp_path_factory) -> Path:
     return out
 
 
+def save_random_adapter(base_info, folder: Path, labels: list[str], seed: int) -> Path:
+    """A real adapter whose LoRA weights are not zero (init_lora_weights=False), so it changes the base's outputs."""
+    from peft import LoraConfig, get_peft_model
+
+    from modelops.core.base_model import load_base_model
+    from modelops.core.train import TrainingConfig, save_adapter, seed_everything
+
+    seed_everything(seed)
+    model = get_peft_model(load_base_model(base_info, num_labels=len(labels)),
+                           LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["query", "value"],
+                                      init_lora_weights=False))
+    save_adapter(model, folder, labels, base_info, TrainingConfig(), {"temperature": 1.0})
+    return folder
+
+
 def build_smaller_base(source: Path, target: Path, layers: int) -> Path:
     """A second real base built from the shipped MiniLM: its first `layers` transformer layers, same tokenizer."""
     from transformers import AutoModel, AutoTokenizer

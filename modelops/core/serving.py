@@ -1,9 +1,13 @@
 """The prediction HTTP service: validated requests, micro-batched inference, traffic capture and hot reload.
 
+It serves one or more customisations, each with its own champion, batcher, traffic writer and reload: `POST
+/predict/<customisation>` and `GET /model/<customisation>`; `/predict` and `/model` name none when only one is served.
+
 Listens on 127.0.0.1 unless configured otherwise (then only with a bearer token); with `redact_traffic`, PII is
 replaced in captured texts before they are written.
 
-Status codes: 400 invalid JSON or Content-Length; 401 missing/wrong bearer token; 413 any size limit (body bytes,
+Status codes: 400 invalid JSON or Content-Length; 401 missing/wrong bearer token; 404 unknown customisation (or none
+named while several are served); 413 any size limit (body bytes,
 texts per request, characters per text); 422 wrong shape or types (not an object, neither/both of `text` and
 `texts`, unknown fields, non-string or empty text, empty list); 500 the model failed; 503 no model loaded yet.
 Every error body is `{"error": "<message>"}` and nothing is captured for it.
@@ -75,16 +79,27 @@ class ServingConfig:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A loaded champion: registry name and version, base model hash, and a predictor with .predict(texts)."""
+    """A loaded champion: registry name and version, base model hash, a predictor with .predict(texts), and what
+    unloads it once it is replaced and no prediction uses it any more (None: garbage collection does)."""
 
     name: str
     version: str
     base_sha256: str
     predictor: Any
+    release: Callable[[], None] | None = None
 
 
 ModelLoader = Callable[[], LoadedModel]
 VersionProbe = Callable[[], str | None]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What serves one customisation: how to load its champion, which version is champion now, where traffic goes."""
+
+    load_model: ModelLoader
+    probe_version: VersionProbe
+    writer: TrafficWriter
 
 
 class RequestError(Exception):
@@ -201,6 +216,9 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._concurrent = False  # did the last micro-batch hold more than one request?
+        self._busy = False  # is a micro-batch being predicted?
+        self._retired: list[LoadedModel] = []  # replaced models to release once no micro-batch can use them
+        self._releasing: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="micro-batcher")
@@ -251,17 +269,37 @@ class MicroBatcher:
         self._concurrent = len(batch) > 1
         return batch, None
 
+    def retire(self, model: LoadedModel) -> None:
+        """Release a replaced model now, or after the micro-batch in flight (which may still use it)."""
+        if model.release is None:
+            return
+        self._retired.append(model)
+        if not self._busy:
+            self._releasing = asyncio.get_running_loop().create_task(self._release_retired())
+
+    async def _release_retired(self) -> None:
+        while self._retired:
+            model = self._retired.pop()
+            try:
+                await asyncio.to_thread(model.release)  # type: ignore[arg-type]
+            except Exception:
+                log.exception("Releasing replaced model %s version %s failed", model.name, model.version)
+
     async def _process(self, batch: list[_Pending]) -> None:
         model = self._current_model()  # read once: a reload swaps models between micro-batches only
         if model is None:
             self._fail(batch, PredictionFailed(503, "No model is loaded yet; retry shortly"))
             return
+        self._busy = True
         try:
             results = await asyncio.to_thread(self._predict_and_capture, model, batch)
         except Exception as exc:
             log.exception("Prediction failed for a micro-batch of %d request(s)", len(batch))
             self._fail(batch, PredictionFailed(500, f"Prediction failed: {type(exc).__name__}: {exc}"))
             return
+        finally:
+            self._busy = False
+            await self._release_retired()
         for pending, records in zip(batch, results, strict=True):
             if not pending.future.done():
                 pending.future.set_result((model, records))
@@ -306,27 +344,65 @@ class MicroBatcher:
 # ---------------------------------------------------------------- the service
 
 
-class PredictionService:
-    """Holds the current model, the batcher and the background tasks; its methods are the HTTP endpoints."""
+class ServedCustomisation:
+    """One customisation's champion in the server: its endpoint, the loaded model, its batcher."""
 
-    def __init__(self, load_model: ModelLoader, probe_version: VersionProbe, writer: TrafficWriter,
-                 config: ServingConfig) -> None:
-        self.load_model = load_model
-        self.probe_version = probe_version
-        self.writer = writer
-        self.config = config
+    def __init__(self, name: str, endpoint: Endpoint, config: ServingConfig) -> None:
+        self.name = name
+        self.endpoint = endpoint
         self.model: LoadedModel | None = None
         self.loaded_at: datetime | None = None
-        self.batcher: MicroBatcher | None = None
+        self.batcher = MicroBatcher(lambda: self.model, endpoint.writer, config)
+
+    @property
+    def version(self) -> str | None:
+        return self.model.version if self.model is not None else None
+
+    async def load(self, reason: str) -> bool:
+        """Load the champion in a thread and swap it in; on failure log and keep the current model."""
+        started = time.perf_counter()
+        try:
+            model = await asyncio.to_thread(self.endpoint.load_model)
+        except Exception:
+            log.exception("Loading %s's model (%s) failed; still serving version %s", self.name, reason, self.version)
+            return False
+        previous = self.model
+        self.model, self.loaded_at = model, datetime.now(UTC)  # on the event loop, no await between: atomic
+        if previous is not None:
+            self.batcher.retire(previous)
+        log.info("%s: loaded model %s version %s (%s, was %s) in %.1fs", self.name, model.name, model.version, reason,
+                 previous.version if previous else None, time.perf_counter() - started)
+        return True
+
+    async def check_for_new_version(self) -> bool:
+        """Reload when the champion alias points at another version than the one served; True if reloaded."""
+        try:
+            version = await asyncio.to_thread(self.endpoint.probe_version)
+        except Exception:
+            log.exception("Probing %s's champion version failed; keeping version %s", self.name, self.version)
+            return False
+        if version is None or version == self.version:
+            return False
+        return await self.load(f"champion moved to version {version}")
+
+
+class PredictionService:
+    """The served customisations and the background tasks; its methods are the HTTP endpoints."""
+
+    def __init__(self, endpoints: dict[str, Endpoint], config: ServingConfig) -> None:
+        if not endpoints:
+            raise ServingConfigError("nothing to serve: no customisation given")
+        self.config = config
+        self.served = {name: ServedCustomisation(name, endpoint, config) for name, endpoint in endpoints.items()}
 
     # ------------------------------------------------------------ lifecycle
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        """Load the model, start the batcher, reload and flush tasks; on shutdown stop them and close the writer."""
-        await self._load("start-up")
-        self.batcher = MicroBatcher(lambda: self.model, self.writer, self.config)
-        self.batcher.start()
+        """Load the models, start the batchers, reload and flush tasks; on shutdown stop them and close the writers."""
+        await asyncio.gather(*(served.load("start-up") for served in self.served.values()))
+        for served in self.served.values():
+            served.batcher.start()
         tasks = [asyncio.create_task(self._reload_loop(), name="model-reload"),
                  asyncio.create_task(self._flush_loop(), name="traffic-flush")]
         try:
@@ -335,23 +411,10 @@ class PredictionService:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self.batcher.stop()
-            await asyncio.to_thread(self.writer.close)
-            log.info("Serving stopped; traffic writer closed")
-
-    async def _load(self, reason: str) -> bool:
-        """Load the champion in a thread and swap it in; on failure log and keep the current model."""
-        started = time.perf_counter()
-        try:
-            model = await asyncio.to_thread(self.load_model)
-        except Exception:
-            log.exception("Loading the model (%s) failed; still serving version %s", reason, self._version())
-            return False
-        previous = self._version()
-        self.model, self.loaded_at = model, datetime.now(UTC)  # on the event loop, no await between: atomic
-        log.info("Loaded model %s version %s (%s, was %s) in %.1fs", model.name, model.version, reason, previous,
-                 time.perf_counter() - started)
-        return True
+            for served in self.served.values():
+                await served.batcher.stop()
+                await asyncio.to_thread(served.endpoint.writer.close)
+            log.info("Serving stopped; traffic writers closed")
 
     async def _reload_loop(self) -> None:
         while True:
@@ -359,27 +422,20 @@ class PredictionService:
             await self.check_for_new_version()
 
     async def check_for_new_version(self) -> bool:
-        """Reload when the champion alias points at another version than the one served; True if reloaded."""
-        try:
-            version = await asyncio.to_thread(self.probe_version)
-        except Exception:
-            log.exception("Probing the champion version failed; keeping version %s", self._version())
-            return False
-        if version is None or version == self._version():
-            return False
-        return await self._load(f"champion moved to version {version}")
+        """Check every customisation's champion alias, reloading each that moved; True if any reloaded."""
+        reloaded = await asyncio.gather(*(served.check_for_new_version() for served in self.served.values()))
+        return any(reloaded)
 
     async def _flush_loop(self) -> None:
-        interval = max(0.05, min(1.0, self.writer.max_age_seconds / 2))
+        writers = [served.endpoint.writer for served in self.served.values()]
+        interval = max(0.05, min(1.0, min(w.max_age_seconds for w in writers) / 2))
         while True:
             await asyncio.sleep(interval)
-            try:
-                await asyncio.to_thread(self.writer.flush_if_due)
-            except Exception:
-                log.exception("Periodic traffic flush failed; records stay buffered")
-
-    def _version(self) -> str | None:
-        return self.model.version if self.model is not None else None
+            for writer in writers:
+                try:
+                    await asyncio.to_thread(writer.flush_if_due)
+                except Exception:
+                    log.exception("Periodic traffic flush failed; records stay buffered")
 
     # ------------------------------------------------------------ endpoints
 
@@ -390,35 +446,51 @@ class PredictionService:
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
+    def _customisation(self, request: Request) -> ServedCustomisation:
+        name = request.path_params.get("customisation")
+        if name is None and len(self.served) == 1:
+            return next(iter(self.served.values()))
+        if name not in self.served:
+            known = ", ".join(sorted(self.served))
+            raise RequestError(404, f"Unknown customisation {name!r}; served: {known}" if name is not None
+                               else f"Several customisations are served; name one: /predict/<customisation> ({known})")
+        return self.served[name]
+
     async def health(self, request: Request) -> Response:
-        """200 when a model is loaded, 503 before."""
-        if self.model is None:
-            return JSONResponse({"status": "loading", "model_version": None}, status_code=503)
-        return JSONResponse({"status": "ok", "model_version": self.model.version})
+        """200 when every customisation has a model loaded, 503 before; the served versions."""
+        versions = {name: served.version for name, served in self.served.items()}
+        ready = all(version is not None for version in versions.values())
+        return JSONResponse({"status": "ok" if ready else "loading", "model_versions": versions},
+                            status_code=200 if ready else 503)
 
     async def model_info(self, request: Request) -> Response:
-        """Name, version, base hash and load time of the served model."""
+        """Name, version, base hash and load time of a customisation's served model."""
         if not self._authorized(request):
             return _error(401, "Missing or invalid bearer token (Authorization: Bearer <token>)")
-        model, loaded_at = self.model, self.loaded_at
+        try:
+            served = self._customisation(request)
+        except RequestError as exc:
+            return _error(exc.status, exc.message)
+        model, loaded_at = served.model, served.loaded_at
         if model is None or loaded_at is None:
             return _error(503, "No model is loaded yet; retry shortly")
-        return JSONResponse({"name": model.name, "version": model.version, "base_sha256": model.base_sha256,
-                             "loaded_at": loaded_at.isoformat()})
+        return JSONResponse({"customisation": served.name, "name": model.name, "version": model.version,
+                             "base_sha256": model.base_sha256, "loaded_at": loaded_at.isoformat()})
 
     async def predict(self, request: Request) -> Response:
-        """Validate, queue for the micro-batcher, answer one prediction per text."""
+        """Validate, queue for the customisation's micro-batcher, answer one prediction per text."""
         received_at = time.perf_counter()
         if not self._authorized(request):
             return _error(401, "Missing or invalid bearer token (Authorization: Bearer <token>)")
         try:
+            served = self._customisation(request)
             texts = parse_texts(await read_body(request, self.config.max_body_bytes), self.config)
         except RequestError as exc:
             return _error(exc.status, exc.message)
-        if self.model is None or self.batcher is None:
+        if served.model is None:
             return _error(503, "No model is loaded yet; retry shortly")
         try:
-            model, records = await self.batcher.submit(texts, received_at)
+            model, records = await served.batcher.submit(texts, received_at)
         except PredictionFailed as exc:
             return _error(exc.status, exc.message)
         return JSONResponse({
@@ -433,14 +505,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
-def create_app(load_model: ModelLoader, probe_version: VersionProbe, writer: TrafficWriter,
-               config: ServingConfig) -> Starlette:
-    """The Starlette app: POST /predict, GET /health, GET /model; the lifespan loads the model and runs the loops."""
-    service = PredictionService(load_model, probe_version, writer, config)
+def create_app(endpoints: dict[str, Endpoint], config: ServingConfig) -> Starlette:
+    """The Starlette app: POST /predict[/<customisation>], GET /model[/<customisation>], GET /health; the lifespan
+    loads the models and runs the loops."""
+    service = PredictionService(endpoints, config)
     app = Starlette(
         routes=[Route("/predict", service.predict, methods=["POST"]),
+                Route("/predict/{customisation}", service.predict, methods=["POST"]),
                 Route("/health", service.health, methods=["GET"]),
-                Route("/model", service.model_info, methods=["GET"])],
+                Route("/model", service.model_info, methods=["GET"]),
+                Route("/model/{customisation}", service.model_info, methods=["GET"])],
         exception_handlers={HTTPException: _http_error},
         lifespan=service.lifespan,
     )

@@ -1,10 +1,10 @@
-"""Asset checks: guards on the curated set and the promotion gate."""
+"""Asset checks' bodies: guards on the curated set (modelops.defs.customisation attaches them to each customisation)."""
 
 # No `from __future__ import annotations` here: Dagster reads config/resource annotations at definition time.
 
 import dagster as dg
 
-from modelops.defs.assets.data import curated_training_set, read_curated
+from modelops.defs.assets.data import read_curated
 from modelops.core.markdown import frame_table
 from modelops.defs.metadata import counts_table
 from modelops.defs.resources import DataLake
@@ -13,7 +13,6 @@ MIN_TRAIN_EXAMPLES_PER_LABEL = 10
 MIN_TEST_EXAMPLES_PER_LABEL = 3
 
 
-@dg.asset_check(asset=curated_training_set, blocking=True)
 def curated_no_leakage(lake: DataLake) -> dg.AssetCheckResult:
     """No example (by id or identical text) appears in more than one split."""
     from modelops.core.curate import leakage
@@ -24,7 +23,6 @@ def curated_no_leakage(lake: DataLake) -> dg.AssetCheckResult:
         "leaked_rows": len(leaked), "sample": dg.MetadataValue.md(frame_table(leaked.head(10), index=False))})
 
 
-@dg.asset_check(asset=curated_training_set, blocking=True)
 def curated_min_examples_per_label(lake: DataLake) -> dg.AssetCheckResult:
     """Every label has enough training and test examples to learn and to be evaluated."""
     from modelops.core.curate import label_counts
@@ -38,7 +36,6 @@ def curated_min_examples_per_label(lake: DataLake) -> dg.AssetCheckResult:
         "counts": dg.MetadataValue.md(frame_table(counts))})
 
 
-@dg.asset_check(asset=curated_training_set, blocking=True)
 def curated_no_pii_residue(lake: DataLake) -> dg.AssetCheckResult:
     """No e-mail, phone, card or IBAN pattern survives redaction."""
     from modelops.core.curate import pii_residue
@@ -48,7 +45,6 @@ def curated_no_pii_residue(lake: DataLake) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=sum(residue.values()) == 0, metadata={"residue": counts_table(residue, "pii_type")})
 
 
-@dg.asset_check(asset=curated_training_set, blocking=True)
 def curated_schema(lake: DataLake) -> dg.AssetCheckResult:
     """Columns id, text, label, split, source; no empty text or label; only known splits."""
     from modelops.core.curate import CURATED_COLUMNS, SPLITS

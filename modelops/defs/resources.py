@@ -1,9 +1,14 @@
-"""Dagster resources: where data lives, which base model, which MLflow store, which policy files."""
+"""Dagster resources: where data lives, which base model, which MLflow store, which policy files.
+
+Each customisation has its own DataLake, MlflowRegistry and Policies under keys named after it
+(`<name>_lake`, `<name>_mlflow`, `<name>_policies`); the base model and the training launcher are shared.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,8 +24,48 @@ if TYPE_CHECKING:
 TRAINING_MODULE = "modelops.training_process"
 
 
+@dataclass(frozen=True)
+class CustomisationKeys:
+    """The names of one customisation's Dagster objects: asset keys under its prefix, resource keys, ops and jobs."""
+
+    name: str
+
+    @property
+    def lake(self) -> str:
+        return f"{self.name}_lake"
+
+    @property
+    def mlflow(self) -> str:
+        return f"{self.name}_mlflow"
+
+    @property
+    def policies(self) -> str:
+        return f"{self.name}_policies"
+
+    @property
+    def traffic_batches(self) -> str:
+        """The dynamic partitions (one per captured traffic batch) of this customisation's production_traffic."""
+        return f"{self.name}_traffic_batches"
+
+    def asset(self, asset: str) -> dg.AssetKey:
+        return dg.AssetKey([self.name, asset])
+
+    def job(self, job: str) -> str:
+        return f"{self.name}_{job}"
+
+    def run_config(self, **configs: dict[str, Any]) -> dict[str, Any]:
+        """Run config giving each named asset of this customisation its config, e.g. run_config(lora_adapter={...})."""
+        return {"ops": {f"{self.name}__{asset}": {"config": config} for asset, config in configs.items()}}
+
+    def resources(self, context: Any) -> tuple[DataLake, MlflowRegistry, Policies]:
+        """This customisation's lake, registry and policies from a run's or a sensor's context."""
+        return (getattr(context.resources, self.lake), getattr(context.resources, self.mlflow),
+                getattr(context.resources, self.policies))
+
+
 class DataLake(dg.ConfigurableResource):
-    """Folders for user data (raw, production traffic, feedback, quarantine) and modelops state."""
+    """One customisation's folders: its user data (raw, production traffic, feedback, quarantine) and its state
+    (`home`: curated sets, adapters, records)."""
 
     data_dir: str
     home: str
@@ -66,6 +111,11 @@ class MlflowRegistry(dg.ConfigurableResource):
     model_name: str
     artifact_root: str = ""
     ui_url: str = "http://127.0.0.1:5000"
+    dagster_ui_url: str = "http://127.0.0.1:3000"  # MLflow runs link back to the Dagster run that made them
+
+    def dagster_run_tags(self, run_id: str) -> dict[str, str]:
+        """MLflow tags naming the Dagster run (id and UI link) a training or evaluation run belongs to."""
+        return {"modelops.dagster_run_id": run_id, "modelops.dagster_run_url": f"{self.dagster_ui_url}/runs/{run_id}"}
 
     def registry(self) -> ModelRegistry:
         from modelops.core.registry import ModelRegistry
@@ -133,16 +183,25 @@ class TrainingLauncher(dg.ConfigurableResource):
                                     namespace=self.namespace, extras=job.to_extras(), base_pod_spec=self.pod_spec())
 
 
-def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    """The resource set for one customisation, from the typed settings."""
+def customisation_resources(c: Settings) -> dict[str, dg.ConfigurableResource]:
+    """One customisation's lake, MLflow registered model and policy files, under its keys."""
+    keys = CustomisationKeys(c.customisation)
     return {
-        "lake": DataLake(data_dir=str(settings.data_dir), home=str(settings.home), max_text_chars=settings.max_text_chars),
+        keys.lake: DataLake(data_dir=str(c.data_dir), home=str(c.state), max_text_chars=c.max_text_chars),
+        keys.mlflow: MlflowRegistry(tracking_uri=c.tracking_uri, model_name=c.registered_model_name,
+                                    artifact_root=str(c.mlflow_artifact_root or ""), dagster_ui_url=c.dagster_ui_url),
+        keys.policies: Policies(training_config=str(c.training_config), evaluation_config=str(c.evaluation_config),
+                                drift_config=str(c.drift_config), retrain_config=str(c.retrain_config)),
+    }
+
+
+def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """Every customisation's resources plus the shared base model and training launcher."""
+    resources: dict[str, dg.ConfigurableResource] = {
         "base_model": BaseModel(path=str(settings.base_model_path or "")),
-        "mlflow": MlflowRegistry(tracking_uri=settings.tracking_uri, model_name=settings.registered_model_name,
-                                 artifact_root=str(settings.mlflow_artifact_root or "")),
         "training": TrainingLauncher(**{name: getattr(settings, f"training_{name}")
                                         for name in TrainingLauncher.model_fields}),
-        "policies": Policies(training_config=str(settings.training_config),
-                             evaluation_config=str(settings.evaluation_config), drift_config=str(settings.drift_config),
-                             retrain_config=str(settings.retrain_config)),
     }
+    for c in settings.customisation_settings():
+        resources.update(customisation_resources(c))
+    return resources

@@ -9,9 +9,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from modelops.defs.assets.traffic import production_traffic, traffic_batches
-from modelops.defs.jobs import retrain_job
-from modelops.defs.resources import DataLake, MlflowRegistry, Policies
+from modelops.defs.resources import CustomisationKeys, DataLake, MlflowRegistry, Policies
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -79,8 +77,7 @@ def _skip(reason: str, cursor: dict, **events) -> dg.SensorResult:
     return dg.SensorResult(skip_reason=dg.SkipReason(reason), cursor=json.dumps(cursor), **events)
 
 
-@dg.sensor(job=retrain_job, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING)
-def drift_sensor(context: dg.SensorEvaluationContext, lake: DataLake, mlflow: MlflowRegistry,
+def drift_sensor(context: dg.SensorEvaluationContext, keys: CustomisationKeys, lake: DataLake, mlflow: MlflowRegistry,
                  policies: Policies) -> dg.SensorResult | dg.SkipReason:
     """Checks each new window of captured traffic for drift against the champion's reference; retrains on drift.
 
@@ -110,8 +107,8 @@ def drift_sensor(context: dg.SensorEvaluationContext, lake: DataLake, mlflow: Ml
     quarantined = _quarantine(context, lake, traffic)
     usable = traffic.usable_ids
     cursor["last_batch"] = _past_unusable(ordered, set(usable), cursor["last_batch"])
-    new_partitions = [b for b in usable if not context.instance.has_dynamic_partition(traffic_batches.name, b)]
-    events: dict = {"dynamic_partitions_requests": [traffic_batches.build_add_request(new_partitions)]
+    new_partitions = [b for b in usable if not context.instance.has_dynamic_partition(keys.traffic_batches, b)]
+    events: dict = {"dynamic_partitions_requests": [dg.AddDynamicPartitionsRequest(keys.traffic_batches, new_partitions)]
                     if new_partitions else []}
     if not usable and not cursor["pending_drift"]:
         return _skip(f"no usable new traffic{quarantined}", cursor, **events)
@@ -125,7 +122,7 @@ def drift_sensor(context: dg.SensorEvaluationContext, lake: DataLake, mlflow: Ml
         result = check_drift(reference[0], window, reference[1], config)
         key = window_key(usable)
         report_url = _log_drift_report(mlflow, key, result, usable, champion)
-        events["asset_events"] = [dg.AssetObservation(asset_key=production_traffic.key, partition=usable[-1], metadata={
+        events["asset_events"] = [dg.AssetObservation(asset_key=keys.asset("production_traffic"), partition=usable[-1], metadata={
             **result.to_metadata(), "drift_event": key, "batches": len(usable), "champion_version": champion,
             "received_rows": traffic.received, "quarantined_rows": traffic.quarantined,
             "evidently_report": dg.MetadataValue.url(report_url)})]
@@ -152,17 +149,9 @@ def drift_sensor(context: dg.SensorEvaluationContext, lake: DataLake, mlflow: Ml
                   pending_drift=None)
     run = dg.RunRequest(
         run_key=drift["key"],
-        run_config={"ops": {"lora_adapter": {"config": {"mode": decision.mode}}}},
+        run_config=keys.run_config(lora_adapter={"mode": decision.mode}),
         tags={DRIFT_EVENT_TAG: drift["key"], TRIGGER_TAG: "drift", "modelops/drift_severity": drift["severity"],
               "modelops/batches": ",".join(drift["batches"])[:4000], "modelops/retrain_mode": decision.mode},
     )
     context.log.info(f"{drift['key']}: requesting {decision.mode} retraining ({decision.reason})")
     return dg.SensorResult(run_requests=[run], cursor=json.dumps(cursor), **events)
-
-
-weekly_retrain_schedule = dg.ScheduleDefinition(
-    name="weekly_full_retrain", job=retrain_job, cron_schedule="0 3 * * 0",
-    run_config={"ops": {"lora_adapter": {"config": {"mode": "full"}}}},
-    tags={TRIGGER_TAG: "schedule"}, default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Fallback: a full retrain every Sunday 03:00, drift or not.",
-)

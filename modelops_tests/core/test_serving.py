@@ -16,7 +16,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from modelops.core.predictor import AdapterClassifier, Predictions, length_buckets
-from modelops.core.serving import LoadedModel, ServingConfig, create_app
+from modelops.core.serving import Endpoint, LoadedModel, ServingConfig, create_app
 from modelops.core.traffic import TrafficWriter, list_batches, read_batches
 from modelops_tests.conftest import LABELS
 
@@ -78,7 +78,8 @@ def make_harness(tmp_path: Path, classifier, base_info) -> Callable[..., Harness
     def build(**config: Any) -> Harness:
         harness = Harness(tmp_path / "traffic", CountingPredictor(classifier), base_info.sha256)
         writer = TrafficWriter(harness.traffic_dir, max_rows=1000, max_age_seconds=60)
-        harness.app = create_app(harness.load, lambda: harness.version, writer, ServingConfig(**config))
+        harness.app = create_app({"support": Endpoint(harness.load, lambda: harness.version, writer)},
+                                 ServingConfig(**config))
         return harness
 
     return build
@@ -96,7 +97,7 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0, poll: Calla
 def test_single_and_batch_predictions_are_served_and_captured(make_harness) -> None:
     harness = make_harness()
     with TestClient(harness.app) as client:
-        assert client.get("/health").json() == {"status": "ok", "model_version": "1"}
+        assert client.get("/health").json() == {"status": "ok", "model_versions": {"support": "1"}}
         model = client.get("/model").json()
         assert (model["name"], model["version"], model["base_sha256"]) == ("support-intent", "1", harness.base_sha256)
         assert model["loaded_at"].endswith("+00:00")
@@ -265,7 +266,7 @@ def test_hot_reload_swaps_model_without_failing_requests(make_harness) -> None:
         harness.version = "3"  # the next load fails: version 2 keeps serving
         wait_until(lambda: harness.load_failures >= 2, poll=predict)
         assert client.get("/model").json()["version"] == "2"
-        assert client.get("/health").json() == {"status": "ok", "model_version": "2"}
+        assert client.get("/health").json() == {"status": "ok", "model_versions": {"support": "2"}}
         last = client.post("/predict", json={"text": "charged twice"})
         assert last.status_code == 200 and last.json()["model_version"] == "2"
 

@@ -1,4 +1,4 @@
-"""Dagster-layer fixtures: settings in a temp dir and a temporary Dagster instance."""
+"""Dagster-layer fixtures: settings in a temp dir, the customisation's Dagster objects and a temporary instance."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from modelops.defs.customisation import CustomisationDefs, customisation_defs
 from modelops.defs.resources import resources_from_settings
 from modelops.settings import Settings
 
@@ -19,6 +20,12 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture()
 def resources(settings: Settings) -> dict:
     return resources_from_settings(settings)
+
+
+@pytest.fixture()
+def customisation(settings: Settings) -> CustomisationDefs:
+    """The assets, checks, jobs and sensor of the settings' (only) customisation."""
+    return customisation_defs(settings.customisation)
 
 
 @pytest.fixture()

@@ -6,39 +6,38 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from modelops.defs.assets.data import curated_training_set, raw_examples
-from modelops.defs.checks import DATA_CHECKS
+from modelops.defs.customisation import CustomisationDefs
 
 
-def _materialize(resources, instance, run_config=None, raise_on_error=True):
-    return dg.materialize([raw_examples, curated_training_set, *DATA_CHECKS], resources=resources, instance=instance,
-                          run_config=run_config or {}, raise_on_error=raise_on_error)
+def _materialize(c: CustomisationDefs, resources, instance, run_config=None, raise_on_error=True):
+    return dg.materialize([c.raw_examples, c.curated_training_set, *c.data_checks], resources=resources,
+                          instance=instance, run_config=run_config or {}, raise_on_error=raise_on_error)
 
 
-def _meta(result, asset: str) -> dict:
-    event = result.asset_materializations_for_node(asset)[0]
+def _meta(c: CustomisationDefs, result, asset: str) -> dict:
+    event = result.asset_materializations_for_node(f"{c.keys.name}__{asset}")[0]
     return {k: v.value for k, v in event.metadata.items()}
 
 
-def test_generator_data_flows_through_curation_with_checks(resources, instance, settings):
-    config = {"ops": {"raw_examples": {"config": {"generator_rows": 1000, "generator_seed": 3}}}}
-    result = _materialize(resources, instance, config)
+def test_generator_data_flows_through_curation_with_checks(customisation, resources, instance, settings):
+    config = customisation.keys.run_config(raw_examples={"generator_rows": 1000, "generator_seed": 3})
+    result = _materialize(customisation, resources, instance, config)
     assert result.success
-    raw = _meta(result, "raw_examples")
+    raw = _meta(customisation, result, "raw_examples")
     assert raw["received_rows"] == 1000 and raw["valid_rows"] + raw["quarantined_rows"] == 1000
-    curated = _meta(result, "curated_training_set")
+    curated = _meta(customisation, result, "curated_training_set")
     assert len(curated["content_hash"]) == 64
     assert curated["pii_redactions_total"] > 0
     assert curated["dagster/row_count"] <= 1000
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"curated_no_leakage": True, "curated_min_examples_per_label": True,
                       "curated_no_pii_residue": True, "curated_schema": True}
-    frame = pd.read_parquet(settings.home / "curated" / f"{curated['content_hash']}.parquet")
+    frame = pd.read_parquet(settings.state / "curated" / f"{curated['content_hash']}.parquet")
     assert set(frame["split"]) == {"train", "validation", "test"}
     assert not frame["text"].str.contains("@").any()
 
 
-def test_user_csv_with_bad_rows_is_ingested_and_bad_rows_quarantined(resources, instance, settings):
+def test_user_csv_with_bad_rows_is_ingested_and_bad_rows_quarantined(customisation, resources, instance, settings):
     from modelops.core.datagen import generate_corpus
 
     good = generate_corpus(1000, seed=5)
@@ -46,9 +45,9 @@ def test_user_csv_with_bad_rows_is_ingested_and_bad_rows_quarantined(resources, 
     settings.raw_dir.mkdir(parents=True)
     pd.concat([good, bad]).to_csv(settings.raw_dir / "tickets.csv", index=False)
     (settings.raw_dir / "garbage.parquet").write_bytes(b"\x00\x01 definitely not parquet")
-    result = _materialize(resources, instance)
+    result = _materialize(customisation, resources, instance)
     assert result.success
-    raw = _meta(result, "raw_examples")
+    raw = _meta(customisation, result, "raw_examples")
     assert raw["valid_rows"] == 1000
     assert raw["quarantined_rows"] == 5  # 4 bad rows + 1 unreadable file
     quarantined = pd.concat(pd.read_parquet(p) for p in settings.quarantine_dir.glob("*.parquet"))
@@ -56,20 +55,20 @@ def test_user_csv_with_bad_rows_is_ingested_and_bad_rows_quarantined(resources, 
                                                      "unreadable_file"])
 
 
-def test_custom_column_names_via_run_config(resources, instance, settings):
+def test_custom_column_names_via_run_config(customisation, resources, instance, settings):
     from modelops.core.datagen import generate_corpus
 
     settings.raw_dir.mkdir(parents=True)
     generate_corpus(1000, seed=2).rename(columns={"text": "body", "label": "intent"}).to_json(
         settings.raw_dir / "tickets.jsonl", orient="records", lines=True)
-    config = {"ops": {"raw_examples": {"config": {"text_column": "body", "label_column": "intent"}}}}
-    assert _materialize(resources, instance, config).success
+    config = customisation.keys.run_config(raw_examples={"text_column": "body", "label_column": "intent"})
+    assert _materialize(customisation, resources, instance, config).success
 
 
-def test_zero_valid_rows_fails_with_clear_message_and_keeps_rows(resources, instance, settings):
+def test_zero_valid_rows_fails_with_clear_message_and_keeps_rows(customisation, resources, instance, settings):
     settings.raw_dir.mkdir(parents=True)
     pd.DataFrame({"body": ["a", "b"], "label": ["x", "y"]}).to_csv(settings.raw_dir / "wrong.csv", index=False)
-    result = dg.materialize([raw_examples], resources=resources, instance=instance, raise_on_error=False)
+    result = dg.materialize([customisation.raw_examples], resources=resources, instance=instance, raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "No valid examples among 2 received rows" in failure.event_specific_data.error.message
@@ -77,7 +76,7 @@ def test_zero_valid_rows_fails_with_clear_message_and_keeps_rows(resources, inst
     assert len(quarantined) == 2
 
 
-def test_source_files_without_files_fails(resources, instance):
+def test_source_files_without_files_fails(customisation, resources, instance):
     with pytest.raises(dg.Failure, match="holds no .csv"):
-        dg.materialize([raw_examples], resources=resources, instance=instance,
-                       run_config={"ops": {"raw_examples": {"config": {"source": "files"}}}})
+        dg.materialize([customisation.raw_examples], resources=resources, instance=instance,
+                       run_config=customisation.keys.run_config(raw_examples={"source": "files"}))

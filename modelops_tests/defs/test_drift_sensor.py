@@ -12,8 +12,9 @@ from modelops.core.datagen import generate_corpus, generate_scenario
 from modelops.core.predictor import AdapterClassifier
 from modelops.core.reference import build_reference, save_reference
 from modelops.core.registry import ModelRegistry
+from modelops.defs.customisation import customisation_defs
 from modelops.defs.resources import resources_from_settings
-from modelops.defs.sensors import drift_sensor, window_key
+from modelops.defs.sensors import window_key
 from modelops.settings import Settings
 from modelops_tests.captured_traffic import write_captured_batch
 
@@ -39,7 +40,7 @@ def world(tmp_path, reference, untrained_adapter_dir, fresh_mlflow_db):
     with registry.run("train", {}) as run_id:
         version = registry.register_adapter(run_id, untrained_adapter_dir, {})
     registry.promote(version, "test champion")
-    save_reference(settings.home / "reference", version, *reference)
+    save_reference(settings.state / "reference", version, *reference)
     with dg.instance_for_test() as instance:
         yield settings, instance
 
@@ -62,7 +63,7 @@ def _drifted(settings: Settings, classifier: AdapterClassifier, seed: int, rows:
 
 def _tick(settings: Settings, instance, cursor: str | None = None):
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources_from_settings(settings))
-    return drift_sensor(context)
+    return customisation_defs(settings.customisation).drift_sensor(context)
 
 
 def test_no_batches_skips(world):
@@ -105,7 +106,7 @@ def test_drift_waits_for_labels_then_requests_one_run_with_stable_key(world, cla
     batches = sorted(p.stem for p in settings.production_dir.glob("batch-*.parquet"))
     assert run.run_key == window_key(batches)
     assert run.tags["modelops/drift_event"] == run.run_key and run.tags["modelops/trigger"] == "drift"
-    assert run.run_config["ops"]["lora_adapter"]["config"]["mode"] in ("incremental", "full")
+    assert run.run_config["ops"][f"{settings.customisation}__lora_adapter"]["config"]["mode"] in ("incremental", "full")
     # A tick re-evaluated from the same cursor (e.g. retried after a crash) yields the same run_key: one run.
     again = _tick(settings, instance, cursor=waiting.cursor)
     assert again.run_requests[0].run_key == run.run_key

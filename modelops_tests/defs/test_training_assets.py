@@ -1,41 +1,64 @@
-"""The training path on real MiniLM + real MLflow: first champion, sabotaged challenger refused, clear failures."""
+"""The training path on real MiniLM + real MLflow: first champion, sabotaged challenger refused, clear failures.
+
+One customisation (the default `support_router`); test_migrate_customisations.py migrates two at once.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pytest
+import yaml
 
 from modelops.core.curate import content_hash
 from modelops.core.registry import ModelRegistry
-from modelops.defs.assets.data import curated_training_set, raw_examples
-from modelops.defs.assets.training import champion, evaluation, lora_adapter, promotion_gate
-from modelops.defs.checks import DATA_CHECKS
+from modelops.defs.customisation import CustomisationDefs, customisation_defs
+from modelops.settings import PACKAGE_CONFIG_DIR, Settings
 
-TRAIN = [lora_adapter, evaluation, champion, promotion_gate]
-FAST = {"ops": {"lora_adapter": {"config": {"epochs": 2}}}}
+PERMISSIVE_GATE = """
+gate:
+  min_eval_size: 50
+  min_macro_f1: 0.0
+  min_accuracy: 0.0
+  macro_f1_tolerance: 1.0
+  max_cost_increase: 100000.0
+  max_class_f1_drop: 1.0
+"""
 
 
 def _registry(settings) -> ModelRegistry:
     return ModelRegistry(settings.tracking_uri, settings.registered_model_name)
 
 
+def _permissive_evaluation(path: Path) -> Path:
+    """The owner's cost model with a gate that lets anything pass."""
+    policy = yaml.safe_load((PACKAGE_CONFIG_DIR / "evaluation.yaml").read_text())
+    policy["gate"] = yaml.safe_load(PERMISSIVE_GATE)["gate"]
+    path.write_text(yaml.safe_dump(policy))
+    return path
+
+
+def _node(c: CustomisationDefs, asset: str) -> str:
+    return f"{c.keys.name}__{asset}"
+
+
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory):
     """raw -> curated -> adapter -> evaluation -> champion v1 on generated data, shared by the tests in order."""
     from modelops.defs.resources import resources_from_settings
-    from modelops.settings import Settings
 
     root = tmp_path_factory.mktemp("loop")
     settings = Settings(home=root / "home", data_dir=root / "data")
     resources = resources_from_settings(settings)
-    config = {"ops": {"raw_examples": {"config": {"generator_rows": 1000}}, **FAST["ops"]}}
+    c = customisation_defs(settings.customisation)
+    config = c.keys.run_config(raw_examples={"generator_rows": 1000}, lora_adapter={"epochs": 2})
     with dg.instance_for_test() as instance:
-        result = dg.materialize([raw_examples, curated_training_set, *DATA_CHECKS, *TRAIN], resources=resources,
-                                instance=instance, run_config=config)
+        result = dg.materialize([c.raw_examples, c.curated_training_set, *c.data_checks, *c.training_assets],
+                                resources=resources, instance=instance, run_config=config)
         assert result.success
         yield result, settings, resources, instance
 
@@ -60,10 +83,15 @@ def instance(loop):
     return loop[3]
 
 
-def test_first_model_is_trained_tracked_evaluated_and_promoted(bootstrapped, settings):
+@pytest.fixture()
+def c(settings) -> CustomisationDefs:
+    return customisation_defs(settings.customisation)
+
+
+def test_first_model_is_trained_tracked_evaluated_and_promoted(bootstrapped, settings, c):
     registry = _registry(settings)
     assert registry.alias_version("champion") == "1"
-    adapter = bootstrapped.asset_materializations_for_node("lora_adapter")[0].metadata
+    adapter = bootstrapped.asset_materializations_for_node(_node(c, "lora_adapter"))[0].metadata
     assert adapter["best_val_macro_f1"].value > 0.6
     assert adapter["adapter_bytes"].value < 5_000_000  # the adapter only, never a copy of the base
     run = registry.client.get_run(adapter["mlflow_run_id"].value)
@@ -72,13 +100,13 @@ def test_first_model_is_trained_tracked_evaluated_and_promoted(bootstrapped, set
     assert len(registry.client.get_metric_history(run.info.run_id, "val_macro_f1")) >= 2  # step metrics
     artifacts = {a.path for a in registry.client.list_artifacts(run.info.run_id, "adapter")}
     assert {"adapter/adapter_model.safetensors", "adapter/labels.json", "adapter/modelops.json"} <= artifacts
-    record = json.loads((settings.home / "records" / "evaluation.json").read_text())
+    record = json.loads((settings.state / "records" / "evaluation.json").read_text())
     assert record["passed"] and record["champion_version"] is None
-    assert (settings.home / "reference" / "v1.parquet").is_file()
+    assert (settings.state / "reference" / "v1.parquet").is_file()
 
 
-def test_training_runs_in_its_own_process_and_reports_through_pipes(bootstrapped, settings, instance):
-    adapter = bootstrapped.asset_materializations_for_node("lora_adapter")[0].metadata
+def test_training_runs_in_its_own_process_and_reports_through_pipes(bootstrapped, settings, instance, c):
+    adapter = bootstrapped.asset_materializations_for_node(_node(c, "lora_adapter"))[0].metadata
     assert adapter["training_pid"].value != os.getpid()  # the heavy work ran outside the run worker
     assert adapter["training_processes"].value == 1
     run = _registry(settings).client.get_run(adapter["mlflow_run_id"].value)
@@ -88,20 +116,20 @@ def test_training_runs_in_its_own_process_and_reports_through_pipes(bootstrapped
     assert "| step |" in adapter["history"].value and "val_macro_f1" in adapter["history"].value
     messages = [entry.user_message for entry in instance.all_logs(bootstrapped.run_id)]
     assert any(m.startswith("step ") and "val macro-F1" in m for m in messages)  # progress streamed to the run's log
-    assert not (settings.home / "training" / bootstrapped.run_id).exists()  # the process's inputs are cleaned up
+    assert not (settings.state / "training" / bootstrapped.run_id).exists()  # the process's inputs are cleaned up
 
 
 def test_a_failing_training_process_fails_the_asset_with_its_reason_and_registers_nothing(
-        bootstrapped, resources, instance, settings, tmp_path):
+        bootstrapped, resources, instance, settings, c, tmp_path):
     from modelops.defs.resources import Policies
 
     policy = tmp_path / "training.yaml"
     policy.write_text("epochs: 1\nlora:\n  target_modules: [no_such_layer]\n")
     registry = _registry(settings)
     versions = {v.version for v in registry.client.search_model_versions(f"name='{settings.registered_model_name}'")}
-    broken = Policies(**{**resources["policies"].model_dump(), "training_config": str(policy)})
+    broken = Policies(**{**resources[c.keys.policies].model_dump(), "training_config": str(policy)})
     with pytest.raises(dg.Failure, match="training process failed.*do not match the base model's layers"):
-        dg.materialize([lora_adapter], resources={**resources, "policies": broken}, instance=instance)
+        dg.materialize([c.lora_adapter], resources={**resources, c.keys.policies: broken}, instance=instance)
     failed = registry.client.search_runs([registry.experiment_id], order_by=["attributes.start_time DESC"],
                                          max_results=1)[0]
     assert failed.info.status == "FAILED"
@@ -111,12 +139,12 @@ def test_a_failing_training_process_fails_the_asset_with_its_reason_and_register
 
 @pytest.mark.slow  # default equivalent: core/test_distributed.py (a real 2-process group) + the Pipes tests above
 def test_torchrun_data_parallel_training_reports_once_and_registers_one_adapter(bootstrapped, resources, instance,
-                                                                              settings):
+                                                                              settings, c):
     from modelops.defs.resources import TrainingLauncher
 
-    result = dg.materialize([lora_adapter], resources={**resources, "training": TrainingLauncher(processes=2)},
-                            instance=instance, run_config={"ops": {"lora_adapter": {"config": {"max_steps": 6}}}})
-    adapter = result.asset_materializations_for_node("lora_adapter")[0].metadata
+    result = dg.materialize([c.lora_adapter], resources={**resources, "training": TrainingLauncher(processes=2)},
+                            instance=instance, run_config=c.keys.run_config(lora_adapter={"max_steps": 6}))
+    adapter = result.asset_materializations_for_node(_node(c, "lora_adapter"))[0].metadata
     assert adapter["training_processes"].value == 2  # two Gloo processes on this CPU
     assert adapter["steps"].value == 6
     version = adapter["model_version"].value
@@ -127,60 +155,64 @@ def test_torchrun_data_parallel_training_reports_once_and_registers_one_adapter(
     assert len({m.step for m in history}) == len(history)  # one process reported each step, not both
 
 
-def test_incremental_without_new_data_fails_clearly(bootstrapped, resources, instance):
+def test_incremental_without_new_data_fails_clearly(bootstrapped, resources, instance, c):
     with pytest.raises(dg.Failure, match="no examples the champion has not seen"):
-        dg.materialize([lora_adapter], resources=resources, instance=instance,
-                       run_config={"ops": {"lora_adapter": {"config": {"mode": "incremental", "max_steps": 2}}}})
+        dg.materialize([c.lora_adapter], resources=resources, instance=instance,
+                       run_config=c.keys.run_config(lora_adapter={"mode": "incremental", "max_steps": 2}))
 
 
-def test_unknown_base_model_path_fails_early(resources, instance, tmp_path):
+def test_unknown_base_model_path_fails_early(resources, instance, c, tmp_path):
     from modelops.defs.resources import BaseModel
 
     with pytest.raises(dg.Failure, match="does not exist"):
-        dg.materialize([lora_adapter], resources={**resources, "base_model": BaseModel(path=str(tmp_path / "nope"))},
+        dg.materialize([c.lora_adapter], resources={**resources, "base_model": BaseModel(path=str(tmp_path / "nope"))},
                        instance=instance)
 
 
-def test_sabotaged_challenger_is_refused_and_champion_stays(bootstrapped, resources, instance, settings):
-    record_path = settings.home / "records" / "curated_training_set.json"
+def test_sabotaged_challenger_is_refused_and_champion_stays(bootstrapped, resources, instance, settings, c):
+    record_path = settings.state / "records" / "curated_training_set.json"
     record = json.loads(record_path.read_text())
     curated = pd.read_parquet(record["path"])
     train = curated["split"] == "train"
     curated.loc[train, "label"] = curated.loc[train, "label"].sample(frac=1.0, random_state=0).to_numpy()
-    poisoned = settings.home / "curated" / "poisoned.parquet"
+    poisoned = settings.curated_dir / "poisoned.parquet"
     curated.to_parquet(poisoned, index=False)
     record_path.write_text(json.dumps({**record, "path": str(poisoned)}))
     with pytest.raises(dg.Failure, match="changed after curation"):  # a swapped file under the old hash is caught
-        dg.materialize([lora_adapter], resources=resources, instance=instance)
+        dg.materialize([c.lora_adapter], resources=resources, instance=instance)
     record_path.write_text(json.dumps({**record, "path": str(poisoned), "content_hash": content_hash(curated)}))
 
     latest = max(int(v.version) for v in _registry(settings).client.search_model_versions(
         f"name='{settings.registered_model_name}'"))
     try:
-        result = dg.materialize(TRAIN, resources=resources, instance=instance, raise_on_error=False,
-                                run_config={"ops": {"lora_adapter": {"config": {"max_steps": 10}}}})
+        result = dg.materialize(c.training_assets, resources=resources, instance=instance, raise_on_error=False,
+                                run_config=c.keys.run_config(lora_adapter={"max_steps": 10}))
     finally:
         record_path.write_text(json.dumps(record))  # later tests (migrate, reproduce) train on the real curated set
     assert not result.success
     assert _registry(settings).alias_version("champion") == "1"
     assert _registry(settings).alias_version("challenger") == str(latest + 1)
-    assert not result.asset_materializations_for_node("champion")
-    gate = json.loads((settings.home / "records" / "evaluation.json").read_text())
+    assert not result.asset_materializations_for_node(_node(c, "champion"))
+    gate = json.loads((settings.state / "records" / "evaluation.json").read_text())
     assert gate["passed"] is False
     assert any("macro-F1" in reason for reason in gate["reasons"])
 
 
-def _cli(settings, monkeypatch, tmp_path, *args: str) -> int:
+@pytest.fixture()
+def cli(settings, monkeypatch, tmp_path):
+    """`modelops <args>` in this process on the module's installation."""
     from modelops.cli import main
 
-    monkeypatch.setenv("MODELOPS_HOME", str(settings.home))
-    monkeypatch.setenv("MODELOPS_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
-    return main(list(args))
+    def run(*args: str) -> int:
+        monkeypatch.setenv("MODELOPS_HOME", str(settings.home))
+        monkeypatch.setenv("MODELOPS_DATA_DIR", str(settings.data_dir))
+        monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+        return main(list(args))
+
+    return run
 
 
-def test_reproduce_refuses_when_an_input_no_longer_matches_its_hash(bootstrapped, settings, monkeypatch, tmp_path,
-                                                                    capsys):
+def test_reproduce_refuses_when_an_input_no_longer_matches_its_hash(bootstrapped, settings, cli, capsys):
     digest = _registry(settings).version_info("1")["tags"]["data_content_hash"]
     curated = settings.curated_dir / f"{digest}.parquet"
     original = curated.read_bytes()
@@ -188,20 +220,20 @@ def test_reproduce_refuses_when_an_input_no_longer_matches_its_hash(bootstrapped
         frame = pd.read_parquet(curated)
         frame.loc[0, "label"] = frame.loc[1, "label"] if frame.loc[0, "label"] != frame.loc[1, "label"] else "other"
         frame.to_parquet(curated, index=False)
-        assert _cli(settings, monkeypatch, tmp_path, "reproduce", settings.registered_model_name, "1") == 2
+        assert cli("reproduce", settings.registered_model_name, "1") == 2
         err = capsys.readouterr().err
         assert "The curated set" in err and "no longer matches" in err
         curated.unlink()
-        assert _cli(settings, monkeypatch, tmp_path, "reproduce", settings.registered_model_name, "1") == 2
+        assert cli("reproduce", settings.registered_model_name, "1") == 2
         assert "is gone" in capsys.readouterr().err
     finally:
         curated.write_bytes(original)
-    assert _cli(settings, monkeypatch, tmp_path, "reproduce", settings.registered_model_name, "99") == 2
+    assert cli("reproduce", settings.registered_model_name, "99") == 2
     assert "has no version '99'" in capsys.readouterr().err
 
 
-def test_lineage_prints_the_chain_and_the_champion_history(bootstrapped, settings, monkeypatch, tmp_path, capsys):
-    assert _cli(settings, monkeypatch, tmp_path, "lineage", settings.registered_model_name, "1") == 0
+def test_lineage_prints_the_chain_and_the_champion_history(bootstrapped, settings, cli, capsys):
+    assert cli("lineage", settings.registered_model_name, "1") == 0
     out = capsys.readouterr().out
     digest = _registry(settings).version_info("1")["tags"]["data_content_hash"]
     for expected in ("- trigger: manual", f"- curated set: content hash {digest[:16]}", "- training: full on",
@@ -210,48 +242,32 @@ def test_lineage_prints_the_chain_and_the_champion_history(bootstrapped, setting
         assert expected in out, expected
 
 
-PERMISSIVE_GATE = """
-gate:
-  min_eval_size: 50
-  min_macro_f1: 0.0
-  min_accuracy: 0.0
-  macro_f1_tolerance: 1.0
-  max_cost_increase: 100000.0
-  max_class_f1_drop: 1.0
-"""
-
-
 def test_migrate_to_a_smaller_base_trains_compares_reports_and_promotes_per_gate(
-        bootstrapped, settings, resources, instance, smaller_base_dir, base_info, monkeypatch, tmp_path, capsys):
+        bootstrapped, settings, resources, instance, c, cli, smaller_base_dir, base_info, monkeypatch, tmp_path, capsys):
     """Runs last in this module: it moves the champion to another base."""
-    import yaml
-
     from modelops.core.base_model import describe_base_model
     from modelops.core.predictor import load_registered_classifier
-    from modelops.settings import PACKAGE_CONFIG_DIR
+    from modelops.migrate import run_migration
 
-    policy = yaml.safe_load((PACKAGE_CONFIG_DIR / "evaluation.yaml").read_text())
     # the owner's cost model with a gate that lets anything pass: this tests the mechanics, not the smaller base's
     # quality (a 4-layer cut of MiniLM learns this task far slower; the default gate refuses it)
-    policy["gate"] = yaml.safe_load(PERMISSIVE_GATE)["gate"]
-    (tmp_path / "evaluation.yaml").write_text(yaml.safe_dump(policy))
-    monkeypatch.setenv("MODELOPS_EVALUATION_CONFIG", str(tmp_path / "evaluation.yaml"))
+    monkeypatch.setenv("MODELOPS_EVALUATION_CONFIG", str(_permissive_evaluation(tmp_path / "evaluation.yaml")))
     registry = _registry(settings)
     old = registry.alias_version("champion")
     small = describe_base_model(smaller_base_dir)
 
-    assert _cli(settings, monkeypatch, tmp_path, "migrate", "--base", str(smaller_base_dir), "--epochs", "1") == 0
+    assert cli("migrate", "--base", str(smaller_base_dir), "--epochs", "1") == 0
     out = capsys.readouterr().out
     new = registry.alias_version("champion")
     assert new != old and registry.version_info(new)["tags"]["base_sha256"] == small.sha256
     assert registry.version_info(new)["tags"]["migrated_from"].startswith(f"v{old} on ")
-    for expected in (f"# Migration of `{settings.registered_model_name}`", f"| from | {base_info.name} |",
-                     f"| to | {small.name} | {small.sha256[:16]} | v{new} |", "| business cost per 1000 |",
-                     f"**promoted**: v{new} is champion"):
+    for expected in (f"| {settings.customisation} | promoted |", f"# Migration of `{settings.registered_model_name}`",
+                     f"| from | {base_info.name} |", f"| to | {small.name} | {small.sha256[:16]} | v{new} |",
+                     "| business cost per 1000 |", f"**promoted**: v{new} is champion"):
         assert expected in out, expected
-    reports = list((settings.home / "migrations").glob(f"*-v{old}-to-v{new}.md"))
+    reports = list((settings.home / "migrations").glob(f"*-to-{small.sha256[:12]}.md"))
     assert len(reports) == 1 and reports[0].read_text() in out
-    evaluation = json.loads((settings.home / "records" / "evaluation.json").read_text())
+    evaluation = json.loads((settings.state / "records" / "evaluation.json").read_text())
     artifacts = [a.path for a in registry.client.list_artifacts(evaluation["mlflow_run_id"], "migration")]
     assert artifacts == ["migration/report.md"]
 
@@ -261,20 +277,22 @@ def test_migrate_to_a_smaller_base_trains_compares_reports_and_promotes_per_gate
     assert len(classifier.predict(["where is my parcel"]).labels) == 1
     # warm-starting across bases is refused with the fix; a second migration to the same base has nothing to do
     with pytest.raises(dg.Failure, match="cannot warm-start across bases"):
-        dg.materialize([lora_adapter], resources=resources, instance=instance,
-                       run_config={"ops": {"lora_adapter": {"config": {"mode": "incremental"}}}})
-    assert _cli(settings, monkeypatch, tmp_path, "migrate", "--base", str(smaller_base_dir)) == 2
-    assert "already runs on" in capsys.readouterr().err
+        dg.materialize([c.lora_adapter], resources=resources, instance=instance,
+                       run_config=c.keys.run_config(lora_adapter={"mode": "incremental"}))
+    outcomes, report = run_migration(settings, smaller_base_dir)
+    assert [(o.customisation, o.status) for o in outcomes] == [(settings.customisation, "skipped")]
+    assert "already runs on" in outcomes[0].report and outcomes[0].report in report.read_text()
+    assert registry.alias_version("champion") == new
 
 
-def test_reproduce_rebuilds_the_migrated_version_on_the_base_it_was_trained_on(settings, smaller_base_dir, monkeypatch,
-                                                                             tmp_path, capsys):
+def test_reproduce_rebuilds_the_migrated_version_on_the_base_it_was_trained_on(settings, smaller_base_dir, cli,
+                                                                             monkeypatch, capsys):
     """After the migration test: the champion now runs on the 4-layer base (a short, cheap run to rebuild)."""
     version = _registry(settings).alias_version("champion")
-    assert _cli(settings, monkeypatch, tmp_path, "reproduce", settings.registered_model_name, version) == 2
+    assert cli("reproduce", settings.registered_model_name, version) == 2
     assert "The base model no longer matches" in capsys.readouterr().err  # the configured base is still MiniLM
     monkeypatch.setenv("MODELOPS_BASE_MODEL_PATH", str(smaller_base_dir))
-    assert _cli(settings, monkeypatch, tmp_path, "reproduce", settings.registered_model_name, version) == 0
+    assert cli("reproduce", settings.registered_model_name, version) == 0
     out = capsys.readouterr().out
     assert f"version {version}: **reproduced**" in out and "test macro-F1" in out
     assert _registry(settings).version_info(version)["tags"]["reproduced"].startswith("matched within 0.005")

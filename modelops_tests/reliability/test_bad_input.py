@@ -33,6 +33,7 @@ from modelops.core.traffic import (
 from modelops_tests.defs import conftest as dagster_fixtures
 
 settings, resources, instance = dagster_fixtures.settings, dagster_fixtures.resources, dagster_fixtures.instance
+customisation = dagster_fixtures.customisation
 
 TEN_MB = 10 * 1024 * 1024
 GARBAGE = bytes(range(256)) * 64  # binary garbage, line breaks included
@@ -116,14 +117,13 @@ def test_raw_files_bad_rows_and_files_are_quarantined_and_counts_add_up(tmp_path
 
 
 def test_raw_examples_asset_quarantines_every_bad_input_and_keeps_the_files(tmp_path: Path, resources, instance,
-                                                                            settings) -> None:
-    from modelops.defs.assets.data import raw_examples
-
+                                                                            settings, customisation) -> None:
     _write_raw_inputs(settings.raw_dir, tmp_path / "outside.csv")
     before = {p.name: p.stat().st_size for p in settings.raw_dir.iterdir()}
-    result = dg.materialize([raw_examples], resources=resources, instance=instance,
-                            run_config={"ops": {"raw_examples": {"config": {"source": "files"}}}})
-    metadata = {k: v.value for k, v in result.asset_materializations_for_node("raw_examples")[0].metadata.items()}
+    result = dg.materialize([customisation.raw_examples], resources=resources, instance=instance,
+                            run_config=customisation.keys.run_config(raw_examples={"source": "files"}))
+    node = f"{customisation.keys.name}__raw_examples"
+    metadata = {k: v.value for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
     received = sum(r for r, _, _ in RAW_EXPECTED.values())
     valid = sum(v for _, v, _ in RAW_EXPECTED.values())
     assert (metadata["received_rows"], metadata["valid_rows"], metadata["quarantined_rows"]) == (
@@ -249,15 +249,16 @@ def sensor_world(settings, fresh_mlflow_db, untrained_adapter_dir: Path):
     reference = pd.DataFrame({"text": [f"reference ticket {i}" for i in range(300)], "predicted_label": "billing",
                               "confidence": rng.uniform(0.5, 1.0, 300),
                               "embedding": list(rng.standard_normal((300, 32)).astype("float32"))})
-    save_reference(settings.home / "reference", version, reference, frozenset({"reference", "ticket"}))
+    save_reference(settings.state / "reference", version, reference, frozenset({"reference", "ticket"}))
     with dg.instance_for_test() as instance:
         yield instance
 
 
 def _tick(settings, instance, resources, cursor: str | None = None):
-    from modelops.defs.sensors import drift_sensor
+    from modelops.defs.customisation import customisation_defs
 
-    return drift_sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources))
+    sensor = customisation_defs(settings.customisation).drift_sensor
+    return sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources))
 
 
 def test_drift_sensor_skips_bad_batches_with_a_reason_and_keeps_ticking(sensor_world, settings, resources,
@@ -367,14 +368,13 @@ def test_feedback_join_leaves_out_bad_traffic_and_never_crashes(tmp_path: Path) 
 
 
 def test_curated_training_set_quarantines_feedback_and_reports_counts(tmp_path: Path, resources, instance,
-                                                                      settings) -> None:
-    from modelops.defs.assets.data import curated_training_set, raw_examples
-
+                                                                      settings, customisation) -> None:
     _write_feedback(settings.feedback_dir, tmp_path / "outside.csv")
-    result = dg.materialize([raw_examples, curated_training_set], resources=resources, instance=instance,
-                            run_config={"ops": {"raw_examples": {"config": {"generator_rows": 300}}}})
-    metadata = {k: v.value for k, v in
-                result.asset_materializations_for_node("curated_training_set")[0].metadata.items()}
+    config = customisation.keys.run_config(raw_examples={"generator_rows": 300})
+    result = dg.materialize([customisation.raw_examples, customisation.curated_training_set], resources=resources,
+                            instance=instance, run_config=config)
+    node = f"{customisation.keys.name}__curated_training_set"
+    metadata = {k: v.value for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
     received = sum(r for r, _, _ in FEEDBACK_EXPECTED.values())
     assert metadata["feedback_received_rows"] == received
     _assert_adds_up(metadata["feedback_valid_rows"], metadata["feedback_quarantined_rows"], received)

@@ -35,14 +35,7 @@ from modelops.core.registry import (
     RegistryUnavailableError,
 )
 from modelops.core.traffic import TrafficRecord, TrafficWriter
-from modelops.defs.assets.data import curated_training_set, raw_examples
-from modelops.defs.assets.training import (
-    champion,
-    evaluation,
-    lora_adapter,
-    promotion_gate,
-)
-from modelops.defs.checks import DATA_CHECKS
+from modelops.defs.customisation import customisation_defs
 from modelops.defs.resources import MlflowRegistry, resources_from_settings
 from modelops.settings import PACKAGE_CONFIG_DIR, Settings
 from modelops_tests.captured_traffic import write_captured_batch
@@ -51,7 +44,14 @@ from modelops_tests.captured_traffic import write_captured_batch
 # needs 50, the data checks 3 per label).
 LABELS = ("billing", "shipping", "fraud_report", "product_question")
 EPOCHS = 2
-RETRAIN = [curated_training_set, *DATA_CHECKS, lora_adapter, evaluation, champion, promotion_gate]
+# Every installation here has the one default customisation (Settings without `customisations`).
+SUPPORT = customisation_defs(Settings().customisation)
+RETRAIN = [SUPPORT.curated_training_set, *SUPPORT.data_checks, *SUPPORT.training_assets]
+
+
+def _node(asset: str) -> str:
+    """The op name of one of SUPPORT's assets in a run's events."""
+    return f"{SUPPORT.keys.name}__{asset}"
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class World:
                              self.settings.mlflow_artifact_root)
 
     def record(self, name: str) -> dict:
-        return json.loads((self.settings.home / "records" / f"{name}.json").read_text())
+        return json.loads((self.settings.state / "records" / f"{name}.json").read_text())
 
 
 @contextmanager
@@ -85,11 +85,11 @@ def _installation(root: Path, template_db: Path) -> Iterator[World]:
 def installation(tmp_path_factory: pytest.TempPathFactory, mlflow_template_db: Path) -> Iterator[World]:
     """Curated data; an adapter trained for two steps, promoted by hand as champion v1, and its evaluation record."""
     with _installation(tmp_path_factory.mktemp("installation"), mlflow_template_db) as world:
-        config = {"ops": {"raw_examples": {"config": {"source": "files"}}, "lora_adapter": {"config": {"max_steps": 2}}}}
-        assert dg.materialize([raw_examples, curated_training_set, lora_adapter], resources=world.resources,
-                              instance=world.instance, run_config=config).success
+        config = SUPPORT.keys.run_config(raw_examples={"source": "files"}, lora_adapter={"max_steps": 2})
+        assert dg.materialize([SUPPORT.raw_examples, SUPPORT.curated_training_set, SUPPORT.lora_adapter],
+                              resources=world.resources, instance=world.instance, run_config=config).success
         world.registry().promote("1", "champion for fault injection")
-        assert dg.materialize([evaluation], resources=world.resources, instance=world.instance).success
+        assert dg.materialize([SUPPORT.evaluation], resources=world.resources, instance=world.instance).success
         yield world
 
 
@@ -97,9 +97,8 @@ def installation(tmp_path_factory: pytest.TempPathFactory, mlflow_template_db: P
 def trained(tmp_path_factory: pytest.TempPathFactory, mlflow_template_db: Path) -> Iterator[World]:
     """Champion v1 trained for EPOCHS, evaluated and promoted through the real assets and the gate."""
     with _installation(tmp_path_factory.mktemp("trained"), mlflow_template_db) as world:
-        config = {"ops": {"raw_examples": {"config": {"source": "files"}},
-                          "lora_adapter": {"config": {"epochs": EPOCHS}}}}
-        assert dg.materialize([raw_examples, *RETRAIN], resources=world.resources, instance=world.instance,
+        config = SUPPORT.keys.run_config(raw_examples={"source": "files"}, lora_adapter={"epochs": EPOCHS})
+        assert dg.materialize([SUPPORT.raw_examples, *RETRAIN], resources=world.resources, instance=world.instance,
                               run_config=config).success
         assert world.registry().alias_version("champion") == "1"
         yield world
@@ -167,10 +166,10 @@ def test_poisoned_feedback_challenger_is_refused_with_reasons(trained: World) ->
     pd.DataFrame({"id": ids, "label": poisoned}).to_csv(trained.settings.feedback_dir / "poisoned.csv", index=False)
 
     result = dg.materialize(RETRAIN, resources=trained.resources, instance=trained.instance, raise_on_error=False,
-                            run_config={"ops": {"lora_adapter": {"config": {"mode": "incremental", "epochs": EPOCHS}}}})
+                            run_config=SUPPORT.keys.run_config(lora_adapter={"mode": "incremental", "epochs": EPOCHS}))
 
     assert not result.success
-    assert not result.asset_materializations_for_node("champion")
+    assert not result.asset_materializations_for_node(_node("champion"))
     gate = trained.record("evaluation")
     challenger = gate["challenger_version"]
     assert challenger != champion_before and gate["passed"] is False
@@ -192,14 +191,15 @@ from pathlib import Path
 
 import dagster as dg
 
-from modelops.defs.assets.training import lora_adapter
+from modelops.defs.customisation import customisation_defs
 from modelops.defs.resources import resources_from_settings
 from modelops.settings import Settings
 
 home, data, policy = map(Path, sys.argv[1:4])
 settings = Settings(home=home, data_dir=data, training_config=policy)
 with dg.instance_for_test() as instance:
-    dg.materialize([lora_adapter], resources=resources_from_settings(settings), instance=instance)
+    dg.materialize([customisation_defs(settings.customisation).lora_adapter],
+                   resources=resources_from_settings(settings), instance=instance)
 """
 
 
@@ -236,14 +236,14 @@ def test_training_killed_mid_run_is_finalised_and_the_next_run_succeeds(installa
     assert _versions(registry) == versions_before  # no version, let alone a half-written one
     assert not (installation.settings.adapters_dir / str(run_id) / "modelops.json").exists()
 
-    result = dg.materialize([lora_adapter], resources=installation.resources, instance=installation.instance,
-                            run_config={"ops": {"lora_adapter": {"config": {"max_steps": 2}}}})
+    result = dg.materialize([SUPPORT.lora_adapter], resources=installation.resources, instance=installation.instance,
+                            run_config=SUPPORT.keys.run_config(lora_adapter={"max_steps": 2}))
 
     assert result.success
     killed = registry.client.get_run(str(run_id))
     assert killed.info.status == "KILLED"
     assert f":{child.pid} ended without finishing" in killed.data.tags[END_REASON_TAG]
-    version = str(result.asset_materializations_for_node("lora_adapter")[0].metadata["model_version"].value)
+    version = str(result.asset_materializations_for_node(_node("lora_adapter"))[0].metadata["model_version"].value)
     assert _versions(registry) == versions_before | {version}
     assert registry.alias_version("challenger") == version
     assert registry.alias_version("champion") == aliases_before["champion"]
@@ -279,11 +279,12 @@ def test_tracking_server_down_fails_training_and_evaluation_fast_with_a_clear_me
     evaluation_before = installation.record("evaluation")
     down = MlflowRegistry(tracking_uri=f"http://127.0.0.1:{_closed_port()}",
                           model_name=installation.settings.registered_model_name)
-    for asset in (lora_adapter, evaluation):
+    for asset in (SUPPORT.lora_adapter, SUPPORT.evaluation):
         started = time.monotonic()
-        result = dg.materialize([asset], resources={**installation.resources, "mlflow": down}, instance=installation.instance,
-                                run_config={"ops": {"lora_adapter": {"config": {"max_steps": 1}}}}
-                                if asset is lora_adapter else None, raise_on_error=False)
+        result = dg.materialize([asset], resources={**installation.resources, SUPPORT.keys.mlflow: down},
+                                instance=installation.instance, raise_on_error=False,
+                                run_config=SUPPORT.keys.run_config(lora_adapter={"max_steps": 1})
+                                if asset is SUPPORT.lora_adapter else None)
         seconds = time.monotonic() - started
         failure = _failure_text(result)
         print(f"{asset.key.to_user_string()} with the tracking server down failed in {seconds:.1f}s:\n{failure}")
@@ -302,13 +303,13 @@ def test_read_only_store_moves_no_alias(installation: World, untrained_adapter_d
     champion_before = registry.alias_version("champion")
     history_before = registry.promotion_history()
     evaluation_before = installation.record("evaluation")
-    lake = installation.resources["lake"]
+    lake = installation.resources[SUPPORT.keys.lake]
     lake.write_record("evaluation", {**evaluation_before, "challenger_version": candidate, "passed": True})
     read_only = MlflowRegistry(model_name=installation.settings.registered_model_name,
                                tracking_uri=f"sqlite:///file:{installation.settings.home / 'mlflow.db'}?mode=ro&uri=true")
     try:
-        result = dg.materialize([champion], resources={**installation.resources, "mlflow": read_only},
-                                instance=installation.instance, raise_on_error=False)
+        result = dg.materialize([SUPPORT.champion], instance=installation.instance, raise_on_error=False,
+                                resources={**installation.resources, SUPPORT.keys.mlflow: read_only})
     finally:
         lake.write_record("evaluation", evaluation_before)
     failure = _failure_text(result)
@@ -368,7 +369,7 @@ def sensor_daemon_iteration(dagster_home: Path, location: Path, now: float, cras
 
     origin = InProcessCodeLocationOrigin(LoadableTargetOrigin(python_file=str(location), attribute="defs"),
                                          location_name="modelops")
-    flags = {"drift_sensor": {crash_at: signal.SIGKILL}} if crash_at else None
+    flags = {SUPPORT.drift_sensor.name: {crash_at: signal.SIGKILL}} if crash_at else None
     with (dg.DagsterInstance.from_config(str(dagster_home)) as instance,
           create_test_daemon_workspace_context(InProcessTestWorkspaceLoadTarget(origin), instance) as workspace,
           freeze_time(now)):
@@ -407,10 +408,8 @@ class Daemon:
 
     def observations(self) -> list[dict]:
         """Metadata of every drift observation the daemon recorded, oldest first."""
-        from modelops.defs.assets.traffic import production_traffic
-
         with self.instance() as instance:
-            records = instance.fetch_observations(production_traffic.key, limit=1000, ascending=True).records
+            records = instance.fetch_observations(SUPPORT.production_traffic.key, limit=1000, ascending=True).records
         return [{k: v.value for k, v in r.asset_observation.metadata.items()} for r in records]
 
 
@@ -441,7 +440,7 @@ def daemon(tmp_path: Path, fresh_mlflow_db, untrained_adapter_dir: Path, drift_r
     registry = ModelRegistry(settings.tracking_uri, settings.registered_model_name, settings.mlflow_artifact_root)
     with registry.run("train", {}) as run_id:
         registry.promote(registry.register_adapter(run_id, untrained_adapter_dir, {}), "first champion")
-    save_reference(settings.home / "reference", "1", *drift_reference)
+    save_reference(settings.state / "reference", "1", *drift_reference)
     home = tmp_path / "dagster"
     home.mkdir()
     shutil.copyfile(EMBEDDED_PROFILE, home / "dagster.yaml")
@@ -595,9 +594,9 @@ def test_training_runs_start_one_at_a_time_and_a_killed_one_is_failed_by_run_mon
         QueuedRunCoordinatorDaemon,
     )
 
-    from modelops.defs.jobs import bootstrap_job, data_job, retrain_job
     from modelops.instance import EMBEDDED_PROFILE
 
+    bootstrap_job, data_job, retrain_job = SUPPORT.bootstrap_job, SUPPORT.data_job, SUPPORT.retrain_job
     profile = yaml.safe_load(EMBEDDED_PROFILE.read_text())
     profile["run_launcher"] = {"module": "dagster._core.test_utils", "class": "MockedRunLauncher"}  # launch nothing
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(profile))
@@ -632,12 +631,11 @@ def test_training_runs_start_one_at_a_time_and_a_killed_one_is_failed_by_run_mon
 
 def test_sensor_tick_with_the_registry_down_fails_and_the_next_tick_checks_the_batch(daemon: Daemon,
                                                                                       classifier) -> None:
-    from modelops.defs.sensors import drift_sensor
-
+    drift_sensor = SUPPORT.drift_sensor
     _serve(daemon.settings, classifier, generate_corpus(250, seed=6)["text"].tolist())
     working = resources_from_settings(daemon.settings)
-    down = {**working, "mlflow": MlflowRegistry(tracking_uri=f"http://127.0.0.1:{_closed_port()}",
-                                                model_name=daemon.settings.registered_model_name)}
+    down = {**working, SUPPORT.keys.mlflow: MlflowRegistry(tracking_uri=f"http://127.0.0.1:{_closed_port()}",
+                                                           model_name=daemon.settings.registered_model_name)}
     with dg.instance_for_test() as instance:
         with pytest.raises(RegistryUnavailableError, match="could not read the 'champion' alias"):
             drift_sensor(dg.build_sensor_context(instance=instance, cursor=None, resources=down))

@@ -24,7 +24,7 @@ from starlette.testclient import TestClient
 
 import modelops
 from modelops.core.predictor import Predictions
-from modelops.core.serving import LoadedModel, ServingConfig, ServingConfigError, create_app
+from modelops.core.serving import Endpoint, LoadedModel, ServingConfig, ServingConfigError, create_app
 from modelops.core.traffic import TrafficWriter
 
 PACKAGE = Path(modelops.__file__).parent
@@ -45,8 +45,8 @@ class EchoPredictor:
 @contextlib.contextmanager
 def _client(tmp_path: Path, **config: object) -> Iterator[TestClient]:
     writer = TrafficWriter(tmp_path / "traffic", max_rows=1000, max_age_seconds=60)
-    app = create_app(lambda: LoadedModel("support-router", "1", "0" * 64, EchoPredictor()), lambda: "1", writer,
-                     ServingConfig(**config))  # type: ignore[arg-type]
+    endpoint = Endpoint(lambda: LoadedModel("support-router", "1", "0" * 64, EchoPredictor()), lambda: "1", writer)
+    app = create_app({"support_router": endpoint}, ServingConfig(**config))  # type: ignore[arg-type]
     with TestClient(app) as client:
         yield client
 
@@ -364,10 +364,10 @@ LOOP_PIECE = textwrap.dedent('''
     from modelops.core.predictor import load_registered_classifier
     from modelops.core.reference import build_reference, save_reference
     from modelops.core.registry import ModelRegistry
-    from modelops.core.serving import LoadedModel, ServingConfig, create_app
+    from modelops.core.serving import Endpoint, LoadedModel, ServingConfig, create_app
     from modelops.core.traffic import TrafficWriter
+    from modelops.defs.customisation import customisation_defs
     from modelops.defs.resources import Policies, resources_from_settings
-    from modelops.defs.sensors import drift_sensor
 
     registry = ModelRegistry(settings.tracking_uri, settings.registered_model_name, settings.mlflow_artifact_root)
     with registry.run("train", {}) as run_id:
@@ -381,7 +381,8 @@ LOOP_PIECE = textwrap.dedent('''
 
     config = ServingConfig(port=int(sys.argv[5]), redact_traffic=True, reload_poll_seconds=0.2)
     writer = TrafficWriter(settings.production_dir, max_rows=1000, max_age_seconds=60)
-    app = create_app(load_champion, lambda: registry.alias_version("champion"), writer, config)
+    app = create_app({"support_router": Endpoint(load_champion, lambda: registry.alias_version("champion"), writer)},
+                     config)
     server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, lifespan="on", log_level="warning"))
     thread = threading.Thread(target=server.run)
     thread.start()
@@ -389,8 +390,8 @@ LOOP_PIECE = textwrap.dedent('''
         assert thread.is_alive(), "server failed to start"
         time.sleep(0.05)
     texts = generate_corpus(90, seed=7)["text"].tolist()
-    classifier = app.state.service.model.predictor
-    save_reference(settings.home / "reference", version,
+    classifier = app.state.service.served["support_router"].model.predictor
+    save_reference(settings.state / "reference", version,
                    *build_reference(classifier, generate_corpus(90, seed=8)["text"].tolist(), texts))
     with httpx.Client(base_url=f"http://{config.host}:{config.port}", timeout=60) as client:
         assert client.get("/health").json()["status"] == "ok"
@@ -405,12 +406,13 @@ LOOP_PIECE = textwrap.dedent('''
     drift_config = work / "drift.yaml"
     drift_config.write_text(Path(settings.drift_config).read_text().replace("min_window_rows: 200",
                                                                              "min_window_rows: 20"))
+    customisation = customisation_defs(settings.customisation)
     resources = resources_from_settings(settings)
-    resources["policies"] = Policies(training_config=str(settings.training_config),
-                                     evaluation_config=str(settings.evaluation_config),
-                                     drift_config=str(drift_config), retrain_config=str(settings.retrain_config))
+    resources[customisation.keys.policies] = Policies(
+        training_config=str(settings.training_config), evaluation_config=str(settings.evaluation_config),
+        drift_config=str(drift_config), retrain_config=str(settings.retrain_config))
     with dg.DagsterInstance.get() as instance:
-        result = drift_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        result = customisation.drift_sensor(dg.build_sensor_context(instance=instance, resources=resources))
     observation = result.asset_events[0].metadata
     print(json.dumps({"skip": result.skip_reason.skip_message if result.skip_reason else None,
                       "checked_rows": observation["n_current"].value,

@@ -27,7 +27,7 @@ import pytest
 
 from modelops.core.datagen import generate_corpus
 from modelops.core.registry import ModelRegistry
-from modelops.core.serving import LoadedModel, ServingConfig, create_app
+from modelops.core.serving import Endpoint, LoadedModel, ServingConfig, create_app
 from modelops.core.traffic import TrafficWriter, list_batches, read_batches
 
 CONCURRENCY = 32
@@ -152,8 +152,8 @@ def test_load_with_a_champion_swap_and_a_registry_outage_fails_no_request(
         return LoadedModel(served.model_name, loaded, base_info.sha256, classifier)
 
     traffic = tmp_path / "production"
-    app = create_app(load_champion, lambda: served.alias_version("champion"),
-                     TrafficWriter(traffic, max_rows=500, max_age_seconds=2.0),
+    app = create_app({"support_router": Endpoint(load_champion, lambda: served.alias_version("champion"),
+                                                 TrafficWriter(traffic, max_rows=500, max_age_seconds=2.0))},
                      ServingConfig(reload_poll_seconds=0.5))
     texts = generate_corpus(500, seed=7)["text"].tolist()
     load, outage = Load(), Load()

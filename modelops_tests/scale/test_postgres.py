@@ -56,12 +56,11 @@ def test_data_assets_registry_and_sensor_run_on_postgres(tmp_path: Path, postgre
     """Fast default: Dagster storage and the MLflow registry on the server, through modelops's own code paths."""
     from modelops.cli import prepare_environment
     from modelops.core.registry import ModelRegistry
-    from modelops.defs.assets.data import curated_training_set, raw_examples
-    from modelops.defs.checks import DATA_CHECKS
+    from modelops.defs.customisation import customisation_defs
     from modelops.defs.resources import resources_from_settings
-    from modelops.defs.sensors import drift_sensor
 
     settings = Settings(home=tmp_path / "home", data_dir=tmp_path / "data", postgres_url=postgres_url)
+    c = customisation_defs(settings.customisation)
     # prepare_environment sets these process-wide; monkeypatch restores them after the test.
     for name, value in (("DAGSTER_HOME", tmp_path / "dagster"), ("MODELOPS_HOME", settings.home),
                         ("MODELOPS_DATA_DIR", settings.data_dir)):
@@ -71,10 +70,10 @@ def test_data_assets_registry_and_sensor_run_on_postgres(tmp_path: Path, postgre
     resources = resources_from_settings(settings)
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        result = dg.materialize([raw_examples, curated_training_set, *DATA_CHECKS], resources=resources,
-                                instance=instance, run_config={"ops": {"raw_examples": {"config": {"generator_rows": 1000}}}})
+        result = dg.materialize([c.raw_examples, c.curated_training_set, *c.data_checks], resources=resources,
+                                instance=instance, run_config=c.keys.run_config(raw_examples={"generator_rows": 1000}))
         assert result.success
-        tick = drift_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        tick = c.drift_sensor(dg.build_sensor_context(instance=instance, resources=resources))
         assert "no new traffic" in tick.skip_message
     registry = ModelRegistry(settings.tracking_uri, settings.registered_model_name, settings.mlflow_artifact_root)
     with registry.run("train", {}) as run_id:
@@ -101,8 +100,8 @@ def test_bootstrap_and_a_sensor_tick_run_on_postgres(tmp_path: Path, postgres_ur
 
     # Nothing went to the embedded stores: Dagster's runs and MLflow's registry live in the server's databases.
     assert not (tmp_path / "dagster" / "history").exists() and not (tmp_path / "home" / "mlflow.db").exists()
-    assert ("bootstrap_job", "SUCCESS") in _query(postgres_url, DAGSTER_DATABASE,
-                                                  "SELECT pipeline_name, status FROM runs")
+    assert ("support_router_bootstrap_job", "SUCCESS") in _query(postgres_url, DAGSTER_DATABASE,
+                                                                 "SELECT pipeline_name, status FROM runs")
     aliases = _query(postgres_url, MLFLOW_DATABASE, "SELECT name, alias, version FROM registered_model_aliases")
     assert ("support-router", "champion", 1) in aliases
 
@@ -111,8 +110,8 @@ def test_bootstrap_and_a_sensor_tick_run_on_postgres(tmp_path: Path, postgres_ur
     from modelops.core.datagen import generate_scenario
     from modelops.core.predictor import load_registered_classifier
     from modelops.core.registry import ModelRegistry
+    from modelops.defs.customisation import customisation_defs
     from modelops.defs.resources import resources_from_settings
-    from modelops.defs.sensors import drift_sensor
 
     monkeypatch.setenv("MODELOPS_DAGSTER_POSTGRES_URL", postgres_database_url(postgres_url, DAGSTER_DATABASE))
     settings = Settings(home=tmp_path / "home", data_dir=tmp_path / "data", postgres_url=postgres_url,
@@ -124,6 +123,7 @@ def test_bootstrap_and_a_sensor_tick_run_on_postgres(tmp_path: Path, postgres_ur
     write_captured_batch(settings.production_dir, classifier, texts)
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        result = drift_sensor(dg.build_sensor_context(instance=instance, resources=resources_from_settings(settings)))
+        context = dg.build_sensor_context(instance=instance, resources=resources_from_settings(settings))
+        result = customisation_defs(settings.customisation).drift_sensor(context)
     assert result.asset_events[0].metadata["severity"].value in ("moderate", "severe")
     assert "awaits labels" in result.skip_reason.skip_message

@@ -1,4 +1,4 @@
-"""Data assets: ingested raw examples and the curated training set."""
+"""Data assets' bodies: ingested raw examples and the curated training set (modelops.defs.customisation wraps them)."""
 
 # No `from __future__ import annotations` here: Dagster reads config/resource annotations at definition time.
 
@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Literal
 import dagster as dg
 
 from modelops.core.markdown import frame_table
-from modelops.defs.assets.traffic import production_traffic
 from modelops.defs.metadata import counts_table, path_metadata
 from modelops.defs.resources import DataLake
 
@@ -46,7 +45,6 @@ def _load_raw(config: RawExamplesConfig, lake: DataLake, context: dg.AssetExecut
     return validate_records(corpus.to_dict(orient="records"), "generator", max_chars=settings.max_text_chars)
 
 
-@dg.asset(group_name="data", kinds={"pandas", "parquet"})
 def raw_examples(context: dg.AssetExecutionContext, config: RawExamplesConfig, lake: DataLake) -> dg.MaterializeResult:
     """Labelled examples ingested from data/raw/ (CSV, Parquet, JSONL) or the generator; bad rows quarantined with a reason."""
     from modelops.core.atomic import write_parquet_atomic
@@ -103,7 +101,6 @@ def read_curated(lake: DataLake) -> tuple["pd.DataFrame", dict]:
     return frame, record
 
 
-@dg.asset(group_name="data", kinds={"pandas", "parquet"}, deps=[raw_examples, production_traffic])
 def curated_training_set(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Normalised, deduplicated, PII-redacted examples with a stable train/validation/test split and a content hash."""
     from modelops.core.atomic import write_parquet_atomic

@@ -1,4 +1,4 @@
-"""Production traffic: the batches the serving process captured, one dynamic partition per batch."""
+"""Production traffic's body: the batches the serving process captured, one dynamic partition per batch."""
 
 # No `from __future__ import annotations` here: Dagster reads config/resource annotations at definition time.
 import dagster as dg
@@ -7,10 +7,6 @@ from modelops.core.markdown import frame_table
 from modelops.defs.metadata import counts_table, path_metadata
 from modelops.defs.resources import DataLake
 
-traffic_batches = dg.DynamicPartitionsDefinition(name="traffic_batches")
-
-
-@dg.asset(group_name="monitoring", kinds={"parquet"}, partitions_def=traffic_batches)
 def production_traffic(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """One captured batch of served predictions (text, label, confidence, model version) and the feedback it received."""
     from modelops.core.feedback import read_feedback

@@ -1,4 +1,4 @@
-"""Training, evaluation and promotion assets: curated set -> LoRA adapter -> evaluation -> champion."""
+"""Training, evaluation and promotion assets' bodies: curated set -> LoRA adapter -> evaluation -> champion."""
 
 # No `from __future__ import annotations` here: Dagster reads config/resource annotations at definition time.
 
@@ -14,7 +14,7 @@ import dagster as dg
 import yaml
 
 from modelops.core.markdown import frame_table
-from modelops.defs.assets.data import curated_training_set, read_curated
+from modelops.defs.assets.data import read_curated
 from modelops.defs.metadata import path_metadata
 from modelops.defs.resources import BaseModel, DataLake, MlflowRegistry, Policies, TrainingLauncher
 from modelops.training_process import TrainingJob
@@ -89,7 +89,6 @@ def _run_training(context: dg.AssetExecutionContext, launcher: TrainingLauncher,
     return dict(reported.metadata or {})
 
 
-@dg.asset(group_name="training", kinds={"pytorch", "mlflow"}, deps=[curated_training_set], tags={TRAINING_TAG: "true"})
 def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, lake: DataLake, base_model: BaseModel,
                  mlflow: MlflowRegistry, policies: Policies, training: TrainingLauncher) -> dg.MaterializeResult:
     """A LoRA adapter (+ classification head) trained in its own process (Dagster Pipes), tracked in MLflow, aliased `challenger`."""
@@ -116,7 +115,7 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
             raise dg.Failure(str(exc)) from exc
         if init_adapter is None:
             settings = dataclasses.replace(settings, mode="full")
-    tags = {"modelops.dagster_run_id": context.run_id, "modelops.mode": settings.mode,
+    tags = {**mlflow.dagster_run_tags(context.run_id), "modelops.mode": settings.mode,
             "modelops.data_content_hash": record["content_hash"], "modelops.base_sha256": base.sha256,
             **{f"dagster.{k}": v for k, v in context.run.tags.items() if k.startswith("modelops/")}}
     work = Path(lake.home) / "training" / context.run_id  # the training process's inputs and error report
@@ -144,6 +143,7 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
             "data_content_hash": record["content_hash"], "base_name": base.name, "base_sha256": base.sha256,
             "mode": settings.mode, "dagster_run_id": context.run_id, "seed": str(settings.seed),
             **({"warm_start_version": warm_start} if warm_start else {})})
+    context.instance.add_run_tags(context.run_id, {"modelops/model_version": f"{registry.model_name}/{version}"})
     lake.write_record("lora_adapter", {"version": version, "run_id": run_id, "adapter_dir": str(output),
                                        "mode": settings.mode, "content_hash": record["content_hash"]})
     adapter_bytes = sum(f.stat().st_size for f in output.glob("*.safetensors"))
@@ -169,12 +169,12 @@ def _inline_png(path: Path) -> str:
     return f"![{path.stem}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
 
 
-@dg.asset(group_name="evaluation", kinds={"pytorch", "mlflow"}, deps=[lora_adapter])
 def evaluation(context: dg.AssetExecutionContext, lake: DataLake, base_model: BaseModel, mlflow: MlflowRegistry,
                policies: Policies) -> dg.MaterializeResult:
     """Challenger vs champion on the frozen test split and recent labelled traffic: metrics, business cost, gate decision."""
     from modelops.core.evaluate import comparison_markdown, confusion_matrix_png, evaluate, load_cost_model
     from modelops.core.gate import decide, load_gate_rules
+    from modelops.core.markdown import html_report
 
     cost_model = load_cost_model(Path(policies.evaluation_config))
     rules = load_gate_rules(Path(policies.evaluation_config))
@@ -206,17 +206,23 @@ def evaluation(context: dg.AssetExecutionContext, lake: DataLake, base_model: Ba
     comparison = comparison_markdown(challenger, champion)
     out_dir = Path(lake.home) / "evaluations" / f"v{challenger_version}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    with registry.run(f"evaluate-v{challenger_version}", {"modelops.dagster_run_id": context.run_id,
+    with registry.run(f"evaluate-v{challenger_version}", {**mlflow.dagster_run_tags(context.run_id),
                                                           "modelops.challenger_version": challenger_version,
                                                           "modelops.champion_version": str(champion_version)}) as run_id:
+        pngs = []
         for role, report in reports.items():
             registry.log_metrics(run_id, report.metrics(prefix=f"{role}_"))
-            png = confusion_matrix_png(report, out_dir / f"confusion_{role}.png", f"{role} v{versions[role]}")
-            registry.log_artifact(run_id, png, "evaluation")
+            pngs.append(confusion_matrix_png(report, out_dir / f"confusion_{role}.png", f"{role} v{versions[role]}"))
+            registry.log_artifact(run_id, pngs[-1], "evaluation")
         for role, report in recent_reports.items():
             registry.log_metrics(run_id, report.metrics(prefix=f"recent_traffic_{role}_"))
-        registry.log_text(run_id, f"# Evaluation of v{challenger_version}\n\n{comparison}\n\n## Gate\n\n"
-                          f"{decision.markdown()}\n", "evaluation/report.md")
+        report_md = (f"# Evaluation of {registry.model_name} v{challenger_version}\n\n{comparison}\n\n## Gate\n\n"
+                     f"{decision.markdown()}\n\n## Per class (challenger, test split)\n\n"
+                     f"{challenger.per_class_markdown()}\n\n## Confusion matrices\n\n"
+                     + "\n".join(f"![{png.stem}]({png.name})" for png in pngs) + "\n")
+        registry.log_text(run_id, report_md, "evaluation/report.md")
+        registry.log_text(run_id, html_report(f"Evaluation of v{challenger_version}", report_md.split("## Confusion")[0],
+                                              pngs), "evaluation/report.html")
         registry.set_tags(run_id, {"modelops.gate_passed": str(decision.passed)})
     registry.client.set_model_version_tag(registry.model_name, challenger_version, "gate_passed", str(decision.passed))
     lake.write_record("evaluation", {
@@ -242,7 +248,6 @@ def evaluation(context: dg.AssetExecutionContext, lake: DataLake, base_model: Ba
     return dg.MaterializeResult(metadata=metadata)
 
 
-@dg.asset_check(asset=evaluation, blocking=True)
 def promotion_gate(lake: DataLake) -> dg.AssetCheckResult:
     """The owner's promotion gate: the challenger may replace the champion only if every rule passes."""
     record = lake.read_record("evaluation")
@@ -263,7 +268,6 @@ def _save_drift_reference(registry, version: str, lake: DataLake, base_model: Ba
     return len(frame)
 
 
-@dg.asset(group_name="evaluation", kinds={"mlflow"}, deps=[evaluation])
 def champion(context: dg.AssetExecutionContext, lake: DataLake, base_model: BaseModel,
              mlflow: MlflowRegistry) -> dg.MaterializeResult:
     """The model version serving production: the `champion` alias moves here only when the gate passed."""

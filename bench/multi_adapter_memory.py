@@ -1,0 +1,130 @@
+"""Memory of serving N customisations: N adapters on one shared base vs N separate merged models (the baseline).
+
+Each configuration loads in a fresh process: N real LoRA adapters (r=8 on query/value, distinct heads, random
+non-zero LoRA weights, saved as training saves them) on the shipped MiniLM, as `modelops serve` loads champions:
+`SharedBases.load` for the shared base, `AdapterClassifier` (one merged copy of the base each) for the baseline.
+Reported: resident memory after loading and one prediction per customisation, minus the same process's memory
+before loading (imports, tokenizer and a warm-up forward of another model included in neither), the memory each
+added customisation costs, and the time of a 64-text prediction (unmerged LoRA costs a little per forward).
+Run on an otherwise idle machine: the prediction times are sensitive to other load.
+
+Usage: python -m bench.multi_adapter_memory
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.machine import Measurement
+
+COUNTS = (1, 2, 4, 8)
+TARGET_MARGINAL = 0.1  # an added customisation costs at most a tenth of what an added separate model costs
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def _make_adapters(folder: Path, count: int) -> list[Path]:
+    from peft import LoraConfig, get_peft_model
+
+    from modelops.core.base_model import describe_base_model, load_base_model
+    from modelops.core.train import TrainingConfig, save_adapter, seed_everything
+    from modelops.settings import default_base_model_path
+
+    base = describe_base_model(default_base_model_path())
+    paths = []
+    for i in range(count):
+        seed_everything(i)
+        labels = [f"label_{j}" for j in range(3 + i % 5)]
+        model = get_peft_model(load_base_model(base, num_labels=len(labels)),
+                               LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, target_modules=["query", "value"],
+                                          init_lora_weights=False))
+        save_adapter(model, folder / f"customisation_{i}", labels, base, TrainingConfig(), {"temperature": 1.0})
+        paths.append(folder / f"customisation_{i}")
+    return paths
+
+
+def measure(mode: str, adapters: list[str]) -> dict[str, float]:
+    """In this process: load the adapters (`shared` or `separate`), predict once each; memory and predict time."""
+    import gc
+    import time
+
+    from modelops.core.base_model import describe_base_model, load_tokenizer
+    from modelops.core.datagen import generate_corpus
+    from modelops.core.predictor import AdapterClassifier, SharedBases
+    from modelops.settings import default_base_model_path
+
+    base = describe_base_model(default_base_model_path())
+    load_tokenizer(base)
+    texts = generate_corpus(64, seed=5)["text"].tolist()
+    import peft  # noqa: F401  (imports and allocator warm-up counted in neither configuration)
+    import torch
+
+    torch.nn.functional.linear(torch.ones(64, 384), torch.ones(384, 384)).sum()
+    gc.collect()
+    before = _rss_mb()
+    shared = SharedBases(base)
+    models = [shared.load(Path(a)) if mode == "shared" else AdapterClassifier(base, Path(a)) for a in adapters]
+    for model in models:
+        model.predict(texts[:8])
+    gc.collect()
+    loaded = _rss_mb() - before
+    start = time.perf_counter()
+    for _ in range(3):
+        models[0].predict(texts)
+    return {"memory_mb": round(loaded, 1), "predict_64_ms": round((time.perf_counter() - start) / 3 * 1000, 1)}
+
+
+def _in_fresh_process(mode: str, adapters: list[Path]) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-m", "bench.multi_adapter_memory", "--measure", mode,
+                          *map(str, adapters)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    from bench.machine import write_result
+
+    with tempfile.TemporaryDirectory() as tmp:
+        adapters = _make_adapters(Path(tmp), max(COUNTS))
+        rows = []
+        for n in COUNTS:
+            shared, separate = _in_fresh_process("shared", adapters[:n]), _in_fresh_process("separate", adapters[:n])
+            rows.append({"customisations": n, "shared_mb": shared["memory_mb"], "separate_mb": separate["memory_mb"],
+                         "memory_ratio": round(shared["memory_mb"] / separate["memory_mb"], 3),
+                         "shared_predict_64_ms": shared["predict_64_ms"],
+                         "separate_predict_64_ms": separate["predict_64_ms"]})
+    first, last = rows[0], rows[-1]
+    added = last["customisations"] - first["customisations"]
+    marginal = {"shared_mb_per_added_customisation": round((last["shared_mb"] - first["shared_mb"]) / added, 2),
+                "separate_mb_per_added_customisation": round((last["separate_mb"] - first["separate_mb"]) / added, 2)}
+    write_result("multi_adapter_memory", {"results": rows, **marginal,
+                                          "target": f"an added customisation <= {TARGET_MARGINAL} x an added model"},
+                 measurements(rows, marginal))
+
+
+def measurements(rows: list[dict], marginal: dict[str, float]) -> list[Measurement]:
+    """Memory of N customisations on a shared base against N merged models, and what one more costs in each."""
+    out = [Measurement(f"serving_memory_{row['customisations']}_customisations", row["shared_mb"], "MB",
+                       row["separate_mb"], "reported", True) for row in rows]
+    shared, separate = marginal["shared_mb_per_added_customisation"], marginal["separate_mb_per_added_customisation"]
+    out.append(Measurement("serving_memory_per_added_customisation", shared, "MB", separate,
+                           f"<= {TARGET_MARGINAL}x a separate model's", shared <= TARGET_MARGINAL * separate))
+    at_four = next(row for row in rows if row["customisations"] == 4)
+    out.append(Measurement("serving_predict_64_shared_base", at_four["shared_predict_64_ms"], "ms",
+                           at_four["separate_predict_64_ms"], "reported (unmerged LoRA per forward)", True))
+    return out
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--measure"]:
+        print(json.dumps(measure(sys.argv[2], sys.argv[3:])))
+    else:
+        main()
