@@ -8,17 +8,18 @@ only give them this customisation's resources (`<name>_lake`, `<name>_mlflow`, `
 # No `from __future__ import annotations` here: Dagster reads config annotations at definition time.
 
 from collections.abc import Callable
+from inspect import cleandoc
 from dataclasses import dataclass
 
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from modelops.defs import checks
+from modelops.defs import checks, sensors
 from modelops.defs.assets import data, traffic, training
 from modelops.defs.assets.data import RawExamplesConfig
 from modelops.defs.assets.training import TRAINING_TAG, LoraAdapterConfig
 from modelops.defs.resources import CustomisationKeys
-from modelops.defs.sensors import TRIGGER_TAG, drift_sensor
+from modelops.defs.sensors import TRIGGER_TAG
 
 SHARED = {"base_model", "training"}
 
@@ -40,6 +41,7 @@ class CustomisationDefs:
     retrain_job: UnresolvedAssetJobDefinition
     bootstrap_job: UnresolvedAssetJobDefinition
     migration_job: UnresolvedAssetJobDefinition
+    traffic_drift: dg.AssetChecksDefinition
     drift_sensor: dg.SensorDefinition
     weekly_retrain: dg.ScheduleDefinition
 
@@ -55,7 +57,7 @@ class CustomisationDefs:
 
     @property
     def checks(self) -> list[dg.AssetChecksDefinition]:
-        return [*self.data_checks, self.promotion_gate]
+        return [*self.data_checks, self.promotion_gate, self.traffic_drift]
 
     @property
     def jobs(self) -> list[UnresolvedAssetJobDefinition]:
@@ -63,7 +65,7 @@ class CustomisationDefs:
 
 
 def _check(keys: CustomisationKeys, body: Callable[..., dg.AssetCheckResult], asset: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=keys.asset(asset), name=body.__name__, blocking=True, description=body.__doc__,
+    @dg.asset_check(asset=keys.asset(asset), name=body.__name__, blocking=True, description=cleandoc(body.__doc__),
                     required_resource_keys={keys.lake})
     def check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         return body(getattr(context.resources, keys.lake))
@@ -79,7 +81,7 @@ def customisation_defs(name: str) -> CustomisationDefs:
     def asset(asset_name: str, body: Callable, kinds: set[str], stage: str, needs: set[str], deps: list[str] = (),
               **kwargs) -> Callable:
         return dg.asset(key=keys.asset(asset_name), group_name=name, kinds=kinds, deps=[keys.asset(d) for d in deps],
-                        description=body.__doc__, required_resource_keys=needs, tags={"modelops/stage": stage,
+                        description=cleandoc(body.__doc__), required_resource_keys=needs, tags={"modelops/stage": stage,
                                                                                        **kwargs.pop("tags", {})},
                         **kwargs)
 
@@ -125,12 +127,17 @@ def customisation_defs(name: str) -> CustomisationDefs:
                       "Curate, train a LoRA adapter (run config picks full or incremental), evaluate, promote through "
                       "the gate.")
 
+    @dg.asset_check(asset=production_traffic, name="traffic_drift", blocking=False, required_resource_keys=own,
+                    description=cleandoc(sensors.traffic_drift.__doc__))
+    def traffic_drift(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        return sensors.traffic_drift(*keys.resources(context))
+
     @dg.sensor(name=keys.job("drift_sensor"), job=retrain_job, minimum_interval_seconds=15,
                default_status=dg.DefaultSensorStatus.RUNNING, required_resource_keys=own,
-               description=drift_sensor.__doc__)
+               description=cleandoc(sensors.drift_sensor.__doc__))
     def drift(context: dg.SensorEvaluationContext, **_resources: object) -> dg.SensorResult | dg.SkipReason:
         # Called directly (`sensor(context)`, as tests do), Dagster also passes the required resources as keywords.
-        return drift_sensor(context, keys, *keys.resources(context))
+        return sensors.drift_sensor(context, keys, *keys.resources(context))
 
     return CustomisationDefs(
         keys=keys, raw_examples=raw_examples, production_traffic=production_traffic,
@@ -145,6 +152,7 @@ def customisation_defs(name: str) -> CustomisationDefs:
         migration_job=job("migration_job", [lora_adapter, evaluation, champion],
                           "`modelops migrate --base`: train on a new base from the curated set, compare with the "
                           "champion on its old base, promote through the gate."),
+        traffic_drift=traffic_drift,
         drift_sensor=drift,
         weekly_retrain=dg.ScheduleDefinition(
             name=keys.job("weekly_full_retrain"), job=retrain_job, cron_schedule="0 3 * * 0",

@@ -35,6 +35,51 @@ def _log_drift_report(mlflow: MlflowRegistry, key: str, result, batch_ids: list[
     return registry.run_url(run_id)
 
 
+def _window_metadata(result, received: int, quarantined: int, report_url: str, champion: str) -> dict:
+    """What Dagster shows for one checked window: drift scores, label-free accuracy estimate, report link."""
+    return {**result.to_metadata(), "champion_version": champion, "received_rows": received,
+            "quarantined_rows": quarantined, "evidently_report": dg.MetadataValue.url(report_url)}
+
+
+def _drift_evaluation(result, metadata: dict) -> dict:
+    """The traffic_drift check's verdict on a window (a warning, never blocking: retraining is the sensor's call)."""
+    return {"passed": not result.drift_detected, "severity": dg.AssetCheckSeverity.WARN, "metadata": metadata,
+            "description": f"severity {result.severity}, share drifted {result.share_drifted:.2f}"}
+
+
+def traffic_drift(lake: DataLake, mlflow: MlflowRegistry, policies: Policies) -> dg.AssetCheckResult:
+    """Drift of captured traffic against the champion's reference (Evidently), as a non-blocking warning.
+
+    The drift sensor reports one evaluation per window it checks, so this check's *Plots* chart the drift share,
+    per-column drift scores and the label-free accuracy estimate over time. Executed on demand, it checks the newest
+    batches (at least min_window_rows valid rows) without moving the sensor's cursor or quarantining anything.
+    """
+    from modelops.core.drift import DriftConfig, check_drift
+    from modelops.core.reference import load_reference
+    from modelops.core.traffic import TrafficWindow, list_batches, validate_batch
+
+    config = DriftConfig.from_yaml(Path(policies.drift_config))
+    champion = mlflow.registry().alias_version("champion")
+    reference = load_reference(Path(lake.home) / "reference", champion) if champion else None
+    if reference is None:
+        raise dg.Failure(f"no drift reference yet: champion is {champion}; bootstrap a champion first")
+    newest_first = []
+    for batch_id in reversed(list_batches(lake.settings.production_dir)):
+        if sum(len(b.valid) for b in newest_first) >= config.min_window_rows:
+            break
+        newest_first.append(validate_batch(lake.settings.production_dir, batch_id, lake.max_text_chars,
+                                           _embedding_dim(reference[0])))
+    window = TrafficWindow(newest_first[::-1])
+    if len(window.valid) < config.min_window_rows:
+        raise dg.Failure(f"not enough captured traffic: {len(window.valid)} valid rows, min_window_rows is "
+                         f"{config.min_window_rows}")
+    result = check_drift(reference[0], window.valid, reference[1], config)
+    report_url = _log_drift_report(mlflow, window_key(window.usable_ids), result, window.usable_ids, champion)
+    metadata = {**_window_metadata(result, window.received, window.quarantined, report_url, champion),
+                "batches": len(window.usable_ids)}
+    return dg.AssetCheckResult(**_drift_evaluation(result, metadata))
+
+
 def _embedding_dim(reference: "pd.DataFrame") -> int | None:
     """Length of the reference's embeddings (traffic rows of another length cannot be compared), None without any."""
     vectors = [v for v in reference.get("embedding", []) if v is not None]
@@ -73,7 +118,9 @@ def _past_unusable(pending: list[str], usable: set[str], last_batch: str) -> str
     return last_batch
 
 
-def _skip(reason: str, cursor: dict, **events) -> dg.SensorResult:
+def _skip(context: dg.SensorEvaluationContext, reason: str, cursor: dict, **events) -> dg.SensorResult:
+    """Skips the tick with its reason, also logged so that the tick's "View logs" in the Dagster UI says why."""
+    context.log.info(f"skipped: {reason}")
     return dg.SensorResult(skip_reason=dg.SkipReason(reason), cursor=json.dumps(cursor), **events)
 
 
@@ -108,31 +155,34 @@ def drift_sensor(context: dg.SensorEvaluationContext, keys: CustomisationKeys, l
     usable = traffic.usable_ids
     cursor["last_batch"] = _past_unusable(ordered, set(usable), cursor["last_batch"])
     new_partitions = [b for b in usable if not context.instance.has_dynamic_partition(keys.traffic_batches, b)]
-    events: dict = {"dynamic_partitions_requests": [dg.AddDynamicPartitionsRequest(keys.traffic_batches, new_partitions)]
-                    if new_partitions else []}
+    events: dict = {"dynamic_partitions_requests":
+                    [dg.AddDynamicPartitionsRequest(keys.traffic_batches, new_partitions)] if new_partitions else []}
     if not usable and not cursor["pending_drift"]:
-        return _skip(f"no usable new traffic{quarantined}", cursor, **events)
+        return _skip(context, f"no usable new traffic{quarantined}", cursor, **events)
     if reference is None:
-        return _skip(f"no drift reference for champion {champion} yet{quarantined}", cursor, **events)
+        return _skip(context, f"no drift reference for champion {champion} yet{quarantined}", cursor, **events)
     window = traffic.valid
     if usable and len(window) < config.min_window_rows and not cursor["pending_drift"]:
-        return _skip(f"waiting for traffic: {len(window)}/{config.min_window_rows} rows in {len(usable)} new "
-                     f"batch(es){quarantined}", cursor, **events)
+        return _skip(context, f"waiting for traffic: {len(window)}/{config.min_window_rows} rows in {len(usable)} "
+                     f"new batch(es){quarantined}", cursor, **events)
     if usable and len(window) >= config.min_window_rows:
         result = check_drift(reference[0], window, reference[1], config)
         key = window_key(usable)
         report_url = _log_drift_report(mlflow, key, result, usable, champion)
-        events["asset_events"] = [dg.AssetObservation(asset_key=keys.asset("production_traffic"), partition=usable[-1], metadata={
-            **result.to_metadata(), "drift_event": key, "batches": len(usable), "champion_version": champion,
-            "received_rows": traffic.received, "quarantined_rows": traffic.quarantined,
-            "evidently_report": dg.MetadataValue.url(report_url)})]
+        metadata = {**_window_metadata(result, traffic.received, traffic.quarantined, report_url, champion),
+                    "drift_event": key, "batches": len(usable)}
+        traffic_asset = keys.asset("production_traffic")
+        events["asset_events"] = [
+            dg.AssetObservation(asset_key=traffic_asset, partition=usable[-1], metadata=metadata),
+            dg.AssetCheckEvaluation(asset_key=traffic_asset, check_name="traffic_drift",
+                                    **_drift_evaluation(result, metadata))]
         cursor["last_batch"] = ordered[-1]
         context.log.info(f"window {key}: severity {result.severity}, share drifted {result.share_drifted:.2f}, "
                          f"estimated accuracy {result.estimated_accuracy_current:.3f}")
         if not result.retrain_recommended:
             if not cursor["pending_drift"]:
-                return _skip(f"{key}: drift severity '{result.severity}' does not call for retraining{quarantined}",
-                             cursor, **events)
+                reason = f"{key}: drift severity '{result.severity}' does not call for retraining{quarantined}"
+                return _skip(context, reason, cursor, **events)
         else:
             earlier = cursor["pending_drift"] or {"batches": [], "severity": "none"}
             batches = earlier["batches"] + usable
@@ -144,7 +194,7 @@ def drift_sensor(context: dg.SensorEvaluationContext, keys: CustomisationKeys, l
     decision = decide_retrain(drift["severity"], True, cursor["retrains"], now,
                               load_retrain_policy(Path(policies.retrain_config)), labels - cursor["labels_used"])
     if decision.mode is None:
-        return _skip(f"{drift['key']}: {decision.reason}{quarantined}", cursor, **events)
+        return _skip(context, f"{drift['key']}: {decision.reason}{quarantined}", cursor, **events)
     cursor.update(retrains=[t for t in cursor["retrains"] if now - t < 86400] + [now], labels_used=labels,
                   pending_drift=None)
     run = dg.RunRequest(

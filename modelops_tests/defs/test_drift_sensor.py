@@ -87,9 +87,36 @@ def test_normal_traffic_skips_and_records_observation(world, classifier):
     result = _tick(settings, instance)
     assert not result.run_requests
     assert "does not call for retraining" in result.skip_reason.skip_message
-    observation = result.asset_events[0]
+    observation, evaluation = result.asset_events
     assert observation.metadata["severity"].value == "none"
+    # The same window is a traffic_drift check evaluation: what the check's Plots chart over time in the UI.
+    assert isinstance(evaluation, dg.AssetCheckEvaluation) and evaluation.check_name == "traffic_drift"
+    assert evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert 0 <= evaluation.metadata["estimated_accuracy_current"].value <= 1
     assert json.loads(result.cursor)["retrains"] == []
+
+
+def _run_traffic_drift_check(settings: Settings, instance) -> dg.ExecuteInProcessResult:
+    c = customisation_defs(settings.customisation)
+    job = dg.define_asset_job("check_traffic", selection=dg.AssetSelection.checks(c.traffic_drift))
+    defs = dg.Definitions(assets=c.assets, asset_checks=[c.traffic_drift], resources=resources_from_settings(settings),
+                          jobs=[job])
+    return defs.resolve_job_def("check_traffic").execute_in_process(instance=instance, raise_on_error=False)
+
+
+def test_traffic_drift_check_on_demand_checks_the_newest_batches_and_leaves_them_in_place(world, classifier):
+    settings, instance = world
+    _write_batch(settings, classifier, generate_corpus(100, seed=6)["text"].tolist())
+    too_little = _run_traffic_drift_check(settings, instance)
+    assert not too_little.success
+    assert "not enough captured traffic: 100 valid rows, min_window_rows is 200" in str(too_little.all_events)
+    _drifted(settings, classifier, seed=7, rows=250)
+    result = _run_traffic_drift_check(settings, instance)
+    assert result.success
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed and evaluation.metadata["severity"].value in ("moderate", "severe")
+    assert evaluation.metadata["batches"].value == 1  # the newest batch alone holds min_window_rows
+    assert len(list(settings.production_dir.glob("batch-*.parquet"))) == 2  # nothing moved or quarantined
 
 
 def test_drift_waits_for_labels_then_requests_one_run_with_stable_key(world, classifier):
@@ -99,6 +126,7 @@ def test_drift_waits_for_labels_then_requests_one_run_with_stable_key(world, cla
     assert not waiting.run_requests
     assert "awaits labels: 0/100" in waiting.skip_reason.skip_message
     assert waiting.asset_events[0].metadata["severity"].value in ("moderate", "severe")
+    assert not waiting.asset_events[1].passed  # the traffic_drift check warns
     _label(settings, ids[:150], "round1")
     first = _tick(settings, instance, cursor=waiting.cursor)
     assert len(first.run_requests) == 1

@@ -23,10 +23,10 @@ def _materialize(tmp_path: Path, config: dict) -> subprocess.CompletedProcess:
 
 def test_dagster_asset_materialize_with_documented_config_builds_the_curated_set(tmp_path: Path) -> None:
     out = _materialize(tmp_path, {"ops": {"support_router__raw_examples": {
-        "config": {"source": "generator", "generator_rows": 400, "generator_seed": 5}}}})
+        "config": {"source": "generator", "generator_rows": 1000, "generator_seed": 5}}}})
     assert out.returncode == 0, out.stderr[-3000:]
     record = json.loads((tmp_path / "home" / "records" / "curated_training_set.json").read_text())
-    assert 300 < record["rows"] <= 400 and Path(record["path"]).is_file()
+    assert 800 < record["rows"] <= 1000 and Path(record["path"]).is_file()
 
 
 def test_wrong_config_is_refused_naming_the_field_and_nothing_is_written(tmp_path: Path) -> None:

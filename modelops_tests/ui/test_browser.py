@@ -181,10 +181,36 @@ def test_evaluation_materialisation_carries_metrics_gate_and_mlflow_link(ui: Ui,
 
 
 def test_drift_sensor_ticks_say_why_they_skipped_or_what_they_launched(ui: Ui, browser) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
     text = _open(browser, f"{ui.dagster}/locations/modelops/sensors/{ui.settings.customisation}_drift_sensor",
-                 ["Tick history"], refresh_every=10)
-    assert ("Skipped" in text or "Requested" in text or "Success" in text), text[:2000]
+                 ["Latest tick", "All ticks", "last_batch", "partition created"], refresh_every=10)
+    assert "runs requested" in text or "Requested" in text, text[-3000:]
     browser.save_screenshot(str(ui.screenshots / "dagster-drift-sensor-ticks.png"))
+    reasons = []
+    for button in reversed(browser.find_elements(By.XPATH, "//button[normalize-space()='View logs']")):
+        button.click()  # the tick that checked the window (oldest first) logged its verdict
+        time.sleep(2)
+        dialog = browser.find_element(By.XPATH, "//*[@role='dialog']").text
+        ActionChains(browser).send_keys(Keys.ESCAPE).perform()
+        reasons = [line for line in dialog.splitlines() if "skipped:" in line or "requesting" in line]
+        if reasons:
+            break
+    assert reasons, "no tick's logs say why it skipped or what it launched"
+
+
+def test_drift_scores_and_estimated_accuracy_are_plotted_on_production_traffic(ui: Ui, browser) -> None:
+    from selenium.webdriver.common.by import By
+
+    _open(browser, f"{ui.dagster}/assets/{ui.settings.customisation}/production_traffic?view=checks"
+                   "&checkDetail=traffic_drift", ["Plots", "share_drifted", "estimated_accuracy_current"],
+          refresh_every=10)
+    plots = browser.find_element(By.XPATH, "//*[normalize-space(text())='Plots']")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'});", plots)
+    time.sleep(1)
+    browser.save_screenshot(str(ui.screenshots / "dagster-drift-plots.png"))
 
 
 def test_mlflow_model_page_shows_versions_and_the_champion_alias(ui: Ui, browser) -> None:
@@ -197,4 +223,3 @@ def test_screenshots_are_real_images(ui: Ui) -> None:
     shots = sorted(ui.screenshots.glob("*.png"))
     assert len(shots) >= 4 and all(s.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and s.stat().st_size > 20_000
                                    for s in shots), shots
-    shutil.rmtree(ui.settings.state / "ui-test-champion", ignore_errors=True)
