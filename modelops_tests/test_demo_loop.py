@@ -56,6 +56,25 @@ def test_demo_loop_small(tmp_path: Path):
                      "- gate: passed", f"-> v{summary['final_champion']} at",
                      f"- v{summary['first_champion']}: ", f"- v{summary['final_champion']}: "):
         assert expected in chain, (expected, chain)
+    _assert_mlflow_tells_the_story(tmp_path, str(summary["final_champion"]))
+
+
+def _assert_mlflow_tells_the_story(tmp_path: Path, version: str) -> None:
+    """The drift-triggered version's training run holds its adapter, label map and the Evidently report of the drift
+    that triggered it; its evaluation run holds the evaluation report; both link back to their Dagster run."""
+    from modelops.core.registry import ModelRegistry
+
+    registry = ModelRegistry(f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}", "support-router")
+    training = registry.client.get_run(registry.client.get_model_version("support-router", version).run_id)
+    files = {f.path for folder in ("", "adapter", "drift") for f in registry.client.list_artifacts(training.info.run_id,
+                                                                                                   folder or None)}
+    assert {"drift/report.html", "adapter/labels.json"} <= files, files
+    assert training.data.tags["modelops.dagster_run_url"].endswith(training.data.tags["modelops.dagster_run_id"])
+    (evaluation,) = registry.client.search_runs([registry.experiment_id],
+                                                f"tags.`modelops.challenger_version` = '{version}'")
+    assert {"evaluation/report.html", "evaluation/report.md"} <= {
+        f.path for f in registry.client.list_artifacts(evaluation.info.run_id, "evaluation")}
+    assert "modelops.dagster_run_url" in evaluation.data.tags
 
 
 @pytest.mark.slow

@@ -325,6 +325,17 @@ class ModelRegistry:
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self.client.log_text(run_id, text, artifact_file)
 
+    def copy_artifact(self, source_run_id: str, artifact_file: str, run_id: str) -> None:
+        """Log another run's artifact `artifact_file` into `run_id` under the same path."""
+        import tempfile
+
+        from mlflow.artifacts import download_artifacts
+
+        with tempfile.TemporaryDirectory() as tmp:
+            local = download_artifacts(run_id=source_run_id, artifact_path=artifact_file, dst_path=tmp,
+                                       tracking_uri=self.tracking_uri)
+            self.client.log_artifact(run_id, local, str(Path(artifact_file).parent))
+
     def register_adapter(self, run_id: str, adapter_dir: Path, tags: dict[str, str]) -> str:
         """Log a complete adapter folder as run artifacts, create a model version from it and alias it `challenger`."""
         from mlflow.exceptions import MlflowException

@@ -25,14 +25,19 @@ def window_key(batch_ids: list[str]) -> str:
     return "drift-" + hashlib.sha256("\n".join(sorted(batch_ids)).encode()).hexdigest()[:16]
 
 
+DRIFT_REPORT_RUN_TAG = "modelops/drift_report_run"
+DRIFT_REPORT = "drift/report.html"
+
+
 def _log_drift_report(mlflow: MlflowRegistry, key: str, result, batch_ids: list[str], champion: str) -> str:
+    """An MLflow run for one checked window (metrics + Evidently report); returns its id."""
     registry = mlflow.registry()
     with registry.run(f"drift-check-{key}", {"modelops.drift_event": key, "modelops.champion_version": champion,
                                              "modelops.batches": ",".join(batch_ids)[:4900]}) as run_id:
         registry.log_metrics(run_id, {k: float(v) for k, v in result.to_metadata().items()
                                       if isinstance(v, (int, float))})
-        registry.log_text(run_id, result.html, "drift/report.html")
-    return registry.run_url(run_id)
+        registry.log_text(run_id, result.html, DRIFT_REPORT)
+    return run_id
 
 
 def _window_metadata(result, received: int, quarantined: int, report_url: str, champion: str) -> dict:
@@ -74,8 +79,9 @@ def traffic_drift(lake: DataLake, mlflow: MlflowRegistry, policies: Policies) ->
         raise dg.Failure(f"not enough captured traffic: {len(window.valid)} valid rows, min_window_rows is "
                          f"{config.min_window_rows}")
     result = check_drift(reference[0], window.valid, reference[1], config)
-    report_url = _log_drift_report(mlflow, window_key(window.usable_ids), result, window.usable_ids, champion)
-    metadata = {**_window_metadata(result, window.received, window.quarantined, report_url, champion),
+    report_run = _log_drift_report(mlflow, window_key(window.usable_ids), result, window.usable_ids, champion)
+    metadata = {**_window_metadata(result, window.received, window.quarantined,
+                                   mlflow.registry().run_url(report_run), champion),
                 "batches": len(window.usable_ids)}
     return dg.AssetCheckResult(**_drift_evaluation(result, metadata))
 
@@ -168,8 +174,9 @@ def drift_sensor(context: dg.SensorEvaluationContext, keys: CustomisationKeys, l
     if usable and len(window) >= config.min_window_rows:
         result = check_drift(reference[0], window, reference[1], config)
         key = window_key(usable)
-        report_url = _log_drift_report(mlflow, key, result, usable, champion)
-        metadata = {**_window_metadata(result, traffic.received, traffic.quarantined, report_url, champion),
+        report_run = _log_drift_report(mlflow, key, result, usable, champion)
+        metadata = {**_window_metadata(result, traffic.received, traffic.quarantined,
+                                       mlflow.registry().run_url(report_run), champion),
                     "drift_event": key, "batches": len(usable)}
         traffic_asset = keys.asset("production_traffic")
         events["asset_events"] = [
@@ -187,7 +194,8 @@ def drift_sensor(context: dg.SensorEvaluationContext, keys: CustomisationKeys, l
             earlier = cursor["pending_drift"] or {"batches": [], "severity": "none"}
             batches = earlier["batches"] + usable
             severity = max(earlier["severity"], result.severity, key=SEVERITIES.index)
-            cursor["pending_drift"] = {"key": window_key(batches), "severity": severity, "batches": batches}
+            cursor["pending_drift"] = {"key": window_key(batches), "severity": severity, "batches": batches,
+                                       "report_run": report_run}
     drift = cursor["pending_drift"]
     labels = len(read_feedback(lake.settings.feedback_dir).valid)
     now = time.time()
@@ -201,7 +209,8 @@ def drift_sensor(context: dg.SensorEvaluationContext, keys: CustomisationKeys, l
         run_key=drift["key"],
         run_config=keys.run_config(lora_adapter={"mode": decision.mode}),
         tags={DRIFT_EVENT_TAG: drift["key"], TRIGGER_TAG: "drift", "modelops/drift_severity": drift["severity"],
-              "modelops/batches": ",".join(drift["batches"])[:4000], "modelops/retrain_mode": decision.mode},
+              "modelops/batches": ",".join(drift["batches"])[:4000], "modelops/retrain_mode": decision.mode,
+              DRIFT_REPORT_RUN_TAG: drift.get("report_run", "")},
     )
     context.log.info(f"{drift['key']}: requesting {decision.mode} retraining ({decision.reason})")
     return dg.SensorResult(run_requests=[run], cursor=json.dumps(cursor), **events)

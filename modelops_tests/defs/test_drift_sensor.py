@@ -134,6 +134,9 @@ def test_drift_waits_for_labels_then_requests_one_run_with_stable_key(world, cla
     batches = sorted(p.stem for p in settings.production_dir.glob("batch-*.parquet"))
     assert run.run_key == window_key(batches)
     assert run.tags["modelops/drift_event"] == run.run_key and run.tags["modelops/trigger"] == "drift"
+    registry = ModelRegistry(settings.tracking_uri, settings.registered_model_name, settings.mlflow_artifact_root)
+    report_files = registry.client.list_artifacts(run.tags["modelops/drift_report_run"], "drift")
+    assert [f.path for f in report_files] == ["drift/report.html"]  # the training run copies it
     assert run.run_config["ops"][f"{settings.customisation}__lora_adapter"]["config"]["mode"] in ("incremental", "full")
     # A tick re-evaluated from the same cursor (e.g. retried after a crash) yields the same run_key: one run.
     again = _tick(settings, instance, cursor=waiting.cursor)

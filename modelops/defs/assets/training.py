@@ -17,6 +17,7 @@ from modelops.core.markdown import frame_table
 from modelops.defs.assets.data import read_curated
 from modelops.defs.metadata import path_metadata
 from modelops.defs.resources import BaseModel, DataLake, MlflowRegistry, Policies, TrainingLauncher
+from modelops.defs.sensors import DRIFT_REPORT, DRIFT_REPORT_RUN_TAG
 from modelops.training_process import TrainingJob
 
 if TYPE_CHECKING:  # pandas loads when an asset runs, not when the code location loads
@@ -126,6 +127,8 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
                                      "training_processes": training.processes, "training_launcher": training.launcher,
                                      "train_set_hash": content_hash(train)})
         registry.log_text(run_id, json.dumps(dataclasses.asdict(settings), indent=2), TRAINING_CONFIG_ARTIFACT)
+        if context.run.tags.get(DRIFT_REPORT_RUN_TAG):  # a drift-triggered run keeps the report of its drift
+            registry.copy_artifact(context.run.tags[DRIFT_REPORT_RUN_TAG], DRIFT_REPORT, run_id)
         output = Path(lake.home) / "adapters" / run_id
         job = TrainingJob(
             train_path=str(write_parquet_atomic(train, work / "train.parquet")),
