@@ -47,7 +47,8 @@ def test_each_customisation_gets_its_own_group_keys_jobs_sensor_and_schedule(two
     checks = defs.resolve_asset_graph().asset_check_keys
     assert checks == {dg.AssetCheckKey(dg.AssetKey([name, "curated_training_set"]), check)
                       for name in NAMES for check in DATA_CHECKS} | {
-        dg.AssetCheckKey(dg.AssetKey([name, "evaluation"]), "promotion_gate") for name in NAMES}
+        dg.AssetCheckKey(dg.AssetKey([name, "evaluation"]), "promotion_gate") for name in NAMES} | {
+        dg.AssetCheckKey(dg.AssetKey([name, "production_traffic"]), "traffic_drift") for name in NAMES}
     jobs = {job.name for job in defs.resolve_all_job_defs()} - {"__ASSET_JOB"}
     assert jobs == {f"{name}_{job}" for name in NAMES for job in JOBS}
     assert {(s.name, s.job_name) for s in defs.sensors} == {(f"{n}_drift_sensor", f"{n}_retrain_job") for n in NAMES}
