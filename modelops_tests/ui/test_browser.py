@@ -137,24 +137,39 @@ def browser() -> Iterator:
 
 
 def _open(browser, url: str, expected: list[str], refresh_every: float = 0.0) -> str:
-    """Open `url` and wait until the page's text shows every expected string; dismiss Dagster's newsletter dialog."""
+    """Open `url` and wait until the page's text shows every expected string and no dialog covers it (Dagster's
+    newsletter dialog can open a moment after the page has drawn: it is skipped)."""
     from selenium.webdriver.common.by import By
 
     browser.get(url)
     deadline, refreshed = time.monotonic() + TIMEOUT, time.monotonic()
     while True:
-        for button in browser.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
-            button.click()
         text = browser.find_element(By.TAG_NAME, "body").text
         missing = [e for e in expected if e not in text]
         if not missing:
-            time.sleep(1)  # let charts and images finish drawing before the screenshot
-            return text
-        assert time.monotonic() < deadline, f"{url} never showed {missing}; it shows:\n{text[:3000]}"
+            time.sleep(1)  # let charts and images finish drawing (and a late dialog open) before the screenshot
+            if not _dismiss_dialogs(browser):
+                return browser.find_element(By.TAG_NAME, "body").text
+        assert time.monotonic() < deadline, f"{url} never showed {missing} uncovered; it shows:\n{text[:3000]}"
         if refresh_every and time.monotonic() - refreshed > refresh_every:
             browser.refresh()
             refreshed = time.monotonic()
         time.sleep(1)
+
+
+def _dismiss_dialogs(browser) -> bool:
+    """Skip Dagster's newsletter dialog, close any other one with Escape; True when a dialog was open."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    if not browser.find_elements(By.CSS_SELECTOR, ".bp5-overlay-backdrop"):
+        return False
+    skips = browser.find_elements(By.XPATH, "//button[normalize-space()='Skip']")
+    if skips:
+        skips[0].click()
+    else:
+        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+    return True
 
 
 def test_asset_graph_and_catalog_show_every_stage_materialised_with_kinds(ui: Ui, browser) -> None:
