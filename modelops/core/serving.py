@@ -353,6 +353,7 @@ class ServedCustomisation:
         self.model: LoadedModel | None = None
         self.loaded_at: datetime | None = None
         self.batcher = MicroBatcher(lambda: self.model, endpoint.writer, config)
+        self.probe_failing_since: datetime | None = None  # set while the champion's registry cannot be reached
 
     @property
     def version(self) -> str | None:
@@ -378,9 +379,17 @@ class ServedCustomisation:
         """Reload when the champion alias points at another version than the one served; True if reloaded."""
         try:
             version = await asyncio.to_thread(self.endpoint.probe_version)
-        except Exception:
-            log.exception("Probing %s's champion version failed; keeping version %s", self.name, self.version)
+        except Exception as exc:  # the traceback once per outage, then one line per failed probe
+            first = self.probe_failing_since is None
+            self.probe_failing_since = self.probe_failing_since or datetime.now(UTC)
+            log.log(logging.ERROR if first else logging.WARNING, "Probing %s's champion version failed; keeping "
+                    "version %s%s", self.name, self.version,
+                    "" if first else f" (failing since {self.probe_failing_since:%H:%M:%S}: {exc})", exc_info=first)
             return False
+        if self.probe_failing_since is not None:
+            log.info("Probing %s's champion version works again (failed since %s)", self.name,
+                     f"{self.probe_failing_since:%H:%M:%S}")
+            self.probe_failing_since = None
         if version is None or version == self.version:
             return False
         return await self.load(f"champion moved to version {version}")

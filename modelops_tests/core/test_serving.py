@@ -59,7 +59,13 @@ class Harness:
     loader_error: Exception | None = None
     fail_first_loads: int = 0
     load_delay: float = 0.0
+    probe_error: Exception | None = None
     app: Any = field(default=None)
+
+    def probe(self) -> str:
+        if self.probe_error is not None:
+            raise self.probe_error
+        return self.version
 
     def load(self) -> LoadedModel:
         self.load_calls += 1
@@ -78,7 +84,7 @@ def make_harness(tmp_path: Path, classifier, base_info) -> Callable[..., Harness
     def build(**config: Any) -> Harness:
         harness = Harness(tmp_path / "traffic", CountingPredictor(classifier), base_info.sha256)
         writer = TrafficWriter(harness.traffic_dir, max_rows=1000, max_age_seconds=60)
-        harness.app = create_app({"support": Endpoint(harness.load, lambda: harness.version, writer)},
+        harness.app = create_app({"support": Endpoint(harness.load, harness.probe, writer)},
                                  ServingConfig(**config))
         return harness
 
@@ -287,3 +293,23 @@ def test_service_is_unavailable_until_a_model_loads(make_harness) -> None:
         wait_until(lambda: client.get("/health").status_code == 200)
         assert client.post("/predict", json={"text": "refund"}).json()["model_version"] == "7"
     assert len(harness.captured()) == 1
+
+
+def test_a_registry_outage_logs_one_traceback_then_one_line_per_probe(make_harness, caplog) -> None:
+    harness = make_harness(reload_poll_seconds=0.02)
+    with caplog.at_level("INFO", logger="modelops.core.serving"), TestClient(harness.app) as client:
+        for outage in range(2):
+            caplog.clear()
+            harness.probe_error = ConnectionError(f"registry down #{outage}")
+            wait_until(lambda: len(_probe_failures(caplog)) >= 4)
+            harness.probe_error = None
+            wait_until(lambda: "works again" in caplog.text)
+            first, *later = _probe_failures(caplog)
+            assert first.levelname == "ERROR" and str(first.exc_info[1]) == f"registry down #{outage}"  # traceback
+            assert later and all(r.levelname == "WARNING" and not r.exc_info and f"registry down #{outage}"
+                                 in r.getMessage() for r in later)  # then one line each
+            assert client.post("/predict", json={"text": "refund"}).json()["model_version"] == "1"
+
+
+def _probe_failures(caplog) -> list:
+    return [r for r in caplog.records if "champion version failed; keeping version 1" in r.getMessage()]

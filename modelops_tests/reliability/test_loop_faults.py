@@ -235,6 +235,11 @@ def test_training_killed_mid_run_is_finalised_and_the_next_run_succeeds(installa
     assert {alias: registry.alias_version(alias) for alias in aliases_before} == aliases_before
     assert _versions(registry) == versions_before  # no version, let alone a half-written one
     assert not (installation.settings.adapters_dir / str(run_id) / "modelops.json").exists()
+    inputs = installation.settings.state / "training" / killed.data.tags["modelops.dagster_run_id"]
+    assert (inputs / "train.parquet").is_file()  # the killed run's inputs are still on disk ...
+    partial = installation.settings.adapters_dir / f"{run_id}.partial"
+    partial.mkdir(parents=True)  # ... and so would be its half-saved adapter, had the kill come while saving
+    (partial / "adapter_model.safetensors").write_bytes(b"half")
 
     result = dg.materialize([SUPPORT.lora_adapter], resources=installation.resources, instance=installation.instance,
                             run_config=SUPPORT.keys.run_config(lora_adapter={"max_steps": 2}))
@@ -243,6 +248,7 @@ def test_training_killed_mid_run_is_finalised_and_the_next_run_succeeds(installa
     killed = registry.client.get_run(str(run_id))
     assert killed.info.status == "KILLED"
     assert f":{child.pid} ended without finishing" in killed.data.tags[END_REASON_TAG]
+    assert not inputs.exists() and not partial.exists()  # the next training run removed both
     version = str(result.asset_materializations_for_node(_node("lora_adapter"))[0].metadata["model_version"].value)
     assert _versions(registry) == versions_before | {version}
     assert registry.alias_version("challenger") == version

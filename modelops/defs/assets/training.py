@@ -90,6 +90,18 @@ def _run_training(context: dg.AssetExecutionContext, launcher: TrainingLauncher,
     return dict(reported.metadata or {})
 
 
+def _remove_leftovers_of_killed_runs(registry, home: Path, context: dg.AssetExecutionContext) -> None:
+    """Finalise the MLflow runs of killed training processes and delete what they left on disk: their inputs
+    (`training/<dagster run>`) and unregistered adapter folders (`adapters/<mlflow run>`, `.partial`)."""
+    for run_id in registry.finalise_orphaned_runs():
+        dagster_run = registry.client.get_run(run_id).data.tags.get("modelops.dagster_run_id")
+        leftovers = [home / "adapters" / run_id, home / "adapters" / f"{run_id}.partial",
+                     *([home / "training" / dagster_run] if dagster_run else [])]
+        for folder in (f for f in leftovers if f.exists()):
+            shutil.rmtree(folder, ignore_errors=True)
+            context.log.info(f"removed {folder}, left by killed MLflow run {run_id}")
+
+
 def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, lake: DataLake, base_model: BaseModel,
                  mlflow: MlflowRegistry, policies: Policies, training: TrainingLauncher) -> dg.MaterializeResult:
     """A LoRA adapter (+ classification head) trained in its own process (Dagster Pipes), tracked in MLflow, aliased `challenger`."""
@@ -119,6 +131,7 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
     tags = {**mlflow.dagster_run_tags(context.run_id), "modelops.mode": settings.mode,
             "modelops.data_content_hash": record["content_hash"], "modelops.base_sha256": base.sha256,
             **{f"dagster.{k}": v for k, v in context.run.tags.items() if k.startswith("modelops/")}}
+    _remove_leftovers_of_killed_runs(registry, Path(lake.home), context)
     work = Path(lake.home) / "training" / context.run_id  # the training process's inputs and error report
     with registry.run(f"train-{settings.mode}", tags) as run_id:
         registry.log_params(run_id, {**settings.to_params(), "base_name": base.name, "base_sha256": base.sha256,
@@ -140,12 +153,16 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
             owner_pid=os.getpid() if training.launcher == "subprocess" else None)
         try:
             reported = _run_training(context, training, job)
+            version = registry.register_adapter(run_id, output, {
+                "data_content_hash": record["content_hash"], "base_name": base.name, "base_sha256": base.sha256,
+                "mode": settings.mode, "dagster_run_id": context.run_id, "seed": str(settings.seed),
+                **({"warm_start_version": warm_start} if warm_start else {})})
+        except BaseException:  # a failed run keeps no adapter folder (the registry holds what was registered)
+            for folder in (output, output.with_name(f"{output.name}.partial")):
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        version = registry.register_adapter(run_id, output, {
-            "data_content_hash": record["content_hash"], "base_name": base.name, "base_sha256": base.sha256,
-            "mode": settings.mode, "dagster_run_id": context.run_id, "seed": str(settings.seed),
-            **({"warm_start_version": warm_start} if warm_start else {})})
     context.instance.add_run_tags(context.run_id, {"modelops/model_version": f"{registry.model_name}/{version}"})
     lake.write_record("lora_adapter", {"version": version, "run_id": run_id, "adapter_dir": str(output),
                                        "mode": settings.mode, "content_hash": record["content_hash"]})
