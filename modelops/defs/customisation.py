@@ -17,7 +17,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from modelops.defs import checks, sensors
 from modelops.defs.assets import data, traffic, training
 from modelops.defs.assets.data import RawExamplesConfig
-from modelops.defs.assets.training import TRAINING_TAG, LoraAdapterConfig
+from modelops.defs.assets.training import TRAINING_POOL, TRAINING_TAG, LoraAdapterConfig
 from modelops.defs.resources import CustomisationKeys
 from modelops.defs.sensors import TRIGGER_TAG
 
@@ -102,7 +102,7 @@ def customisation_defs(name: str) -> CustomisationDefs:
         return data.curated_training_set(context, getattr(context.resources, keys.lake))
 
     @asset("lora_adapter", training.lora_adapter, {"pytorch", "mlflow"}, "training", own | SHARED,
-           deps=["curated_training_set"], tags={TRAINING_TAG: "true"})
+           deps=["curated_training_set"], tags={TRAINING_TAG: "true"}, pool=TRAINING_POOL)
     def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig) -> dg.MaterializeResult:
         lake, mlflow, policies = keys.resources(context)
         return training.lora_adapter(context, config, lake, context.resources.base_model, mlflow, policies,

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -584,7 +585,7 @@ def _queued_run(instance: dg.DagsterInstance, job, trigger: str) -> dg.DagsterRu
 
 def test_training_runs_start_one_at_a_time_and_a_killed_one_is_failed_by_run_monitoring(tmp_path: Path) -> None:
     """The embedded profile's run queue starts one training run at a time and holds back no other run; a training run
-    whose worker was killed (STARTED forever) is failed by run monitoring, which frees the slot."""
+    whose worker was killed (STARTED forever) is failed by run monitoring, which frees its queue and pool slots."""
     import logging
 
     from dagster._core.events import DagsterEvent, DagsterEventType
@@ -593,6 +594,7 @@ def test_training_runs_start_one_at_a_time_and_a_killed_one_is_failed_by_run_mon
         freeze_time,
     )
     from dagster._core.workspace.load_target import EmptyWorkspaceTarget
+    from dagster._daemon.monitoring.concurrency import execute_concurrency_slots_iteration
     from dagster._daemon.monitoring.run_monitoring import (
         execute_run_monitoring_iteration,
     )
@@ -600,6 +602,7 @@ def test_training_runs_start_one_at_a_time_and_a_killed_one_is_failed_by_run_mon
         QueuedRunCoordinatorDaemon,
     )
 
+    from modelops.defs.assets.training import TRAINING_POOL
     from modelops.instance import EMBEDDED_PROFILE
 
     bootstrap_job, data_job, retrain_job = SUPPORT.bootstrap_job, SUPPORT.data_job, SUPPORT.retrain_job
@@ -624,15 +627,55 @@ def test_training_runs_start_one_at_a_time_and_a_killed_one_is_failed_by_run_mon
         (first,) = dequeue()
         assert instance.get_run_by_id(data.run_id).status == dg.DagsterRunStatus.STARTING  # not held back
         instance.report_dagster_event(DagsterEvent(DagsterEventType.RUN_START.value, job_name=retrain_job.name),
-                                      run_id=first)  # the run worker starts training ... and is SIGKILLed
+                                      run_id=first)  # the run worker starts training ...
+        storage = instance.event_log_storage
+        storage.initialize_concurrency_limit_to_default(TRAINING_POOL)
+        assert storage.claim_concurrency_slot(TRAINING_POOL, first, "lora_adapter").is_claimed  # ... is SIGKILLed
         assert dequeue() == [first]  # the dead run still holds the single training slot
-        with freeze_time(time.time() + instance.run_monitoring_max_runtime_seconds + 60):
+        later = time.time() + instance.run_monitoring_max_runtime_seconds + 60
+        with freeze_time(later):
             list(execute_run_monitoring_iteration(workspace, logging.getLogger("run-monitoring")))
         assert instance.get_run_by_id(first).status == dg.DagsterRunStatus.FAILURE
+        assert storage.get_concurrency_info(TRAINING_POOL).active_run_ids == {first}
+        with freeze_time(later + instance.run_monitoring_settings["free_slots_after_run_end_seconds"] + 60):
+            list(execute_concurrency_slots_iteration(workspace, logging.getLogger("run-monitoring")))
+        assert storage.get_concurrency_info(TRAINING_POOL).active_run_ids == set()  # the pool slot is free again
         (second,) = set(dequeue()) - {first}
         instance.report_run_failed(instance.get_run_by_id(second))  # ends (here: failed) normally
         (third,) = set(dequeue()) - {first, second}
         assert {first, second, third} == {run.run_id for run in training}
+
+
+def test_an_ad_hoc_training_run_waits_for_the_training_pool_held_by_another_run(installation: World,
+                                                                                tmp_path: Path) -> None:
+    """A lora_adapter materialisation without the training job tag (the UI, `dagster asset materialize`) is not held
+    by the run queue's tag limit, but its step waits for the modelops_training pool's one slot of the embedded
+    profile while another run holds it, and trains once that run frees it."""
+    from modelops.defs.assets.training import TRAINING_POOL
+    from modelops.instance import EMBEDDED_PROFILE
+
+    (tmp_path / "dagster.yaml").write_text(EMBEDDED_PROFILE.read_text())
+    registry = installation.registry()
+    versions_before = _versions(registry)
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        storage = instance.event_log_storage
+        storage.initialize_concurrency_limit_to_default(TRAINING_POOL)
+        assert storage.claim_concurrency_slot(TRAINING_POOL, "another-training-run", "lora_adapter").is_claimed
+        outcome: dict = {}
+        ad_hoc = threading.Thread(target=lambda: outcome.update(result=dg.materialize(
+            [SUPPORT.lora_adapter], resources=installation.resources, instance=instance,
+            run_config=SUPPORT.keys.run_config(lora_adapter={"max_steps": 2}))))
+        ad_hoc.start()
+        waiting = _wait_for("the ad-hoc run waiting for the pool",
+                            lambda: storage.get_concurrency_info(TRAINING_POOL).pending_run_ids or None, 120)
+        (run_id,) = waiting
+        assert "modelops/training" not in instance.get_run_by_id(run_id).tags  # the queue's tag limit misses it
+        time.sleep(5)
+        assert ad_hoc.is_alive() and _versions(registry) == versions_before  # still waiting: nothing trained
+        storage.free_concurrency_slots_for_run("another-training-run")
+        ad_hoc.join(timeout=600)
+    assert outcome["result"].success
+    assert len(_versions(registry) - versions_before) == 1
 
 
 def test_sensor_tick_with_the_registry_down_fails_and_the_next_tick_checks_the_batch(daemon: Daemon,

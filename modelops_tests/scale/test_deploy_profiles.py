@@ -23,8 +23,10 @@ def test_instance_profiles_validate_against_dagster(profile: Path, tmp_path: Pat
     monkeypatch.setenv("MODELOPS_DAGSTER_POSTGRES_URL", "postgresql+psycopg2://u@127.0.0.1:1/dagster")
     (tmp_path / "dagster.yaml").write_text(profile.read_text())
     config, _ = dagster_instance_config(str(tmp_path))
-    coordinator = config["run_coordinator"]["config"]
-    assert {"key": "modelops/training", "value": "true", "limit": 1} in coordinator["tag_concurrency_limits"]
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert {"key": "modelops/training", "value": "true", "limit": 1} in config["concurrency"]["runs"][
+        "tag_concurrency_limits"]
+    assert config["concurrency"]["pools"]["default_limit"] == 1  # the limit of the modelops_training pool
     if profile == POSTGRES_PROFILE:
         assert config["storage"]["postgres"]["postgres_url"] == {"env": "MODELOPS_DAGSTER_POSTGRES_URL"}
 
@@ -45,8 +47,10 @@ def test_helm_values_give_a_valid_k8s_run_launcher_and_code_location():
     deployment = values["dagster-user-deployments"]["deployments"][0]
     assert deployment["dagsterApiGrpcArgs"] == ["--module-name", "modelops.definitions"]
     assert values["postgresql"]["enabled"] is False and values["postgresql"]["postgresqlDatabase"] == "dagster"
-    limits = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]["tagConcurrencyLimits"]
-    assert {"key": "modelops/training", "value": "true", "limit": 1} in limits
+    assert values["dagsterDaemon"]["runCoordinator"]["type"] == "QueuedRunCoordinator"
+    assert {"key": "modelops/training", "value": "true", "limit": 1} in values["concurrency"]["runs"][
+        "tagConcurrencyLimits"]
+    assert values["concurrency"]["pools"]["defaultLimit"] == 1
 
 
 def test_mlflow_manifests_parse_and_wire_postgres_and_s3():

@@ -23,7 +23,8 @@ from modelops.training_process import TrainingJob
 if TYPE_CHECKING:  # pandas loads when an asset runs, not when the code location loads
     import pandas as pd
 
-TRAINING_TAG = "modelops/training"
+TRAINING_TAG = "modelops/training"  # on training jobs: the run queue starts one such run at a time
+TRAINING_POOL = "modelops_training"  # lora_adapter's concurrency pool: one training step at a time, any run
 
 
 class LoraAdapterConfig(dg.Config):
