@@ -25,11 +25,12 @@ GATE_KEYS = (
     "min_eval_size",
     "min_macro_f1",
     "min_accuracy",
+    "min_class_f1",
     "macro_f1_tolerance",
     "max_cost_increase",
     "max_class_f1_drop",
 )
-UNIT_INTERVAL_KEYS = ("min_macro_f1", "min_accuracy", "macro_f1_tolerance", "max_class_f1_drop")
+UNIT_INTERVAL_KEYS = ("min_macro_f1", "min_accuracy", "min_class_f1", "macro_f1_tolerance", "max_class_f1_drop")
 EPSILON = 1e-9  # float slack so that e.g. 0.83 - 0.02 >= 0.81 holds
 
 
@@ -40,6 +41,7 @@ class GateRules:
     min_eval_size: int = 50
     min_macro_f1: float = 0.5
     min_accuracy: float = 0.6
+    min_class_f1: float = 0.1
     macro_f1_tolerance: float = 0.01
     max_cost_increase: float = 0.0
     max_class_f1_drop: float = 0.10
@@ -133,7 +135,23 @@ def absolute_checks(challenger: EvaluationReport, rules: GateRules) -> list[Gate
             acc >= min_acc - EPSILON,
             f"accuracy {acc:.3f} {_cmp(acc >= min_acc - EPSILON, '>=', '<')} floor {min_acc:.3f}",
         ),
+        class_f1_floor_check(challenger, rules),
     ]
+
+
+def class_f1_floor_check(challenger: EvaluationReport, rules: GateRules) -> GateCheck:
+    """Every class in the evaluation set must reach the per-class F1 floor, whatever the champion scored on it: a
+    class the champion already fails (or that poisoned labels wiped out) cannot hide behind a better macro-F1."""
+    f1, support, floor = challenger.f1_by_label(), challenger.support_by_label(), rules.min_class_f1
+    present = sorted((label for label in f1 if support.get(label)), key=f1.get)
+    if not present:
+        return GateCheck("min_class_f1", False, "no class has examples in the evaluation set")
+    failing = [label for label in present if f1[label] < floor - EPSILON]
+    if failing:
+        listed = ", ".join(f"{label} {f1[label]:.3f}" for label in failing)
+        return GateCheck("min_class_f1", False, f"per-class F1 below the floor {floor:.3f}: {listed}")
+    return GateCheck("min_class_f1", True, f"lowest per-class F1 {f1[present[0]]:.3f} ({present[0]}) >= floor "
+                                           f"{floor:.3f}")
 
 
 def relative_checks(challenger: EvaluationReport, champion: EvaluationReport, rules: GateRules) -> list[GateCheck]:

@@ -17,7 +17,8 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "modelops" / "config" / "
 LABELS = ["billing", "fraud_report", "refund"]
 COSTS = CostModel(default_error_cost=1.0, correct_cost=0.0, pair_costs={("fraud_report", "billing"): 5.0},
                   missed_class_costs={"fraud_report": 25.0})
-RULES = GateRules()  # min 50 examples, F1 >= 0.5, accuracy >= 0.6, tolerance 0.01, cost +0, class drop 0.10
+RULES = GateRules()  # min 50 examples, F1 >= 0.5, accuracy >= 0.6, class F1 >= 0.1, tolerance 0.01, cost +0,
+# class drop 0.10
 # 60 examples, 20 per class; 18 right per class. Errors: billing -> refund, fraud -> billing, refund -> billing.
 CHAMPION_COUNTS = {("billing", "billing"): 18, ("billing", "refund"): 2, ("fraud_report", "fraud_report"): 18,
                    ("fraud_report", "billing"): 2, ("refund", "refund"): 18, ("refund", "billing"): 2}
@@ -50,7 +51,8 @@ def champion() -> EvaluationReport:
 def test_first_model_passing_absolute_minimums() -> None:
     decision = decide(report_from_counts(CHAMPION_COUNTS), None, RULES)
     assert decision.passed and decision.reasons == []
-    assert check_names(decision) == {"eval_size": True, "min_macro_f1": True, "min_accuracy": True}
+    assert check_names(decision) == {"eval_size": True, "min_macro_f1": True, "min_accuracy": True,
+                                     "min_class_f1": True}
 
 
 def test_first_model_below_floors_fails() -> None:
@@ -59,7 +61,8 @@ def test_first_model_below_floors_fails() -> None:
                                            ("refund", "billing"): 12}
     decision = decide(report_from_counts(poor), None, RULES)
     assert not decision.passed
-    assert check_names(decision) == {"eval_size": True, "min_macro_f1": False, "min_accuracy": False}
+    assert check_names(decision) == {"eval_size": True, "min_macro_f1": False, "min_accuracy": False,
+                                     "min_class_f1": True}  # every class F1 >= 0.308
     assert decision.reasons == ["macro-F1 0.426 < floor 0.500", "accuracy 0.400 < floor 0.600"]
 
 
@@ -78,7 +81,7 @@ def test_better_challenger_passes(champion: EvaluationReport) -> None:
     decision = decide(report_from_counts(better), champion, RULES)
     assert decision.passed, decision.reasons
     assert list(check_names(decision)) == [
-        "eval_size", "min_macro_f1", "min_accuracy", "label_set", "eval_set",
+        "eval_size", "min_macro_f1", "min_accuracy", "min_class_f1", "label_set", "eval_set",
         "macro_f1_vs_champion", "cost_vs_champion", "class_f1_drop",
     ]
 
@@ -118,6 +121,26 @@ def test_one_class_collapsing_fails(champion: EvaluationReport) -> None:
     assert [c.name for c in decision.checks if not c.passed] == ["class_f1_drop"]
     (reason,) = decision.reasons
     assert "fraud_report 0.947 -> 0.750 (-0.197)" in reason and "billing" not in reason
+
+
+def test_a_class_the_champion_already_failed_cannot_hide_behind_a_better_macro_f1() -> None:
+    """The poisoned-feedback case: fraud tickets relabelled as billing. The champion already misses most fraud, so the
+    per-class drop rule (here 0.30) tolerates the fall, and the challenger's macro-F1 is higher; only the
+    per-class floor refuses it."""
+    champion = report_from_counts({("billing", "billing"): 12, ("billing", "refund"): 8, ("fraud_report", "billing"): 16,
+                                   ("fraud_report", "fraud_report"): 4, ("refund", "refund"): 12,
+                                   ("refund", "billing"): 8})
+    poisoned = report_from_counts({("billing", "billing"): 20, ("fraud_report", "billing"): 19,
+                                   ("fraud_report", "fraud_report"): 1, ("refund", "refund"): 20})
+    lenient = GateRules(min_macro_f1=0.0, min_accuracy=0.0, max_class_f1_drop=0.30)
+    assert poisoned.macro_f1 > champion.macro_f1 and poisoned.f1_by_label()["fraud_report"] < 0.1
+    decision = decide(poisoned, champion, lenient)
+    assert not decision.passed
+    assert [c.name for c in decision.checks if not c.passed] == ["min_class_f1"]
+    assert decision.reasons == [f"per-class F1 below the floor 0.100: fraud_report "
+                                f"{poisoned.f1_by_label()['fraud_report']:.3f}"]
+    assert decide(poisoned, champion, GateRules(min_macro_f1=0.0, min_accuracy=0.0, min_class_f1=0.0,
+                                                max_class_f1_drop=0.30)).passed  # the floor was the only guard
 
 
 def test_label_set_mismatch_fails_without_exception(champion: EvaluationReport) -> None:
@@ -166,7 +189,7 @@ def test_markdown_lists_every_check(champion: EvaluationReport) -> None:
 
 def test_default_config_gate_rules() -> None:
     assert load_gate_rules(DEFAULT_CONFIG) == GateRules(
-        min_eval_size=50, min_macro_f1=0.5, min_accuracy=0.6, macro_f1_tolerance=0.01,
+        min_eval_size=50, min_macro_f1=0.5, min_accuracy=0.6, min_class_f1=0.1, macro_f1_tolerance=0.01,
         max_cost_increase=0.0, max_class_f1_drop=0.10,
     )
 
@@ -193,6 +216,7 @@ def _write_gate(tmp_path: Path, **changes: Any) -> Path:
         ({"min_eval_size": 0}, "gate.min_eval_size", ">= 1"),
         ({"min_macro_f1": 1.5}, "gate.min_macro_f1", "between 0 and 1"),
         ({"max_class_f1_drop": -0.1}, "gate.max_class_f1_drop", "between 0 and 1"),
+        ({"min_class_f1": 2}, "gate.min_class_f1", "between 0 and 1"),
         ({"macro_f1_tolerance": "small"}, "gate.macro_f1_tolerance", "number"),
         ({"max_cost_increase": -1.0}, "gate.max_cost_increase", ">= 0"),
     ],

@@ -20,8 +20,8 @@ from modelops.settings import PACKAGE_CONFIG_DIR, Settings
 from modelops_tests.conftest import LABELS
 
 # A gate that lets anything pass (this tests the mechanics, not a 3-step adapter's quality), on small test splits.
-PERMISSIVE_GATE = {"min_eval_size": 20, "min_macro_f1": 0.0, "min_accuracy": 0.0, "macro_f1_tolerance": 1.0,
-                   "max_cost_increase": 100000.0, "max_class_f1_drop": 1.0}
+PERMISSIVE_GATE = {"min_eval_size": 20, "min_macro_f1": 0.0, "min_accuracy": 0.0, "min_class_f1": 0.0,
+                   "macro_f1_tolerance": 1.0, "max_cost_increase": 100000.0, "max_class_f1_drop": 1.0}
 CUSTOMISATIONS = {"support_router": {"registered_model_name": "support-router"}, "billing": {}}
 
 

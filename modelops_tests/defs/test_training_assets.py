@@ -24,6 +24,7 @@ gate:
   min_eval_size: 50
   min_macro_f1: 0.0
   min_accuracy: 0.0
+  min_class_f1: 0.0
   macro_f1_tolerance: 1.0
   max_cost_increase: 100000.0
   max_class_f1_drop: 1.0
