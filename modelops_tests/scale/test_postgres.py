@@ -88,7 +88,7 @@ def test_data_assets_registry_and_sensor_run_on_postgres(tmp_path: Path, postgre
 @pytest.mark.slow
 def test_bootstrap_and_a_sensor_tick_run_on_postgres(tmp_path: Path, postgres_url: str, monkeypatch):
     """The whole training -> evaluation -> promotion job, then a real drift tick (about 3 minutes on 2 cores)."""
-    training = yaml.safe_load((PACKAGE_CONFIG_DIR / "training.yaml").read_text()) | {"epochs": 2}  # enough for the default gate
+    training = yaml.safe_load((PACKAGE_CONFIG_DIR / "training.yaml").read_text()) | {"epochs": 2}  # gate-worthy
     (tmp_path / "training.yaml").write_text(yaml.safe_dump(training))
     env = {**os.environ, "MODELOPS_HOME": str(tmp_path / "home"), "MODELOPS_DATA_DIR": str(tmp_path / "data"),
            "MODELOPS_TRAINING_CONFIG": str(tmp_path / "training.yaml"), "DAGSTER_HOME": str(tmp_path / "dagster"),
