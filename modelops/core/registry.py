@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities import Run
 
 log = logging.getLogger(__name__)
 
@@ -271,8 +272,9 @@ class ModelRegistry:
         with self._store_call(f"finish run {run_id}"):
             self.client.set_terminated(run_id, "FINISHED")
 
-    def finalise_orphaned_runs(self) -> list[str]:
-        """Mark KILLED the runs left RUNNING by a process of this host that is gone; returns their ids.
+    def finalise_orphaned_runs(self) -> list[Run]:
+        """Mark KILLED the runs left RUNNING by a process of this host that is gone; returns them (as found, with
+        their tags).
 
         A process killed mid-run (SIGKILL, out-of-memory killer, power loss) never ends its MLflow run. Every run
         records its owner (host and pid, OWNER_TAG); the next run started on the same host terminates RUNNING runs
@@ -284,7 +286,6 @@ class ModelRegistry:
             running = self.client.search_runs([self.experiment_id], "attributes.status = 'RUNNING'", max_results=200)
             orphans = [found for found in running if OWNER_TAG in found.data.tags
                        and _owner_alive(found.data.tags[OWNER_TAG], found.info.run_id) is False]
-        finalised = []
         for found in orphans:
             owner = found.data.tags[OWNER_TAG]
             reason = (f"process {owner} ended without finishing the run (killed); marked KILLED by "
@@ -293,8 +294,7 @@ class ModelRegistry:
                 self.client.set_tag(found.info.run_id, END_REASON_TAG, reason)
                 self.client.set_terminated(found.info.run_id, "KILLED")
             log.warning("MLflow run %s (%s): %s", found.info.run_id, found.info.run_name, reason)
-            finalised.append(found.info.run_id)
-        return finalised
+        return orphans
 
     def run_url(self, run_id: str) -> str:
         """Link to the run in the MLflow UI (`modelops mlflow-ui` serves it)."""

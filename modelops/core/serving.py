@@ -380,11 +380,12 @@ class ServedCustomisation:
         try:
             version = await asyncio.to_thread(self.endpoint.probe_version)
         except Exception as exc:  # the traceback once per outage, then one line per failed probe
-            first = self.probe_failing_since is None
-            self.probe_failing_since = self.probe_failing_since or datetime.now(UTC)
-            log.log(logging.ERROR if first else logging.WARNING, "Probing %s's champion version failed; keeping "
-                    "version %s%s", self.name, self.version,
-                    "" if first else f" (failing since {self.probe_failing_since:%H:%M:%S}: {exc})", exc_info=first)
+            if self.probe_failing_since is None:
+                self.probe_failing_since = datetime.now(UTC)
+                log.exception("Probing %s's champion version failed; keeping version %s", self.name, self.version)
+            else:
+                log.warning("Probing %s's champion version failed; keeping version %s (failing since %s: %s)",
+                            self.name, self.version, f"{self.probe_failing_since:%H:%M:%S}", exc)
             return False
         if self.probe_failing_since is not None:
             log.info("Probing %s's champion version works again (failed since %s)", self.name,

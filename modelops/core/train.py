@@ -447,6 +447,11 @@ def train_classifier_adapter(
                           stopped, temperature, history)
 
 
+def partial_dir(output_dir: Path) -> Path:
+    """The sibling folder save_adapter writes into before its atomic rename to `output_dir`."""
+    return output_dir.with_name(output_dir.name + ".partial")
+
+
 def save_adapter(model: Any, output_dir: Path, labels: list[str], base: BaseModelInfo, config: TrainingConfig,
                  extra: dict[str, float]) -> None:
     """Write only the adapter (safetensors) plus its label map and a manifest naming the base it belongs to.
@@ -457,7 +462,7 @@ def save_adapter(model: Any, output_dir: Path, labels: list[str], base: BaseMode
     import shutil
 
     output_dir = Path(output_dir)
-    partial = output_dir.with_name(output_dir.name + ".partial")
+    partial = partial_dir(output_dir)
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     model.save_pretrained(str(partial), safe_serialization=True)

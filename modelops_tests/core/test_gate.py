@@ -17,8 +17,8 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "modelops" / "config" / "
 LABELS = ["billing", "fraud_report", "refund"]
 COSTS = CostModel(default_error_cost=1.0, correct_cost=0.0, pair_costs={("fraud_report", "billing"): 5.0},
                   missed_class_costs={"fraud_report": 25.0})
-RULES = GateRules()  # min 50 examples, F1 >= 0.5, accuracy >= 0.6, class F1 >= 0.1, tolerance 0.01, cost +0,
-# class drop 0.10
+# Defaults: min 50 examples, F1 >= 0.5, accuracy >= 0.6, class F1 >= 0.1, tolerance 0.01, cost +0, class drop 0.10.
+RULES = GateRules()
 # 60 examples, 20 per class; 18 right per class. Errors: billing -> refund, fraud -> billing, refund -> billing.
 CHAMPION_COUNTS = {("billing", "billing"): 18, ("billing", "refund"): 2, ("fraud_report", "fraud_report"): 18,
                    ("fraud_report", "billing"): 2, ("refund", "refund"): 18, ("refund", "billing"): 2}
@@ -127,9 +127,9 @@ def test_a_class_the_champion_already_failed_cannot_hide_behind_a_better_macro_f
     """The poisoned-feedback case: fraud tickets relabelled as billing. The champion already misses most fraud, so the
     per-class drop rule (here 0.30) tolerates the fall, and the challenger's macro-F1 is higher; only the
     per-class floor refuses it."""
-    champion = report_from_counts({("billing", "billing"): 12, ("billing", "refund"): 8, ("fraud_report", "billing"): 16,
-                                   ("fraud_report", "fraud_report"): 4, ("refund", "refund"): 12,
-                                   ("refund", "billing"): 8})
+    champion = report_from_counts({("billing", "billing"): 12, ("billing", "refund"): 8,
+                                   ("fraud_report", "billing"): 16, ("fraud_report", "fraud_report"): 4,
+                                   ("refund", "refund"): 12, ("refund", "billing"): 8})
     poisoned = report_from_counts({("billing", "billing"): 20, ("fraud_report", "billing"): 19,
                                    ("fraud_report", "fraud_report"): 1, ("refund", "refund"): 20})
     lenient = GateRules(min_macro_f1=0.0, min_accuracy=0.0, max_class_f1_drop=0.30)

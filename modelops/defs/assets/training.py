@@ -93,14 +93,17 @@ def _run_training(context: dg.AssetExecutionContext, launcher: TrainingLauncher,
 
 def _remove_leftovers_of_killed_runs(registry, home: Path, context: dg.AssetExecutionContext) -> None:
     """Finalise the MLflow runs of killed training processes and delete what they left on disk: their inputs
-    (`training/<dagster run>`) and unregistered adapter folders (`adapters/<mlflow run>`, `.partial`)."""
-    for run_id in registry.finalise_orphaned_runs():
-        dagster_run = registry.client.get_run(run_id).data.tags.get("modelops.dagster_run_id")
-        leftovers = [home / "adapters" / run_id, home / "adapters" / f"{run_id}.partial",
-                     *([home / "training" / dagster_run] if dagster_run else [])]
+    (`training/<dagster run>`) and unregistered adapter folders (`adapters/<mlflow run>` and its `.partial`)."""
+    from modelops.core.train import partial_dir
+
+    for run in registry.finalise_orphaned_runs():
+        adapter = home / "adapters" / run.info.run_id
+        leftovers = [adapter, partial_dir(adapter)]
+        if dagster_run := run.data.tags.get("modelops.dagster_run_id"):
+            leftovers.append(home / "training" / dagster_run)
         for folder in (f for f in leftovers if f.exists()):
             shutil.rmtree(folder, ignore_errors=True)
-            context.log.info(f"removed {folder}, left by killed MLflow run {run_id}")
+            context.log.info(f"removed {folder}, left by killed MLflow run {run.info.run_id}")
 
 
 def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, lake: DataLake, base_model: BaseModel,
@@ -109,7 +112,7 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
     from modelops.core.atomic import write_parquet_atomic
     from modelops.core.base_model import BaseModelError
     from modelops.core.curate import content_hash
-    from modelops.core.train import TRAINING_CONFIG_ARTIFACT, TrainingConfigError
+    from modelops.core.train import TRAINING_CONFIG_ARTIFACT, TrainingConfigError, partial_dir
 
     settings = _training_config(policies, config)
     curated, record = read_curated(lake)
@@ -159,7 +162,7 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
                 "mode": settings.mode, "dagster_run_id": context.run_id, "seed": str(settings.seed),
                 **({"warm_start_version": warm_start} if warm_start else {})})
         except BaseException:  # a failed run keeps no adapter folder (the registry holds what was registered)
-            for folder in (output, output.with_name(f"{output.name}.partial")):
+            for folder in (output, partial_dir(output)):
                 shutil.rmtree(folder, ignore_errors=True)
             raise
         finally:
