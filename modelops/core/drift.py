@@ -5,17 +5,21 @@ Checked columns (one drift score each):
   `text_descriptors`), the model outputs `predicted_label` and `confidence`: Evidently `ValueDrift` with the
   Jensen-Shannon distance (`method="jensenshannon"`, natural log, so 0 = same distribution and sqrt(ln 2) ~ 0.83
   = disjoint; numeric columns are binned into Sturges bins over both windows, columns with <= 20 distinct
-  reference values are compared value by value). A column drifts when its distance >= `column_drift_threshold`
-  (`predicted_label`: `label_drift_threshold`).
+  reference values are compared value by value).
 - `embedding`: Evidently's domain-classifier embedding drift (`ModelDriftMethod`: a logistic-regression SGD
   classifier learns to tell reference from current rows; the score is its ROC AUC on a held-out half, 0.5 =
-  indistinguishable). It drifts when the AUC >= `embedding_auc_threshold`. Evidently's own `EmbeddingsDrift`
-  metric computes the same score but always fits a t-SNE for its plot (~30 s on 5k rows here), so the method
-  runs inside a small custom Evidently metric instead (`_embedding_metric`), which keeps it in the HTML report.
+  indistinguishable). Evidently's own `EmbeddingsDrift` metric computes the same score but always fits a t-SNE for
+  its plot (~30 s on 5k rows here), so the method runs inside a small custom Evidently metric instead
+  (`_embedding_metric`), which keeps it in the HTML report.
+- the label-free accuracy estimate (`estimate_accuracy`): its drop from the reference to the window.
 
-Both windows are subsampled deterministically (`seed`) before the statistics, so cost does not grow with the
-window. Severity is the share of drifted columns: >= `severe_share` -> "severe", >= `moderate_share` ->
-"moderate". Performance is estimated without labels from the calibrated confidences (`estimate_accuracy`).
+Every threshold comes from the champion's calibration (`modelops.core.drift_calibration`): the statistic's
+distribution on stable windows of the window's size drawn from the champion's held-out rows, so that a stable
+window raises drift with probability at most `false_alarm_rate`. `fixed_thresholds` in the policy overrides a
+column's threshold explicitly. Both windows are subsampled deterministically (`seed`) before the statistics, so
+cost does not grow with the window. Severity: "severe" when the share of drifted columns >= `severe_share` or the
+estimated accuracy drop is beyond its noise band and at least `accuracy_drop_threshold`; "moderate" when the
+share >= `moderate_share` or the accuracy drop is beyond its noise band.
 """
 
 from __future__ import annotations
@@ -29,13 +33,16 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import yaml
 
 from modelops.core.curate import clean_text
+
+if TYPE_CHECKING:
+    from modelops.core.drift_calibration import DriftCalibration
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +52,8 @@ LABEL_COLUMN = "predicted_label"
 CONFIDENCE_COLUMN = "confidence"
 EMBEDDING_COLUMN = "embedding"
 REQUIRED_COLUMNS = ("text", LABEL_COLUMN, CONFIDENCE_COLUMN)
+CHECKED_COLUMNS = (*DESCRIPTOR_COLUMNS, LABEL_COLUMN, CONFIDENCE_COLUMN, EMBEDDING_COLUMN)
+REPLACED_KEYS = ("column_drift_threshold", "label_drift_threshold", "embedding_auc_threshold")
 COLUMN_DRIFT_METHOD = "jensenshannon"
 
 _TOKEN_RE = re.compile(TOKEN_PATTERN)
@@ -68,27 +77,36 @@ class DriftConfig:
     min_window_rows: int
     max_reference_rows: int
     max_current_rows: int
-    column_drift_threshold: float  # Jensen-Shannon distance (natural log) per column
     moderate_share: float
     severe_share: float
     accuracy_drop_threshold: float
     require_accuracy_drop: bool
     seed: int
-    embedding_auc_threshold: float = 0.6  # ROC AUC of the reference-vs-current domain classifier
-    label_drift_threshold: float = 0.11  # Jensen-Shannon distance of the predicted-label mix
+    false_alarm_rate: float = 0.01  # probability that a stable window raises drift (all tests together)
+    calibration_replicates: int = 400  # stable windows drawn per window size to calibrate the thresholds
+    fixed_thresholds: dict[str, float] = field(default_factory=dict)  # explicit per-column override
 
     def __post_init__(self) -> None:
         for key in ("min_window_rows", "max_reference_rows", "max_current_rows"):
             _check_int(getattr(self, key), key, minimum=1)
         _check_int(self.seed, "seed", minimum=0)
-        for key in ("column_drift_threshold", "accuracy_drop_threshold", "label_drift_threshold"):
-            _check_float(getattr(self, key), key, 0.0, 1.0)
+        _check_int(self.calibration_replicates, "calibration_replicates", minimum=50)
+        _check_float(self.accuracy_drop_threshold, "accuracy_drop_threshold", 0.0, 1.0)
         _check_float(self.moderate_share, "moderate_share", 0.0, 1.0, low_open=True)
         _check_float(self.severe_share, "severe_share", self.moderate_share, 1.0)
-        _check_float(self.embedding_auc_threshold, "embedding_auc_threshold", 0.5, 1.0, low_open=True)
+        _check_float(self.false_alarm_rate, "false_alarm_rate", 0.0, 0.5, low_open=True)
         if not isinstance(self.require_accuracy_drop, bool):
             problem = f"expected true or false, got {self.require_accuracy_drop!r}"
             raise DriftConfigError(f"key 'require_accuracy_drop': {problem}")
+        if not isinstance(self.fixed_thresholds, dict):
+            raise DriftConfigError(f"key 'fixed_thresholds': expected a mapping of column -> threshold, got "
+                                   f"{self.fixed_thresholds!r}")
+        for column, value in self.fixed_thresholds.items():
+            if column not in CHECKED_COLUMNS:
+                raise DriftConfigError(f"key 'fixed_thresholds': unknown column {column!r}; expected one of "
+                                       f"{list(CHECKED_COLUMNS)}")
+            low, low_open = (0.5, True) if column == EMBEDDING_COLUMN else (0.0, False)
+            _check_float(value, f"fixed_thresholds.{column}", low, 1.0, low_open=low_open)
         if self.min_window_rows > min(self.max_reference_rows, self.max_current_rows):
             raise DriftConfigError("key 'min_window_rows': must not exceed max_reference_rows or max_current_rows")
 
@@ -100,6 +118,10 @@ class DriftConfig:
         known = [f.name for f in fields(cls)]
         required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
         for key in body:
+            if key in REPLACED_KEYS:
+                raise DriftConfigError(
+                    f"{path}: key '{key}' is no longer read: thresholds are calibrated on the champion's held-out "
+                    f"rows for false_alarm_rate; to pin one, use fixed_thresholds: {{<column>: <value>}}")
             if key not in known:
                 raise DriftConfigError(f"{path}: unknown key '{key}'; expected one of {known}")
         for key in required:
@@ -213,6 +235,9 @@ class DriftResult:
     retrain_recommended: bool
     html: str
     seconds: float
+    thresholds: dict[str, float] = field(default_factory=dict)  # the threshold each column's score was held to
+    accuracy_drop_band: float = float("nan")  # estimated-accuracy drop that a stable window exceeds rarely
+    accuracy_drop_significant: bool = False  # the estimated accuracy fell by more than its noise band
     notes: list[str] = field(default_factory=list)
 
     def to_metadata(self) -> dict[str, float | int | str | bool]:
@@ -230,11 +255,14 @@ class DriftResult:
             "estimated_accuracy_reference": self.estimated_accuracy_reference,
             "estimated_accuracy_current": self.estimated_accuracy_current,
             "estimated_accuracy_drop": self.estimated_accuracy_reference - self.estimated_accuracy_current,
+            "estimated_accuracy_drop_band": self.accuracy_drop_band,
+            "estimated_accuracy_drop_significant": self.accuracy_drop_significant,
             "retrain_recommended": self.retrain_recommended,
             "seconds": self.seconds,
             "notes": "; ".join(self.notes),
         }
         metadata.update({f"drift_score_{column}": score for column, score in self.column_scores.items()})
+        metadata.update({f"drift_threshold_{column}": value for column, value in self.thresholds.items()})
         return metadata
 
 
@@ -246,8 +274,9 @@ def check_drift(
     current: pd.DataFrame,
     vocabulary: frozenset[str],
     config: DriftConfig,
+    calibration: DriftCalibration,
 ) -> DriftResult:
-    """Compare a traffic window with the reference window; see the module docstring for the statistics."""
+    """Compare a traffic window with the champion's reference under its calibrated thresholds (module docstring)."""
     started = time.perf_counter()
     _check_columns(reference, "reference")
     _check_columns(current, "current")
@@ -258,16 +287,21 @@ def check_drift(
         log.info("drift check skipped: %s", skipped_reason)
         return _skipped_result(reference, current, skipped_reason, accuracy_reference, accuracy_current, started)
     notes: list[str] = []
-    reference_table = _drift_table(reference, vocabulary, config.max_reference_rows, config.seed)
-    current_table = _drift_table(current, vocabulary, config.max_current_rows, config.seed + 1)
+    reference_table = checked_table(reference, vocabulary, config.max_reference_rows, config.seed)
+    current_table = checked_table(current, vocabulary, config.max_current_rows, config.seed + 1)
     embedding_columns = _shared_embedding_columns(reference_table, current_table, config.min_window_rows, notes)
-    scores, html = _run_report(reference_table, current_table, embedding_columns, config)
-    drifted = [column for column, score in scores.items() if score >= _threshold(column, config)]
+    thresholds = _thresholds(calibration, config, len(reference_table), len(current_table))
+    scores, html = _run_report(reference_table, current_table, embedding_columns, thresholds)
+    thresholds = {column: thresholds[column] for column in scores}
+    drifted = [column for column, score in scores.items() if score >= thresholds[column]]
     share = len(drifted) / len(scores)
-    severity = _severity(share, config)
-    drift_detected = severity != "none"
     accuracy_drop = accuracy_reference - accuracy_current
-    retrain = drift_detected and (not config.require_accuracy_drop or accuracy_drop >= config.accuracy_drop_threshold)
+    band = calibration.accuracy_drop_band(len(current))
+    significant = accuracy_drop > band
+    severity = _severity(share, significant and accuracy_drop >= config.accuracy_drop_threshold, significant, config)
+    drift_detected = severity != "none"
+    retrain = drift_detected and (not config.require_accuracy_drop
+                                  or (significant and accuracy_drop >= config.accuracy_drop_threshold))
     result = DriftResult(
         n_reference=len(reference),
         n_current=len(current),
@@ -282,9 +316,13 @@ def check_drift(
         retrain_recommended=retrain,
         html=html,
         seconds=time.perf_counter() - started,
+        thresholds=thresholds,
+        accuracy_drop_band=band,
+        accuracy_drop_significant=significant,
         notes=notes,
     )
-    log.info("drift check: severity=%s drifted=%s retrain=%s (%.2fs)", severity, drifted, retrain, result.seconds)
+    log.info("drift check: severity=%s drifted=%s accuracy drop %.3f (band %.3f) retrain=%s (%.2fs)", severity,
+             drifted, accuracy_drop, band, retrain, result.seconds)
     return result
 
 
@@ -338,7 +376,7 @@ def subsample(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
     return frame.iloc[positions].reset_index(drop=True)
 
 
-def _drift_table(frame: pd.DataFrame, vocabulary: frozenset[str], max_rows: int, seed: int) -> pd.DataFrame:
+def checked_table(frame: pd.DataFrame, vocabulary: frozenset[str], max_rows: int, seed: int) -> pd.DataFrame:
     """The subsampled window as the checked columns: descriptors, outputs and `embedding_<i>` columns."""
     sample = subsample(frame, max_rows, seed)
     # Describe texts as training saw them (normalised, PII as <EMAIL> etc.), so raw traffic and curated references
@@ -396,18 +434,18 @@ def _shared_embedding_columns(
     return reference_columns
 
 
-def _threshold(column: str, config: DriftConfig) -> float:
-    """The drift threshold that applies to a checked column's score."""
-    if column == EMBEDDING_COLUMN:
-        return config.embedding_auc_threshold
-    return config.label_drift_threshold if column == LABEL_COLUMN else config.column_drift_threshold
+def _thresholds(calibration: DriftCalibration, config: DriftConfig, n_reference: int, n_current: int) -> dict[str, float]:
+    """Each checked column's threshold for these window sizes: the policy's fixed override, else calibrated."""
+    calibrated = {column: calibration.column_threshold(column, n_current) for column in calibration.thresholds}
+    calibrated[EMBEDDING_COLUMN] = calibration.embedding_threshold(n_reference, n_current)
+    return {**calibrated, **config.fixed_thresholds}
 
 
-def _severity(share: float, config: DriftConfig) -> str:
-    """'severe', 'moderate' or 'none' from the share of drifted columns."""
-    if share >= config.severe_share:
+def _severity(share: float, accuracy_problem: bool, accuracy_drop_significant: bool, config: DriftConfig) -> str:
+    """'severe', 'moderate' or 'none' from the share of drifted columns and the estimated accuracy drop."""
+    if share >= config.severe_share or accuracy_problem:
         return "severe"
-    if share >= config.moderate_share:
+    if share >= config.moderate_share or accuracy_drop_significant:
         return "moderate"
     return "none"
 
@@ -419,7 +457,7 @@ def _run_report(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     embedding_columns: list[str],
-    config: DriftConfig,
+    thresholds: dict[str, float],
 ) -> tuple[dict[str, float], str]:
     """Run the Evidently report; returns the drift score per checked column and the standalone HTML."""
     from evidently import DataDefinition, Dataset, Report
@@ -428,11 +466,11 @@ def _run_report(
 
     checked = [*DESCRIPTOR_COLUMNS, LABEL_COLUMN, CONFIDENCE_COLUMN]
     metrics: list[Any] = [
-        ValueDrift(column=column, method=COLUMN_DRIFT_METHOD, threshold=_threshold(column, config))
+        ValueDrift(column=column, method=COLUMN_DRIFT_METHOD, threshold=thresholds[column])
         for column in checked
     ]
     if embedding_columns:
-        metrics.append(_embedding_metric()(columns=embedding_columns, tests=[lt(config.embedding_auc_threshold)]))
+        metrics.append(_embedding_metric()(columns=embedding_columns, tests=[lt(thresholds[EMBEDDING_COLUMN])]))
     definition = DataDefinition(  # every list given, so Evidently infers nothing; embeddings get no column stats
         numerical_columns=[*DESCRIPTOR_COLUMNS, CONFIDENCE_COLUMN],
         categorical_columns=[LABEL_COLUMN],
