@@ -265,6 +265,17 @@ class DriftResult:
         metadata.update({f"drift_threshold_{column}": value for column, value in self.thresholds.items()})
         return metadata
 
+    def scores_markdown(self) -> str:
+        """Each test's score against its threshold, as a markdown table."""
+        lines = ["| test | score | threshold | drifted |", "|---|---:|---:|---|"]
+        for column, score in self.column_scores.items():
+            drifted = "yes" if column in self.drifted_columns else "no"
+            lines.append(f"| {column} | {score:.4f} | {self.thresholds.get(column, float('nan')):.4f} | {drifted} |")
+        drop = self.estimated_accuracy_reference - self.estimated_accuracy_current
+        lines.append(f"| estimated accuracy drop | {drop:.4f} | {self.accuracy_drop_band:.4f} | "
+                     f"{'yes' if self.accuracy_drop_significant else 'no'} |")
+        return "\n".join(lines)
+
 
 # ---------------------------------------------------------------------------------------------- drift check
 

@@ -27,7 +27,8 @@ a stable window raises drift with the policy's probability `false_alarm_rate`:
   quantile.
 
 Window sizes: `min_window_rows`, doubling, up to half the held-out pool (the reference part is never smaller than
-the window) or `max_current_rows`. A window of n rows uses the thresholds of the largest calibrated size <= n:
+the window) or `max_current_rows`; a pool smaller than two windows draws the window with replacement from the half
+that is not the reference part (bootstrap: noisier than fresh traffic, so it errs towards fewer alarms). A window of n rows uses the thresholds of the largest calibrated size <= n:
 the statistics' noise falls as n grows, so this errs towards fewer alarms. Nothing here is tuned to a data set:
 the thresholds adapt to the number of classes, the text lengths and the window size through the rows themselves.
 """
@@ -60,7 +61,7 @@ DEGENERATE_VARIANCE = 1e-18
 
 
 class DriftCalibrationError(ValueError):
-    """The held-out rows cannot calibrate the drift check (too few rows for the smallest window)."""
+    """The held-out rows cannot calibrate the drift check (fewer than the smallest window)."""
 
 
 # ---------------------------------------------------------------------------------------------- the statistic
@@ -173,12 +174,13 @@ def policy_fingerprint(config: DriftConfig, reference_rows: int) -> str:
 
 def calibration_window_sizes(pool_rows: int, min_window_rows: int, max_current_rows: int) -> list[int]:
     """min_window_rows, doubling, up to half the pool (or max_current_rows), that cap included."""
-    cap = min(max_current_rows, pool_rows // 2)
-    if cap < min_window_rows:
+    if pool_rows < min_window_rows:
         raise DriftCalibrationError(
-            f"the champion has {pool_rows} held-out rows; calibrating {min_window_rows}-row windows "
-            f"(min_window_rows) needs at least {2 * min_window_rows}. Add labelled data or lower min_window_rows."
+            f"the champion has {pool_rows} held-out rows, fewer than min_window_rows={min_window_rows}: its drift "
+            "check cannot decide on any window. Add labelled data (the curated validation and test splits are the "
+            "reference) or lower min_window_rows in the drift policy."
         )
+    cap = min(max_current_rows, max(pool_rows // 2, min_window_rows))
     sizes = [min_window_rows]
     while sizes[-1] * 2 <= cap:
         sizes.append(sizes[-1] * 2)

@@ -1,13 +1,19 @@
-"""The drift reference of a champion: its predictions on held-out curated data, plus its training vocabulary."""
+"""The drift reference of a champion: its predictions on held-out curated data, its training vocabulary, and the
+drift calibration made from them (thresholds for the policy's false-alarm rate)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from modelops.core.atomic import write_parquet_atomic, write_text_atomic
+
+if TYPE_CHECKING:
+    from modelops.core.drift import DriftConfig
+    from modelops.core.drift_calibration import DriftCalibration
 
 
 def reference_paths(directory: Path, version: str) -> tuple[Path, Path]:
@@ -37,3 +43,23 @@ def load_reference(directory: Path, version: str) -> tuple[pd.DataFrame, frozens
     if not (data_path.is_file() and vocab_path.is_file()):
         return None
     return pd.read_parquet(data_path), frozenset(json.loads(vocab_path.read_text()))
+
+
+def calibration_path(directory: Path, version: str) -> Path:
+    return Path(directory) / f"v{version}.calibration.json"
+
+
+def reference_calibration(directory: Path, version: str, reference: pd.DataFrame, vocabulary: frozenset[str],
+                          config: DriftConfig) -> DriftCalibration:
+    """The drift calibration stored with `version`'s reference; computed and stored first when there is none, or
+    when the one stored was made under another drift policy."""
+    from modelops.core.drift_calibration import DriftCalibration, calibrate_drift, policy_fingerprint
+
+    path = calibration_path(directory, version)
+    if path.is_file():
+        stored = DriftCalibration.from_json(path.read_text(encoding="utf-8"))
+        if stored.policy_fingerprint == policy_fingerprint(config, len(reference)):
+            return stored
+    calibration = calibrate_drift(reference, vocabulary, config)
+    write_text_atomic(calibration.to_json(), path)
+    return calibration

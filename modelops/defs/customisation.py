@@ -116,8 +116,8 @@ def customisation_defs(name: str) -> CustomisationDefs:
 
     @asset("champion", training.champion, {"mlflow"}, "promotion", own | {"base_model"}, deps=["evaluation"])
     def champion(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        lake, mlflow, _ = keys.resources(context)
-        return training.champion(context, lake, context.resources.base_model, mlflow)
+        lake, mlflow, policies = keys.resources(context)
+        return training.champion(context, lake, context.resources.base_model, mlflow, policies)
 
     def job(job_name: str, assets: list, description: str, training_run: bool = True) -> UnresolvedAssetJobDefinition:
         return dg.define_asset_job(keys.job(job_name), selection=dg.AssetSelection.assets(*assets),

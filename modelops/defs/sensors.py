@@ -29,21 +29,43 @@ DRIFT_REPORT_RUN_TAG = "modelops/drift_report_run"
 DRIFT_REPORT = "drift/report.html"
 
 
-def _log_drift_report(mlflow: MlflowRegistry, key: str, result, batch_ids: list[str], champion: str) -> str:
-    """An MLflow run for one checked window (metrics + Evidently report); returns its id."""
+def _log_drift_report(mlflow: MlflowRegistry, key: str, result, calibration, batch_ids: list[str],
+                      champion: str) -> str:
+    """An MLflow run for one checked window (metrics, Evidently report, scores against the champion's calibrated
+    thresholds); returns its id."""
     registry = mlflow.registry()
     with registry.run(f"drift-check-{key}", {"modelops.drift_event": key, "modelops.champion_version": champion,
                                              "modelops.batches": ",".join(batch_ids)[:4900]}) as run_id:
         registry.log_metrics(run_id, {k: float(v) for k, v in result.to_metadata().items()
                                       if isinstance(v, (int, float))})
         registry.log_text(run_id, result.html, DRIFT_REPORT)
+        registry.log_text(run_id, f"# Drift check {key}\n\n{result.scores_markdown()}\n\n## Calibration of champion "
+                                  f"v{champion}\n\n{calibration.markdown()}\n", "drift/thresholds.md")
     return run_id
 
 
 def _window_metadata(result, received: int, quarantined: int, report_url: str, champion: str) -> dict:
-    """What Dagster shows for one checked window: drift scores, label-free accuracy estimate, report link."""
+    """What Dagster shows for one checked window: drift scores against their calibrated thresholds, label-free
+    accuracy estimate, report link."""
     return {**result.to_metadata(), "champion_version": champion, "received_rows": received,
-            "quarantined_rows": quarantined, "evidently_report": dg.MetadataValue.url(report_url)}
+            "quarantined_rows": quarantined, "evidently_report": dg.MetadataValue.url(report_url),
+            "scores_vs_thresholds": dg.MetadataValue.md(result.scores_markdown())}
+
+
+def _champion_reference(lake: DataLake, champion: str | None, config) -> tuple | str:
+    """The champion's reference frame, vocabulary and drift calibration (calibrated now when it has none for
+    this policy), or why there is none."""
+    from modelops.core.drift_calibration import DriftCalibrationError
+    from modelops.core.reference import load_reference, reference_calibration
+
+    directory = Path(lake.home) / "reference"
+    reference = load_reference(directory, champion) if champion else None
+    if reference is None:
+        return f"no drift reference for champion {champion} yet; bootstrap a champion first"
+    try:
+        return (*reference, reference_calibration(directory, champion, *reference, config))
+    except DriftCalibrationError as error:
+        return f"no drift calibration for champion {champion}: {error}"
 
 
 def _drift_evaluation(result, metadata: dict) -> dict:
@@ -60,14 +82,13 @@ def traffic_drift(lake: DataLake, mlflow: MlflowRegistry, policies: Policies) ->
     batches (at least min_window_rows valid rows) without moving the sensor's cursor or quarantining anything.
     """
     from modelops.core.drift import DriftConfig, check_drift
-    from modelops.core.reference import load_reference
     from modelops.core.traffic import TrafficWindow, list_batches, validate_batch
 
     config = DriftConfig.from_yaml(Path(policies.drift_config))
     champion = mlflow.registry().alias_version("champion")
-    reference = load_reference(Path(lake.home) / "reference", champion) if champion else None
-    if reference is None:
-        raise dg.Failure(f"no drift reference yet: champion is {champion}; bootstrap a champion first")
+    reference = _champion_reference(lake, champion, config)
+    if isinstance(reference, str):
+        raise dg.Failure(reference)
     newest_first = []
     for batch_id in reversed(list_batches(lake.settings.production_dir)):
         if sum(len(b.valid) for b in newest_first) >= config.min_window_rows:
@@ -78,8 +99,9 @@ def traffic_drift(lake: DataLake, mlflow: MlflowRegistry, policies: Policies) ->
     if len(window.valid) < config.min_window_rows:
         raise dg.Failure(f"not enough captured traffic: {len(window.valid)} valid rows, min_window_rows is "
                          f"{config.min_window_rows}")
-    result = check_drift(reference[0], window.valid, reference[1], config)
-    report_run = _log_drift_report(mlflow, window_key(window.usable_ids), result, window.usable_ids, champion)
+    result = check_drift(reference[0], window.valid, reference[1], config, reference[2])
+    report_run = _log_drift_report(mlflow, window_key(window.usable_ids), result, reference[2], window.usable_ids,
+                                   champion)
     metadata = {**_window_metadata(result, window.received, window.quarantined,
                                    mlflow.registry().run_url(report_run), champion),
                 "batches": len(window.usable_ids)}
@@ -141,7 +163,6 @@ def drift_sensor(context: dg.SensorEvaluationContext, keys: CustomisationKeys, l
     """
     from modelops.core.drift import DriftConfig, check_drift
     from modelops.core.feedback import read_feedback
-    from modelops.core.reference import load_reference
     from modelops.core.retrain_policy import SEVERITIES, decide_retrain, load_retrain_policy
     from modelops.core.traffic import is_batch_id, list_batches, validate_batches
 
@@ -154,9 +175,9 @@ def drift_sensor(context: dg.SensorEvaluationContext, keys: CustomisationKeys, l
         return dg.SkipReason("no new traffic batches")
     config = DriftConfig.from_yaml(Path(policies.drift_config))
     champion = mlflow.registry().alias_version("champion")
-    reference = load_reference(Path(lake.home) / "reference", champion) if champion else None
+    reference = _champion_reference(lake, champion, config)
     traffic = validate_batches(lake.settings.production_dir, pending, lake.max_text_chars,
-                               _embedding_dim(reference[0]) if reference else None)
+                               None if isinstance(reference, str) else _embedding_dim(reference[0]))
     quarantined = _quarantine(context, lake, traffic)
     usable = traffic.usable_ids
     cursor["last_batch"] = _past_unusable(ordered, set(usable), cursor["last_batch"])
@@ -165,16 +186,16 @@ def drift_sensor(context: dg.SensorEvaluationContext, keys: CustomisationKeys, l
                     [dg.AddDynamicPartitionsRequest(keys.traffic_batches, new_partitions)] if new_partitions else []}
     if not usable and not cursor["pending_drift"]:
         return _skip(context, f"no usable new traffic{quarantined}", cursor, **events)
-    if reference is None:
-        return _skip(context, f"no drift reference for champion {champion} yet{quarantined}", cursor, **events)
+    if isinstance(reference, str):
+        return _skip(context, f"{reference}{quarantined}", cursor, **events)
     window = traffic.valid
     if usable and len(window) < config.min_window_rows and not cursor["pending_drift"]:
         return _skip(context, f"waiting for traffic: {len(window)}/{config.min_window_rows} rows in {len(usable)} "
                      f"new batch(es){quarantined}", cursor, **events)
     if usable and len(window) >= config.min_window_rows:
-        result = check_drift(reference[0], window, reference[1], config)
+        result = check_drift(reference[0], window, reference[1], config, reference[2])
         key = window_key(usable)
-        report_run = _log_drift_report(mlflow, key, result, usable, champion)
+        report_run = _log_drift_report(mlflow, key, result, reference[2], usable, champion)
         metadata = {**_window_metadata(result, traffic.received, traffic.quarantined,
                                        mlflow.registry().run_url(report_run), champion),
                     "drift_event": key, "batches": len(usable)}

@@ -1,5 +1,6 @@
 """Drift checks on synthetic traffic built with numpy: descriptors, no-drift baselines, each kind of shift,
-severity, small windows, the accuracy-drop rule, metadata, the HTML report and config loading."""
+severity, small windows, the accuracy-drop rule, metadata, the HTML report and config loading. Every check runs
+under thresholds calibrated on the reference (modelops.core.drift_calibration)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from modelops.core.drift import (
     estimate_accuracy,
     text_descriptors,
 )
+from modelops.core.drift_calibration import DriftCalibration, calibrate_drift
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "modelops" / "config" / "drift.yaml"
 LABELS = np.array(["billing", "refund", "shipping"])
@@ -100,9 +102,15 @@ def reference() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def shifted_results(reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig) -> dict[str, DriftResult]:
+def calibration(reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig) -> DriftCalibration:
+    return calibrate_drift(reference, vocabulary, config)
+
+
+@pytest.fixture(scope="module")
+def shifted_results(reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig,
+                    calibration: DriftCalibration) -> dict[str, DriftResult]:
     """One check per kind of shift on 400-row windows."""
-    return {name: check_drift(reference, traffic(400, seed=7, **shift), vocabulary, config)
+    return {name: check_drift(reference, traffic(400, seed=7, **shift), vocabulary, config, calibration)
             for name, shift in SHIFTS.items()}
 
 
@@ -142,16 +150,17 @@ def test_estimate_accuracy_is_mean_confidence() -> None:
 
 @pytest.mark.parametrize(("n_rows", "seed"), [(300, 11), (300, 12), (1000, 13)])
 def test_no_drift_on_the_same_distribution(
-    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig, n_rows: int, seed: int
+    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig, calibration: DriftCalibration,
+    n_rows: int, seed: int
 ) -> None:
-    result = check_drift(reference, traffic(n_rows, seed=seed), vocabulary, config)
+    result = check_drift(reference, traffic(n_rows, seed=seed), vocabulary, config, calibration)
     assert result.skipped_reason is None
     assert (result.drift_detected, result.severity, result.drifted_columns) == (False, "none", [])
     assert not result.retrain_recommended
     assert set(result.column_scores) == {"text_length", "word_count", "oov_rate", "has_non_ascii",
                                          "predicted_label", "confidence", "embedding"}
-    assert max(v for k, v in result.column_scores.items() if k != "embedding") < config.column_drift_threshold
-    assert result.column_scores["embedding"] < config.embedding_auc_threshold
+    assert all(score < result.thresholds[column] for column, score in result.column_scores.items())
+    assert result.estimated_accuracy_reference - result.estimated_accuracy_current < result.accuracy_drop_band
 
 
 @pytest.mark.parametrize("shift", sorted(SHIFTS))
@@ -163,70 +172,80 @@ def test_each_kind_of_shift_is_detected(shifted_results: dict[str, DriftResult],
 
 
 def test_severity_levels(shifted_results: dict[str, DriftResult], config: DriftConfig) -> None:
-    assert shifted_results["lower_confidence"].severity == "moderate"  # 1 of 7 columns
+    assert shifted_results["label_mix"].severity == "moderate"  # 1 of 7 columns, confidences unchanged
+    assert not shifted_results["label_mix"].accuracy_drop_significant
     assert shifted_results["other_language"].severity == "severe"  # >= 4 of 7 columns
     assert shifted_results["other_language"].share_drifted >= config.severe_share
+    lower = shifted_results["lower_confidence"]  # 1 column, but the estimated accuracy falls ~13 points
+    assert lower.share_drifted < config.severe_share and lower.accuracy_drop_significant
+    assert lower.severity == "severe"
 
 
 def test_severity_follows_the_configured_shares(
-    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig
+    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig, calibration: DriftCalibration
 ) -> None:
-    current = traffic(400, seed=7, **SHIFTS["lower_confidence"])
+    current = traffic(400, seed=7, **SHIFTS["label_mix"])
     lenient = dataclasses.replace(config, moderate_share=0.3, severe_share=0.6)
-    lenient_result = check_drift(reference, current, vocabulary, lenient)
+    lenient_result = check_drift(reference, current, vocabulary, lenient, calibration)
     assert (lenient_result.severity, lenient_result.drift_detected) == ("none", False)
-    assert lenient_result.drifted_columns == ["confidence"]  # still reported, below the share for a decision
+    # still reported, below the share for a decision (the label mix also moves the per-label embeddings)
+    assert "predicted_label" in lenient_result.drifted_columns and lenient_result.share_drifted < 0.3
 
 
-def test_small_windows_are_skipped(reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig) -> None:
+def test_small_windows_are_skipped(
+    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig, calibration: DriftCalibration
+) -> None:
     shifted = traffic(config.min_window_rows - 1, seed=3, **SHIFTS["other_language"])
-    result = check_drift(reference, shifted, vocabulary, config)
+    result = check_drift(reference, shifted, vocabulary, config, calibration)
     assert result.skipped_reason is not None and "min_window_rows" in result.skipped_reason
     assert (result.drift_detected, result.severity, result.retrain_recommended) == (False, "none", False)
     assert (result.column_scores, result.drifted_columns, result.html) == ({}, [], "")
-    small_reference = check_drift(reference.head(10), traffic(500, seed=3), vocabulary, config)
+    small_reference = check_drift(reference.head(10), traffic(500, seed=3), vocabulary, config, calibration)
     assert small_reference.skipped_reason is not None and "reference" in small_reference.skipped_reason
 
 
 def test_require_accuracy_drop(
-    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig, shifted_results: dict[str, DriftResult]
+    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig, calibration: DriftCalibration,
+    shifted_results: dict[str, DriftResult]
 ) -> None:
     low_confidence = traffic(400, seed=7, **SHIFTS["lower_confidence"])  # mean confidence 0.80 -> 0.67
     longer = traffic(400, seed=7, **SHIFTS["longer_texts"])  # drift, confidences unchanged
     gated = dataclasses.replace(config, require_accuracy_drop=True, accuracy_drop_threshold=0.05)
-    dropped = check_drift(reference, low_confidence, vocabulary, gated)
+    dropped = check_drift(reference, low_confidence, vocabulary, gated, calibration)
     assert dropped.estimated_accuracy_reference - dropped.estimated_accuracy_current > 0.1
     assert dropped.retrain_recommended
-    assert not check_drift(reference, longer, vocabulary, gated).retrain_recommended
+    assert not check_drift(reference, longer, vocabulary, gated, calibration).retrain_recommended
     too_high = dataclasses.replace(gated, accuracy_drop_threshold=0.2)
-    assert not check_drift(reference, low_confidence, vocabulary, too_high).retrain_recommended
+    assert not check_drift(reference, low_confidence, vocabulary, too_high, calibration).retrain_recommended
     ungated = shifted_results["longer_texts"]  # default config: require_accuracy_drop false
     assert not config.require_accuracy_drop and ungated.drift_detected and ungated.retrain_recommended
 
 
 def test_check_is_deterministic_with_subsampling(
-    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig
+    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig, calibration: DriftCalibration
 ) -> None:
     small = dataclasses.replace(config, max_reference_rows=1000, max_current_rows=500)
     current = traffic(6000, seed=5)
-    first = check_drift(reference, current, vocabulary, small)
-    second = check_drift(reference, current, vocabulary, small)
+    first = check_drift(reference, current, vocabulary, small, calibration)
+    second = check_drift(reference, current, vocabulary, small, calibration)
     assert first.column_scores == second.column_scores
     assert (first.n_reference, first.n_current, first.drift_detected) == (5000, 6000, False)
 
 
 def test_reference_without_embeddings_skips_embedding_drift_with_a_note(
-    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig
+    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig, calibration: DriftCalibration
 ) -> None:
-    result = check_drift(reference.drop(columns=["embedding"]), traffic(400, seed=8), vocabulary, config)
+    result = check_drift(reference.drop(columns=["embedding"]), traffic(400, seed=8), vocabulary, config, calibration)
     assert "embedding" not in result.column_scores and len(result.column_scores) == 6
     assert any("embedding" in note for note in result.notes)
     assert "embedding" in result.to_metadata()["notes"]
 
 
-def test_missing_columns_are_rejected(reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig) -> None:
+def test_missing_columns_are_rejected(
+    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig, calibration: DriftCalibration
+) -> None:
     with pytest.raises(DriftInputError, match="confidence"):
-        check_drift(reference, traffic(300, seed=2).drop(columns=["confidence"]), vocabulary, config)
+        check_drift(reference, traffic(300, seed=2).drop(columns=["confidence"]), vocabulary, config, calibration)
 
 
 # ---------------------------------------------------------------------------------------------- outputs
@@ -237,9 +256,9 @@ def test_to_metadata_is_flat_and_snake_case(shifted_results: dict[str, DriftResu
     expected = {"n_reference", "n_current", "skipped", "skipped_reason", "drift_detected", "severity",
                 "share_drifted", "n_drifted_columns", "drifted_columns", "estimated_accuracy_reference",
                 "estimated_accuracy_current", "estimated_accuracy_drop", "retrain_recommended", "seconds", "notes",
-                "drift_score_text_length", "drift_score_word_count", "drift_score_oov_rate",
-                "drift_score_has_non_ascii", "drift_score_predicted_label", "drift_score_confidence",
-                "drift_score_embedding"}
+                "estimated_accuracy_drop_band", "estimated_accuracy_drop_significant"}
+    expected |= {f"drift_{kind}_{column}" for kind in ("score", "threshold") for column in (
+        "text_length", "word_count", "oov_rate", "has_non_ascii", "predicted_label", "confidence", "embedding")}
     assert set(metadata) == expected
     assert all(key == key.lower() and " " not in key for key in metadata)
     assert all(isinstance(value, float | int | str | bool) for value in metadata.values())
@@ -254,7 +273,8 @@ def test_html_report_is_a_standalone_evidently_page(shifted_results: dict[str, D
 
 
 def test_check_time_by_window_size(
-    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig, capsys: pytest.CaptureFixture[str]
+    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig, calibration: DriftCalibration,
+    capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Prints (does not assert) the end-to-end seconds of a check for 1k, 10k and 100k current rows."""
     window = traffic(10_000, seed=21)
@@ -262,7 +282,7 @@ def test_check_time_by_window_size(
     for n_rows in (1_000, 10_000, 100_000):
         current = window.head(n_rows) if n_rows <= len(window) else pd.concat([window] * 10, ignore_index=True)
         started = time.perf_counter()
-        result = check_drift(reference, current, vocabulary, config)
+        result = check_drift(reference, current, vocabulary, config, calibration)
         timings[n_rows] = time.perf_counter() - started
         assert result.skipped_reason is None and result.n_current == n_rows
     with capsys.disabled():
@@ -293,11 +313,17 @@ def write_config(tmp_path: Path, **changes: Any) -> Path:
         ({"min_window_row": 10}, "unknown key 'min_window_row'"),
         ({"min_window_rows": "many"}, "'min_window_rows': expected an integer"),
         ({"min_window_rows": 0}, "'min_window_rows': must be >= 1"),
-        ({"column_drift_threshold": 1.5}, "'column_drift_threshold': must be in"),
+        ({"column_drift_threshold": 0.17}, "'column_drift_threshold' is no longer read.*fixed_thresholds"),
+        ({"false_alarm_rate": 0}, "'false_alarm_rate': must be in \\(0.0, 0.5\\]"),
+        ({"false_alarm_rate": 0.7}, "'false_alarm_rate': must be in"),
+        ({"false_alarm_rate": "1%"}, "'false_alarm_rate': expected a number"),
+        ({"calibration_replicates": 10}, "'calibration_replicates': must be >= 50"),
+        ({"fixed_thresholds": {"colour": 0.2}}, "unknown column 'colour'"),
+        ({"fixed_thresholds": {"predicted_label": 2}}, "'fixed_thresholds.predicted_label': must be in"),
         ({"moderate_share": 0.0}, "'moderate_share': must be in"),
         ({"moderate_share": 0.6, "severe_share": 0.5}, "'severe_share': must be in"),
         ({"require_accuracy_drop": "yes please"}, "'require_accuracy_drop': expected true or false"),
-        ({"embedding_auc_threshold": 0.4}, "'embedding_auc_threshold': must be in"),
+        ({"fixed_thresholds": {"embedding": 0.4}}, "'fixed_thresholds.embedding': must be in"),
         ({"min_window_rows": 10_000}, "must not exceed max_reference_rows"),
     ],
 )
@@ -308,8 +334,21 @@ def test_config_errors_name_the_key(tmp_path: Path, changes: dict[str, Any], mes
     assert isinstance(error.value, ValueError) and str(path) in str(error.value)
 
 
-def test_embedding_auc_threshold_is_optional(tmp_path: Path) -> None:
-    assert DriftConfig.from_yaml(write_config(tmp_path, embedding_auc_threshold=None)).embedding_auc_threshold == 0.6
+def test_calibration_keys_are_optional(tmp_path: Path) -> None:
+    path = write_config(tmp_path, false_alarm_rate=None, calibration_replicates=None, fixed_thresholds=None)
+    loaded = DriftConfig.from_yaml(path)
+    assert (loaded.false_alarm_rate, loaded.calibration_replicates, loaded.fixed_thresholds) == (0.01, 400, {})
+
+
+def test_fixed_thresholds_override_the_calibrated_ones(
+    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig, calibration: DriftCalibration
+) -> None:
+    current = traffic(400, seed=11)
+    pinned = dataclasses.replace(config, fixed_thresholds={"text_length": 0.0, "embedding": 0.99})
+    result = check_drift(reference, current, vocabulary, pinned, calibration)
+    assert result.thresholds["text_length"] == 0.0 and result.thresholds["embedding"] == 0.99
+    assert result.drifted_columns == ["text_length"]  # any distance >= 0: the override, not the calibration, decides
+    assert result.thresholds["confidence"] == calibration.column_threshold("confidence", 400)
 
 
 def test_config_file_problems(tmp_path: Path) -> None:
@@ -324,9 +363,9 @@ def test_config_file_problems(tmp_path: Path) -> None:
 
 
 def test_embedding_dimension_mismatch_is_rejected(
-    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig
+    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig, calibration: DriftCalibration
 ) -> None:
     current = traffic(300, seed=2)
     current["embedding"] = [vector[:16] for vector in current["embedding"]]
     with pytest.raises(DriftInputError, match="embedding dimension differs"):
-        check_drift(reference, current, vocabulary, config)
+        check_drift(reference, current, vocabulary, config, calibration)

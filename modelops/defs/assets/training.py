@@ -23,6 +23,8 @@ from modelops.training_process import TrainingJob
 if TYPE_CHECKING:  # pandas loads when an asset runs, not when the code location loads
     import pandas as pd
 
+    from modelops.core.drift_calibration import DriftCalibration
+
 TRAINING_TAG = "modelops/training"  # on training jobs: the run queue starts one such run at a time
 TRAINING_POOL = "modelops_training"  # lora_adapter's concurrency pool: one training step at a time, any run
 
@@ -280,31 +282,53 @@ def promotion_gate(lake: DataLake) -> dg.AssetCheckResult:
         "decision": dg.MetadataValue.md(record["gate_markdown"])})
 
 
-def _save_drift_reference(registry, version: str, lake: DataLake, base_model: BaseModel) -> int:
-    """Store the new champion's predictions on held-out curated data: the reference its traffic is compared with."""
-    from modelops.core.reference import build_reference, save_reference
+def _save_drift_reference(registry, version: str, lake: DataLake, base_model: BaseModel,
+                          policies: Policies) -> tuple[int, "DriftCalibration | str"]:
+    """Store the new champion's predictions on held-out curated data (the reference its traffic is compared with)
+    and the drift calibration made from them (also in the version's MLflow run), or why it cannot be made."""
+    from modelops.core.drift import DriftConfig
+    from modelops.core.drift_calibration import DriftCalibrationError
+    from modelops.core.reference import build_reference, reference_calibration, save_reference
 
     curated, _ = read_curated(lake)
     held_out = curated[curated["split"] != "train"]["text"].tolist()
     frame, vocabulary = build_reference(_load_classifier(registry, version, lake, base_model), held_out,
                                         curated[curated["split"] == "train"]["text"].tolist())
-    save_reference(Path(lake.home) / "reference", version, frame, vocabulary)
-    return len(frame)
+    directory = Path(lake.home) / "reference"
+    save_reference(directory, version, frame, vocabulary)
+    try:
+        calibration = reference_calibration(directory, version, frame, vocabulary,
+                                            DriftConfig.from_yaml(Path(policies.drift_config)))
+    except DriftCalibrationError as error:
+        return len(frame), str(error)
+    run_id = registry.version_info(version)["run_id"]
+    registry.log_text(run_id, calibration.to_json(), "drift/calibration.json")
+    registry.log_text(run_id, calibration.markdown(), "drift/calibration.md")
+    return len(frame), calibration
 
 
 def champion(context: dg.AssetExecutionContext, lake: DataLake, base_model: BaseModel,
-             mlflow: MlflowRegistry) -> dg.MaterializeResult:
-    """The model version serving production: the `champion` alias moves here only when the gate passed."""
+             mlflow: MlflowRegistry, policies: Policies) -> dg.MaterializeResult:
+    """The model version serving production: the `champion` alias moves here only when the gate passed; its drift
+    thresholds are calibrated on its own held-out rows for the drift policy's false-alarm rate."""
     record = lake.read_record("evaluation")
     version = record["challenger_version"]
     if not record["passed"]:
         raise dg.Failure(f"Gate refused v{version}; champion unchanged. Reasons: {record['reasons']}")
     registry = mlflow.registry()
     current = registry.alias_version("champion")
-    reference_rows = _save_drift_reference(registry, version, lake, base_model)
+    reference_rows, calibration = _save_drift_reference(registry, version, lake, base_model, policies)
     previous = current if current == version else registry.promote(version, reason=record["gate_markdown"])
     lake.write_record("champion", {"version": version, "previous": previous, "promoted_at": time.time()})
     context.log.info(f"champion is now v{version} (previous: {previous})")
+    if isinstance(calibration, str):
+        context.log.warning(f"drift monitoring is off for v{version}: {calibration}")
+        drift_metadata: dict[str, dg.RawMetadataValue] = {"drift_calibration": calibration}
+    else:
+        context.log.info(f"drift thresholds calibrated on {reference_rows} held-out rows in {calibration.seconds:.1f}s")
+        drift_metadata = {"drift_false_alarm_rate": calibration.false_alarm_rate,
+                          "drift_calibration_seconds": calibration.seconds,
+                          "drift_calibration": dg.MetadataValue.md(calibration.markdown())}
     import pandas as pd
 
     history = pd.DataFrame([e.__dict__ for e in registry.promotion_history()])
@@ -313,4 +337,5 @@ def champion(context: dg.AssetExecutionContext, lake: DataLake, base_model: Base
         "macro_f1": record["challenger_metrics"]["macro_f1"],
         "expected_cost_per_1000": record["challenger_metrics"]["expected_cost_per_1000"],
         "promotion_history": dg.MetadataValue.md(frame_table(history, index=False)),
+        **drift_metadata,
     })
