@@ -1,0 +1,130 @@
+"""Drift calibration: the statistic equals Evidently's, thresholds follow the number of labels and the window size,
+constant columns, stored with the champion's reference and recomputed for a new champion or a new policy."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelops.core import drift_calibration
+from modelops.core.drift import DriftConfig, build_vocabulary, check_drift, checked_table
+from modelops.core.drift_calibration import (
+    JS_COLUMNS,
+    DriftCalibration,
+    DriftCalibrationError,
+    auc_null_threshold,
+    calibrate_drift,
+    calibration_window_sizes,
+    js_distance,
+)
+from modelops.core.reference import calibration_path, reference_calibration
+from modelops_tests.core.test_drift import DEFAULT_CONFIG, traffic
+
+
+@pytest.fixture(scope="module")
+def config() -> DriftConfig:
+    return DriftConfig.from_yaml(DEFAULT_CONFIG)
+
+
+def many_label_traffic(n: int, labels: int, seed: int) -> pd.DataFrame:
+    """Traffic whose predicted labels are spread evenly over `labels` classes (texts as in test_drift)."""
+    frame = traffic(n, seed=seed)
+    frame["predicted_label"] = [f"intent_{i}" for i in np.random.default_rng(seed).integers(labels, size=n)]
+    return frame
+
+
+def test_js_distance_equals_evidentlys_score(config: DriftConfig) -> None:
+    reference, current = traffic(1500, seed=1), traffic(300, seed=2, label_mix=(0.3, 0.3, 0.4), mean_words=9.0)
+    vocabulary = build_vocabulary(traffic(1000, seed=99)["text"])
+    calibration = calibrate_drift(reference, vocabulary, config)
+    result = check_drift(reference, current, vocabulary, config, calibration)
+    ours = checked_table(reference, vocabulary, config.max_reference_rows, config.seed)
+    theirs = checked_table(current, vocabulary, config.max_current_rows, config.seed + 1)
+    for column in JS_COLUMNS:
+        expected = js_distance(ours[column].to_numpy(), theirs[column].to_numpy(), column == "predicted_label")
+        assert result.column_scores[column] == pytest.approx(expected, abs=1e-12), column
+
+
+def test_thresholds_grow_with_the_number_of_labels_and_shrink_with_the_window(config: DriftConfig) -> None:
+    vocabulary = build_vocabulary(traffic(1000, seed=99)["text"])
+    few = calibrate_drift(many_label_traffic(2000, labels=3, seed=1), vocabulary, config)
+    many = calibrate_drift(many_label_traffic(2000, labels=150, seed=1), vocabulary, config)
+    assert few.window_sizes == many.window_sizes == [200, 400, 800, 1000]
+    for size in few.window_sizes:
+        assert many.column_threshold("predicted_label", size) > 2 * few.column_threshold("predicted_label", size)
+    for column in ("text_length", "word_count", "predicted_label", "confidence"):  # oov_rate is 0 here: constant
+        thresholds = many.thresholds[column]
+        assert thresholds == sorted(thresholds, reverse=True), column
+    # A window uses the thresholds of the largest calibrated size that fits it (fewer alarms, never more).
+    assert many.column_threshold("confidence", 799) == many.thresholds["confidence"][1]
+    assert many.column_threshold("confidence", 100_000) == many.thresholds["confidence"][-1]
+
+
+def test_a_stable_many_label_window_stays_quiet_where_a_constant_threshold_fires(config: DriftConfig) -> None:
+    vocabulary = build_vocabulary(traffic(1000, seed=99)["text"])
+    reference = many_label_traffic(3000, labels=150, seed=1)
+    calibration = calibrate_drift(reference, vocabulary, config)
+    stable = many_label_traffic(200, labels=150, seed=2)
+    result = check_drift(reference, stable, vocabulary, config, calibration)
+    assert result.column_scores["predicted_label"] > 0.11  # the old constant label threshold would call this drift
+    assert not result.drift_detected and result.drifted_columns == []
+    shifted = many_label_traffic(200, labels=150, seed=3)
+    shifted.loc[:79, "predicted_label"] = "intent_0"  # 40 % of the window moves to one intent
+    assert check_drift(reference, shifted, vocabulary, config, calibration).drifted_columns == ["predicted_label"]
+
+
+def test_constant_column_allows_what_chance_allows() -> None:
+    """No non-ASCII text in 3000 held-out rows: one such row in a 200-row window is chance, six are not."""
+    threshold = drift_calibration._constant_column_threshold(3000, 200, 0.01 / 8)
+    pool = np.zeros(3000)
+    with_rows = [js_distance(pool, np.r_[np.ones(k), np.zeros(200 - k)], categorical=False) for k in (1, 6)]
+    assert with_rows[0] < threshold < with_rows[1]
+
+
+def test_auc_null_threshold_is_the_mann_whitney_quantile() -> None:
+    # 2500 reference and 100 current rows in the classifier's held-out half: sd = sqrt(2601 / (12 * 250000)).
+    assert auc_null_threshold(5000, 200, 0.00135) == pytest.approx(0.5 + 3.0 * 0.029445, abs=2e-4)
+    assert auc_null_threshold(5000, 2000, 0.00135) < auc_null_threshold(5000, 200, 0.00135)
+
+
+def test_window_sizes_and_too_few_held_out_rows() -> None:
+    assert calibration_window_sizes(5000, 200, 5000) == [200, 400, 800, 1600, 2500]
+    assert calibration_window_sizes(300, 200, 5000) == [200]  # windows drawn with replacement from the other half
+    assert calibration_window_sizes(100_000, 200, 1000) == [200, 400, 800, 1000]
+    with pytest.raises(DriftCalibrationError, match="150 held-out rows, fewer than min_window_rows=200"):
+        calibration_window_sizes(150, 200, 5000)
+
+
+def test_calibration_is_stored_with_the_champion_and_read_back(
+    tmp_path: Path, config: DriftConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vocabulary = build_vocabulary(traffic(1000, seed=99)["text"])
+    reference = traffic(1200, seed=1)
+    first = reference_calibration(tmp_path, "3", reference, vocabulary, config)
+    assert calibration_path(tmp_path, "3").is_file()
+
+    def no_recalibration(*_args: object) -> DriftCalibration:
+        raise AssertionError("a stored calibration for the same policy must be read, not recomputed")
+
+    monkeypatch.setattr(drift_calibration, "calibrate_drift", no_recalibration)
+    assert reference_calibration(tmp_path, "3", reference, vocabulary, config) == first  # e.g. after a restart
+    with pytest.raises(AssertionError, match="must be read"):  # a new champion has no calibration yet
+        reference_calibration(tmp_path, "4", traffic(1200, seed=5), vocabulary, config)
+    monkeypatch.undo()
+    stricter = dataclasses.replace(config, false_alarm_rate=0.001)
+    recalibrated = reference_calibration(tmp_path, "3", reference, vocabulary, stricter)
+    assert recalibrated.false_alarm_rate == 0.001
+    assert recalibrated.column_threshold("text_length", 200) > first.column_threshold("text_length", 200)
+    assert DriftCalibration.from_json(calibration_path(tmp_path, "3").read_text()) == recalibrated
+
+
+def test_markdown_lists_every_test_at_every_size(config: DriftConfig) -> None:
+    calibration = calibrate_drift(traffic(1000, seed=1), build_vocabulary(["a"]), config)
+    table = calibration.markdown()
+    for name in (*JS_COLUMNS, "embedding", "estimated accuracy drop"):
+        assert name in table
+    assert "| 200 rows | 400 rows | 500 rows |" in table and "false-alarm rate of 0.01" in table
