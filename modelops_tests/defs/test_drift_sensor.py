@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 
 from modelops.core.datagen import generate_corpus, generate_scenario
 from modelops.core.predictor import AdapterClassifier
-from modelops.core.reference import build_reference, save_reference
+from modelops.core.reference import build_reference, calibration_path, save_reference
 from modelops.core.registry import ModelRegistry
 from modelops.defs.customisation import customisation_defs
 from modelops.defs.resources import resources_from_settings
@@ -125,6 +126,9 @@ def test_drift_waits_for_labels_then_requests_one_run_with_stable_key(world, cla
     waiting = _tick(settings, instance)
     assert not waiting.run_requests
     assert "awaits labels: 0/100" in waiting.skip_reason.skip_message
+    # The champion had a reference but no calibration for this policy: the sensor made and stored it.
+    assert calibration_path(settings.state / "reference", "1").is_file()
+    assert "scores_vs_thresholds" in waiting.asset_events[0].metadata
     assert waiting.asset_events[0].metadata["severity"].value in ("moderate", "severe")
     assert not waiting.asset_events[1].passed  # the traffic_drift check warns
     _label(settings, ids[:150], "round1")
@@ -136,7 +140,9 @@ def test_drift_waits_for_labels_then_requests_one_run_with_stable_key(world, cla
     assert run.tags["modelops/drift_event"] == run.run_key and run.tags["modelops/trigger"] == "drift"
     registry = ModelRegistry(settings.tracking_uri, settings.registered_model_name, settings.mlflow_artifact_root)
     report_files = registry.client.list_artifacts(run.tags["modelops/drift_report_run"], "drift")
-    assert [f.path for f in report_files] == ["drift/report.html"]  # the training run copies it
+    assert [f.path for f in report_files] == ["drift/report.html", "drift/thresholds.md"]  # training copies the html
+    thresholds = registry.client.download_artifacts(run.tags["modelops/drift_report_run"], "drift/thresholds.md")
+    assert "## Calibration of champion v1" in Path(thresholds).read_text()
     assert run.run_config["ops"][f"{settings.customisation}__lora_adapter"]["config"]["mode"] in ("incremental", "full")
     # A tick re-evaluated from the same cursor (e.g. retried after a crash) yields the same run_key: one run.
     again = _tick(settings, instance, cursor=waiting.cursor)
