@@ -16,18 +16,19 @@ RESULTS = Path(__file__).parent / "results"
 class Measurement:
     """One figure against its baseline and target; `bench/results/summary.json` lists every one of these.
 
-    `ratio` is value / baseline (None without a baseline); `met` says whether `target` (in words) holds.
+    `ratio` is value / baseline (None without a baseline); `met` says whether `target` (in words) holds, None for a
+    figure that is only reported (no target) or that could not be measured (`value` None).
     """
 
     name: str
-    value: float
+    value: float | None
     unit: str
     baseline: float | None
     target: str
-    met: bool
+    met: bool | None
 
     def to_dict(self, machine_name: str) -> dict[str, object]:
-        ratio = self.value / self.baseline if self.baseline else None
+        ratio = self.value / self.baseline if self.baseline and self.value is not None else None
         return {**asdict(self), "ratio": ratio, "machine": machine_name}
 
 

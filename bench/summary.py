@@ -22,8 +22,9 @@ def main() -> None:
     (RESULTS / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
     for row in rows:
         ratio = f"{row['ratio']:.2f}x" if row["ratio"] is not None else "-"
-        print(f"{'MET ' if row['met'] else 'MISS'} {row['name']:<40} {row['value']:>10.4g} {row['unit']:<10} "
-              f"ratio {ratio:<7} target: {row['target']}")
+        status = "INFO" if row["met"] is None else "MET " if row["met"] else "MISS"
+        value = f"{row['value']:>10.4g}" if row["value"] is not None else f"{'-':>10}"
+        print(f"{status} {row['name']:<46} {value} {row['unit']:<10} ratio {ratio:<7} target: {row['target']}")
 
 
 if __name__ == "__main__":
