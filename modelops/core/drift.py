@@ -11,7 +11,9 @@ Checked columns (one drift score each):
   indistinguishable). Evidently's own `EmbeddingsDrift` metric computes the same score but always fits a t-SNE for
   its plot (~30 s on 5k rows here), so the method runs inside a small custom Evidently metric instead
   (`_embedding_metric`), which keeps it in the HTML report.
-- the label-free accuracy estimate (`estimate_accuracy`): its drop from the reference to the window.
+- the label-free accuracy estimate (`estimate_accuracy`, the mean calibrated confidence, anchored to the
+  champion's measured accuracy on its held-out rows: `DriftCalibration.accuracy_offset`): its drop from the
+  reference to the window.
 
 Every threshold comes from the champion's calibration (`modelops.core.drift_calibration`): the statistic's
 distribution on stable windows of the window's size drawn from the champion's held-out rows, so that a stable
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 TOKEN_PATTERN = r"\w+"
 DESCRIPTOR_COLUMNS = ("text_length", "word_count", "oov_rate", "has_non_ascii")
 LABEL_COLUMN = "predicted_label"
+TRUE_LABEL_COLUMN = "label"  # the reference's true labels, when known
 CONFIDENCE_COLUMN = "confidence"
 EMBEDDING_COLUMN = "embedding"
 REQUIRED_COLUMNS = ("text", LABEL_COLUMN, CONFIDENCE_COLUMN)
@@ -291,8 +294,9 @@ def check_drift(
     started = time.perf_counter()
     _check_columns(reference, "reference")
     _check_columns(current, "current")
-    accuracy_reference = estimate_accuracy(reference[CONFIDENCE_COLUMN].to_numpy())
-    accuracy_current = estimate_accuracy(current[CONFIDENCE_COLUMN].to_numpy())
+    accuracy_reference = estimate_accuracy(reference[CONFIDENCE_COLUMN].to_numpy()) + calibration.accuracy_offset
+    accuracy_current = float(np.clip(estimate_accuracy(current[CONFIDENCE_COLUMN].to_numpy())
+                                     + calibration.accuracy_offset, 0.0, 1.0))
     skipped_reason = _skip_reason(len(reference), len(current), config.min_window_rows)
     if skipped_reason is not None:
         log.info("drift check skipped: %s", skipped_reason)

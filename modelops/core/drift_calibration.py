@@ -13,10 +13,9 @@ a stable window raises drift with the policy's probability `false_alarm_rate`:
   and a disjoint window of that size, and the exact statistic Evidently computes (`js_distance`) is taken. The
   squared distance (the JS divergence, ~ chi-square / (8 n_eff) for large samples) is fitted by a scaled
   chi-square `a * chi2(nu)` matching the replicates' mean and variance, and the threshold is the fit's
-  `1 - level` quantile: a smooth tail instead of the noisy maximum of a few hundred replicates. A column that is
-  constant on the held-out rows (e.g. no non-ASCII text) would give a zero threshold; there a value never seen in
-  H rows is taken to occur at rate 1/(H+1), and the threshold sits between the distances of the binomial
-  `1 - level` quantile of such rows and one more.
+  `1 - level` quantile: a smooth tail instead of the noisy maximum of a few hundred replicates. A yes/no column
+  (`has_non_ascii`) is held to a binomial rule instead (`_binary_column_threshold`): replicates cannot show more
+  rare rows than the held-out rows hold, so the rare value's rate is taken at its upper confidence bound.
 - **Embedding domain classifier** (ROC AUC on a held-out half, Evidently's `ModelDriftMethod`): under no drift the
   classifier's held-out scores of reference and current rows are exchangeable, so the AUC follows the
   Mann-Whitney null, mean 0.5 and variance (n0 + n1 + 1) / (12 n0 n1) for n1 reference and n0 current rows in the
@@ -24,7 +23,9 @@ a stable window raises drift with the policy's probability `false_alarm_rate`:
   no replicates needed.
 - **Label-free accuracy drop** (mean confidence of the reference minus that of the window): a difference of means,
   normal with standard deviation `sd(confidence) * sqrt(1/n + 1/H)`; the band is its one-sided `1 - level`
-  quantile.
+  quantile. The estimate itself is anchored to what the held-out rows measured: temperature scaling leaves mean
+  confidence a few points off accuracy, so `accuracy_offset` (held-out accuracy minus held-out mean confidence)
+  is added to every window's mean confidence.
 
 Window sizes: `min_window_rows`, doubling, up to half the held-out pool (the reference part is never smaller than
 the window) or `max_current_rows`; a pool smaller than two windows draws the window with replacement from the half
@@ -46,7 +47,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from modelops.core.drift import CONFIDENCE_COLUMN, DESCRIPTOR_COLUMNS, EMBEDDING_COLUMN, LABEL_COLUMN, checked_table
+from modelops.core.drift import (
+    CONFIDENCE_COLUMN, DESCRIPTOR_COLUMNS, EMBEDDING_COLUMN, LABEL_COLUMN, TRUE_LABEL_COLUMN, checked_table,
+)
 
 if TYPE_CHECKING:
     from modelops.core.drift import DriftConfig
@@ -57,7 +60,6 @@ JS_COLUMNS = (*DESCRIPTOR_COLUMNS, LABEL_COLUMN, CONFIDENCE_COLUMN)
 ACCURACY_TEST = "estimated_accuracy_drop"
 TESTS = (*JS_COLUMNS, EMBEDDING_COLUMN, ACCURACY_TEST)
 CATEGORICAL_MAX_VALUES = 20  # Evidently compares a numeric column value by value when its reference has <= 20 values
-DEGENERATE_VARIANCE = 1e-18
 
 
 class DriftCalibrationError(ValueError):
@@ -123,6 +125,7 @@ class DriftCalibration:
     replicates: int
     policy_fingerprint: str
     seconds: float
+    accuracy_offset: float = 0.0  # held-out accuracy minus held-out mean confidence (0 without true labels)
 
     def size_index(self, n_rows: int) -> int:
         """Index of the largest calibrated window size <= n_rows (the smallest size for smaller windows)."""
@@ -155,7 +158,8 @@ class DriftCalibration:
             f"{self.accuracy_drop_band(n):.3f}" for n in self.window_sizes) + " |")
         return (f"Calibrated on {self.pool_rows} held-out rows ({self.replicates} stable windows per size) for a "
                 f"false-alarm rate of {self.false_alarm_rate:g} per window ({len(TESTS)} tests at "
-                f"{self.test_level:.2g} each).\n\n" + "\n".join(lines))
+                f"{self.test_level:.2g} each). Label-free accuracy estimate = mean confidence "
+                f"{self.accuracy_offset:+.3f} (held-out accuracy minus mean confidence).\n\n" + "\n".join(lines))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -196,24 +200,29 @@ def calibrate_drift(reference: pd.DataFrame, vocabulary: frozenset[str], config:
     sizes = calibration_window_sizes(len(table), config.min_window_rows, config.max_current_rows)
     level = config.false_alarm_rate / len(TESTS)
     rng = np.random.default_rng(config.seed)
-    splits = [[_split(len(table), size, rng) for _ in range(config.calibration_replicates)] for size in sizes]
-    thresholds: dict[str, list[float]] = {}
-    medians: dict[str, list[float]] = {}
-    for column in JS_COLUMNS:
-        values = table[column].to_numpy()
-        categorical = column == LABEL_COLUMN
-        thresholds[column], medians[column] = [], []
-        for size, size_splits in zip(sizes, splits, strict=True):
-            null = np.array([js_distance(values[ref], values[win], categorical) for ref, win in size_splits])
-            thresholds[column].append(_threshold(null, level, values, size))
-            medians[column].append(float(np.median(null)))
+    columns = {column: table[column].to_numpy() for column in JS_COLUMNS}
+    thresholds: dict[str, list[float]] = {column: [] for column in JS_COLUMNS}
+    medians: dict[str, list[float]] = {column: [] for column in JS_COLUMNS}
+    for size in sizes:
+        null = {column: np.empty(config.calibration_replicates) for column in JS_COLUMNS}
+        for replicate in range(config.calibration_replicates):
+            ref, window = _split(len(table), size, rng)
+            for column, values in columns.items():
+                null[column][replicate] = js_distance(values[ref], values[window], column == LABEL_COLUMN)
+        for column, values in columns.items():
+            thresholds[column].append(_threshold(null[column], level, values, size))
+            medians[column].append(float(np.median(null[column])))
     confidences = reference[CONFIDENCE_COLUMN].to_numpy(dtype=np.float64)
+    offset = 0.0
+    if TRUE_LABEL_COLUMN in reference.columns:
+        correct = (reference[TRUE_LABEL_COLUMN].astype(str) == reference[LABEL_COLUMN].astype(str)).to_numpy()
+        offset = float(correct.mean() - confidences.mean())
     calibration = DriftCalibration(
         false_alarm_rate=config.false_alarm_rate, test_level=level, window_sizes=sizes, thresholds=thresholds,
         null_medians=medians, pool_rows=len(table), reference_rows=len(reference),
         confidence_std=float(confidences.std(ddof=1)) if len(confidences) > 1 else 0.0,
         replicates=config.calibration_replicates, policy_fingerprint=policy_fingerprint(config, len(reference)),
-        seconds=round(time.perf_counter() - started, 3),
+        seconds=round(time.perf_counter() - started, 3), accuracy_offset=offset,
     )
     log.info("drift calibration: %d held-out rows, window sizes %s, %.1fs", len(table), sizes, calibration.seconds)
     return calibration
@@ -230,23 +239,34 @@ def _split(pool: int, window: int, rng: np.random.Generator) -> tuple[np.ndarray
 
 
 def _threshold(null: np.ndarray, level: float, pool_values: np.ndarray, window: int) -> float:
-    """The 1 - level quantile of a scaled chi-square fitted to the replicates' squared distances, as a distance."""
+    """The column's threshold: the binomial rule for a yes/no (or constant) column, else the 1 - level quantile of
+    a scaled chi-square fitted to the replicates' squared distances, as a distance."""
     from scipy.stats import chi2
 
+    if len(np.unique(pool_values)) <= 2:
+        return _binary_column_threshold(pool_values, window, level)
     divergence = null**2
     mean, variance = float(divergence.mean()), float(divergence.var(ddof=1))
-    if variance <= DEGENERATE_VARIANCE:
-        return _constant_column_threshold(len(pool_values), window, level)
     scale, dof = variance / (2 * mean), 2 * mean**2 / variance
     return float(math.sqrt(scale * chi2.isf(level, dof)))
 
 
-def _constant_column_threshold(pool_rows: int, window: int, level: float) -> float:
-    """For a column constant on the held-out rows: a new value's rate is taken as 1/(H+1); the threshold lies
-    between the distance of its binomial 1 - level quantile count of such rows in the window and one more."""
-    from scipy.stats import binom
+def _binary_column_threshold(pool_values: np.ndarray, window: int, level: float) -> float:
+    """A yes/no column (e.g. has_non_ascii): its rarer value's rate p is uncertain when the held-out rows hold few
+    such rows (replicates of 2 rare rows in 800 never show 3 in a window, real traffic does). So p is taken at its
+    Clopper-Pearson upper bound (confidence 1 - level/2), and the threshold lies between the distances of the
+    binomial 1 - level/2 quantile count of rare rows in the window and one more: a stable window exceeds it with
+    probability at most `level` (union bound). A constant column is the case of 0 rare rows."""
+    from scipy.stats import beta, binom
 
-    allowed = int(binom.isf(level, window, 1.0 / (pool_rows + 1)))
-    low = _js_from_counts(np.array([1.0, 0.0]), np.array([window - allowed, allowed], dtype=np.float64))
-    high = _js_from_counts(np.array([1.0, 0.0]), np.array([window - allowed - 1, allowed + 1], dtype=np.float64))
-    return (low + high) / 2
+    values, counts = np.unique(pool_values, return_counts=True)
+    rare = int(counts.min()) if len(values) == 2 else 0
+    pool = len(pool_values)
+    upper_rate = float(beta.isf(level / 2, rare + 1, pool - rare))
+    allowed = int(binom.isf(level / 2, window, upper_rate))
+    pool_counts = np.array([pool - rare, rare], dtype=np.float64)
+
+    def distance(rare_rows: int) -> float:
+        return _js_from_counts(pool_counts, np.array([window - rare_rows, rare_rows], dtype=np.float64))
+
+    return (distance(min(allowed, window)) + distance(min(allowed + 1, window))) / 2

@@ -20,14 +20,18 @@ def reference_paths(directory: Path, version: str) -> tuple[Path, Path]:
     return Path(directory) / f"v{version}.parquet", Path(directory) / f"v{version}.vocab.json"
 
 
-def build_reference(classifier: object, held_out_texts: list[str], train_texts: list[str]) -> tuple[pd.DataFrame, frozenset[str]]:
-    """Traffic-shaped frame (text, predicted_label, confidence, embedding) for texts the model never trained on."""
-    from modelops.core.drift import build_vocabulary
+def build_reference(classifier: object, held_out_texts: list[str], train_texts: list[str],
+                    held_out_labels: list[str] | None = None) -> tuple[pd.DataFrame, frozenset[str]]:
+    """Traffic-shaped frame (text, predicted_label, confidence, embedding) for texts the model never trained on,
+    with their true `label` when given (it anchors the label-free accuracy estimate)."""
+    from modelops.core.drift import LABEL_COLUMN, TRUE_LABEL_COLUMN, build_vocabulary
 
     predictions = classifier.predict(held_out_texts)  # type: ignore[attr-defined]
-    frame = pd.DataFrame({"text": held_out_texts, "predicted_label": predictions.labels,
+    frame = pd.DataFrame({"text": held_out_texts, LABEL_COLUMN: predictions.labels,
                           "confidence": predictions.confidences.astype(float),
                           "embedding": list(predictions.embeddings)})
+    if held_out_labels is not None:
+        frame[TRUE_LABEL_COLUMN] = list(held_out_labels)
     return frame, build_vocabulary(train_texts)
 
 

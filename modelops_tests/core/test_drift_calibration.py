@@ -77,12 +77,17 @@ def test_a_stable_many_label_window_stays_quiet_where_a_constant_threshold_fires
     assert check_drift(reference, shifted, vocabulary, config, calibration).drifted_columns == ["predicted_label"]
 
 
-def test_constant_column_allows_what_chance_allows() -> None:
-    """No non-ASCII text in 3000 held-out rows: one such row in a 200-row window is chance, six are not."""
-    threshold = drift_calibration._constant_column_threshold(3000, 200, 0.01 / 8)
-    pool = np.zeros(3000)
-    with_rows = [js_distance(pool, np.r_[np.ones(k), np.zeros(200 - k)], categorical=False) for k in (1, 6)]
-    assert with_rows[0] < threshold < with_rows[1]
+@pytest.mark.parametrize(("pool_rare", "pool_rows", "window", "quiet", "loud"), [
+    (0, 3000, 200, 1, 10),  # no non-ASCII text in the held-out rows: one such row in a window is chance
+    (2, 800, 500, 3, 30),  # two in 800 pin the rate down poorly: three in a 500-row window are still chance
+    (400, 4000, 200, 28, 45),  # a 10 % rate is well known: 45 of 200 is drift
+])
+def test_yes_no_column_allows_what_chance_allows(pool_rare: int, pool_rows: int, window: int, quiet: int,
+                                                 loud: int) -> None:
+    pool = np.r_[np.ones(pool_rare), np.zeros(pool_rows - pool_rare)]
+    threshold = drift_calibration._binary_column_threshold(pool, window, 0.01 / 8)
+    distance = {k: js_distance(pool, np.r_[np.ones(k), np.zeros(window - k)], categorical=False) for k in (quiet, loud)}
+    assert distance[quiet] < threshold < distance[loud]
 
 
 def test_auc_null_threshold_is_the_mann_whitney_quantile() -> None:
@@ -128,3 +133,20 @@ def test_markdown_lists_every_test_at_every_size(config: DriftConfig) -> None:
     for name in (*JS_COLUMNS, "embedding", "estimated accuracy drop"):
         assert name in table
     assert "| 200 rows | 400 rows | 500 rows |" in table and "false-alarm rate of 0.01" in table
+
+
+def test_label_free_estimate_is_anchored_to_the_held_out_accuracy(config: DriftConfig) -> None:
+    """Mean confidence 0.80 on held-out rows that were right 70 % of the time: every estimate moves down 0.10."""
+    vocabulary = build_vocabulary(traffic(1000, seed=99)["text"])
+    reference = traffic(1000, seed=1)
+    reference["confidence"] = 0.8
+    reference["label"] = np.where(np.arange(1000) < 700, reference["predicted_label"], "other")
+    calibration = calibrate_drift(reference, vocabulary, config)
+    assert calibration.accuracy_offset == pytest.approx(-0.1)
+    window = traffic(300, seed=2)
+    window["confidence"] = 0.6
+    result = check_drift(reference, window, vocabulary, config, calibration)
+    assert result.estimated_accuracy_reference == pytest.approx(0.7)
+    assert result.estimated_accuracy_current == pytest.approx(0.5)
+    unlabelled = calibrate_drift(reference.drop(columns=["label"]), vocabulary, config)
+    assert unlabelled.accuracy_offset == 0.0

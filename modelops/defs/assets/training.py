@@ -291,9 +291,10 @@ def _save_drift_reference(registry, version: str, lake: DataLake, base_model: Ba
     from modelops.core.reference import build_reference, reference_calibration, save_reference
 
     curated, _ = read_curated(lake)
-    held_out = curated[curated["split"] != "train"]["text"].tolist()
-    frame, vocabulary = build_reference(_load_classifier(registry, version, lake, base_model), held_out,
-                                        curated[curated["split"] == "train"]["text"].tolist())
+    held_out = curated[curated["split"] != "train"]
+    frame, vocabulary = build_reference(_load_classifier(registry, version, lake, base_model),
+                                        held_out["text"].tolist(), curated[curated["split"] == "train"]["text"].tolist(),
+                                        held_out["label"].tolist())
     directory = Path(lake.home) / "reference"
     save_reference(directory, version, frame, vocabulary)
     try:
