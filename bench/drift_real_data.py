@@ -43,8 +43,9 @@ realised accuracy of the whole stable pool minus the mean realised accuracy of t
 every trial, checked or not). The headline detection rate counts only cells whose realised drop is >= 5 points.
 False-alarm rate: share of stable windows that fire, with a 95 % Wilson interval (windows share one reference and
 one calibration and overlap in rows, so the interval is for this champion). Label-free accuracy: the window's
-`estimated_accuracy_current` (mean calibrated confidence) against its realised accuracy, on every window (for the
-unchecked second windows the same `estimate_accuracy` the check calls); mean absolute error on in-scope windows
+`estimated_accuracy_current` (mean calibrated confidence plus the calibration's `accuracy_offset`, measured on the
+labelled held-out rows) against its realised accuracy, on every window (for the unchecked second windows the same
+estimate); mean absolute error on in-scope windows
 (stable + `domain_mix` / `prior_shift`) and on all windows. Calibration seconds: `calibrate_drift` on the CLINC150
 reference, `--calibration-repeats` runs (median). Check seconds: every `check_drift` call after one warm-up.
 
@@ -240,14 +241,17 @@ def _classifier(adapter: Path) -> Any:
     return AdapterClassifier(describe_base_model(default_base_model_path()), adapter)
 
 
-def _reference(cache: Path, classifier: Any, held_out: list[str],
+def _reference(cache: Path, classifier: Any, held_out: pd.DataFrame,
                train: list[str]) -> tuple[pd.DataFrame, frozenset[str]]:
-    """The champion asset's reference (held-out rows predicted by the champion, training vocabulary), cached."""
+    """The champion asset's reference (held-out rows predicted by the champion with their true labels, training
+    vocabulary), cached."""
     from modelops.core.reference import build_reference, load_reference, save_reference
 
-    if load_reference(cache / "reference", "1") is None:
-        save_reference(cache / "reference", "1", *build_reference(classifier, held_out, train))
-    reference, vocabulary = load_reference(cache / "reference", "1")  # type: ignore[misc]
+    folder = cache / "reference-labelled"
+    if load_reference(folder, "1") is None:
+        save_reference(folder, "1", *build_reference(classifier, held_out["text"].tolist(), train,
+                                                     held_out["label"].tolist()))
+    reference, vocabulary = load_reference(folder, "1")  # type: ignore[misc]
     return reference, vocabulary
 
 
@@ -356,7 +360,7 @@ def clinc150(options: Options, config: DriftConfig) -> Traffic:
     validation = _curated(read["validation"][read["validation"]["domain"] != new], "clinc150-validation")
     adapter, model = _train(cache, train, validation, options.clinc_epochs)
     classifier = _classifier(adapter)
-    reference, vocabulary = _reference(cache, classifier, validation["text"].tolist(), train["text"].tolist())
+    reference, vocabulary = _reference(cache, classifier, validation, train["text"].tolist())
     test = read["test"]
     stable = _pool(cache, "stable", classifier, lambda: test[test["domain"] != new])
     # The champion knows none of these labels, so every row of the next two pools counts as wrong.
@@ -403,7 +407,7 @@ def generator(options: Options, config: DriftConfig) -> Traffic:
     train, held_out = curated[curated["split"] == "train"], curated[curated["split"] != "train"]
     adapter, model = _train(cache, train, curated[curated["split"] == "validation"], options.generator_epochs)
     classifier = _classifier(adapter)
-    reference, vocabulary = _reference(cache, classifier, held_out["text"].tolist(), train["text"].tolist())
+    reference, vocabulary = _reference(cache, classifier, held_out, train["text"].tolist())
     stable = _pool(cache, f"baseline-{options.generator_pool}", classifier,
                    lambda: generate_corpus(options.generator_pool, seed=BASELINE_SEED)[["text", "label"]])
     calibration, seconds = _calibrate(reference, vocabulary, config, 1)
@@ -452,10 +456,11 @@ class Checker:
         from modelops.core.drift import check_drift, estimate_accuracy
 
         realised = float(window["correct"].mean())
-        if not check:
-            return Outcome(kind, level, len(window), None, None, None, [],
-                           estimate_accuracy(window["confidence"].to_numpy()), realised, None)
         t = self.traffic
+        if not check:
+            estimate = estimate_accuracy(window["confidence"].to_numpy()) + t.calibration.accuracy_offset
+            return Outcome(kind, level, len(window), None, None, None, [], float(np.clip(estimate, 0.0, 1.0)),
+                           realised, None)
         started = time.perf_counter()
         result = check_drift(t.reference, window, t.vocabulary, self.config, t.calibration)
         seconds = time.perf_counter() - started
