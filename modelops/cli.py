@@ -36,7 +36,7 @@ def prepare_environment(settings: Settings) -> Path:
     return dagster_home
 
 
-def run_job(job_name: str, run_config: dict | None = None, tags: dict[str, str] | None = None) -> bool:
+def execute_job(job_name: str, run_config: dict | None = None, tags: dict[str, str] | None = None):
     """Execute a job of the code location in this process on the persistent instance (visible in the UI)."""
     import dagster as dg
 
@@ -44,9 +44,13 @@ def run_job(job_name: str, run_config: dict | None = None, tags: dict[str, str] 
 
     with dg.DagsterInstance.get() as instance:
         config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
-        result = defs.resolve_job_def(job_name).execute_in_process(
+        return defs.resolve_job_def(job_name).execute_in_process(
             instance=instance, run_config=config, tags=tags or {}, raise_on_error=False)
-    return result.success
+
+
+def run_job(job_name: str, run_config: dict | None = None, tags: dict[str, str] | None = None) -> bool:
+    """Execute a job (see execute_job); True when it succeeded."""
+    return execute_job(job_name, run_config, tags).success
 
 
 def customisation_for_model(settings: Settings, model_name: str | None) -> Settings:
@@ -86,6 +90,49 @@ def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
         failed += not ok
         print(f"{job}: {'succeeded' if ok else 'FAILED (see the Dagster UI: modelops ui)'}")
     return 1 if failed else 0
+
+
+def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
+    from modelops.core.onboarding import OnboardingError
+    from modelops.init_customisation import init_customisation
+
+    try:
+        result = init_customisation(args.name, Path(args.data), args.text_column, args.label_column, settings,
+                                    Path.cwd(), force=args.force)
+    except OnboardingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(result.summary.markdown())
+    print(f"\ncustomisation {result.name} (registered model {result.entry['registered_model_name']}):")
+    for path in result.written:
+        print(f"  wrote {path}")
+    print(f"\nnext:\n  edit {result.entry['evaluation_config']}   # what an error on each label costs you\n"
+          f"  modelops materialize bootstrap_job --customisation {result.name}   # train, evaluate, promote\n"
+          f"  modelops serve   # POST /predict/{result.name}\n"
+          f"  modelops drift-check --customisation {result.name}   # once traffic has been captured")
+    return 0
+
+
+def cmd_drift_check(args: argparse.Namespace, settings: Settings) -> int:
+    """The traffic_drift check on the newest captured traffic, run on the persistent instance (UI check history)."""
+    from modelops.defs.resources import CustomisationKeys
+
+    c = settings.customisation_named(args.customisation)
+    keys = CustomisationKeys(c.customisation)
+    result = execute_job(keys.job("drift_check_job"), keys.check_run_config("traffic_drift", rows=args.rows))
+    if not result.success:
+        failure = result.get_step_failure_events()[0].step_failure_data
+        reason = failure.user_failure_data.description if failure.user_failure_data else failure.error.message
+        print(f"{c.customisation}: cannot decide: {reason}", file=sys.stderr)
+        return 2
+    evaluation = result.get_asset_check_evaluations()[0]
+    meta = {key: value.value for key, value in evaluation.metadata.items()}
+    verdict = f"DRIFT ({meta['severity']})" if meta["drift_detected"] else "no drift"
+    print(f"{c.customisation}: {verdict} on {meta['n_current']} rows from {meta['batches']} batch(es), champion "
+          f"v{meta['champion_version']}\n\n{meta['scores_vs_thresholds']}\n\nlabel-free accuracy estimate: "
+          f"{meta['estimated_accuracy_current']:.3f} (reference {meta['estimated_accuracy_reference']:.3f})\n"
+          f"report: {meta['evidently_report']}")
+    return 1 if meta["drift_detected"] else 0
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -246,6 +293,21 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("job", nargs="?", default="bootstrap_job")
     mat.add_argument("--customisation", help="only this customisation's job (default: every customisation's)")
     mat.set_defaults(handler=cmd_materialize)
+
+    init = sub.add_parser("init", help="start a customisation from your own labelled file: validate it, write its "
+                                       "modelops.yaml entry and policies")
+    init.add_argument("name", help="customisation name (letters, digits, underscores)")
+    init.add_argument("--data", required=True, help="CSV, Parquet or JSON-lines file of labelled examples")
+    init.add_argument("--text-column", default="text")
+    init.add_argument("--label-column", default="label")
+    init.add_argument("--force", action="store_true", help="overwrite the customisation's existing files")
+    init.set_defaults(handler=cmd_init)
+
+    drift = sub.add_parser("drift-check", help="check the newest captured traffic for drift (exit 0 none, 1 drift, "
+                                               "2 cannot decide)")
+    drift.add_argument("--customisation", help="whose traffic (default: the only customisation)")
+    drift.add_argument("--rows", type=int, default=0, help="newest valid rows to check (default: min_window_rows)")
+    drift.set_defaults(handler=cmd_drift_check)
 
     serve = sub.add_parser("serve", help="serve each customisation's champion over HTTP (POST /predict/<customisation>) "
                                          "and capture its traffic to its production/ folder")

@@ -19,9 +19,10 @@ PACKAGE_CONFIG_DIR = Path(__file__).parent / "config"
 
 
 # What one entry under `customisations:` may set; everything else (base model, MLflow, launcher) is shared.
-CUSTOMISATION_FIELDS = ("registered_model_name", "data_dir", "evaluation_config", "drift_config", "training_config",
+CUSTOMISATION_FIELDS = ("registered_model_name", "data_dir", "text_column", "label_column", "evaluation_config",
+                        "drift_config", "training_config",
                         "retrain_config")
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+CUSTOMISATION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 DAGSTER_DATABASE = "dagster"
 MLFLOW_DATABASE = "mlflow"
@@ -81,6 +82,8 @@ class Settings:
     training_config: Path = PACKAGE_CONFIG_DIR / "training.yaml"
     retrain_config: Path = PACKAGE_CONFIG_DIR / "retrain.yaml"
     max_text_chars: int = 2000
+    text_column: str = "text"  # the column of raw/ files that holds the text (`modelops init --text-column`)
+    label_column: str = "label"  # ... and the one that holds the label
     redact_traffic: bool = False  # serving: redact e-mails, IBANs, card and phone numbers before traffic touches disk
     # Where training runs (Dagster Pipes): "subprocess" on this machine, or "kubernetes" (a pod of training_image with
     # training_gpus GPUs, training_volume_claim mounted at training_mount_path); training_processes > 1: torchrun.
@@ -181,7 +184,7 @@ def _check_customisations(value: object) -> dict[str, dict[str, Any]]:
                             "{support: {data_dir: data/support}, billing: {data_dir: data/billing}}")
     checked: dict[str, dict[str, Any]] = {}
     for name, overrides in value.items():
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not CUSTOMISATION_NAME.match(name):
             raise SettingsError(f"customisation name {name!r} must start with a letter and hold only letters, digits "
                                 "and underscores (it names Dagster assets, jobs and sensors)")
         overrides = overrides or {}

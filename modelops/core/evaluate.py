@@ -28,6 +28,7 @@ PROB_TOLERANCE = 1e-6
 ROW_SUM_TOLERANCE = 1e-2
 CONFIG_SECTIONS = ("cost_model", "gate")
 COST_MODEL_KEYS = ("default_error_cost", "correct_cost", "missed_class_costs", "pair_costs")
+OPTIONAL_COST_MODEL_KEYS = ("allow_default_costs",)
 PAIR_KEYS = ("true", "predicted", "cost")
 MISSING = "—"
 COMPARED_METRICS = (  # (row name, EvaluationReport attribute, decimals)
@@ -70,8 +71,12 @@ class CostModel:
     correct_cost: float = 0.0
     pair_costs: dict[tuple[str, str], float] = field(default_factory=dict)
     missed_class_costs: dict[str, float] = field(default_factory=dict)
+    allow_default_costs: bool = False  # the owner accepts a policy that prices none of the data's labels
 
     def __post_init__(self) -> None:
+        if not isinstance(self.allow_default_costs, bool):
+            raise EvaluationConfigError(f"expected true or false, got {self.allow_default_costs!r}",
+                                        key="allow_default_costs")
         check_cost(self.default_error_cost, "default_error_cost")
         check_cost(self.correct_cost, "correct_cost")
         for label, value in self.missed_class_costs.items():
@@ -179,13 +184,15 @@ def load_cost_model(path: Path, label_names: Sequence[str] | None = None) -> Cos
     """Read the `cost_model:` section; with `label_names`, also reject labels outside that set (typos)."""
     path = Path(path)
     body = load_config_section(path, "cost_model")
-    check_config_keys(body, COST_MODEL_KEYS, path, prefix="cost_model")
+    check_config_keys(body, (*COST_MODEL_KEYS, *OPTIONAL_COST_MODEL_KEYS), path, prefix="cost_model",
+                      required=COST_MODEL_KEYS)
     try:
         model = CostModel(
             default_error_cost=body["default_error_cost"],
             correct_cost=body["correct_cost"],
             pair_costs=_parse_pairs(body["pair_costs"]),
             missed_class_costs=_parse_missed(body["missed_class_costs"]),
+            allow_default_costs=body.get("allow_default_costs", False),
         )
     except EvaluationConfigError as error:
         raise error.located(path, "cost_model") from None
@@ -237,6 +244,41 @@ def _parse_pair_item(item: object, key: str) -> tuple[Any, Any, Any]:
         if name not in normalised:
             raise EvaluationConfigError("missing required key", key=f"{key}.{name}")
     return normalised["true"], normalised["predicted"], normalised["cost"]
+
+
+@dataclass(frozen=True)
+class CostCoverage:
+    """How the cost model meets the data's labels: labels it does not price (they cost default_error_cost) and
+    labels it names that the data does not have (their costs never apply)."""
+
+    unpriced: list[str]
+    unknown: list[str]
+
+    def markdown(self) -> str:
+        if not self.unpriced and not self.unknown:
+            return "The cost model prices every label of the data and names no other."
+        lines = []
+        if self.unpriced:
+            lines.append(f"- {len(self.unpriced)} label(s) of the data have no cost of their own (each error costs "
+                         f"default_error_cost): {', '.join(self.unpriced)}")
+        if self.unknown:
+            lines.append(f"- {len(self.unknown)} label(s) in the cost model are not in the data (their costs never "
+                         f"apply): {', '.join(self.unknown)}")
+        return "\n".join(lines)
+
+
+def cost_coverage(model: CostModel, data_labels: Sequence[str], path: Path) -> CostCoverage:
+    """Compare the cost model with the data's labels; a cost model that prices none of them is refused unless the
+    owner set `allow_default_costs: true` (every error would silently cost the same)."""
+    data = set(data_labels)
+    coverage = CostCoverage(unpriced=sorted(data - model.labels()), unknown=sorted(model.labels() - data))
+    if data and not data & model.labels() and not model.allow_default_costs:
+        raise EvaluationConfigError(
+            f"names none of the data's {len(data)} labels ({', '.join(sorted(data)[:8])}"
+            f"{', ...' if len(data) > 8 else ''}), so every error would cost default_error_cost. Price your labels "
+            "(`modelops init` writes a policy listing them) or set cost_model.allow_default_costs: true",
+            key="cost_model", path=path)
+    return coverage
 
 
 def _check_known_labels(model: CostModel, label_names: Sequence[str], path: Path) -> None:

@@ -19,7 +19,7 @@ from modelops.defs.assets import data, traffic, training
 from modelops.defs.assets.data import RawExamplesConfig
 from modelops.defs.assets.training import TRAINING_POOL, TRAINING_TAG, LoraAdapterConfig
 from modelops.defs.resources import CustomisationKeys
-from modelops.defs.sensors import TRIGGER_TAG
+from modelops.defs.sensors import TRIGGER_TAG, TrafficDriftConfig
 
 SHARED = {"base_model", "training"}
 
@@ -41,6 +41,7 @@ class CustomisationDefs:
     retrain_job: UnresolvedAssetJobDefinition
     bootstrap_job: UnresolvedAssetJobDefinition
     migration_job: UnresolvedAssetJobDefinition
+    drift_check_job: UnresolvedAssetJobDefinition
     traffic_drift: dg.AssetChecksDefinition
     drift_sensor: dg.SensorDefinition
     weekly_retrain: dg.ScheduleDefinition
@@ -61,7 +62,7 @@ class CustomisationDefs:
 
     @property
     def jobs(self) -> list[UnresolvedAssetJobDefinition]:
-        return [self.data_job, self.retrain_job, self.bootstrap_job, self.migration_job]
+        return [self.data_job, self.retrain_job, self.bootstrap_job, self.migration_job, self.drift_check_job]
 
 
 def _check(keys: CustomisationKeys, body: Callable[..., dg.AssetCheckResult], asset: str) -> dg.AssetChecksDefinition:
@@ -129,8 +130,8 @@ def customisation_defs(name: str) -> CustomisationDefs:
 
     @dg.asset_check(asset=production_traffic, name="traffic_drift", blocking=False, required_resource_keys=own,
                     description=cleandoc(sensors.traffic_drift.__doc__))
-    def traffic_drift(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        return sensors.traffic_drift(*keys.resources(context))
+    def traffic_drift(context: dg.AssetCheckExecutionContext, config: TrafficDriftConfig) -> dg.AssetCheckResult:
+        return sensors.traffic_drift(*keys.resources(context), rows=config.rows)
 
     @dg.sensor(name=keys.job("drift_sensor"), job=retrain_job, minimum_interval_seconds=15,
                default_status=dg.DefaultSensorStatus.RUNNING, required_resource_keys=own,
@@ -152,6 +153,9 @@ def customisation_defs(name: str) -> CustomisationDefs:
         migration_job=job("migration_job", [lora_adapter, evaluation, champion],
                           "`modelops migrate --base`: train on a new base from the curated set, compare with the "
                           "champion on its old base, promote through the gate."),
+        drift_check_job=dg.define_asset_job(
+            keys.job("drift_check_job"), selection=dg.AssetSelection.checks(traffic_drift),
+            description="`modelops drift-check`: the traffic_drift check on the newest captured traffic."),
         traffic_drift=traffic_drift,
         drift_sensor=drift,
         weekly_retrain=dg.ScheduleDefinition(

@@ -53,6 +53,10 @@ class CustomisationKeys:
     def job(self, job: str) -> str:
         return f"{self.name}_{job}"
 
+    def check_run_config(self, check: str, **config: Any) -> dict[str, Any]:
+        """Run config of one of this customisation's asset checks on production_traffic."""
+        return {"ops": {f"{self.name}__production_traffic_{check}": {"config": config}}}
+
     def run_config(self, **configs: dict[str, Any]) -> dict[str, Any]:
         """Run config giving each named asset of this customisation its config, e.g. run_config(lora_adapter={...})."""
         return {"ops": {f"{self.name}__{asset}": {"config": config} for asset, config in configs.items()}}
@@ -70,6 +74,8 @@ class DataLake(dg.ConfigurableResource):
     data_dir: str
     home: str
     max_text_chars: int = 2000
+    text_column: str = "text"
+    label_column: str = "label"
 
     @property
     def settings(self) -> Settings:
@@ -187,7 +193,8 @@ def customisation_resources(c: Settings) -> dict[str, dg.ConfigurableResource]:
     """One customisation's lake, MLflow registered model and policy files, under its keys."""
     keys = CustomisationKeys(c.customisation)
     return {
-        keys.lake: DataLake(data_dir=str(c.data_dir), home=str(c.state), max_text_chars=c.max_text_chars),
+        keys.lake: DataLake(data_dir=str(c.data_dir), home=str(c.state), max_text_chars=c.max_text_chars,
+                            text_column=c.text_column, label_column=c.label_column),
         keys.mlflow: MlflowRegistry(tracking_uri=c.tracking_uri, model_name=c.registered_model_name,
                                     artifact_root=str(c.mlflow_artifact_root or ""), dagster_ui_url=c.dagster_ui_url),
         keys.policies: Policies(training_config=str(c.training_config), evaluation_config=str(c.evaluation_config),

@@ -74,12 +74,19 @@ def _drift_evaluation(result, metadata: dict) -> dict:
             "description": f"severity {result.severity}, share drifted {result.share_drifted:.2f}"}
 
 
-def traffic_drift(lake: DataLake, mlflow: MlflowRegistry, policies: Policies) -> dg.AssetCheckResult:
+class TrafficDriftConfig(dg.Config):
+    """How much of the newest captured traffic an on-demand drift check reads."""
+
+    rows: int = 0  # at least this many valid rows from the newest batches; 0: the policy's min_window_rows
+
+
+def traffic_drift(lake: DataLake, mlflow: MlflowRegistry, policies: Policies, rows: int = 0) -> dg.AssetCheckResult:
     """Drift of captured traffic against the champion's reference (Evidently), as a non-blocking warning.
 
     The drift sensor reports one evaluation per window it checks, so this check's *Plots* chart the drift share,
-    per-column drift scores and the label-free accuracy estimate over time. Executed on demand, it checks the newest
-    batches (at least min_window_rows valid rows) without moving the sensor's cursor or quarantining anything.
+    per-column drift scores and the label-free accuracy estimate over time. Executed on demand (UI, `modelops
+    drift-check`), it checks the newest batches (at least `rows` valid rows, min_window_rows by default) without
+    moving the sensor's cursor or quarantining anything.
     """
     from modelops.core.drift import DriftConfig, check_drift
     from modelops.core.traffic import TrafficWindow, list_batches, validate_batch
@@ -89,16 +96,19 @@ def traffic_drift(lake: DataLake, mlflow: MlflowRegistry, policies: Policies) ->
     reference = _champion_reference(lake, champion, config)
     if isinstance(reference, str):
         raise dg.Failure(reference)
+    wanted = rows or config.min_window_rows
+    if wanted < config.min_window_rows:
+        raise dg.Failure(f"rows={rows} is below min_window_rows={config.min_window_rows}: no decision on so few rows")
     newest_first = []
     for batch_id in reversed(list_batches(lake.settings.production_dir)):
-        if sum(len(b.valid) for b in newest_first) >= config.min_window_rows:
+        if sum(len(b.valid) for b in newest_first) >= wanted:
             break
         newest_first.append(validate_batch(lake.settings.production_dir, batch_id, lake.max_text_chars,
                                            _embedding_dim(reference[0])))
     window = TrafficWindow(newest_first[::-1])
-    if len(window.valid) < config.min_window_rows:
-        raise dg.Failure(f"not enough captured traffic: {len(window.valid)} valid rows, min_window_rows is "
-                         f"{config.min_window_rows}")
+    if len(window.valid) < wanted:
+        raise dg.Failure(f"not enough captured traffic: {len(window.valid)} valid rows, {wanted} needed "
+                         f"(min_window_rows is {config.min_window_rows})")
     result = check_drift(reference[0], window.valid, reference[1], config, reference[2])
     report_run = _log_drift_report(mlflow, window_key(window.usable_ids), result, reference[2], window.usable_ids,
                                    champion)

@@ -17,6 +17,7 @@ from modelops.core.evaluate import (
     EvaluationInputError,
     EvaluationReport,
     comparison_markdown,
+    cost_coverage,
     confusion_matrix_png,
     evaluate,
     expected_calibration_error,
@@ -263,3 +264,24 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     scalar.write_text("just text\n")
     with pytest.raises(EvaluationConfigError, match="mapping"):
         load_cost_model(scalar)
+
+
+def test_cost_coverage_names_unpriced_and_unknown_labels(tmp_path: Path) -> None:
+    model = load_cost_model(DEFAULT_CONFIG)
+    coverage = cost_coverage(model, ["billing", "refund", "lost_card"], DEFAULT_CONFIG)
+    assert coverage.unpriced == ["lost_card"]
+    assert "fraud_report" in coverage.unknown and "billing" not in coverage.unknown
+    assert "lost_card" in coverage.markdown() and "never apply" in coverage.markdown()
+    assert cost_coverage(model, list(INTENTS), DEFAULT_CONFIG).unpriced == ["technical_issue"]  # default cost
+
+
+def test_a_cost_model_naming_none_of_the_data_labels_is_refused_unless_allowed(tmp_path: Path) -> None:
+    banking = ["lost_card", "card_arrival", "balance"]
+    with pytest.raises(EvaluationConfigError, match="names none of the data's 3 labels.*allow_default_costs: true"):
+        cost_coverage(load_cost_model(DEFAULT_CONFIG), banking, DEFAULT_CONFIG)
+    allowed = _write_config(tmp_path, lambda d: d["cost_model"].update(allow_default_costs=True))
+    coverage = cost_coverage(load_cost_model(allowed), banking, allowed)
+    assert coverage.unpriced == sorted(banking)
+    wrong = _write_config(tmp_path, lambda d: d["cost_model"].update(allow_default_costs="yes"))
+    with pytest.raises(EvaluationConfigError, match="allow_default_costs.*true or false"):
+        load_cost_model(wrong)

@@ -110,7 +110,7 @@ def test_traffic_drift_check_on_demand_checks_the_newest_batches_and_leaves_them
     _write_batch(settings, classifier, generate_corpus(100, seed=6)["text"].tolist())
     too_little = _run_traffic_drift_check(settings, instance)
     assert not too_little.success
-    assert "not enough captured traffic: 100 valid rows, min_window_rows is 200" in str(too_little.all_events)
+    assert "not enough captured traffic: 100 valid rows, 200 needed (min_window_rows is 200)" in str(too_little.all_events)
     _drifted(settings, classifier, seed=7, rows=250)
     result = _run_traffic_drift_check(settings, instance)
     assert result.success

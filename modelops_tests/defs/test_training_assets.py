@@ -104,6 +104,20 @@ def test_first_model_is_trained_tracked_evaluated_and_promoted(bootstrapped, set
     record = json.loads((settings.state / "records" / "evaluation.json").read_text())
     assert record["passed"] and record["champion_version"] is None
     assert (settings.state / "reference" / "v1.parquet").is_file()
+    # The shipped cost model prices 9 of the generator's 10 labels: the tenth shows where operators look.
+    evaluation = bootstrapped.asset_materializations_for_node(_node(c, "evaluation"))[0].metadata
+    assert evaluation["cost_model_unpriced_labels"].value == ["technical_issue"]
+    assert evaluation["cost_model_unknown_labels"].value == []
+    report = registry.client.download_artifacts(record["mlflow_run_id"], "evaluation/report.md")
+    assert "technical_issue" in Path(report).read_text().split("## Cost model and the data's labels")[1]
+    # Promotion calibrated the drift thresholds on the champion's held-out rows and stored them with the version.
+    champion = bootstrapped.asset_materializations_for_node(_node(c, "champion"))[0].metadata
+    assert champion["drift_false_alarm_rate"].value == 0.01 and "| predicted_label (JS distance) |" in champion[
+        "drift_calibration"].value
+    assert (settings.state / "reference" / "v1.calibration.json").is_file()
+    version_run = registry.version_info("1")["run_id"]
+    assert {"drift/calibration.json", "drift/calibration.md"} <= {
+        a.path for a in registry.client.list_artifacts(version_run, "drift")}
 
 
 def test_training_runs_in_its_own_process_and_reports_through_pipes(bootstrapped, settings, instance, c):

@@ -3,7 +3,7 @@
 # No `from __future__ import annotations` here: Dagster reads config/resource annotations at definition time.
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Optional
 
 import dagster as dg
 
@@ -21,8 +21,8 @@ class RawExamplesConfig(dg.Config):
     """Where examples come from: user files in data/raw/ ('files'), the built-in generator, or 'auto' (files if any)."""
 
     source: Literal["auto", "files", "generator"] = "auto"
-    text_column: str = "text"
-    label_column: str = "label"
+    text_column: Optional[str] = None  # None: the customisation's text_column setting ("text" unless set)
+    label_column: Optional[str] = None  # None: the customisation's label_column setting ("label" unless set)
     generator_rows: int = 3000
     generator_seed: int = 0
 
@@ -32,13 +32,14 @@ def _load_raw(config: RawExamplesConfig, lake: DataLake, context: dg.AssetExecut
     from modelops.core.schema import ValidationResult, list_example_files, read_examples, validate_records
 
     settings = lake.settings
+    text_column, label_column = config.text_column or lake.text_column, config.label_column or lake.label_column
     files = list_example_files(settings.raw_dir)
     if config.source == "files" and not files:
         raise dg.Failure(f"source='files' but {settings.raw_dir} holds no .csv, .parquet or .jsonl file.")
     if files and config.source != "generator":
         context.log.info(f"ingesting {len(files)} file(s) from {settings.raw_dir}")
         return ValidationResult.concat([
-            read_examples(f, config.text_column, config.label_column, settings.max_text_chars) for f in files
+            read_examples(f, text_column, label_column, settings.max_text_chars) for f in files
         ])
     context.log.info(f"generating {config.generator_rows} examples (seed {config.generator_seed})")
     corpus = generate_corpus(config.generator_rows, seed=config.generator_seed)
@@ -62,8 +63,8 @@ def raw_examples(context: dg.AssetExecutionContext, config: RawExamplesConfig, l
     if result.valid.empty:
         raise dg.Failure(
             f"No valid examples among {result.received} received rows; see {metadata.get('quarantine_path', 'quarantine')} "
-            f"for the reasons. Check the text/label column names (text_column={config.text_column!r}, "
-            f"label_column={config.label_column!r}).",
+            f"for the reasons. Check the text/label column names (text_column="
+            f"{config.text_column or lake.text_column!r}, label_column={config.label_column or lake.label_column!r}).",
             metadata=metadata,
         )
     path = write_parquet_atomic(result.valid, Path(lake.home) / "assets" / RAW_EXAMPLES_FILE)

@@ -198,7 +198,9 @@ def _inline_png(path: Path) -> str:
 def evaluation(context: dg.AssetExecutionContext, lake: DataLake, base_model: BaseModel, mlflow: MlflowRegistry,
                policies: Policies) -> dg.MaterializeResult:
     """Challenger vs champion on the frozen test split and recent labelled traffic: metrics, business cost, gate decision."""
-    from modelops.core.evaluate import comparison_markdown, confusion_matrix_png, evaluate, load_cost_model
+    from modelops.core.evaluate import (
+        comparison_markdown, confusion_matrix_png, cost_coverage, evaluate, load_cost_model,
+    )
     from modelops.core.gate import decide, load_gate_rules
     from modelops.core.markdown import html_report
 
@@ -208,6 +210,9 @@ def evaluation(context: dg.AssetExecutionContext, lake: DataLake, base_model: Ba
     challenger_version = lake.read_record("lora_adapter")["version"]
     champion_version = registry.alias_version("champion")
     curated, record = read_curated(lake)
+    coverage = cost_coverage(cost_model, sorted(curated["label"].unique()), Path(policies.evaluation_config))
+    if coverage.unpriced or coverage.unknown:
+        context.log.warning(f"cost model vs data labels: {coverage.markdown()}")
     test = curated[curated["split"] == "test"]
     recent = test[test["source"].str.startswith("feedback")]
     reports, recent_reports = {}, {}
@@ -243,7 +248,8 @@ def evaluation(context: dg.AssetExecutionContext, lake: DataLake, base_model: Ba
         for role, report in recent_reports.items():
             registry.log_metrics(run_id, report.metrics(prefix=f"recent_traffic_{role}_"))
         report_md = (f"# Evaluation of {registry.model_name} v{challenger_version}\n\n{comparison}\n\n## Gate\n\n"
-                     f"{decision.markdown()}\n\n## Per class (challenger, test split)\n\n"
+                     f"{decision.markdown()}\n\n## Cost model and the data's labels\n\n{coverage.markdown()}\n\n"
+                     f"## Per class (challenger, test split)\n\n"
                      f"{challenger.per_class_markdown()}\n\n## Confusion matrices\n\n"
                      + "\n".join(f"![{png.stem}]({png.name})" for png in pngs) + "\n")
         registry.log_text(run_id, report_md, "evaluation/report.md")
@@ -263,6 +269,9 @@ def evaluation(context: dg.AssetExecutionContext, lake: DataLake, base_model: Ba
         "challenger_macro_f1": challenger.macro_f1, "challenger_accuracy": challenger.accuracy,
         "challenger_ece": challenger.ece, "challenger_cost_per_1000": challenger.expected_cost_per_1000,
         "comparison": dg.MetadataValue.md(comparison), "gate": dg.MetadataValue.md(decision.markdown()),
+        "cost_model_unpriced_labels": dg.MetadataValue.json(coverage.unpriced),
+        "cost_model_unknown_labels": dg.MetadataValue.json(coverage.unknown),
+        "cost_model_coverage": dg.MetadataValue.md(coverage.markdown()),
         "per_class": dg.MetadataValue.md(challenger.per_class_markdown()),
         "confusion_matrix": path_metadata(out_dir / "confusion_challenger.png"),
         "confusion_matrix_image": dg.MetadataValue.md(_inline_png(out_dir / "confusion_challenger.png")),
