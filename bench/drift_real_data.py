@@ -64,7 +64,6 @@ import hashlib
 import json
 import math
 import os
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -75,7 +74,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bench.machine import RESULTS, Measurement
+from bench.machine import RESULTS, Measurement, provenance
 
 if TYPE_CHECKING:
     from modelops.core.drift import DriftConfig
@@ -102,7 +101,6 @@ FALSE_ALARM_TARGET, FALSE_ALARM_UPPER_TARGET = 0.01, 0.02
 DETECTION_TARGET, MATERIAL_DROP = 0.95, 0.05
 MAE_TARGET = 0.02
 CALIBRATION_SECONDS_TARGET = 30.0
-LIBRARIES = ("torch", "transformers", "peft", "evidently", "mlflow", "pandas", "numpy", "scipy", "scikit-learn")
 SOURCES = ("modelops/core/drift.py", "modelops/core/drift_calibration.py", "modelops/core/reference.py",
            "modelops/config/drift.yaml", "modelops/core/predictor.py", "modelops/core/train.py")
 
@@ -129,28 +127,6 @@ QUICK = {"stable_windows": 10, "clinc_trials": 2, "generator_trials": 1, "calibr
 
 def _say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-# ---------------------------------------------------------------------------------------------- provenance
-
-
-def provenance() -> dict[str, Any]:
-    """Commit, working-tree state, library versions and hashes of the code under test, taken at the start."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
-
-    versions: dict[str, str | None] = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = None
-    changed = [line for line in git("status", "--porcelain").splitlines() if line]
-    return {"git_commit": git("rev-parse", "HEAD"), "git_tree_clean": not changed, "git_status_porcelain": changed,
-            "source_sha256": {p: hashlib.sha256((ROOT / p).read_bytes()).hexdigest()[:16] for p in SOURCES},
-            "library_versions": versions}
 
 
 # ---------------------------------------------------------------------------------------------- training and pools
@@ -619,7 +595,7 @@ def run(options: Options) -> dict[str, Any]:
     torch.set_num_threads(2)
     started = time.perf_counter()
     load_start = os.getloadavg()[0]
-    origin = provenance()
+    origin = provenance(SOURCES)
     config = DriftConfig.from_yaml(PACKAGE_CONFIG_DIR / "drift.yaml")
     data: dict[str, Any] = {}
     for data_id, (build, trials) in enumerate(((clinc150, options.clinc_trials),

@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+LIBRARIES = ("torch", "transformers", "peft", "evidently", "mlflow", "pandas", "numpy", "scipy", "scikit-learn")
+
+
+def provenance(sources: Sequence[str] = ()) -> dict[str, Any]:
+    """Commit, working-tree state, library versions and hashes of the code under test (paths from the repo root)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+
+    versions: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    changed = [line for line in git("status", "--porcelain").splitlines() if line]
+    return {"git_commit": git("rev-parse", "HEAD"), "git_tree_clean": not changed, "git_status_porcelain": changed,
+            "source_sha256": {p: hashlib.sha256((ROOT / p).read_bytes()).hexdigest()[:16] for p in sources},
+            "library_versions": versions}
 
 
 @dataclass(frozen=True)
