@@ -55,7 +55,8 @@ def test_init_then_bootstrap_a_champion_under_its_own_name(tmp_path: Path) -> No
     out = _modelops(tmp_path, "init", "bank_router", "--data", str(data), "--text-column", "query",
                     "--label-column", "intent")
     assert out.returncode == 0, out.stderr
-    assert "600 valid" in out.stdout and "quarantined" in out.stdout and "modelops materialize bootstrap_job" in out.stdout
+    assert "602 rows, 600 valid, 2 quarantined, 10 labels" in out.stdout
+    assert "quarantined (missing_label): 1" in out.stdout and "modelops materialize bootstrap_job" in out.stdout
     config = yaml.safe_load((tmp_path / "modelops.yaml").read_text())
     entry = config["customisations"]["bank_router"]
     assert entry["registered_model_name"] == "bank-router" and (entry["text_column"], entry["label_column"]) == (

@@ -45,7 +45,8 @@ class DataSummary:
         return int(self.valid * SplitFractions().test)
 
     def markdown(self) -> str:
-        lines = [f"{self.path}: {self.received} rows, {self.valid} valid, {len(self.label_counts)} labels"]
+        lines = [f"{self.path}: {self.received} rows, {self.valid} valid, {sum(self.quarantined.values())} "
+                 f"quarantined, {len(self.label_counts)} labels"]
         lines += [f"  quarantined ({reason}): {rows}" for reason, rows in sorted(self.quarantined.items())]
         counts = sorted(self.label_counts.values())
         lines.append(f"  examples per label: min {counts[0]}, median {counts[len(counts) // 2]}, max {counts[-1]}")
