@@ -23,6 +23,27 @@ PII_PATTERNS: dict[str, re.Pattern[str]] = {
 }
 
 
+MIN_TRAIN_EXAMPLES_PER_LABEL = 10  # a label trains only with at least this many training examples...
+MIN_TEST_EXAMPLES_PER_LABEL = 3  # ...and this many test examples to be evaluated on
+
+
+@dataclass(frozen=True)
+class PendingLabel:
+    """A label held back from training until it has enough examples (new intents grow in without blocking)."""
+
+    label: str
+    train: int
+    test: int
+
+    @property
+    def needs_train(self) -> int:
+        return max(0, MIN_TRAIN_EXAMPLES_PER_LABEL - self.train)
+
+    @property
+    def needs_test(self) -> int:
+        return max(0, MIN_TEST_EXAMPLES_PER_LABEL - self.test)
+
+
 @dataclass(frozen=True)
 class SplitFractions:
     validation: float = 0.1
@@ -128,6 +149,16 @@ def curate(raw: pd.DataFrame, feedback: pd.DataFrame | None = None, fractions: S
     resolved["split"] = assign_split(resolved["id"], fractions)
     curated = resolved[CURATED_COLUMNS].sort_values("id").reset_index(drop=True)
     return curated, report
+
+
+def hold_back_short_labels(curated: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[PendingLabel]]:
+    """Split a curated set into what trains (every label with enough train and test examples), the rows of the labels
+    still short (kept, to join a later run once labelled feedback fills them up) and those labels' counts."""
+    counts = label_counts(curated).reindex(columns=["train", "test"], fill_value=0)
+    short = counts[(counts["train"] < MIN_TRAIN_EXAMPLES_PER_LABEL) | (counts["test"] < MIN_TEST_EXAMPLES_PER_LABEL)]
+    pending = [PendingLabel(str(label), int(row["train"]), int(row["test"])) for label, row in short.iterrows()]
+    held = curated["label"].isin(short.index)
+    return curated[~held].reset_index(drop=True), curated[held].reset_index(drop=True), pending
 
 
 def content_hash(curated: pd.DataFrame) -> str:

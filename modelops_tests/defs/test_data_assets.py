@@ -80,3 +80,40 @@ def test_source_files_without_files_fails(customisation, resources, instance):
     with pytest.raises(dg.Failure, match="holds no .csv"):
         dg.materialize([customisation.raw_examples], resources=resources, instance=instance,
                        run_config=customisation.keys.run_config(raw_examples={"source": "files"}))
+
+
+def test_a_new_label_below_the_minimum_waits_as_pending_without_blocking(customisation, resources, instance,
+                                                                        settings):
+    """A new intent with a handful of examples is held back (kept, counted, shown), the rest curates and passes the
+    blocking checks; once it has enough examples it joins the curated set."""
+    from modelops.core.datagen import generate_corpus
+
+    settings.raw_dir.mkdir(parents=True)
+    generate_corpus(1000, seed=5).to_csv(settings.raw_dir / "tickets.csv", index=False)
+    texts = [f"my esim profile {i} will not activate abroad, roaming stays off on plan {i * 7}" for i in range(80)]
+    pd.DataFrame({"text": texts[:8], "label": "esim_activation"}).to_csv(settings.raw_dir / "new.csv", index=False)
+    result = _materialize(customisation, resources, instance)
+    assert result.success
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert all(checks.values())  # the blocking check guards what is trained on, which is ready
+    curated = _meta(customisation, result, "curated_training_set")
+    assert curated["pending_rows"] == 8 and "| esim_activation |" in curated["pending_labels"]
+    frame = pd.read_parquet(settings.state / "curated" / f"{curated['content_hash']}.parquet")
+    assert "esim_activation" not in set(frame["label"]) and frame["label"].nunique() == 10
+    kept = pd.read_parquet(settings.state / "curated" / "pending" / f"{curated['content_hash']}.parquet")
+    assert len(kept) == 8 and set(kept["label"]) == {"esim_activation"}
+    record = customisation_record(settings)["pending_labels"]["esim_activation"]
+    assert record["needs_train"] == 10 - record["train"] and record["needs_test"] == max(0, 3 - record["test"])
+
+    pd.DataFrame({"text": texts, "label": "esim_activation"}).to_csv(settings.raw_dir / "new.csv", index=False)
+    grown = _meta(customisation, _materialize(customisation, resources, instance), "curated_training_set")
+    assert grown["pending_rows"] == 0 and "No label is waiting" in grown["pending_labels"]
+    frame = pd.read_parquet(settings.state / "curated" / f"{grown['content_hash']}.parquet")
+    assert (frame["label"] == "esim_activation").sum() == 80
+
+
+def customisation_record(settings) -> dict:
+    """The curated_training_set record the asset wrote."""
+    import json
+
+    return json.loads((settings.state / "records" / "curated_training_set.json").read_text())

@@ -77,6 +77,20 @@ def raw_examples(context: dg.AssetExecutionContext, config: RawExamplesConfig, l
     return dg.MaterializeResult(metadata=metadata)
 
 
+def _pending_text(pending: list) -> str:
+    return ", ".join(f"{p.label} (needs {p.needs_train} more train / {p.needs_test} more test examples)"
+                     for p in pending)
+
+
+def _pending_table(pending: list) -> str:
+    """Labels held back from training, what they have and what they still need (markdown)."""
+    if not pending:
+        return "No label is waiting for examples."
+    rows = [f"| {p.label} | {p.train} | {p.test} | {p.needs_train} | {p.needs_test} |" for p in pending]
+    return "\n".join(["| pending label | train | test | needs train | needs test |", "|---|---:|---:|---:|---:|", *rows]
+                     ) + "\n\nAbout 75 % of new examples land in train and 15 % in test (stable hash split)."
+
+
 def read_raw_examples(lake: DataLake) -> "pd.DataFrame":
     path = Path(lake.home) / "assets" / RAW_EXAMPLES_FILE
     if not path.is_file():
@@ -105,7 +119,7 @@ def read_curated(lake: DataLake) -> tuple["pd.DataFrame", dict]:
 def curated_training_set(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Normalised, deduplicated, PII-redacted examples with a stable train/validation/test split and a content hash."""
     from modelops.core.atomic import write_parquet_atomic
-    from modelops.core.curate import content_hash, curate, label_counts
+    from modelops.core.curate import content_hash, curate, hold_back_short_labels, label_counts
     from modelops.core.feedback import labelled_feedback, read_feedback
 
     settings = lake.settings
@@ -121,15 +135,28 @@ def curated_training_set(context: dg.AssetExecutionContext, lake: DataLake) -> d
             labels.rejected["reason"].value_counts().to_dict(), "reason")
         context.log.warning(f"{len(labels.rejected)} feedback rows quarantined to {quarantine}")
     feedback = labelled_feedback(settings.production_dir, labels.valid, settings.max_text_chars)
-    curated, report = curate(read_raw_examples(lake), feedback)
+    every, report = curate(read_raw_examples(lake), feedback)
+    curated, held_back, pending = hold_back_short_labels(every)
+    if curated.empty:
+        raise dg.Failure(f"Every label is short of examples to train on: {_pending_text(pending)}. Add labelled "
+                         "examples (data/raw/ or data/feedback/).")
     digest = content_hash(curated)
     path = write_parquet_atomic(curated, settings.curated_dir / f"{digest}.parquet")
+    if pending:
+        kept = write_parquet_atomic(held_back, settings.curated_dir / "pending" / f"{digest}.parquet")
+        context.log.warning(f"held back until they have enough examples ({kept}): {_pending_text(pending)}")
     splits = curated["split"].value_counts().to_dict()
-    lake.write_record("curated_training_set", {"path": str(path), "content_hash": digest, "rows": len(curated),
-                                               "splits": splits, "feedback_rows": report.feedback_rows})
+    lake.write_record("curated_training_set", {
+        "path": str(path), "content_hash": digest, "rows": len(curated), "splits": splits,
+        "feedback_rows": report.feedback_rows, "pending_labels": {p.label: {"train": p.train, "test": p.test,
+                                                                            "needs_train": p.needs_train,
+                                                                            "needs_test": p.needs_test}
+                                                                  for p in pending}})
     context.log.info(f"curated {len(curated)} examples, hash {digest[:12]}")
     return dg.MaterializeResult(metadata={
         **feedback_metadata,
+        "pending_labels": dg.MetadataValue.md(_pending_table(pending)),
+        "pending_rows": len(held_back),
         "dagster/row_count": len(curated),
         "content_hash": digest,
         "path": path_metadata(path),
