@@ -45,6 +45,7 @@ from modelops.core.curate import clean_text
 
 if TYPE_CHECKING:
     from modelops.core.drift_calibration import DriftCalibration
+    from modelops.core.new_topics import TopicCandidate
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +242,7 @@ class DriftResult:
     thresholds: dict[str, float] = field(default_factory=dict)  # the threshold each column's score was held to
     accuracy_drop_band: float = float("nan")  # estimated-accuracy drop that a stable window exceeds rarely
     accuracy_drop_significant: bool = False  # the estimated accuracy fell by more than its noise band
+    new_topics: list[TopicCandidate] = field(default_factory=list)  # candidate new intents (modelops.core.new_topics)
     notes: list[str] = field(default_factory=list)
 
     def to_metadata(self) -> dict[str, float | int | str | bool]:
@@ -261,6 +263,8 @@ class DriftResult:
             "estimated_accuracy_drop_band": self.accuracy_drop_band,
             "estimated_accuracy_drop_significant": self.accuracy_drop_significant,
             "retrain_recommended": self.retrain_recommended,
+            "new_topic_candidates": len(self.new_topics),
+            "new_topic_share": sum(topic.share for topic in self.new_topics),
             "seconds": self.seconds,
             "notes": "; ".join(self.notes),
         }
@@ -290,7 +294,10 @@ def check_drift(
     config: DriftConfig,
     calibration: DriftCalibration,
 ) -> DriftResult:
-    """Compare a traffic window with the champion's reference under its calibrated thresholds (module docstring)."""
+    """Compare a traffic window with the champion's reference under its calibrated thresholds (module docstring),
+    and look for candidate new intents among its low-confidence rows (`modelops.core.new_topics`)."""
+    from modelops.core.new_topics import discover_new_topics
+
     started = time.perf_counter()
     _check_columns(reference, "reference")
     _check_columns(current, "current")
@@ -317,6 +324,8 @@ def check_drift(
     drift_detected = severity != "none"
     retrain = drift_detected and (not config.require_accuracy_drop
                                   or (significant and accuracy_drop >= config.accuracy_drop_threshold))
+    new_topics = discover_new_topics(subsample(reference, config.max_reference_rows, config.seed),
+                                     subsample(current, config.max_current_rows, config.seed + 1), config.seed)
     result = DriftResult(
         n_reference=len(reference),
         n_current=len(current),
@@ -334,6 +343,7 @@ def check_drift(
         thresholds=thresholds,
         accuracy_drop_band=band,
         accuracy_drop_significant=significant,
+        new_topics=new_topics,
         notes=notes,
     )
     log.info("drift check: severity=%s drifted=%s accuracy drop %.3f (band %.3f) retrain=%s (%.2fs)", severity,

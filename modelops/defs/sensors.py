@@ -32,7 +32,9 @@ DRIFT_REPORT = "drift/report.html"
 def _log_drift_report(mlflow: MlflowRegistry, key: str, result, calibration, batch_ids: list[str],
                       champion: str) -> str:
     """An MLflow run for one checked window (metrics, Evidently report, scores against the champion's calibrated
-    thresholds); returns its id."""
+    thresholds, candidate new intents); returns its id."""
+    from modelops.core.new_topics import topics_markdown
+
     registry = mlflow.registry()
     with registry.run(f"drift-check-{key}", {"modelops.drift_event": key, "modelops.champion_version": champion,
                                              "modelops.batches": ",".join(batch_ids)[:4900]}) as run_id:
@@ -41,15 +43,20 @@ def _log_drift_report(mlflow: MlflowRegistry, key: str, result, calibration, bat
         registry.log_text(run_id, result.html, DRIFT_REPORT)
         registry.log_text(run_id, f"# Drift check {key}\n\n{result.scores_markdown()}\n\n## Calibration of champion "
                                   f"v{champion}\n\n{calibration.markdown()}\n", "drift/thresholds.md")
+        registry.log_text(run_id, f"# Candidate new intents in {key}\n\n{topics_markdown(result.new_topics)}\n",
+                          "drift/new_topics.md")
     return run_id
 
 
 def _window_metadata(result, received: int, quarantined: int, report_url: str, champion: str) -> dict:
     """What Dagster shows for one checked window: drift scores against their calibrated thresholds, label-free
-    accuracy estimate, report link."""
+    accuracy estimate, candidate new intents, report link."""
+    from modelops.core.new_topics import topics_markdown
+
     return {**result.to_metadata(), "champion_version": champion, "received_rows": received,
             "quarantined_rows": quarantined, "evidently_report": dg.MetadataValue.url(report_url),
-            "scores_vs_thresholds": dg.MetadataValue.md(result.scores_markdown())}
+            "scores_vs_thresholds": dg.MetadataValue.md(result.scores_markdown()),
+            "new_topics": dg.MetadataValue.md(topics_markdown(result.new_topics))}
 
 
 def _champion_reference(lake: DataLake, champion: str | None, config) -> tuple | str:

@@ -256,7 +256,8 @@ def test_to_metadata_is_flat_and_snake_case(shifted_results: dict[str, DriftResu
     expected = {"n_reference", "n_current", "skipped", "skipped_reason", "drift_detected", "severity",
                 "share_drifted", "n_drifted_columns", "drifted_columns", "estimated_accuracy_reference",
                 "estimated_accuracy_current", "estimated_accuracy_drop", "retrain_recommended", "seconds", "notes",
-                "estimated_accuracy_drop_band", "estimated_accuracy_drop_significant"}
+                "estimated_accuracy_drop_band", "estimated_accuracy_drop_significant", "new_topic_candidates",
+                "new_topic_share"}
     expected |= {f"drift_{kind}_{column}" for kind in ("score", "threshold") for column in (
         "text_length", "word_count", "oov_rate", "has_non_ascii", "predicted_label", "confidence", "embedding")}
     assert set(metadata) == expected

@@ -134,3 +134,18 @@ def test_domain_mix_shift_is_detected(clinc: Setup) -> None:
     window = pd.concat([favoured.sample(140, random_state=5), rest.sample(60, random_state=5)], ignore_index=True)
     result = clinc.check(window)
     assert "predicted_label" in result.drifted_columns and result.drift_detected
+
+
+def test_one_unseen_intent_is_reported_as_one_new_topic(clinc: Setup) -> None:
+    """30 requests of one intent from the unseen domain in a 300-row window: one candidate, every example from it."""
+    test = _read("test.csv")
+    intent = sorted(test.loc[test["domain"] == NEW_DOMAIN, "label"].unique())[2]
+    planted = clinc.classifier.traffic(("UNSEEN " + test.loc[test["label"] == intent, "text"]).tolist())
+    window = pd.concat([clinc.stable.sample(270, random_state=1).drop(columns=["domain"]), planted],
+                       ignore_index=True)
+    result = clinc.check(window)
+    (topic,) = result.new_topics
+    assert topic.size >= 24 and all(text.startswith("UNSEEN") for text in topic.examples)
+    assert result.to_metadata()["new_topic_candidates"] == 1
+    for seed in (0, 1):
+        assert clinc.check(clinc.stable.sample(WINDOW, random_state=seed)).new_topics == []

@@ -128,7 +128,7 @@ def test_drift_waits_for_labels_then_requests_one_run_with_stable_key(world, cla
     assert "awaits labels: 0/100" in waiting.skip_reason.skip_message
     # The champion had a reference but no calibration for this policy: the sensor made and stored it.
     assert calibration_path(settings.state / "reference", "1").is_file()
-    assert "scores_vs_thresholds" in waiting.asset_events[0].metadata
+    assert {"scores_vs_thresholds", "new_topics"} <= set(waiting.asset_events[0].metadata)
     assert waiting.asset_events[0].metadata["severity"].value in ("moderate", "severe")
     assert not waiting.asset_events[1].passed  # the traffic_drift check warns
     _label(settings, ids[:150], "round1")
@@ -140,7 +140,7 @@ def test_drift_waits_for_labels_then_requests_one_run_with_stable_key(world, cla
     assert run.tags["modelops/drift_event"] == run.run_key and run.tags["modelops/trigger"] == "drift"
     registry = ModelRegistry(settings.tracking_uri, settings.registered_model_name, settings.mlflow_artifact_root)
     report_files = registry.client.list_artifacts(run.tags["modelops/drift_report_run"], "drift")
-    assert [f.path for f in report_files] == ["drift/report.html", "drift/thresholds.md"]  # training copies the html
+    assert [f.path for f in report_files] == ["drift/new_topics.md", "drift/report.html", "drift/thresholds.md"]
     thresholds = registry.client.download_artifacts(run.tags["modelops/drift_report_run"], "drift/thresholds.md")
     assert "## Calibration of champion v1" in Path(thresholds).read_text()
     assert run.run_config["ops"][f"{settings.customisation}__lora_adapter"]["config"]["mode"] in ("incremental", "full")
