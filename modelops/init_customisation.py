@@ -18,7 +18,7 @@ from modelops.core.atomic import write_text_atomic
 from modelops.core.curate import SplitFractions
 from modelops.core.onboarding import DataSummary, OnboardingError, evaluation_policy, summarise_data
 from modelops.settings import CUSTOMISATION_NAME, PACKAGE_CONFIG_DIR, Settings
-DEFAULT_MIN_WINDOW_ROWS = 200
+
 SMALLEST_MIN_WINDOW_ROWS = 50
 
 
@@ -31,17 +31,21 @@ class InitResult:
 
 
 def drift_policy(summary: DataSummary) -> str:
-    """The shipped drift policy; with fewer expected held-out rows than two 200-row windows, min_window_rows is half
-    of them (at least 50), so that the champion's reference can calibrate at least one window size."""
-    text = (PACKAGE_CONFIG_DIR / "drift.yaml").read_text(encoding="utf-8")
+    """The shipped drift policy; with fewer expected held-out rows than two of its smallest windows, min_window_rows
+    is half of them (at least 50), so that the champion's reference can calibrate at least one window size."""
+    from modelops.core.drift import DriftConfig
+
+    shipped = PACKAGE_CONFIG_DIR / "drift.yaml"
+    text = shipped.read_text(encoding="utf-8")
+    default = DriftConfig.from_yaml(shipped).min_window_rows
     fractions = SplitFractions()
     held_out = int(summary.valid * (fractions.validation + fractions.test))
-    window = min(DEFAULT_MIN_WINDOW_ROWS, max(SMALLEST_MIN_WINDOW_ROWS, held_out // 2))
-    if window == DEFAULT_MIN_WINDOW_ROWS:
+    window = min(default, max(SMALLEST_MIN_WINDOW_ROWS, held_out // 2))
+    if window == default:
         return text
     note = (f"# modelops init: about {held_out} held-out rows are expected (validation + test), so windows start at "
-            f"{window} rows instead of {DEFAULT_MIN_WINDOW_ROWS}.\n")
-    return text.replace(f"min_window_rows: {DEFAULT_MIN_WINDOW_ROWS}", f"{note}min_window_rows: {window}")
+            f"{window} rows instead of {default}.\n")
+    return text.replace(f"\nmin_window_rows: {default}\n", f"\n{note}min_window_rows: {window}\n")
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -151,11 +151,20 @@ def curate(raw: pd.DataFrame, feedback: pd.DataFrame | None = None, fractions: S
     return curated, report
 
 
+def split_counts(curated: pd.DataFrame) -> pd.DataFrame:
+    """Examples per label and split (columns train, validation, test; 0 where a label has none)."""
+    return label_counts(curated).reindex(columns=["train", "validation", "test"], fill_value=0)
+
+
+def short_labels(counts: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `split_counts` whose label has too few train or test examples to train and be evaluated."""
+    return counts[(counts["train"] < MIN_TRAIN_EXAMPLES_PER_LABEL) | (counts["test"] < MIN_TEST_EXAMPLES_PER_LABEL)]
+
+
 def hold_back_short_labels(curated: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[PendingLabel]]:
     """Split a curated set into what trains (every label with enough train and test examples), the rows of the labels
     still short (kept, to join a later run once labelled feedback fills them up) and those labels' counts."""
-    counts = label_counts(curated).reindex(columns=["train", "test"], fill_value=0)
-    short = counts[(counts["train"] < MIN_TRAIN_EXAMPLES_PER_LABEL) | (counts["test"] < MIN_TEST_EXAMPLES_PER_LABEL)]
+    short = short_labels(split_counts(curated))
     pending = [PendingLabel(str(label), int(row["train"]), int(row["test"])) for label, row in short.iterrows()]
     held = curated["label"].isin(short.index)
     return curated[~held].reset_index(drop=True), curated[held].reset_index(drop=True), pending

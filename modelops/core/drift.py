@@ -320,10 +320,10 @@ def check_drift(
     accuracy_drop = accuracy_reference - accuracy_current
     band = calibration.accuracy_drop_band(len(current))
     significant = accuracy_drop > band
-    severity = _severity(share, significant and accuracy_drop >= config.accuracy_drop_threshold, significant, config)
+    accuracy_problem = significant and accuracy_drop >= config.accuracy_drop_threshold
+    severity = _severity(share, accuracy_problem, significant, config)
     drift_detected = severity != "none"
-    retrain = drift_detected and (not config.require_accuracy_drop
-                                  or (significant and accuracy_drop >= config.accuracy_drop_threshold))
+    retrain = drift_detected and (not config.require_accuracy_drop or accuracy_problem)
     new_topics = discover_new_topics(subsample(reference, config.max_reference_rows, config.seed),
                                      subsample(current, config.max_current_rows, config.seed + 1), config.seed)
     result = DriftResult(

@@ -22,11 +22,13 @@ def curated_no_leakage(lake: DataLake) -> dg.AssetCheckResult:
 def curated_min_examples_per_label(lake: DataLake) -> dg.AssetCheckResult:
     """Every label trained on has enough training and test examples to learn and to be evaluated (labels still short
     are held back by curation as pending)."""
-    from modelops.core.curate import MIN_TEST_EXAMPLES_PER_LABEL, MIN_TRAIN_EXAMPLES_PER_LABEL, label_counts
+    from modelops.core.curate import (
+        MIN_TEST_EXAMPLES_PER_LABEL, MIN_TRAIN_EXAMPLES_PER_LABEL, short_labels, split_counts,
+    )
 
     curated, _ = read_curated(lake)
-    counts = label_counts(curated).reindex(columns=["train", "validation", "test"], fill_value=0)
-    short = counts[(counts["train"] < MIN_TRAIN_EXAMPLES_PER_LABEL) | (counts["test"] < MIN_TEST_EXAMPLES_PER_LABEL)]
+    counts = split_counts(curated)
+    short = short_labels(counts)
     return dg.AssetCheckResult(passed=short.empty, metadata={
         "labels_below_minimum": dg.MetadataValue.json(sorted(short.index)),
         "min_train": MIN_TRAIN_EXAMPLES_PER_LABEL, "min_test": MIN_TEST_EXAMPLES_PER_LABEL,

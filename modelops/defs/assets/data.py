@@ -27,12 +27,17 @@ class RawExamplesConfig(dg.Config):
     generator_seed: int = 0
 
 
+def _columns(config: RawExamplesConfig, lake: DataLake) -> tuple[str, str]:
+    """The text and label columns: the run config's, else the customisation's settings."""
+    return config.text_column or lake.text_column, config.label_column or lake.label_column
+
+
 def _load_raw(config: RawExamplesConfig, lake: DataLake, context: dg.AssetExecutionContext):
     from modelops.core.datagen import generate_corpus
     from modelops.core.schema import ValidationResult, list_example_files, read_examples, validate_records
 
     settings = lake.settings
-    text_column, label_column = config.text_column or lake.text_column, config.label_column or lake.label_column
+    text_column, label_column = _columns(config, lake)
     files = list_example_files(settings.raw_dir)
     if config.source == "files" and not files:
         raise dg.Failure(f"source='files' but {settings.raw_dir} holds no .csv, .parquet or .jsonl file.")
@@ -61,10 +66,11 @@ def raw_examples(context: dg.AssetExecutionContext, config: RawExamplesConfig, l
         metadata["quarantine_reasons"] = counts_table(result.rejected["reason"].value_counts().to_dict(), "reason")
         context.log.warning(f"{len(result.rejected)} rows quarantined to {quarantine}")
     if result.valid.empty:
+        text_column, label_column = _columns(config, lake)
         raise dg.Failure(
             f"No valid examples among {result.received} received rows; see {metadata.get('quarantine_path', 'quarantine')} "
-            f"for the reasons. Check the text/label column names (text_column="
-            f"{config.text_column or lake.text_column!r}, label_column={config.label_column or lake.label_column!r}).",
+            f"for the reasons. Check the text/label column names (text_column={text_column!r}, "
+            f"label_column={label_column!r}).",
             metadata=metadata,
         )
     path = write_parquet_atomic(result.valid, Path(lake.home) / "assets" / RAW_EXAMPLES_FILE)
@@ -86,9 +92,13 @@ def _pending_table(pending: list) -> str:
     """Labels held back from training, what they have and what they still need (markdown)."""
     if not pending:
         return "No label is waiting for examples."
+    from modelops.core.curate import SplitFractions
+
+    fractions = SplitFractions()
     rows = [f"| {p.label} | {p.train} | {p.test} | {p.needs_train} | {p.needs_test} |" for p in pending]
     return "\n".join(["| pending label | train | test | needs train | needs test |", "|---|---:|---:|---:|---:|", *rows]
-                     ) + "\n\nAbout 75 % of new examples land in train and 15 % in test (stable hash split)."
+                     ) + (f"\n\nAbout {1 - fractions.validation - fractions.test:.0%} of new examples land in train and "
+                          f"{fractions.test:.0%} in test (stable hash split).")
 
 
 def read_raw_examples(lake: DataLake) -> "pd.DataFrame":
