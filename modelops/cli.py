@@ -138,6 +138,7 @@ def cmd_drift_check(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Serve every customisation's champion: one merged model for a single customisation; with several, the base is
     held once and each champion adds only its adapter (swapped on its own when its alias moves)."""
+    from modelops.core.abstention import ServedAbstention
     from modelops.core.base_model import describe_base_model
     from modelops.core.predictor import SharedBases, load_registered_classifier
     from modelops.core.registry import ModelRegistry
@@ -157,8 +158,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         def load_champion() -> LoadedModel:
             version, classifier = load_registered_classifier(registry, "champion", base, c.state / "serving-cache",
                                                              shared)
+            abstention = ServedAbstention.from_tags(registry.version_info(version)["tags"])
             return LoadedModel(registry.model_name, version, base.sha256, classifier,
-                               classifier.release if shared is not None else None)
+                               classifier.release if shared is not None else None, abstention)
 
         writer = TrafficWriter(c.production_dir, max_rows=args.batch_rows, max_age_seconds=args.batch_seconds)
         return Endpoint(load_champion, lambda: registry.alias_version("champion"), writer)

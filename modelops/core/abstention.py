@@ -123,3 +123,32 @@ def abstention_markdown(reports: dict[str, AbstentionReport]) -> str:
              f"{r.cost_per_1000_without:.2f}"] for role, r in reports.items()]
     return markdown_table(["model", "threshold", "coverage", "accuracy answered", "cost/1000 with fallback",
                            "cost/1000 without"], rows)
+
+
+THRESHOLD_TAG, FALLBACK_TAG = "abstention_threshold", "abstention_fallback_label"  # model-version tags
+
+
+@dataclass(frozen=True)
+class ServedAbstention:
+    """What the server applies: below `threshold` the client gets `fallback_label` (and the model's best guess)."""
+
+    threshold: float
+    fallback_label: str
+
+    def tags(self) -> dict[str, str]:
+        return {THRESHOLD_TAG: repr(self.threshold), FALLBACK_TAG: self.fallback_label}
+
+    @classmethod
+    def from_tags(cls, tags: dict[str, str]) -> ServedAbstention | None:
+        """The abstention recorded with a model version; None for a version evaluated without one."""
+        if THRESHOLD_TAG not in tags or FALLBACK_TAG not in tags:
+            return None
+        return cls(float(tags[THRESHOLD_TAG]), tags[FALLBACK_TAG])
+
+
+def fit_abstention(validation: tuple[list[str], list[str], np.ndarray], test: tuple[list[str], list[str], np.ndarray],
+                   policy: AbstentionPolicy, cost_model: CostModel) -> AbstentionReport:
+    """Choose the threshold on `validation` (true labels, predictions, confidences) and report it on `test`."""
+    costs = answer_costs(validation[0], validation[1], cost_model)
+    threshold = choose_threshold(validation[2], costs, policy.fallback_cost)
+    return abstention_report(*test, threshold, policy, cost_model)

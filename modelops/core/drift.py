@@ -295,7 +295,8 @@ def check_drift(
     calibration: DriftCalibration,
 ) -> DriftResult:
     """Compare a traffic window with the champion's reference under its calibrated thresholds (module docstring),
-    and look for candidate new intents among its low-confidence rows (`modelops.core.new_topics`)."""
+    and look for candidate new intents among its unusual rows: unsure, or far from the reference
+    (`modelops.core.new_topics`)."""
     from modelops.core.new_topics import discover_new_topics
 
     started = time.perf_counter()

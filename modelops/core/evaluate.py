@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,9 @@ import yaml
 
 from modelops.core.atomic import write_atomic
 from modelops.core.markdown import markdown_table
+
+if TYPE_CHECKING:
+    from modelops.core.abstention import AbstentionReport
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +308,12 @@ class EvaluationReport:
     ece: float
     confusion: np.ndarray
     expected_cost_per_1000: float
+    abstention: AbstentionReport | None = None  # the model at its own threshold, when the owner prices a fallback
+
+    @property
+    def served_cost_per_1000(self) -> float:
+        """Expected cost per 1000 requests as served: with the fallback below the threshold, when there is one."""
+        return self.abstention.cost_per_1000 if self.abstention is not None else self.expected_cost_per_1000
 
     def metrics(self, prefix: str = "") -> dict[str, float]:
         """Flat float metrics for MLflow/Dagster; `prefix` is prepended as is (e.g. "test_")."""
@@ -317,6 +326,8 @@ class EvaluationReport:
         }
         for label, f1 in self.per_class["f1"].items():
             values[f"f1_{metric_key(str(label))}"] = float(f1)
+        if self.abstention is not None:
+            values.update(self.abstention.metrics())
         return {f"{prefix}{key}": value for key, value in values.items()}
 
     def f1_by_label(self) -> dict[str, float]:

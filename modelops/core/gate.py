@@ -203,13 +203,15 @@ def macro_f1_check(challenger: EvaluationReport, champion: EvaluationReport, rul
 
 
 def cost_check(challenger: EvaluationReport, champion: EvaluationReport, rules: GateRules) -> GateCheck:
-    """Challenger expected cost/1000 <= champion's + allowed increase."""
-    ours, theirs = challenger.expected_cost_per_1000, champion.expected_cost_per_1000
+    """Challenger expected cost/1000 <= champion's + allowed increase, each as served (at its own abstention
+    threshold when the owner prices a fallback)."""
+    ours, theirs = challenger.served_cost_per_1000, champion.served_cost_per_1000
     allowed = rules.max_cost_increase
     passed = ours <= theirs + allowed + EPSILON
+    served = " (each with the fallback below its own threshold)" if challenger.abstention is not None else ""
     detail = (
         f"expected cost/1000 {ours:.2f} {_cmp(passed, '<=', '>')} champion {theirs:.2f}"
-        f" + {allowed:.2f} allowed increase"
+        f" + {allowed:.2f} allowed increase{served}"
     )
     return GateCheck("cost_vs_champion", passed, detail)
 

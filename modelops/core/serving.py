@@ -26,7 +26,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -35,6 +35,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from modelops.core.traffic import TrafficRecord, TrafficWriter
+
+if TYPE_CHECKING:
+    from modelops.core.abstention import ServedAbstention
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,7 @@ class LoadedModel:
     base_sha256: str
     predictor: Any
     release: Callable[[], None] | None = None
+    abstention: ServedAbstention | None = None  # recorded with the version at evaluation; None: always answer
 
 
 ModelLoader = Callable[[], LoadedModel]
@@ -320,11 +324,13 @@ class MicroBatcher:
         confidences = predictions.confidences.tolist()
         embeddings = predictions.embeddings.tolist()
         results, offset = [], 0
+        threshold = model.abstention.threshold if model.abstention is not None else 0.0
         for pending in batch:
             latency_ms = (done - pending.received_at) * 1000.0
             results.append([
                 TrafficRecord(uuid.uuid4().hex, now, text, predictions.labels[offset + i], confidences[offset + i],
-                              model.name, model.version, latency_ms, embeddings[offset + i])
+                              model.name, model.version, latency_ms, embeddings[offset + i],
+                              abstained=confidences[offset + i] < threshold)
                 for i, text in enumerate(pending.texts)
             ])
             offset += len(pending.texts)
@@ -485,7 +491,8 @@ class PredictionService:
         if model is None or loaded_at is None:
             return _error(503, "No model is loaded yet; retry shortly")
         return JSONResponse({"customisation": served.name, "name": model.name, "version": model.version,
-                             "base_sha256": model.base_sha256, "loaded_at": loaded_at.isoformat()})
+                             "base_sha256": model.base_sha256, "loaded_at": loaded_at.isoformat(),
+                             "abstention": model.abstention.__dict__ if model.abstention is not None else None})
 
     async def predict(self, request: Request) -> Response:
         """Validate, queue for the customisation's micro-batcher, answer one prediction per text."""
@@ -503,9 +510,11 @@ class PredictionService:
             model, records = await served.batcher.submit(texts, received_at)
         except PredictionFailed as exc:
             return _error(exc.status, exc.message)
+        fallback = model.abstention.fallback_label if model.abstention is not None else None
         return JSONResponse({
-            "predictions": [{"id": r.id, "label": r.predicted_label, "confidence": r.confidence,
-                             "model_version": r.model_version} for r in records],
+            "predictions": [{"id": r.id, "label": fallback if r.abstained else r.predicted_label,
+                             "predicted_label": r.predicted_label, "abstained": r.abstained,
+                             "confidence": r.confidence, "model_version": r.model_version} for r in records],
             "model_version": model.version,
         })
 

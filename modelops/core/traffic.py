@@ -45,7 +45,9 @@ TRAFFIC_SCHEMA = pa.schema([
     ("model_version", pa.string()),
     ("latency_ms", pa.float32()),
     ("embedding", pa.list_(pa.float32())),
+    ("abstained", pa.bool_()),  # the client got the fallback label; predicted_label is still the model's best guess
 ])
+OPTIONAL_COLUMNS = {"abstained": False}  # columns batches written before they existed lack, and their value there
 BATCH_PREFIX = "batch-"
 BATCH_SUFFIX = ".parquet"
 _BATCH_ID_PATTERN = re.compile(rf"^{BATCH_PREFIX}[0-9]{{8}}T[0-9]{{12}}-[0-9a-f]{{8}}$")  # what TrafficWriter names
@@ -76,6 +78,7 @@ class TrafficRecord:
     model_version: str
     latency_ms: float
     embedding: Sequence[float]
+    abstained: bool = False
 
 
 _RECORD_FIELDS = [f.name for f in fields(TrafficRecord)]
@@ -251,6 +254,8 @@ def _check_schema(schema: pa.Schema, path: Path) -> None:
     problems = []
     for want in TRAFFIC_SCHEMA:
         index = schema.get_field_index(want.name)
+        if index < 0 and want.name in OPTIONAL_COLUMNS:
+            continue
         if index < 0:
             problems.append(f"missing column {want.name!r}")
         elif not schema.field(index).type.equals(want.type):
@@ -269,6 +274,10 @@ def _read_table(directory: Path, batch_id: str) -> pa.Table:
     except (OSError, pa.ArrowException) as exc:
         raise TrafficBatchError(f"Cannot read traffic batch {path}: {exc}") from exc
     _check_schema(table.schema, path)
+    for name, value in OPTIONAL_COLUMNS.items():
+        if table.schema.get_field_index(name) < 0:
+            table = table.append_column(TRAFFIC_SCHEMA.field(name), pa.array([value] * table.num_rows,
+                                                                             TRAFFIC_SCHEMA.field(name).type))
     return table.select(TRAFFIC_SCHEMA.names)
 
 

@@ -195,17 +195,36 @@ def _inline_png(path: Path) -> str:
     return f"![{path.stem}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
 
 
+def _abstention_report(classifier, validation: "pd.DataFrame", test: "pd.DataFrame", test_predictions, policy,
+                       cost_model):
+    """The classifier's abstention threshold, chosen on the validation rows of labels it knows, reported on test."""
+    from modelops.core.abstention import fit_abstention
+
+    known = validation[validation["label"].isin(classifier.label_names)]
+    if known.empty:
+        raise dg.Failure("The abstention threshold is chosen on the validation split, which has no rows of the "
+                         "model's labels; add validation data or remove the abstention section.")
+    found = classifier.predict(known["text"].tolist())
+    return fit_abstention((known["label"].tolist(), found.labels, found.confidences),
+                          (test["label"].tolist(), test_predictions.labels, test_predictions.confidences),
+                          policy, cost_model)
+
+
 def evaluation(context: dg.AssetExecutionContext, lake: DataLake, base_model: BaseModel, mlflow: MlflowRegistry,
                policies: Policies) -> dg.MaterializeResult:
     """Challenger vs champion on the frozen test split and recent labelled traffic: metrics, business cost, gate decision."""
     from modelops.core.evaluate import (
         comparison_markdown, confusion_matrix_png, cost_coverage, evaluate, load_cost_model,
     )
+    from modelops.core.abstention import (
+        ServedAbstention, abstention_markdown, check_fallback_label, load_abstention_policy,
+    )
     from modelops.core.gate import decide, load_gate_rules
     from modelops.core.markdown import html_report
 
     cost_model = load_cost_model(Path(policies.evaluation_config))
     rules = load_gate_rules(Path(policies.evaluation_config))
+    abstention = load_abstention_policy(Path(policies.evaluation_config))
     registry = mlflow.registry()
     challenger_version = lake.read_record("lora_adapter")["version"]
     champion_version = registry.alias_version("champion")
@@ -214,6 +233,7 @@ def evaluation(context: dg.AssetExecutionContext, lake: DataLake, base_model: Ba
     if coverage.unpriced or coverage.unknown:
         context.log.warning(f"cost model vs data labels: {coverage.markdown()}")
     test = curated[curated["split"] == "test"]
+    validation = curated[curated["split"] == "validation"]
     recent = test[test["source"].str.startswith("feedback")]
     reports, recent_reports = {}, {}
     versions = {"challenger": challenger_version}
@@ -225,8 +245,13 @@ def evaluation(context: dg.AssetExecutionContext, lake: DataLake, base_model: Ba
         if unknown:
             context.log.warning(f"{role} v{version} does not know labels {sorted(unknown)}; not evaluated")
             continue
-        probs = classifier.predict(test["text"].tolist()).probabilities
+        predictions = classifier.predict(test["text"].tolist())
+        probs = predictions.probabilities
         reports[role] = evaluate(test["label"].tolist(), probs, classifier.label_names, cost_model)
+        if abstention is not None:
+            check_fallback_label(abstention, classifier.label_names, Path(policies.evaluation_config))
+            reports[role] = dataclasses.replace(reports[role], abstention=_abstention_report(
+                classifier, validation, test, predictions, abstention, cost_model))
         if len(recent):
             recent_probs = probs[test["source"].str.startswith("feedback").to_numpy()]
             recent_reports[role] = evaluate(recent["label"].tolist(), recent_probs, classifier.label_names, cost_model)
@@ -235,6 +260,11 @@ def evaluation(context: dg.AssetExecutionContext, lake: DataLake, base_model: Ba
     challenger, champion = reports["challenger"], reports.get("champion")
     decision = decide(challenger, champion, rules)
     comparison = comparison_markdown(challenger, champion)
+    abstained = {role: report.abstention for role, report in reports.items() if report.abstention is not None}
+    abstention_table = abstention_markdown(abstained) if abstained else ""
+    abstention_section = (f"## Abstention (fallback '{abstention.fallback_label}' at {abstention.fallback_cost} per "
+                          f"request; thresholds chosen on the validation split, shown on test)\n\n"
+                          f"{abstention_table}\n\n") if abstained else ""
     out_dir = Path(lake.home) / "evaluations" / f"v{challenger_version}"
     out_dir.mkdir(parents=True, exist_ok=True)
     with registry.run(f"evaluate-v{challenger_version}", {**mlflow.dagster_run_tags(context.run_id),
@@ -248,7 +278,7 @@ def evaluation(context: dg.AssetExecutionContext, lake: DataLake, base_model: Ba
         for role, report in recent_reports.items():
             registry.log_metrics(run_id, report.metrics(prefix=f"recent_traffic_{role}_"))
         report_md = (f"# Evaluation of {registry.model_name} v{challenger_version}\n\n{comparison}\n\n## Gate\n\n"
-                     f"{decision.markdown()}\n\n## Cost model and the data's labels\n\n{coverage.markdown()}\n\n"
+                     f"{decision.markdown()}\n\n{abstention_section}## Cost model and the data's labels\n\n{coverage.markdown()}\n\n"
                      f"## Per class (challenger, test split)\n\n"
                      f"{challenger.per_class_markdown()}\n\n## Confusion matrices\n\n"
                      + "\n".join(f"![{png.stem}]({png.name})" for png in pngs) + "\n")
@@ -257,10 +287,15 @@ def evaluation(context: dg.AssetExecutionContext, lake: DataLake, base_model: Ba
                                               pngs), "evaluation/report.html")
         registry.set_tags(run_id, {"modelops.gate_passed": str(decision.passed)})
     registry.client.set_model_version_tag(registry.model_name, challenger_version, "gate_passed", str(decision.passed))
+    if challenger.abstention is not None:
+        served = ServedAbstention(challenger.abstention.threshold, challenger.abstention.fallback_label)
+        for tag, value in served.tags().items():
+            registry.client.set_model_version_tag(registry.model_name, challenger_version, tag, value)
     lake.write_record("evaluation", {
         "challenger_version": challenger_version, "champion_version": champion_version, "passed": decision.passed,
         "reasons": decision.reasons, "checks": [c.__dict__ for c in decision.checks], "mlflow_run_id": run_id,
         "challenger_metrics": challenger.metrics(), "champion_metrics": champion.metrics() if champion else None,
+        "abstention": challenger.abstention.to_dict() if challenger.abstention else None,
         "gate_markdown": decision.markdown(), "evaluated_at": time.time()})
     metadata: dict[str, dg.RawMetadataValue] = {
         "challenger_version": challenger_version, "champion_version": str(champion_version),
@@ -276,6 +311,12 @@ def evaluation(context: dg.AssetExecutionContext, lake: DataLake, base_model: Ba
         "confusion_matrix": path_metadata(out_dir / "confusion_challenger.png"),
         "confusion_matrix_image": dg.MetadataValue.md(_inline_png(out_dir / "confusion_challenger.png")),
     }
+    if challenger.abstention is not None:
+        metadata.update({"abstention_threshold": challenger.abstention.threshold,
+                         "abstention_coverage": challenger.abstention.coverage,
+                         "abstention_covered_accuracy": challenger.abstention.covered_accuracy,
+                         "challenger_cost_per_1000_with_fallback": challenger.abstention.cost_per_1000,
+                         "abstention": dg.MetadataValue.md(abstention_table)})
     if champion is not None:
         metadata.update({"champion_macro_f1": champion.macro_f1, "champion_cost_per_1000": champion.expected_cost_per_1000})
     if "challenger" in recent_reports:
