@@ -251,7 +251,9 @@ def run(options: Options) -> dict[str, Any]:
     champion_f1 = _macro_f1(adapter, test)
     _say(f"champion ({len(champion_train)} rows, {len(known_domains)} domains): macro-F1 {champion_f1:.4f} on "
          f"{len(test)} test rows of {test['label'].nunique()} intents")
-    topics = new_topics(reference, known_test, new_domain.drop(pool_new.index))
+    unseen = _pool(cache, "new-domain-unseen", classifier, lambda: new_domain.drop(pool_new.index)[
+        ["id", "text", "label", "domain"]])
+    topics = new_topics(reference, known_test, unseen)
     saving = abstention(options, reference, known_test, out_of_scope)
     efficiency = label_efficiency(options, cache, champion_train, validation, pool, test)
     return {"options": asdict(options), "known_domains": known_domains, "new_domain": new,

@@ -141,6 +141,10 @@ class Settings:
         return self.data_dir / "feedback"
 
     @property
+    def labelling_dir(self) -> Path:
+        return self.data_dir / "labelling"
+
+    @property
     def quarantine_dir(self) -> Path:
         return self.data_dir / "quarantine"
 

@@ -109,4 +109,11 @@ cost_model:
 # tolerances follow the size of your test split: macro_f1_tolerance = max(0.01, 0.5 / sqrt(test rows)),
 # max_class_f1_drop = 2 / (median test examples per label), between 0.10 and 0.5 (modelops.core.onboarding).
 {gate}
+
+# Abstention (optional): below a confidence threshold, hand the request to your fallback instead of answering.
+# The threshold is chosen at each evaluation to minimise your expected cost on the validation split and recorded
+# with the model version; the server then answers fallback_label (plus the model's best guess). Uncomment to use:
+# abstention:
+#   fallback_label: human_review   # a label your model does not predict
+#   fallback_cost: 0.3             # what handling one request by hand costs, in the units above
 """

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from modelops.core.labelling_queue import LabellingQueueError, check_queue_size
+
 SEVERITIES = ("none", "moderate", "severe")
 DAY_SECONDS = 24 * 3600.0
 
@@ -21,12 +23,14 @@ class RetrainPolicy:
     max_retrains_per_day: int = 6
     full_retrain_severity: str = "severe"
     min_new_labels: int = 100
+    labelling_queue_size: int = 100
 
 
 @dataclass(frozen=True)
 class RetrainDecision:
     mode: str | None  # "incremental" | "full" | None (no run)
     reason: str
+    needs_labels: bool = False  # drift calls for retraining, but the new labels are too few: queue rows to label
 
 
 def load_retrain_policy(path: Path) -> RetrainPolicy:
@@ -35,6 +39,10 @@ def load_retrain_policy(path: Path) -> RetrainPolicy:
     if not isinstance(values, dict) or set(values) - known:
         raise RetrainPolicyError(f"{path}: expected keys {sorted(known)}, got {values!r}")
     policy = RetrainPolicy(**values)
+    try:
+        check_queue_size(policy.labelling_queue_size)
+    except LabellingQueueError as error:
+        raise RetrainPolicyError(f"{path}: {error}") from None
     if policy.full_retrain_severity not in SEVERITIES[1:]:
         raise RetrainPolicyError(f"{path}: full_retrain_severity must be one of {SEVERITIES[1:]}")
     if policy.cooldown_minutes < 0 or policy.max_retrains_per_day < 1 or policy.min_new_labels < 0:
@@ -49,7 +57,7 @@ def decide_retrain(severity: str, recommended: bool, past_runs: list[float], now
         return RetrainDecision(None, f"drift severity '{severity}' does not call for retraining")
     if new_labels < policy.min_new_labels:
         return RetrainDecision(None, f"{severity} drift awaits labels: {new_labels}/{policy.min_new_labels} new "
-                                     "labelled feedback rows in data/feedback/")
+                                     "labelled feedback rows in data/feedback/", needs_labels=True)
     recent = [t for t in past_runs if now - t < DAY_SECONDS]
     if recent and now - max(recent) < policy.cooldown_minutes * 60:
         wait = policy.cooldown_minutes * 60 - (now - max(recent))

@@ -15,7 +15,7 @@ import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from modelops.defs import checks, sensors
-from modelops.defs.assets import data, traffic, training
+from modelops.defs.assets import data, labelling, traffic, training
 from modelops.defs.assets.data import RawExamplesConfig
 from modelops.defs.assets.training import TRAINING_POOL, TRAINING_TAG, LoraAdapterConfig
 from modelops.defs.resources import CustomisationKeys
@@ -31,6 +31,7 @@ class CustomisationDefs:
     keys: CustomisationKeys
     raw_examples: dg.AssetsDefinition
     production_traffic: dg.AssetsDefinition
+    labelling_queue: dg.AssetsDefinition
     curated_training_set: dg.AssetsDefinition
     lora_adapter: dg.AssetsDefinition
     evaluation: dg.AssetsDefinition
@@ -48,7 +49,7 @@ class CustomisationDefs:
 
     @property
     def assets(self) -> list[dg.AssetsDefinition]:
-        return [self.raw_examples, self.production_traffic, self.curated_training_set, self.lora_adapter,
+        return [self.raw_examples, self.production_traffic, self.labelling_queue, self.curated_training_set, self.lora_adapter,
                 self.evaluation, self.champion]
 
     @property
@@ -97,6 +98,12 @@ def customisation_defs(name: str) -> CustomisationDefs:
     def production_traffic(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         return traffic.production_traffic(context, getattr(context.resources, keys.lake))
 
+    @asset("labelling_queue", labelling.labelling_queue, {"csv"}, "monitoring", {keys.lake, keys.policies},
+           deps=["production_traffic"], partitions_def=batches)
+    def labelling_queue(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        return labelling.labelling_queue(context, getattr(context.resources, keys.lake),
+                                         getattr(context.resources, keys.policies))
+
     @asset("curated_training_set", data.curated_training_set, {"pandas", "parquet"}, "data", {keys.lake},
            deps=["raw_examples", "production_traffic"])
     def curated_training_set(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
@@ -141,7 +148,7 @@ def customisation_defs(name: str) -> CustomisationDefs:
         return sensors.drift_sensor(context, keys, *keys.resources(context))
 
     return CustomisationDefs(
-        keys=keys, raw_examples=raw_examples, production_traffic=production_traffic,
+        keys=keys, raw_examples=raw_examples, production_traffic=production_traffic, labelling_queue=labelling_queue,
         curated_training_set=curated_training_set, lora_adapter=lora_adapter, evaluation=evaluation, champion=champion,
         data_checks=[_check(keys, body, "curated_training_set") for body in checks.DATA_CHECKS],
         promotion_gate=_check(keys, training.promotion_gate, "evaluation"),

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from modelops.defs.assets.labelling import write_labelling_queue
 from modelops.defs.resources import CustomisationKeys, DataLake, MlflowRegistry, Policies
 
 if TYPE_CHECKING:
@@ -237,8 +238,14 @@ def drift_sensor(context: dg.SensorEvaluationContext, keys: CustomisationKeys, l
     drift = cursor["pending_drift"]
     labels = len(read_feedback(lake.settings.feedback_dir).valid)
     now = time.time()
-    decision = decide_retrain(drift["severity"], True, cursor["retrains"], now,
-                              load_retrain_policy(Path(policies.retrain_config)), labels - cursor["labels_used"])
+    policy = load_retrain_policy(Path(policies.retrain_config))
+    decision = decide_retrain(drift["severity"], True, cursor["retrains"], now, policy, labels - cursor["labels_used"])
+    if decision.needs_labels and usable and len(window) >= config.min_window_rows:
+        path, queue_metadata = write_labelling_queue(lake, window, usable[-1], policy.labelling_queue_size)
+        events.setdefault("asset_events", []).append(dg.AssetMaterialization(
+            asset_key=keys.asset("labelling_queue"), partition=usable[-1],
+            metadata={**queue_metadata, "drift_event": drift["key"]}))
+        context.log.info(f"{drift['key']}: {queue_metadata['dagster/row_count']} rows to label in {path}")
     if decision.mode is None:
         return _skip(context, f"{drift['key']}: {decision.reason}{quarantined}", cursor, **events)
     cursor.update(retrains=[t for t in cursor["retrains"] if now - t < 86400] + [now], labels_used=labels,

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
+from modelops.core.abstention import ServedAbstention
 from modelops.core.predictor import AdapterClassifier, Predictions, length_buckets
 from modelops.core.serving import Endpoint, LoadedModel, ServingConfig, create_app
 from modelops.core.traffic import TrafficWriter, list_batches, read_batches
@@ -60,6 +62,7 @@ class Harness:
     fail_first_loads: int = 0
     load_delay: float = 0.0
     probe_error: Exception | None = None
+    abstention: ServedAbstention | None = None
     app: Any = field(default=None)
 
     def probe(self) -> str:
@@ -73,7 +76,7 @@ class Harness:
         if self.loader_error is not None or self.load_calls <= self.fail_first_loads:
             self.load_failures += 1
             raise self.loader_error or RuntimeError("registry unavailable")
-        return LoadedModel("support-intent", self.version, self.base_sha256, self.predictor)
+        return LoadedModel("support-intent", self.version, self.base_sha256, self.predictor, abstention=self.abstention)
 
     def captured(self) -> pd.DataFrame:
         return read_batches(self.traffic_dir, list_batches(self.traffic_dir))
@@ -127,6 +130,29 @@ def test_single_and_batch_predictions_are_served_and_captured(make_harness) -> N
     assert frame["predicted_label"].tolist() == [p["label"] for p in predictions]
     assert (frame["model_version"] == "1").all() and (frame["model_name"] == "support-intent").all()
     assert (frame["latency_ms"] > 0).all() and frame["embedding"].map(len).eq(32).all()
+
+
+def test_below_its_threshold_the_server_answers_the_fallback_and_captures_the_abstention(make_harness,
+                                                                                      classifier) -> None:
+    texts = ["I was charged twice this month", "refund my order please", "where is my parcel", "update my card",
+             "the app crashes on login", "cancel my subscription"]
+    confidences = classifier.predict(texts).confidences
+    threshold = float(np.median(confidences))
+    harness = make_harness()
+    harness.abstention = ServedAbstention(threshold, "human_review")
+    with TestClient(harness.app) as client:
+        assert client.get("/model").json()["abstention"] == {"threshold": threshold, "fallback_label": "human_review"}
+        response = client.post("/predict", json={"texts": texts})
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    below = [p["confidence"] < threshold for p in predictions]
+    assert 0 < sum(below) < len(texts)
+    for p, abstained in zip(predictions, below, strict=True):
+        assert p["abstained"] is abstained and p["predicted_label"] in LABELS
+        assert p["label"] == ("human_review" if abstained else p["predicted_label"])
+    frame = harness.captured()
+    assert frame["abstained"].tolist() == below
+    assert frame["predicted_label"].tolist() == [p["predicted_label"] for p in predictions]  # drift sees the guess
 
 
 def chunked(body: bytes) -> Iterator[bytes]:

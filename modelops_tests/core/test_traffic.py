@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -181,3 +182,15 @@ def test_wrong_schema_batch_names_the_file_and_problem(tmp_path: Path) -> None:
         read_batches(tmp_path, list_batches(tmp_path))
     assert "missing column 'predicted_label'" in str(info.value)
     assert "column 'confidence' is string" in str(info.value)
+
+
+def test_batches_captured_before_abstention_existed_read_as_answered(tmp_path: Path) -> None:
+    writer = TrafficWriter(tmp_path)
+    writer.append(make_records(2) + [dataclasses.replace(make_records(1)[0], abstained=True)])
+    path = writer.flush()
+    assert read_batches(tmp_path, [path.stem])["abstained"].tolist() == [False, False, True]
+    old = pq.read_table(path).drop_columns(["abstained"])  # a batch from an earlier release of the server
+    pq.write_table(old, path)
+    frame = read_batches(tmp_path, [path.stem])
+    assert frame["abstained"].tolist() == [False, False, False]
+    assert list(frame.columns) == [*TRAFFIC_SCHEMA.names, "batch_id"]

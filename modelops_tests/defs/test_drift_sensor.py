@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from modelops.core.datagen import generate_corpus, generate_scenario
+from modelops.core.labelling_queue import QUEUE_COLUMNS
 from modelops.core.predictor import AdapterClassifier
 from modelops.core.reference import build_reference, calibration_path, save_reference
 from modelops.core.registry import ModelRegistry
@@ -131,11 +132,18 @@ def test_drift_waits_for_labels_then_requests_one_run_with_stable_key(world, cla
     assert {"scores_vs_thresholds", "new_topics"} <= set(waiting.asset_events[0].metadata)
     assert waiting.asset_events[0].metadata["severity"].value in ("moderate", "severe")
     assert not waiting.asset_events[1].passed  # the traffic_drift check warns
+    # While drift awaits labels, the most useful rows of the window wait in a labelling queue (the asset's partition).
+    batches = sorted(p.stem for p in settings.production_dir.glob("batch-*.parquet"))
+    queued = waiting.asset_events[2]
+    assert (queued.asset_key, queued.partition) == (dg.AssetKey([settings.customisation, "labelling_queue"]),
+                                                    batches[-1])
+    queue = pd.read_csv(settings.labelling_dir / f"{batches[-1]}.csv", dtype={"id": str})
+    assert list(queue.columns) == QUEUE_COLUMNS and len(queue) == 100 == queued.metadata["dagster/row_count"].value
+    assert set(queue["id"]) <= set(ids) and queue["id"].is_unique
     _label(settings, ids[:150], "round1")
     first = _tick(settings, instance, cursor=waiting.cursor)
     assert len(first.run_requests) == 1
     run = first.run_requests[0]
-    batches = sorted(p.stem for p in settings.production_dir.glob("batch-*.parquet"))
     assert run.run_key == window_key(batches)
     assert run.tags["modelops/drift_event"] == run.run_key and run.tags["modelops/trigger"] == "drift"
     registry = ModelRegistry(settings.tracking_uri, settings.registered_model_name, settings.mlflow_artifact_root)
@@ -161,3 +169,19 @@ def test_cooldown_turns_a_second_drift_into_a_skip_reason(world, classifier):
     second = _tick(settings, instance, cursor=first.cursor)
     assert not second.run_requests
     assert "cooldown" in second.skip_reason.skip_message
+
+
+def test_the_labelling_queue_asset_queues_one_batch_and_skips_rows_already_labelled(world, classifier):
+    settings, instance = world
+    ids = _drifted(settings, classifier, seed=5, rows=60)
+    _label(settings, ids[:20], "earlier")
+    batch = sorted(p.stem for p in settings.production_dir.glob("batch-*.parquet"))[-1]
+    defs = customisation_defs(settings.customisation)
+    instance.add_dynamic_partitions(defs.keys.traffic_batches, [batch])
+    result = dg.materialize([defs.labelling_queue], partition_key=batch, instance=instance,
+                            resources=resources_from_settings(settings))
+    assert result.success
+    queue = pd.read_csv(settings.labelling_dir / f"{batch}.csv", dtype={"id": str})
+    assert len(queue) == 40 and not set(queue["id"]) & set(ids[:20])  # 60 rows, 20 labelled: the other 40
+    metadata = result.asset_materializations_for_node(defs.labelling_queue.op.name)[0].metadata
+    assert metadata["excluded_already_labelled_or_queued"].value == 20 and "feedback" in metadata["how_to_label"].value

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -14,8 +16,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from modelops.core.abstention import ServedAbstention
 from modelops.core.curate import content_hash
 from modelops.core.registry import ModelRegistry
+from modelops.core.traffic import TrafficRecord, TrafficWriter, list_batches, read_batches
+from modelops.core.train import read_label_names
 from modelops.defs.customisation import CustomisationDefs, customisation_defs
 from modelops.settings import PACKAGE_CONFIG_DIR, Settings
 
@@ -47,6 +52,18 @@ def _node(c: CustomisationDefs, asset: str) -> str:
     return f"{c.keys.name}__{asset}"
 
 
+def _new_intent_in_feedback(settings: Settings, rows: int) -> None:
+    """Captured requests of an intent nobody trained on, labelled through data/feedback/: too few to train on."""
+    texts = [f"my esim profile {i} will not activate abroad" for i in range(rows)]
+    writer = TrafficWriter(settings.production_dir, max_rows=rows + 1)
+    writer.append([TrafficRecord(uuid.uuid4().hex, datetime.now(UTC), text, "technical_issue", 0.4, "m", "0", 1.0,
+                                 [0.1] * 32) for text in texts])
+    writer.close()
+    frame = read_batches(settings.production_dir, list_batches(settings.production_dir))
+    settings.feedback_dir.mkdir(parents=True)
+    frame.assign(label="esim_activation")[["id", "label"]].to_csv(settings.feedback_dir / "esim.csv", index=False)
+
+
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory):
     """raw -> curated -> adapter -> evaluation -> champion v1 on generated data, shared by the tests in order."""
@@ -54,6 +71,7 @@ def loop(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("loop")
     settings = Settings(home=root / "home", data_dir=root / "data")
+    _new_intent_in_feedback(settings, rows=4)
     resources = resources_from_settings(settings)
     c = customisation_defs(settings.customisation)
     config = c.keys.run_config(raw_examples={"generator_rows": 1000}, lora_adapter={"epochs": 2})
@@ -103,13 +121,25 @@ def test_first_model_is_trained_tracked_evaluated_and_promoted(bootstrapped, set
     assert {"adapter/adapter_model.safetensors", "adapter/labels.json", "adapter/modelops.json"} <= artifacts
     record = json.loads((settings.state / "records" / "evaluation.json").read_text())
     assert record["passed"] and record["champion_version"] is None
+    # A new intent with 4 labelled requests waits as pending; everything else trained and was promoted.
+    curated = bootstrapped.asset_materializations_for_node(_node(c, "curated_training_set"))[0].metadata
+    assert curated["pending_rows"].value == 4 and "| esim_activation |" in curated["pending_labels"].value
+    adapter_dir = json.loads((settings.state / "records" / "lora_adapter.json").read_text())["adapter_dir"]
+    assert "esim_activation" not in read_label_names(Path(adapter_dir)) and len(read_label_names(Path(adapter_dir))) == 10
+    # The shipped policy prices a fallback: the threshold is chosen, reported and recorded with the version.
+    evaluation = bootstrapped.asset_materializations_for_node(_node(c, "evaluation"))[0].metadata
+    threshold = evaluation["abstention_threshold"].value
+    assert 0.0 <= threshold < 1.0 and 0.0 < evaluation["abstention_coverage"].value <= 1.0
+    assert evaluation["challenger_cost_per_1000_with_fallback"].value <= evaluation["challenger_cost_per_1000"].value
+    assert ServedAbstention.from_tags(registry.version_info("1")["tags"]) == ServedAbstention(threshold,
+                                                                                             "human_review")
     assert (settings.state / "reference" / "v1.parquet").is_file()
     # The shipped cost model prices 9 of the generator's 10 labels: the tenth shows where operators look.
-    evaluation = bootstrapped.asset_materializations_for_node(_node(c, "evaluation"))[0].metadata
     assert evaluation["cost_model_unpriced_labels"].value == ["technical_issue"]
     assert evaluation["cost_model_unknown_labels"].value == []
     report = registry.client.download_artifacts(record["mlflow_run_id"], "evaluation/report.md")
     assert "technical_issue" in Path(report).read_text().split("## Cost model and the data's labels")[1]
+    assert "## Abstention (fallback 'human_review' at 0.3 per request" in Path(report).read_text()
     # Promotion calibrated the drift thresholds on the champion's held-out rows and stored them with the version.
     champion = bootstrapped.asset_materializations_for_node(_node(c, "champion"))[0].metadata
     assert champion["drift_false_alarm_rate"].value == 0.01 and "| predicted_label (JS distance) |" in champion[
