@@ -86,7 +86,8 @@ def select_for_labelling(window: pd.DataFrame, size: int, exclude_ids: set[str] 
     clusters: list[str] = []
     for need in pending or []:
         order = np.argsort(-(vectors @ (need.centre / max(np.linalg.norm(need.centre), 1e-12))))
-        picks = [int(i) for i in order if int(i) not in chosen][:min(need.needed, size - len(chosen))]
+        taken = set(chosen)
+        picks = [int(i) for i in order if int(i) not in taken][:min(need.needed, size - len(chosen))]
         chosen += picks
         clusters += [f"pending:{need.label}"] * len(picks)
     remaining = np.setdiff1d(np.arange(len(candidates)), chosen)
