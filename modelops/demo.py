@@ -81,7 +81,12 @@ def _send(url: str, texts: list[str], chunk: int = 8, concurrency: int = 8) -> l
 
 
 def _accuracy(predictions: list[dict], labels: list[str]) -> float:
-    return sum(p["label"] == y for p, y in zip(predictions, labels, strict=True)) / len(labels)
+    """The model's accuracy (its best guess, also where the server handed the request to the fallback)."""
+    return sum(p["predicted_label"] == y for p, y in zip(predictions, labels, strict=True)) / len(labels)
+
+
+def _abstained(predictions: list[dict]) -> float:
+    return sum(p["abstained"] for p in predictions) / len(predictions)
 
 
 def _drift_checks(registry) -> list:
@@ -157,7 +162,8 @@ def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765
         feedback = pd.DataFrame({"id": [p["id"] for p in predictions[:500]], "label": labelled["label"].iloc[:500]})
         settings.feedback_dir.mkdir(parents=True, exist_ok=True)
         feedback.to_csv(settings.feedback_dir / f"labels-{scenario}.csv", index=False)
-        before = _accuracy(_send(url, held_out["text"].tolist()), held_out["label"].tolist())
+        answers_before = _send(url, held_out["text"].tolist())
+        before = _accuracy(answers_before, held_out["label"].tolist())
 
         _say("6/7 waiting for the drift sensor to request a retrain and for the run to finish")
         with dg.DagsterInstance.get() as instance:
@@ -178,7 +184,8 @@ def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765
                       lambda: (_try_json(f"{url}/model") or {}).get("version") == champion, 120)
         else:
             _say(f"7/7 the gate kept v{first}: {evaluation['reasons']}")
-        after = _accuracy(_send(url, held_out["text"].tolist()), held_out["label"].tolist())
+        answers_after = _send(url, held_out["text"].tolist())
+        after = _accuracy(answers_after, held_out["label"].tolist())
         stage("reload + after-check")
 
     summary = {
@@ -194,6 +201,8 @@ def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765
         "drifted_traffic_share_drifted": drift_run.data.metrics.get("share_drifted"),
         "drifted_estimated_accuracy": drift_run.data.metrics.get("estimated_accuracy_current"),
         "held_out_drifted_accuracy_before": round(before, 4), "held_out_drifted_accuracy_after": round(after, 4),
+        "held_out_drifted_abstained_before": round(_abstained(answers_before), 4),
+        "held_out_drifted_abstained_after": round(_abstained(answers_after), 4),
         "normal_traffic_predictions": len(normal_predictions),
         "seconds_per_stage": times, "total_seconds": round(time.monotonic() - start, 1),
     }

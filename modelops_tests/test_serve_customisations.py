@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from modelops.core.abstention import ServedAbstention
 from modelops.core.registry import ModelRegistry
 from modelops.core.traffic import list_batches, read_batches
 from modelops_tests.conftest import save_random_adapter
@@ -56,6 +57,9 @@ def test_serve_answers_each_customisation_from_its_champion_and_follows_each_pro
                 registries[name].register_adapter(
                     run_id, save_random_adapter(base_info, adapters / f"{name}-{seed}", labels, seed), {})
         registries[name].promote("1", "first champion")
+    # hr's evaluation recorded an abstention threshold no random adapter reaches: every answer is the fallback.
+    for tag, value in ServedAbstention(0.99, "human_review").tags().items():
+        registries["hr"].client.set_model_version_tag("hr-router", "1", tag, value)
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -70,7 +74,9 @@ def test_serve_answers_each_customisation_from_its_champion_and_follows_each_pro
         support = httpx.post(f"{url}/predict/support", json={"texts": ["refund my order", "where is it"]}).json()
         hr = httpx.post(f"{url}/predict/hr", json={"text": "how many days of leave do I have"}).json()
         assert {p["label"] for p in support["predictions"]} <= {"billing", "refund", "shipping"}
-        assert {p["label"] for p in hr["predictions"]} <= {"leave", "payroll", "benefits", "onboarding"}
+        assert [(p["label"], p["abstained"]) for p in hr["predictions"]] == [("human_review", True)]
+        assert {p["predicted_label"] for p in hr["predictions"]} <= {"leave", "payroll", "benefits", "onboarding"}
+        assert not any(p["abstained"] for p in support["predictions"])  # support's version records no threshold
         assert httpx.post(f"{url}/predict", json={"text": "refund"}).status_code == 404  # which customisation?
 
         registries["support"].promote("2", "second champion")
