@@ -15,7 +15,9 @@ from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
-LIBRARIES = ("torch", "transformers", "peft", "evidently", "mlflow", "pandas", "numpy", "scipy", "scikit-learn")
+LIBRARIES = ("torch", "transformers", "peft", "dagster", "evidently", "mlflow", "pandas", "numpy", "scipy",
+             "scikit-learn")
+ROW_LIBRARIES = ("torch", "transformers", "peft", "dagster", "mlflow", "evidently")  # repeated on every summary row
 
 
 def provenance(sources: Sequence[str] = ()) -> dict[str, Any]:
@@ -52,9 +54,13 @@ class Measurement:
     target: str
     met: bool | None
 
-    def to_dict(self, machine_name: str) -> dict[str, object]:
+    def to_dict(self, machine_name: str, run: dict[str, Any]) -> dict[str, object]:
+        """The row as summary.json lists it, with the commit, tree state and library versions of `run`
+        (`provenance()`)."""
         ratio = self.value / self.baseline if self.baseline and self.value is not None else None
-        return {**asdict(self), "ratio": ratio, "machine": machine_name}
+        return {**asdict(self), "ratio": ratio, "machine": machine_name, "commit": run["git_commit"],
+                "tree_clean": run["git_tree_clean"],
+                "versions": {name: run["library_versions"].get(name) for name in ROW_LIBRARIES}}
 
 
 def machine() -> dict[str, object]:
@@ -85,9 +91,10 @@ def write_result(name: str, result: dict[str, object], measurements: list[Measur
     """bench/results/<name>.json (machine, raw figures, measurements), plus one JSON line on stdout."""
     results_dir.mkdir(parents=True, exist_ok=True)
     info = machine()
+    run = result.get("provenance") or provenance()
     payload = {"benchmark": name, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "machine": info, **result,
-               "measurements": [m.to_dict(machine_name(info)) for m in measurements]}
+               "machine": info, **result, "provenance": run,
+               "measurements": [m.to_dict(machine_name(info), run) for m in measurements]}
     path = results_dir / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(json.dumps(payload))
