@@ -16,7 +16,8 @@ import yaml
 from modelops.settings import Settings, SettingsError, load_settings
 
 NAMES = ("support", "billing")
-ASSETS = ("raw_examples", "production_traffic", "curated_training_set", "lora_adapter", "evaluation", "champion")
+ASSETS = ("raw_examples", "production_traffic", "curated_training_set", "lora_adapter", "evaluation", "champion",
+          "labelling_queue")
 JOBS = ("data_job", "retrain_job", "bootstrap_job", "migration_job", "drift_check_job")
 DATA_CHECKS = {"curated_no_leakage", "curated_min_examples_per_label", "curated_no_pii_residue", "curated_schema"}
 
