@@ -54,6 +54,10 @@ class Measurement:
     target: str
     met: bool | None
 
+    def __post_init__(self) -> None:
+        if self.target.startswith("reported") and self.met is not None:
+            raise ValueError(f"{self.name}: a reported figure has no target to meet; met must be None")
+
     def to_dict(self, machine_name: str, run: dict[str, Any]) -> dict[str, object]:
         """The row as summary.json lists it, with the commit, tree state and library versions of `run`
         (`provenance()`)."""

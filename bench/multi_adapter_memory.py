@@ -113,13 +113,13 @@ def main() -> None:
 def measurements(rows: list[dict], marginal: dict[str, float]) -> list[Measurement]:
     """Memory of N customisations on a shared base against N merged models, and what one more costs in each."""
     out = [Measurement(f"serving_memory_{row['customisations']}_customisations", row["shared_mb"], "MB",
-                       row["separate_mb"], "reported", True) for row in rows]
+                       row["separate_mb"], "reported", None) for row in rows]
     shared, separate = marginal["shared_mb_per_added_customisation"], marginal["separate_mb_per_added_customisation"]
     out.append(Measurement("serving_memory_per_added_customisation", shared, "MB", separate,
                            f"<= {TARGET_MARGINAL}x a separate model's", shared <= TARGET_MARGINAL * separate))
     at_four = next(row for row in rows if row["customisations"] == 4)
     out.append(Measurement("serving_predict_64_shared_base", at_four["shared_predict_64_ms"], "ms",
-                           at_four["separate_predict_64_ms"], "reported (unmerged LoRA per forward)", True))
+                           at_four["separate_predict_64_ms"], "reported (unmerged LoRA per forward)", None))
     return out
 
 

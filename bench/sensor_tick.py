@@ -198,11 +198,11 @@ def measurements(result: dict[str, Any]) -> list[Measurement]:
     rows.append(Measurement("load_code_location_cpu_seconds", load["cpu_median_seconds"], "s",
                             load["baseline_cpu_median_seconds"],
                             "reported (user + system CPU of the same processes: less sensitive to a busy machine)",
-                            True))
+                            None))
     if load["validate_median_seconds"] is not None:
         rows.append(Measurement("load_dagster_validate_seconds", load["validate_median_seconds"], "s",
                                 load["baseline_median_seconds"], "reported (CLI: dagster definitions validate)",
-                                True))
+                                None))
     return rows
 
 

@@ -1,11 +1,21 @@
-"""Collect every benchmark's measurements into bench/results/summary.json and print a table of the targets."""
+"""Collect every benchmark's measurements into bench/results/summary.json, print them, and regenerate the tables of
+figures in bench/README.md from the JSON.
+
+A table lives between `<!-- figures:<benchmark> -->` and `<!-- /figures -->` in the README: every summary row of
+bench/results/<benchmark>.json, with its baseline, ratio, target, whether it was met, and the commit and machine it
+was measured on. Nothing between the markers is written by hand.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from bench.machine import RESULTS
+
+README = Path(__file__).parent / "README.md"
+TABLE = re.compile(r"(<!-- figures:(?P<name>[a-z0-9_]+) -->\n).*?(<!-- /figures -->)", re.DOTALL)
 
 
 def build_summary(results_dir: Path = RESULTS) -> list[dict[str, object]]:
@@ -13,13 +23,43 @@ def build_summary(results_dir: Path = RESULTS) -> list[dict[str, object]]:
     for path in sorted(results_dir.glob("*.json")):
         if path.name == "summary.json":
             continue
-        rows.extend(json.loads(path.read_text()).get("measurements", []))
+        rows.extend({**row, "benchmark": path.stem} for row in json.loads(path.read_text()).get("measurements", []))
     return rows
+
+
+def _number(value: object) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def figures_table(rows: list[dict[str, object]]) -> str:
+    """The markdown table of one benchmark's rows."""
+    lines = ["| measurement | value | unit | baseline | ratio | target | met | commit | machine |",
+             "|---|---:|---|---:|---:|---|---|---|---|"]
+    for row in rows:
+        met = {None: "reported", True: "**met**", False: "**missed**"}[row["met"]]
+        ratio = f"{row['ratio']:.2f}x" if row.get("ratio") is not None else "-"
+        commit = str(row.get("commit") or "not recorded")[:8] + ("" if row.get("tree_clean", True) else " (dirty)")
+        lines.append(f"| `{row['name']}` | {_number(row['value'])} | {row['unit']} | {_number(row['baseline'])} | "
+                     f"{ratio} | {row['target']} | {met} | {commit} | {row['machine']} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_readme(text: str, rows: list[dict[str, object]]) -> str:
+    """`text` with every figures block replaced by the table of its benchmark's rows."""
+    def table(match: re.Match[str]) -> str:
+        mine = [row for row in rows if row["benchmark"] == match["name"]]
+        body = figures_table(mine) if mine else f"(no results: run `python -m bench.{match['name']}`)\n"
+        return match.group(1) + body + match.group(3)
+
+    return TABLE.sub(table, text)
 
 
 def main() -> None:
     rows = build_summary()
     (RESULTS / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
+    README.write_text(render_readme(README.read_text(), rows))
     for row in rows:
         ratio = f"{row['ratio']:.2f}x" if row["ratio"] is not None else "-"
         status = "INFO" if row["met"] is None else "MET " if row["met"] else "MISS"

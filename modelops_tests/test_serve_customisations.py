@@ -84,7 +84,6 @@ def test_serve_answers_each_customisation_from_its_champion_and_follows_each_pro
         assert _get(f"{url}/model/hr")["version"] == "1"
         after = httpx.post(f"{url}/predict/support", json={"text": "refund my order"}).json()
         assert after["model_version"] == "2"
-        time.sleep(1.0)  # let the batch files rotate
     finally:
         server.terminate()
         output = server.communicate(timeout=60)[0]

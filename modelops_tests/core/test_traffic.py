@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pyarrow as pa
@@ -72,16 +72,19 @@ def test_rotation_by_rows_splits_into_full_batches(tmp_path: Path) -> None:
     assert [len(read_batches(tmp_path, [b])) for b in list_batches(tmp_path)] == [10, 10, 5]
 
 
-def test_rotation_by_age(tmp_path: Path) -> None:
-    writer = TrafficWriter(tmp_path, max_rows=1000, max_age_seconds=0.05)
+def test_rotation_by_age(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]  # the writer's monotonic clock, moved by hand
+    monkeypatch.setattr(traffic, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    writer = TrafficWriter(tmp_path, max_rows=1000, max_age_seconds=60)
     writer.append(make_records(2))
+    now[0] += 59.9
     assert writer.flush_if_due() is None and list_batches(tmp_path) == []
-    time.sleep(0.08)
+    now[0] += 0.1
     assert writer.flush_if_due() is not None
     assert len(read_batches(tmp_path, list_batches(tmp_path))) == 2
 
     writer.append(make_records(1))
-    time.sleep(0.08)
+    now[0] += 60
     writer.append(make_records(1))  # append notices the age too
     assert len(list_batches(tmp_path)) == 2 and writer.buffered_rows == 0
 

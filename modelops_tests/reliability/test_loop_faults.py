@@ -44,7 +44,7 @@ from modelops_tests.captured_traffic import write_captured_batch
 # Four of the generator's ten labels keep training short: ~420 examples, ~75 of them in the test split (the gate
 # needs 50, the data checks 3 per label).
 LABELS = ("billing", "shipping", "fraud_report", "product_question")
-EPOCHS = 4
+EPOCHS = 2  # enough for a champion on four labels that the gate promotes
 # Every installation here has the one default customisation (Settings without `customisations`).
 SUPPORT = customisation_defs(Settings().customisation)
 RETRAIN = [SUPPORT.curated_training_set, *SUPPORT.data_checks, *SUPPORT.training_assets]
@@ -154,8 +154,6 @@ def _failure_text(result: dg.ExecuteInProcessResult) -> str:
 FLIPPED, POISON = "shipping", "billing"
 
 
-@pytest.mark.slow  # trains twice (~2 min on 2 cores); the default suite's equivalent: test_training_assets.py's
-# test_sabotaged_challenger_is_refused_and_champion_stays (shuffled labels)
 def test_poisoned_feedback_challenger_is_refused_with_reasons(trained: World) -> None:
     """Annotator feedback relabels every shipping ticket as billing; the retrained challenger is refused."""
     registry = trained.registry()
@@ -670,8 +668,10 @@ def test_an_ad_hoc_training_run_waits_for_the_training_pool_held_by_another_run(
                             lambda: storage.get_concurrency_info(TRAINING_POOL).pending_run_ids or None, 120)
         (run_id,) = waiting
         assert "modelops/training" not in instance.get_run_by_id(run_id).tags  # the queue's tag limit misses it
-        time.sleep(5)
-        assert ad_hoc.is_alive() and _versions(registry) == versions_before  # still waiting: nothing trained
+        for _ in range(20):  # bounded polling: the run stays parked on the pool and nothing trains meanwhile
+            assert run_id in storage.get_concurrency_info(TRAINING_POOL).pending_run_ids
+            assert ad_hoc.is_alive() and _versions(registry) == versions_before
+            time.sleep(0.25)
         storage.free_concurrency_slots_for_run("another-training-run")
         ad_hoc.join(timeout=600)
     assert outcome["result"].success

@@ -1,0 +1,46 @@
+"""The benchmark record: reported rows cannot claim a met target, and bench/README.md's tables come from the JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.machine import Measurement
+from bench.summary import build_summary, render_readme
+
+RUN = {"git_commit": "0123456789abcdef", "git_tree_clean": True,
+       "library_versions": {"torch": "2.13.0", "transformers": "5.0", "peft": "0.18", "dagster": "1.12",
+                            "mlflow": "3.6", "evidently": "0.7.23"}}
+
+
+def test_a_reported_figure_cannot_say_met() -> None:
+    with pytest.raises(ValueError, match="met must be None"):
+        Measurement("serving_p50_ms_c1", 31.0, "ms", 26.0, "reported (lower is better)", True)
+    assert Measurement("serving_p50_ms_c1", 31.0, "ms", 26.0, "reported (lower is better)", None).met is None
+
+
+def test_rows_carry_commit_and_versions_and_the_readme_tables_are_regenerated(tmp_path: Path) -> None:
+    rows = [Measurement("train_throughput_vs_tuned_trainer_generator", 40.0, "samples/s", 32.0, ">= 1.5x", False),
+            Measurement("train_macro_f1_delta_generator", -0.001, "macro-F1", None, "within 0.005", True)]
+    (tmp_path / "train_throughput.json").write_text(json.dumps(
+        {"measurements": [m.to_dict("2-core test (cpu)", RUN) for m in rows]}))
+    (tmp_path / "sensor_tick.json").write_text(json.dumps(
+        {"measurements": [Measurement("sensor_tick_no_batches_seconds", 0.01, "s", 0.01, "reported", None)
+                          .to_dict("2-core test (cpu)", {**RUN, "git_tree_clean": False})]}))
+    summary = build_summary(tmp_path)
+    assert all(row["commit"] == RUN["git_commit"] and row["versions"]["evidently"] == "0.7.23" for row in summary)
+    readme = ("# Benchmarks\n\nprose stays\n\n<!-- figures:train_throughput -->\n| stale | hand-copied |\n"
+              "<!-- /figures -->\n\nmore prose\n<!-- figures:sensor_tick -->\n<!-- /figures -->\n"
+              "<!-- figures:serving_latency -->\nold\n<!-- /figures -->\n")
+    rendered = render_readme(readme, summary)
+    assert "hand-copied" not in rendered and "prose stays" in rendered and "more prose" in rendered
+    training = rendered.split("<!-- figures:train_throughput -->")[1].split("<!-- /figures -->")[0]
+    assert "`train_throughput_vs_tuned_trainer_generator` | 40 | samples/s | 32 | 1.25x" in training
+    assert "**missed**" in training and "**met**" in training and "01234567" in training
+    assert "sensor_tick" not in training  # each block holds its own benchmark's rows only
+    ticks = rendered.split("<!-- figures:sensor_tick -->")[1].split("<!-- /figures -->")[0]
+    assert "| reported |" in ticks and "01234567 (dirty)" in ticks
+    assert "(no results: run `python -m bench.serving_latency`)" in rendered
+    assert render_readme(rendered, summary) == rendered  # regenerating is stable
