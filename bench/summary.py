@@ -12,18 +12,26 @@ import json
 import re
 from pathlib import Path
 
-from bench.machine import RESULTS
+from bench.machine import RESULTS, ROW_LIBRARIES
 
 README = Path(__file__).parent / "README.md"
 TABLE = re.compile(r"(<!-- figures:(?P<name>[a-z0-9_]+) -->\n).*?(<!-- /figures -->)", re.DOTALL)
 
 
 def build_summary(results_dir: Path = RESULTS) -> list[dict[str, object]]:
+    """Every measurement row, named by its benchmark; a row written before rows carried their provenance takes the
+    commit, tree state and versions its own run recorded (the file's `provenance`)."""
     rows: list[dict[str, object]] = []
     for path in sorted(results_dir.glob("*.json")):
         if path.name == "summary.json":
             continue
-        rows.extend({**row, "benchmark": path.stem} for row in json.loads(path.read_text()).get("measurements", []))
+        payload = json.loads(path.read_text())
+        run = payload.get("provenance")
+        for row in payload.get("measurements", []):
+            if "commit" not in row and run:
+                row = {**row, "commit": run["git_commit"], "tree_clean": run["git_tree_clean"],
+                       "versions": {name: run["library_versions"].get(name) for name in ROW_LIBRARIES}}
+            rows.append({**row, "benchmark": path.stem})
     return rows
 
 
@@ -40,7 +48,8 @@ def figures_table(rows: list[dict[str, object]]) -> str:
     for row in rows:
         met = {None: "reported", True: "**met**", False: "**missed**"}[row["met"]]
         ratio = f"{row['ratio']:.2f}x" if row.get("ratio") is not None else "-"
-        commit = str(row.get("commit") or "not recorded")[:8] + ("" if row.get("tree_clean", True) else " (dirty)")
+        commit = (str(row["commit"])[:8] + ("" if row.get("tree_clean") else " (dirty)")) if row.get("commit") \
+            else "not recorded"
         lines.append(f"| `{row['name']}` | {_number(row['value'])} | {row['unit']} | {_number(row['baseline'])} | "
                      f"{ratio} | {row['target']} | {met} | {commit} | {row['machine']} |")
     return "\n".join(lines) + "\n"

@@ -44,3 +44,16 @@ def test_rows_carry_commit_and_versions_and_the_readme_tables_are_regenerated(tm
     assert "| reported |" in ticks and "01234567 (dirty)" in ticks
     assert "(no results: run `python -m bench.serving_latency`)" in rendered
     assert render_readme(rendered, summary) == rendered  # regenerating is stable
+
+
+def test_rows_written_before_per_row_provenance_take_their_run_s(tmp_path: Path) -> None:
+    row = {"name": "drift_check_seconds_100k", "value": 0.7, "unit": "s", "baseline": None, "target": "< 2 s",
+           "met": True, "ratio": None, "machine": "2-core test (cpu)"}
+    (tmp_path / "drift_check_time.json").write_text(json.dumps({"provenance": RUN, "measurements": [row]}))
+    (tmp_path / "serving_latency.json").write_text(json.dumps({"measurements": [row]}))  # no provenance at all
+    by_benchmark = {r["benchmark"]: r for r in build_summary(tmp_path)}
+    assert by_benchmark["drift_check_time"]["commit"] == RUN["git_commit"]
+    assert by_benchmark["drift_check_time"]["versions"]["torch"] == "2.13.0"
+    assert "commit" not in by_benchmark["serving_latency"]  # shown as "not recorded", never invented
+    assert "| not recorded |" in render_readme("<!-- figures:serving_latency -->\n<!-- /figures -->\n",
+                                               list(by_benchmark.values()))
