@@ -44,7 +44,7 @@ from modelops_tests.captured_traffic import write_captured_batch
 # Four of the generator's ten labels keep training short: ~420 examples, ~75 of them in the test split (the gate
 # needs 50, the data checks 3 per label).
 LABELS = ("billing", "shipping", "fraud_report", "product_question")
-EPOCHS = 2  # enough for a champion on four labels that the gate promotes
+EPOCHS = 4
 # Every installation here has the one default customisation (Settings without `customisations`).
 SUPPORT = customisation_defs(Settings().customisation)
 RETRAIN = [SUPPORT.curated_training_set, *SUPPORT.data_checks, *SUPPORT.training_assets]
