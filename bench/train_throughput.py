@@ -5,7 +5,8 @@ Two data sets: the default generated corpus (curated) and real text, CLINC150 (a
 LoRA shape (r=16, alpha=32, dropout 0.05 on query/value, classifier + pooler trained), batch 32, max length 64,
 learning rate, warm-up ratio, weight decay, epochs and seed for both.
 
-The baseline is what a strong user configures: `group_by_length=True` and
+The baseline is what a strong user configures: length-grouped batches (`group_by_length=True`, spelled
+`train_sampling_strategy="group_by_length"` in transformers 5) and
 `DataCollatorWithPadding(pad_to_multiple_of=8)`, validation once per epoch and the best validation checkpoint
 restored at the end (`load_best_model_at_end`), as modelops does. Both clocks cover the same work: tokenizer and
 model load, tokenisation, training with per-epoch validation, keeping the best state, and writing the adapter.
@@ -102,7 +103,9 @@ def run_baseline(splits: Splits, labels: list[str], config, base) -> dict[str, f
         args = TrainingArguments(
             output_dir=out, per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=128,
             num_train_epochs=config.epochs, learning_rate=config.learning_rate, weight_decay=config.weight_decay,
-            warmup_ratio=config.warmup_ratio, group_by_length=True, eval_strategy="epoch", save_strategy="epoch",
+            warmup_steps=config.warmup_ratio,  # transformers 5: a float below 1 is the ratio of all steps
+            train_sampling_strategy="group_by_length",  # transformers 5's spelling of group_by_length=True
+            eval_strategy="epoch", save_strategy="epoch",
             save_total_limit=1, load_best_model_at_end=True, metric_for_best_model="macro_f1",
             logging_strategy="epoch", report_to=[], seed=config.seed, use_cpu=True, disable_tqdm=True,
         )
