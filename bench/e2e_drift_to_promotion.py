@@ -1,6 +1,6 @@
 """End to end: drifted traffic landing -> the retrained, promoted champion serving, on the real loop.
 
-Runs `modelops.demo.run_demo` unchanged (default corpus of 3,000 rows, a drift scenario at severity 0.8) in a
+Runs `modelops demo` unchanged in its own process (default corpus of 3,000 rows, a drift scenario at severity 0.8) in a
 temporary MODELOPS_HOME / MODELOPS_DATA_DIR / DAGSTER_HOME with the embedded defaults (SQLite MLflow under that
 home; a MODELOPS_MLFLOW_TRACKING_URI of the caller is ignored so nothing touches another store): the real
 `modelops serve` process, the real `dagster-daemon` with the real `drift_sensor`, the queued run coordinator,
@@ -44,6 +44,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -200,14 +202,13 @@ def run_path(path: str, args: argparse.Namespace) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix=f"bench-e2e-{path}-"))
     try:
         settings = isolate(root, args.epochs)
-        from modelops.demo import run_demo
-
         port = _free_port()
         watcher = ModelWatcher(f"http://127.0.0.1:{port}")
         watcher.start()
         started = time.perf_counter()
-        try:
-            code = run_demo(settings, scenario=SCENARIO[path], port=port, fresh=True, rows=args.rows)
+        try:  # its own process, as a user runs it: a code location loaded once per installation
+            code = subprocess.run([sys.executable, "-m", "modelops.cli", "demo", "--scenario", SCENARIO[path],
+                                   "--port", str(port), "--rows", str(args.rows)], cwd=root, timeout=3600).returncode
         finally:
             watcher.stop()
         wall = time.perf_counter() - started
