@@ -1,6 +1,6 @@
 """End to end: drifted traffic landing -> the retrained, promoted champion serving, on the real loop.
 
-Runs `modelops demo` unchanged in its own process (default corpus of 3,000 rows, a drift scenario at severity 0.8) in a
+Runs `modelops demo` unchanged in its own process (default corpus of 3,000 rows, one drift scenario per path) in a
 temporary MODELOPS_HOME / MODELOPS_DATA_DIR / DAGSTER_HOME with the embedded defaults (SQLite MLflow under that
 home; a MODELOPS_MLFLOW_TRACKING_URI of the caller is ignored so nothing touches another store): the real
 `modelops serve` process, the real `dagster-daemon` with the real `drift_sensor`, the queued run coordinator,
@@ -20,10 +20,12 @@ drift check, the run queue and launch, the whole retrain run (mode chosen by ret
 severity), and the server's 2 s alias poll plus model load. Not included: the bootstrap training of v1 and the
 normal-traffic stage before it (reported separately in `demo_seconds_per_stage`). Target: < 5 minutes on 2 cores.
 Both retrain paths are measured, each in its own fresh installation with the shipped policies; the sensor picks
-the mode from the drift's severity (retrain.yaml: `full` for severe drift, `incremental` for milder): `incremental`
-with the `prior_shift` scenario (the label mix moves; the drifted columns stay under half and the label-free accuracy
-estimate drops by less than 5 points: moderate) and `full` with `new_product` (a new product line; the estimated
-accuracy drops by more than 5 points: severe), both at severity 0.8. The mode the run actually used
+the mode from the drift's severity (retrain.yaml: `full` for severe drift, `incremental` for milder). Both paths
+use `new_product` (a new product line: a drift that costs the champion accuracy, so a retrain has something to
+win): at severity 0.8 the label-free accuracy estimate drops by more than 5 points (severe: `full`), at 0.25 by less
+(moderate: `incremental`). `prior_shift` (only the label mix moves) was tried first for the incremental path: the
+sensor chose `incremental`, but the champion lost nothing on it and the gate rightly kept it, so nothing new was
+served and the path had no end point. The mode the run actually used
 (`modelops/retrain_mode` run tag, `demo_summary.retrain_run.mode`) is recorded next to the one expected; a row whose
 run took the other path only reports. The demo itself gives the retrain run 600 s to finish and fails otherwise.
 
@@ -63,7 +65,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 TARGET_SECONDS = 300.0
-SCENARIO = {"incremental": "prior_shift", "full": "new_product"}  # moderate / severe drift
+SCENARIO = {"incremental": "new_product", "full": "new_product"}
+SEVERITY = {"incremental": 0.25, "full": 0.8}  # moderate / severe drift
 
 
 def _free_port() -> int:
@@ -187,7 +190,7 @@ def measurements(path: str, result: dict[str, Any]) -> list[Measurement]:
     if mode != path:
         value = seconds if seconds is not None else result["drift_to_run_finished_seconds"]
         return [Measurement(name, None if value is None else float(value), "s", None,
-                            f"reported: {SCENARIO[path]} was expected to run {path}, the sensor ran {mode}", None)]
+                            f"reported: {SCENARIO[path]} at {SEVERITY[path]} was expected to run {path}, the sensor ran {mode}", None)]
     if seconds is None:  # the gate kept the old champion (or the run failed): nothing new is served
         finished = result["drift_to_run_finished_seconds"]
         return [Measurement(name, None if finished is None else float(finished), "s", None,
@@ -208,12 +211,13 @@ def run_path(path: str, args: argparse.Namespace) -> dict[str, Any]:
         started = time.perf_counter()
         try:  # its own process, as a user runs it: a code location loaded once per installation
             code = subprocess.run([sys.executable, "-m", "modelops.cli", "demo", "--scenario", SCENARIO[path],
+                                   "--severity", str(SEVERITY[path]),
                                    "--port", str(port), "--rows", str(args.rows)], cwd=root, timeout=3600).returncode
         finally:
             watcher.stop()
         wall = time.perf_counter() - started
         summary = json.loads((settings.home / "demo-summary.json").read_text())
-        return {"path": path, "scenario": SCENARIO[path], "mode": summary["retrain_run"].get("mode"),
+        return {"path": path, "scenario": SCENARIO[path], "severity": SEVERITY[path], "mode": summary["retrain_run"].get("mode"),
                 **timeline(settings, summary, watcher.loaded_at), "demo_exit_code": code,
                 "demo_seconds_per_stage": summary["seconds_per_stage"],
                 "demo_summary": {k: v for k, v in summary.items() if k != "seconds_per_stage"},
@@ -241,8 +245,8 @@ def main() -> int:
         except Exception as exc:  # one path failing must not lose the other's figures
             runs[path] = {"path": path, "scenario": SCENARIO[path], "error": f"{type(exc).__name__}: {exc}"}
     write_result("e2e_drift_to_promotion", {
-        "data": {"rows": args.rows, "scenarios": SCENARIO, "drifted_tickets": 900, "labelled": 500,
-                 "severity": 0.8},
+        "data": {"rows": args.rows, "scenarios": SCENARIO, "severity": SEVERITY, "drifted_tickets": 900,
+                 "labelled": 500},
         "training_epochs": args.epochs or "training.yaml",
         "runs": runs,
         "clock": "first drifted prediction captured by the server -> server swapped in the promoted champion; "

@@ -175,7 +175,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from modelops.demo import run_demo
 
     return run_demo(settings.customisation_named(args.customisation), scenario=args.scenario, port=args.port,
-                    fresh=not args.keep_state, rows=args.rows, epochs=args.epochs)
+                    fresh=not args.keep_state, rows=args.rows, epochs=args.epochs, severity=args.severity)
 
 
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
@@ -276,6 +276,17 @@ def cmd_mlflow_ui(args: argparse.Namespace, settings: Settings) -> int:
                             "--default-artifact-root", settings.mlflow_artifact_root.as_uri()])
 
 
+def _severity(value: str) -> float:
+    """A drift severity in [0, 1], refused before the demo spends minutes on its first training run."""
+    try:
+        severity = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"severity must be a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= severity <= 1.0:
+        raise argparse.ArgumentTypeError(f"severity must be a number in [0, 1], got {value!r}")
+    return severity
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelops", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -325,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep-state", action="store_true", help="do not wipe .modelops/ and data/ first")
     demo.add_argument("--scenario", default="new_product",
                       choices=["new_product", "prior_shift", "language_shift", "length_shift"])
+    demo.add_argument("--severity", type=_severity, default=0.8,
+                      help="drift strength: 0 = the corpus unchanged, 1 = full drift (default 0.8)")
     demo.add_argument("--port", type=int, default=8765)
     demo.add_argument("--rows", type=int, default=3000, help="size of the generated corpus")
     demo.add_argument("--epochs", type=int, help="epochs of the first training run (default: training.yaml)")

@@ -94,7 +94,7 @@ def _drift_checks(registry) -> list:
 
 
 def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765, fresh: bool = True,
-             rows: int = 3000, epochs: int | None = None) -> int:
+             rows: int = 3000, epochs: int | None = None, severity: float = 0.8) -> int:
     """The loop for one customisation (`settings` after customisation_named): its data, model and sensor."""
     import dagster as dg
 
@@ -155,8 +155,8 @@ def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765
         normal_check = _drift_checks(registry)[0]
         stage("normal traffic + drift check")
 
-        _say(f"5/7 sending 900 tickets of drift scenario '{scenario}'; annotators label 500 of them (data/feedback/)")
-        drifted = generate_scenario(scenario, 900, seed=202, severity=0.8)
+        _say(f"5/7 sending 900 tickets of drift scenario '{scenario}' (severity {severity}); annotators label 500 of them (data/feedback/)")
+        drifted = generate_scenario(scenario, 900, seed=202, severity=severity)
         labelled, held_out = drifted.iloc[:700], drifted.iloc[700:]
         predictions = _send(url, labelled["text"].tolist())
         feedback = pd.DataFrame({"id": [p["id"] for p in predictions[:500]], "label": labelled["label"].iloc[:500]})
