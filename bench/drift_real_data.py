@@ -74,7 +74,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bench.machine import RESULTS, Measurement, provenance
+from bench.machine import CLINC_DIR, RESULTS, ROOT, Measurement, provenance
 
 if TYPE_CHECKING:
     from modelops.core.drift import DriftConfig
@@ -83,8 +83,6 @@ if TYPE_CHECKING:
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-ROOT = Path(__file__).resolve().parents[1]
-CLINC_DIR = ROOT.parent / "shared" / "datasets" / "clinc150"
 WINDOW_SIZES = (200, 500)
 WINDOWS_PER_SHIFT = 2
 CLINC_SHARES = (0.05, 0.10, 0.20, 0.50)

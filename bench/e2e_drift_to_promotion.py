@@ -190,7 +190,8 @@ def measurements(path: str, result: dict[str, Any]) -> list[Measurement]:
     if mode != path:
         value = seconds if seconds is not None else result["drift_to_run_finished_seconds"]
         return [Measurement(name, None if value is None else float(value), "s", None,
-                            f"reported: {SCENARIO[path]} at {SEVERITY[path]} was expected to run {path}, the sensor ran {mode}", None)]
+                            f"reported: {SCENARIO[path]} at {SEVERITY[path]} was expected to run {path}, "
+                            f"the sensor ran {mode}", None)]
     if seconds is None:  # the gate kept the old champion (or the run failed): nothing new is served
         finished = result["drift_to_run_finished_seconds"]
         return [Measurement(name, None if finished is None else float(finished), "s", None,
@@ -217,7 +218,8 @@ def run_path(path: str, args: argparse.Namespace) -> dict[str, Any]:
             watcher.stop()
         wall = time.perf_counter() - started
         summary = json.loads((settings.home / "demo-summary.json").read_text())
-        return {"path": path, "scenario": SCENARIO[path], "severity": SEVERITY[path], "mode": summary["retrain_run"].get("mode"),
+        return {"path": path, "scenario": SCENARIO[path], "severity": SEVERITY[path],
+                "mode": summary["retrain_run"].get("mode"),
                 **timeline(settings, summary, watcher.loaded_at), "demo_exit_code": code,
                 "demo_seconds_per_stage": summary["seconds_per_stage"],
                 "demo_summary": {k: v for k, v in summary.items() if k != "seconds_per_stage"},

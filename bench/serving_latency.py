@@ -17,13 +17,15 @@ path around it (a check compares the labels the servers give 50 texts).
   thread pool (what a FastAPI `def` endpoint does), `naive-serial` calls it on the event loop (the transformers docs'
   web-server recipe); and the batched server a user would pick for throughput, `naive-batched`: requests wait in a
   queue and every pipeline call takes all of them that are waiting (up to 64, `batch_size` = their number), run in
-  the thread pool while the next ones queue. Each level's ratio is against the variant with the highest throughput
-  there.
+  the thread pool while the next ones queue. The target's ratio is against the faster per-request variant at that
+  level; the ratio against `naive-batched` is reported beside it.
 
 Every server is a separate subprocess started here, bound to 127.0.0.1 on a free port, run by the same
 `uvicorn.Config` as `modelops.core.serving.run_server` (uvloop + httptools, lifespan on, log level info); all take
-one text per request, `POST /predict {"text": "..."}`. Texts: realistic support tickets from
-`modelops.core.datagen.generate_corpus` (seed 11), sent round-robin. The load generator is a closed loop in this
+one text per request, `POST /predict {"text": "..."}`. Two text sources, measured one after the other on the same
+servers: generated support tickets (`modelops.core.datagen.generate_corpus`, seed 11; the model's own domain) and
+CLINC150's real test queries (`../shared/datasets/clinc150/test.csv`, shorter, another domain: the forward pass is
+the same work whatever the label), each sent round-robin. The load generator is a closed loop in this
 process: `c` keep-alive HTTP/1.1 connections (a minimal asyncio client, so that it takes little of the CPUs it shares
 with the servers), each sending its next request as soon as the previous answer arrived. Per concurrency level every
 server gets a warm-up, then the measured time in alternating blocks (A B C C B A ...) so that load from other
@@ -53,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.machine import Measurement
+from bench.machine import CLINC_DIR, Measurement
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -71,6 +73,7 @@ BASELINE_DESCRIPTIONS = {
     "batched": "Starlette; requests queued and the pipeline called on every request waiting (up to 64, batch_size "
                "= their number) in the thread pool while the next ones queue: dynamic batching for throughput",
 }
+TEXT_SOURCES = ("generator", "clinc150")
 BATCH_MAX = 64  # the batched baseline's largest pipeline call, as modelops's micro-batch
 
 
@@ -475,19 +478,35 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
 
 
-def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    """Build and register the adapter, start every server, measure each level, stop them; raw figures per server."""
+def source_texts(source: str, n: int) -> list[str]:
+    """Up to `n` request texts: generated tickets, or CLINC150's test queries in file order."""
+    import pandas as pd
+
     from modelops.core.datagen import generate_corpus
 
-    corpus = generate_corpus(args.texts, seed=11)
-    texts = corpus["text"].tolist()
+    if source == "generator":
+        return generate_corpus(n, seed=11)["text"].tolist()
+    if not (CLINC_DIR / "test.csv").is_file():
+        raise SystemExit(f"CLINC150 not found at {CLINC_DIR}; see ../shared/datasets/clinc150/README")
+    return pd.read_csv(CLINC_DIR / "test.csv")["text"].head(n).tolist()
+
+
+def body_cycle(texts: list[str]) -> Callable[[], bytes]:
+    """The request bodies of `texts`, round-robin."""
     bodies = [json.dumps({"text": t}).encode() for t in texts]
     counter = iter(range(1 << 62))
+    return lambda: bodies[next(counter) % len(bodies)]
 
-    def next_body() -> bytes:
-        return bodies[next(counter) % len(bodies)]
 
-    check_texts = texts[:: max(1, len(texts) // 50)][:50]
+def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    """Build and register the adapter, start every server, measure each source and level, stop them.
+
+    Raw figures per server: `levels[source]` is one row per concurrency level."""
+    from modelops.core.datagen import generate_corpus
+
+    texts = {source: source_texts(source, args.texts) for source in args.sources}
+    labels = sorted(set(generate_corpus(200, seed=11)["label"]))
+    check_texts = [t for source in args.sources for t in texts[source][:: max(1, len(texts[source]) // 25)][:25]]
     loop = _new_event_loop()
     results: dict[str, Any] = {}
     servers: list[Server] = []
@@ -495,7 +514,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         work = Path(tmp)
         home, data = work / "home", work / "data"
         started = time.perf_counter()
-        adapter_dir = build_adapter(work / "adapter", sorted(set(corpus["label"])))
+        adapter_dir = build_adapter(work / "adapter", labels)
         version = register_champion(adapter_dir, home)
         print(f"adapter saved and registered as {MODEL_NAME} v{version} (champion) in "
               f"{time.perf_counter() - started:.1f}s", flush=True)
@@ -514,21 +533,22 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                       flush=True)
             if args.wait_idle:
                 results["busy_cores_at_start"] = wait_for_idle_machine(args.wait_idle)
-            tallies = {level: loop.run_until_complete(measure_level(servers, level, next_body, args.warmup,
-                                                                    args.seconds, args.block))
-                       for level in args.concurrency}
+            tallies = {source: {level: loop.run_until_complete(measure_level(
+                servers, level, body_cycle(texts[source]), args.warmup, args.seconds, args.block))
+                for level in args.concurrency} for source in args.sources}
             checks = {s.name: loop.run_until_complete(sample_labels(s.port, check_texts)) for s in servers}
         finally:
             codes = {server.name: server.stop() for server in servers}
         for server in servers:
             results[server.name] = {
-                "levels": [tallies[level][server.name].row(level) for level in args.concurrency],
+                "levels": {source: [tallies[source][level][server.name].row(level) for level in args.concurrency]
+                           for source in args.sources},
                 "check_labels": checks[server.name], "exit_code": codes[server.name],
                 # uvicorn re-raises SIGTERM after its graceful shutdown: -15 is a clean stop
                 "log_tail": server.log_tail(8) if codes[server.name] not in (0, -signal.SIGTERM) else None}
         modelops = results["modelops"]
-        modelops["requests_sent"] = sum(r["warmup_requests"] + r["requests"] for r in modelops["levels"]) + len(
-            check_texts)
+        modelops["requests_sent"] = sum(r["warmup_requests"] + r["requests"] for rows in modelops["levels"].values()
+                                        for r in rows) + len(check_texts)
         modelops["captured_rows"], modelops["micro_batch_sizes"] = captured_traffic(data / "production")
     loop.close()
     return results
@@ -542,7 +562,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0, help="warm-up seconds per server and level")
     parser.add_argument("--block", type=float, default=5.0, help="seconds per measured block (servers alternate)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
-    parser.add_argument("--texts", type=int, default=2000, help="distinct ticket texts, sent round-robin")
+    parser.add_argument("--texts", type=int, default=2000, help="distinct texts per source, sent round-robin")
+    parser.add_argument("--sources", nargs="+", choices=TEXT_SOURCES, default=list(TEXT_SOURCES))
     parser.add_argument("--baselines", nargs="+", choices=BASELINE_MODES, default=list(BASELINE_MODES),
                         help="naive servers to run: pipeline call in Starlette's thread pool and/or on the event loop")
     parser.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
@@ -561,22 +582,8 @@ def main() -> None:
     load_before = os.getloadavg()
     results = run_benchmark(args)
     names = [f"naive-{mode}" for mode in args.baselines]
-    rows = {name: {row["concurrency"]: row for row in results[name]["levels"]} for name in [*names, "modelops"]}
-    ours = rows["modelops"]
-    best = {c: max(names, key=lambda n: rows[n][c]["throughput_rps"]) for c in ours}  # the stronger naive server
-    naive = {c: rows[best[c]][c] for c in ours}
-    levels = []
-    for c in sorted(ours):
-        ratios = {n: ours[c]["throughput_rps"] / rows[n][c]["throughput_rps"] if rows[n][c]["throughput_rps"]
-                  else None for n in names}
-        levels.append({"concurrency": c, "modelops": ours[c], **{n: rows[n][c] for n in names},
-                       "best_naive": best[c], "throughput_ratio": ratios[best[c]],
-                       "throughput_ratio_per_naive": ratios,
-                       # server CPU per request, naive / modelops: what the throughput ratio becomes when both
-                       # servers get the same CPU (on a busy machine the scheduler shares CPU per runnable
-                       # thread, which favours the naive server's many threads)
-                       "cpu_per_request_ratio": naive[c]["server_cpu_ms_per_request"]
-                       / ours[c]["server_cpu_ms_per_request"]})
+    per_request = [n for n in names if n != "naive-batched"]
+    compared = {source: compare(results, source, names, per_request) for source in args.sources}
     agreement = {n: sum(a == b and a is not None for a, b in zip(results[n]["check_labels"],
                                                                  results["modelops"]["check_labels"], strict=True))
                  / len(results[n]["check_labels"]) for n in names}
@@ -584,15 +591,17 @@ def main() -> None:
         "setup": {
             "model": "all-MiniLM-L6-v2 + LoRA r=16/alpha=32 on query,value (classifier+pooler saved with it), "
                      "untrained, 10 intents, merged into the base on both sides, safetensors only",
-            "max_length": MAX_LENGTH, "texts": args.texts, "seconds_per_server_and_level": args.seconds,
-            "warmup_seconds_per_server_and_level": args.warmup, "block_seconds": args.block,
+            "max_length": MAX_LENGTH, "texts_per_source": args.texts, "sources": args.sources,
+            "seconds_per_server_and_level": args.seconds, "warmup_seconds_per_server_and_level": args.warmup,
+            "block_seconds": args.block,
             "modelops": "python -m modelops.cli serve, default flags (micro-batch 64 texts / 5 ms, traffic capture "
                         "to Parquet on, champion alias polled every 5 s)",
             "naive": {f"naive-{m}": BASELINE_DESCRIPTIONS[m] for m in args.baselines},
             "uvicorn": "same Config for all: 127.0.0.1, lifespan on, log_level info, timeout_graceful_shutdown 30",
             "request": 'POST /predict {"text": "..."}: one text per request; keep-alive; closed loop',
-            "ratio": "modelops / the naive server with the higher throughput at that concurrency"},
-        "levels": levels,
+            "ratio": "modelops / the faster per-request pipeline server at that concurrency (the target's baseline); "
+                     "also modelops / the batched pipeline server (reported)"},
+        "levels": compared,
         "label_agreement_with_modelops": agreement,
         "captured_rows": results["modelops"]["captured_rows"],
         "modelops_requests_sent": results["modelops"]["requests_sent"],  # warm-up + measured + label check
@@ -602,43 +611,76 @@ def main() -> None:
         "load_average_1m": {"before": load_before[0], "after": os.getloadavg()[0]},
         "busy_cores_at_start": results.get("busy_cores_at_start"),
         "server_exit_codes": {n: results[n]["exit_code"] for n in [*names, "modelops"]},
-        "target": f"throughput at concurrency 16 >= {THROUGHPUT_TARGET:g}x the fastest pipeline server "
-                  "(per request or batched)",
+        "target": f"throughput at concurrency 16 >= {THROUGHPUT_TARGET:g}x the faster per-request pipeline server",
     }
-    for level in levels:
-        print(f"c={level['concurrency']}: modelops {level['modelops']['throughput_rps']:.1f} req/s vs "
-              f"{level['best_naive']} {naive[level['concurrency']]['throughput_rps']:.1f} req/s -> "
-              f"{level['throughput_ratio']:.2f}x (server CPU per request: {level['cpu_per_request_ratio']:.2f}x less)",
-              flush=True)
+    for source, levels in compared.items():
+        for level in levels:
+            print(f"{source} c={level['concurrency']}: modelops {level['modelops']['throughput_rps']:.1f} req/s -> "
+                  f"{level['throughput_ratio']:.2f}x {level['best_naive']}, "
+                  f"{level['throughput_ratio_per_naive'].get('naive-batched') or float('nan'):.2f}x naive-batched",
+                  flush=True)
     if results["modelops"]["captured_rows"] != results["modelops"]["requests_sent"]:
         print(f"WARNING: modelops captured {results['modelops']['captured_rows']} rows for "
               f"{results['modelops']['requests_sent']} requests", flush=True)
     if args.no_write:
         print(json.dumps(summary, indent=2))
         return
-    write_result("serving_latency", summary, measurements(naive, ours))
+    write_result("serving_latency", summary, [m for source, levels in compared.items()
+                                              for m in measurements(source, levels)] + [error_row(results, names)])
 
 
-def measurements(naive: dict[int, dict[str, Any]], ours: dict[int, dict[str, Any]]) -> list[Measurement]:
-    """Throughput and latency per level against the stronger naive server there; the target binds at c=16."""
-    out: list[Measurement] = []
+def compare(results: dict[str, Any], source: str, names: list[str], per_request: list[str]) -> list[dict[str, Any]]:
+    """Per level of one text source: every server's row, the faster per-request naive server and the ratios."""
+    rows = {name: {row["concurrency"]: row for row in results[name]["levels"][source]} for name in [*names, "modelops"]}
+    ours = rows["modelops"]
+    levels = []
     for c in sorted(ours):
+        best = max(per_request, key=lambda n: rows[n][c]["throughput_rps"])
+        ratios = {n: ours[c]["throughput_rps"] / rows[n][c]["throughput_rps"] if rows[n][c]["throughput_rps"]
+                  else None for n in names}
+        levels.append({"concurrency": c, "modelops": ours[c], **{n: rows[n][c] for n in names},
+                       "best_naive": best, "throughput_ratio": ratios[best], "throughput_ratio_per_naive": ratios,
+                       # server CPU per request, naive / modelops: what the throughput ratio becomes when both
+                       # servers get the same CPU (on a busy machine the scheduler shares CPU per runnable
+                       # thread, which favours the naive server's many threads)
+                       "cpu_per_request_ratio": rows[best][c]["server_cpu_ms_per_request"]
+                       / ours[c]["server_cpu_ms_per_request"]})
+    return levels
+
+
+def measurements(source: str, levels: list[dict[str, Any]]) -> list[Measurement]:
+    """Throughput and latency per level against the faster per-request naive server (the target binds at c=16 on
+    every source) and, reported, throughput against the batched pipeline server."""
+    suffix = "" if source == "generator" else f"_{source}"
+    out: list[Measurement] = []
+    for level in levels:
+        c, ours, naive = level["concurrency"], level["modelops"], level[level["best_naive"]]
         binding = c == 16
-        ratio = ours[c]["throughput_rps"] / naive[c]["throughput_rps"] if naive[c]["throughput_rps"] else 0.0
+        ratio = level["throughput_ratio"] or 0.0
         out.append(Measurement(
-            f"serving_throughput_c{c}", ours[c]["throughput_rps"], "req/s", naive[c]["throughput_rps"],
-            f">= {THROUGHPUT_TARGET:g}x the fastest pipeline server" if binding else "reported (target at c16)",
-            ratio >= THROUGHPUT_TARGET if binding else None))
+            f"serving_throughput_c{c}{suffix}", ours["throughput_rps"], "req/s", naive["throughput_rps"],
+            f">= {THROUGHPUT_TARGET:g}x the faster per-request pipeline server" if binding
+            else "reported (target at c16)", ratio >= THROUGHPUT_TARGET if binding else None))
+        if "naive-batched" in level:
+            out.append(Measurement(f"serving_throughput_c{c}_vs_batched{suffix}", ours["throughput_rps"], "req/s",
+                                   level["naive-batched"]["throughput_rps"],
+                                   "reported (baseline: the batched pipeline server)", None))
         for q in ("p50", "p99"):
-            out.append(Measurement(f"serving_{q}_ms_c{c}", ours[c][f"{q}_ms"], "ms", naive[c][f"{q}_ms"],
+            out.append(Measurement(f"serving_{q}_ms_c{c}{suffix}", ours[f"{q}_ms"], "ms", naive[f"{q}_ms"],
                                    "reported (lower is better)", None))
-        out.append(Measurement(f"serving_cpu_ms_per_request_c{c}", ours[c]["server_cpu_ms_per_request"], "ms",
-                               naive[c]["server_cpu_ms_per_request"], "reported (lower is better)", None))
-    errors = sum(ours[c]["errors"] + ours[c]["warmup_errors"] for c in ours)
-    out.append(Measurement("serving_errors", errors, "responses",
-                           sum(naive[c]["errors"] + naive[c]["warmup_errors"] for c in naive),
-                           "0 non-200 or malformed responses from modelops", errors == 0))
+        out.append(Measurement(f"serving_cpu_ms_per_request_c{c}{suffix}", ours["server_cpu_ms_per_request"], "ms",
+                               naive["server_cpu_ms_per_request"], "reported (lower is better)", None))
     return out
+
+
+def error_row(results: dict[str, Any], names: list[str]) -> Measurement:
+    """Non-200 or malformed answers over every source, level and warm-up."""
+    def errors(name: str) -> int:
+        return sum(r["errors"] + r["warmup_errors"] for rows in results[name]["levels"].values() for r in rows)
+
+    ours = errors("modelops")
+    return Measurement("serving_errors", ours, "responses", sum(errors(n) for n in names),
+                       "0 non-200 or malformed responses from modelops", ours == 0)
 
 
 if __name__ == "__main__":

@@ -29,12 +29,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.machine import Measurement
+from bench.machine import CLINC_DIR, Measurement
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-CLINC_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "clinc150"
 CLINC_PER_INTENT = {"train": 15, "validation": 5, "test": 30}
 THROUGHPUT_TARGET, F1_TOLERANCE = 1.5, 0.005
 

@@ -155,7 +155,8 @@ def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765
         normal_check = _drift_checks(registry)[0]
         stage("normal traffic + drift check")
 
-        _say(f"5/7 sending 900 tickets of drift scenario '{scenario}' (severity {severity}); annotators label 500 of them (data/feedback/)")
+        _say(f"5/7 sending 900 tickets of drift scenario '{scenario}' (severity {severity}); "
+             "annotators label 500 of them (data/feedback/)")
         drifted = generate_scenario(scenario, 900, seed=202, severity=severity)
         labelled, held_out = drifted.iloc[:700], drifted.iloc[700:]
         predictions = _send(url, labelled["text"].tolist())
