@@ -9,8 +9,9 @@ and Evidently's domain classifier (`ModelDriftMethod`, the one modelops's embedd
 columns, with the HTML report rendered. A second baseline, reported only, swaps the direct domain classifier for
 Evidently's `EmbeddingsDrift` metric: it computes the same classifier score but also a t-SNE projection of the
 embeddings for its plot (about 90 % of its time here), work modelops does not do. All are warmed up once, then 3
-repetitions per size alternate the order; median and min-max reported, ratio of the medians. The calibration is `calibrate_drift` on a 2,000-row reference. Also timed:
-generating the 10,000-row default corpus that drift scenarios and tests build on (was a wall-clock unit test).
+repetitions per size alternate the order; median and min-max reported, ratio of the medians. The calibration is
+`calibrate_drift` on a 2,000-row reference. Also timed: generating the 10,000-row default corpus that drift
+scenarios and tests build on (was a wall-clock unit test).
 
 Usage: python -m bench.drift_check_time
 """
