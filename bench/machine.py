@@ -21,12 +21,18 @@ LIBRARIES = ("torch", "transformers", "peft", "dagster", "evidently", "mlflow", 
 ROW_LIBRARIES = ("torch", "transformers", "peft", "dagster", "mlflow", "evidently")  # repeated on every summary row
 
 
+def code_changes(porcelain: Sequence[str]) -> list[str]:
+    """The `git status --porcelain` lines that change code: results written by benchmarks run before this one (a
+    `run_all` sequence) under bench/results/ are outputs, not code under test."""
+    return [line for line in porcelain if not line[3:].startswith("bench/results/")]
+
+
 def provenance(sources: Sequence[str] = ()) -> dict[str, Any]:
     """Commit, working-tree state, library versions and hashes of the code under test (paths from the repo root)."""
     from importlib.metadata import PackageNotFoundError, version
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.rstrip()
 
     versions: dict[str, str | None] = {}
     for name in LIBRARIES:
@@ -35,7 +41,8 @@ def provenance(sources: Sequence[str] = ()) -> dict[str, Any]:
         except PackageNotFoundError:
             versions[name] = None
     changed = [line for line in git("status", "--porcelain").splitlines() if line]
-    return {"git_commit": git("rev-parse", "HEAD"), "git_tree_clean": not changed, "git_status_porcelain": changed,
+    return {"git_commit": git("rev-parse", "HEAD"), "git_tree_clean": not code_changes(changed),
+            "git_status_porcelain": changed,
             "source_sha256": {p: hashlib.sha256((ROOT / p).read_bytes()).hexdigest()[:16] for p in sources},
             "library_versions": versions}
 

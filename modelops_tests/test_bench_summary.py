@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.machine import Measurement
+from bench.machine import Measurement, code_changes
 from bench.summary import build_summary, render_readme
 
 RUN = {"git_commit": "0123456789abcdef", "git_tree_clean": True,
@@ -57,3 +57,9 @@ def test_rows_written_before_per_row_provenance_take_their_run_s(tmp_path: Path)
     assert "commit" not in by_benchmark["serving_latency"]  # shown as "not recorded", never invented
     assert "| not recorded |" in render_readme("<!-- figures:serving_latency -->\n<!-- /figures -->\n",
                                                list(by_benchmark.values()))
+
+
+def test_earlier_results_do_not_make_the_tree_dirty_but_code_and_docs_do() -> None:
+    porcelain = [" M bench/results/sensor_tick.json", "?? bench/results/new.json", " M bench/serving_latency.py",
+                 "M  README.md"]
+    assert code_changes(porcelain) == [" M bench/serving_latency.py", "M  README.md"]
