@@ -48,8 +48,8 @@ def figures_table(rows: list[dict[str, object]]) -> str:
     for row in rows:
         met = {None: "reported", True: "**met**", False: "**missed**"}[row["met"]]
         ratio = f"{row['ratio']:.2f}x" if row.get("ratio") is not None else "-"
-        commit = (str(row["commit"])[:8] + ("" if row.get("tree_clean") else " (dirty)")) if row.get("commit") \
-            else "not recorded"
+        tree = {True: "", False: " (dirty)", None: " (tree not recorded)"}[row.get("tree_clean")]
+        commit = str(row["commit"])[:8] + tree if row.get("commit") else "not recorded"
         lines.append(f"| `{row['name']}` | {_number(row['value'])} | {row['unit']} | {_number(row['baseline'])} | "
                      f"{ratio} | {row['target']} | {met} | {commit} | {row['machine']} |")
     return "\n".join(lines) + "\n"
