@@ -104,7 +104,7 @@ def ui(tmp_path_factory) -> Iterator[Ui]:
                 os.killpg(process.pid, signal.SIGTERM)
         for process in processes:
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=10)  # `dagster dev` can sit out its webserver's graceful shutdown
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
         os.environ.clear()
