@@ -13,7 +13,8 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 LABELS = ["billing", "refund", "shipping"]
 # The files that take longest (each 2-5 minutes on 2 cores), started first so that `make test`'s two workers
-# (pytest-xdist, one file per worker at a time) finish together instead of one waiting on the last long file.
+# (pytest-xdist, one file per worker at a time, in this order: --no-loadscope-reorder) finish together instead of
+# one waiting on the last long file.
 LONGEST_FIRST = ("test_demo_loop.py", "reliability/test_loop_faults.py", "defs/test_training_assets.py",
                  "ui/test_browser.py", "test_onboarding.py")
 
