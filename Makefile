@@ -11,11 +11,11 @@ venv:
 demo: venv  ## the main job: the whole loop on embedded defaults
 	$(VENV)/modelops demo
 
-test: venv  ## the default test suite (CI runs exactly this), on two workers (one test file per worker at a time)
-	$(VENV)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
+test: venv  ## the default test suite (CI runs exactly this)
+	$(VENV)/python -m pytest -q
 
 test-all: venv  ## including the slow variants
-	$(VENV)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "slow or not slow"
+	$(VENV)/python -m pytest -q -m "slow or not slow"
 
 ui: venv  ## Dagster UI on http://127.0.0.1:3000
 	$(VENV)/modelops ui

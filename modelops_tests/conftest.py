@@ -12,18 +12,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 LABELS = ["billing", "refund", "shipping"]
-# The files that take longest (each 2-5 minutes on 2 cores), started first so that `make test`'s two workers
-# (pytest-xdist, one file per worker at a time, in this order: --no-loadscope-reorder) finish together instead of
-# one waiting on the last long file.
-LONGEST_FIRST = ("test_demo_loop.py", "reliability/test_loop_faults.py", "defs/test_training_assets.py",
-                 "ui/test_browser.py", "test_onboarding.py")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Longest files first; the order inside a file and of every other file stays as collected."""
-    here = Path(__file__).parent
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.relative_to(here).as_posix(), len(rank)))
 
 
 @pytest.fixture(scope="session")
