@@ -502,10 +502,9 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Build and register the adapter, start every server, measure each source and level, stop them.
 
     Raw figures per server: `levels[source]` is one row per concurrency level."""
-    from modelops.core.datagen import generate_corpus
+    from modelops.core.datagen import INTENTS
 
     texts = {source: source_texts(source, args.texts) for source in args.sources}
-    labels = sorted(set(generate_corpus(200, seed=11)["label"]))
     check_texts = [t for source in args.sources for t in texts[source][:: max(1, len(texts[source]) // 25)][:25]]
     loop = _new_event_loop()
     results: dict[str, Any] = {}
@@ -514,7 +513,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         work = Path(tmp)
         home, data = work / "home", work / "data"
         started = time.perf_counter()
-        adapter_dir = build_adapter(work / "adapter", labels)
+        adapter_dir = build_adapter(work / "adapter", sorted(INTENTS))
         version = register_champion(adapter_dir, home)
         print(f"adapter saved and registered as {MODEL_NAME} v{version} (champion) in "
               f"{time.perf_counter() - started:.1f}s", flush=True)

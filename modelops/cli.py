@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -281,7 +282,7 @@ def _severity(value: str) -> float:
     try:
         severity = float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"severity must be a number in [0, 1], got {value!r}") from None
+        severity = math.nan  # refused below, with the same message
     if not 0.0 <= severity <= 1.0:
         raise argparse.ArgumentTypeError(f"severity must be a number in [0, 1], got {value!r}")
     return severity
