@@ -3,7 +3,8 @@
 Two data sets: the default generated corpus (curated) and real text, CLINC150 (all 150 intents, 15 training,
 5 validation and 30 test examples each, taken in file order; sized for a 2-core CPU). Same base (all-MiniLM-L6-v2),
 LoRA shape (r=16, alpha=32, dropout 0.05 on query/value, classifier + pooler trained), batch 32, max length 64,
-learning rate, warm-up ratio, weight decay, epochs and seed for both.
+learning rate, warm-up ratio, weight decay, epochs, seed and precision for both: where the CPU computes bf16 natively
+(AVX512-BF16 or AMX) modelops trains under bf16 autocast, and so does the baseline (`bf16=True`); elsewhere both fp32.
 
 The baseline is what a strong user configures: length-grouped batches (`group_by_length=True`, spelled
 `train_sampling_strategy="group_by_length"` in transformers 5) and
@@ -71,12 +72,13 @@ def _macro_f1(model, tokenizer, texts: list[str], labels: list[int]) -> float:
 
 def run_baseline(splits: Splits, labels: list[str], config, base) -> dict[str, float]:
     """Tuned `Trainer` + PEFT (length-grouped batches, padding to a multiple of 8, best checkpoint restored)."""
+    import torch
     from peft import LoraConfig, get_peft_model
     from sklearn.metrics import f1_score
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
     from modelops.core.base_model import load_base_model, load_tokenizer
-    from modelops.core.train import _head_modules, seed_everything
+    from modelops.core.train import _head_modules, seed_everything, uses_bf16
 
     train, validation, test = splits
     ids = {name: i for i, name in enumerate(labels)}
@@ -107,6 +109,7 @@ def run_baseline(splits: Splits, labels: list[str], config, base) -> dict[str, f
             eval_strategy="epoch", save_strategy="epoch",
             save_total_limit=1, load_best_model_at_end=True, metric_for_best_model="macro_f1",
             logging_strategy="epoch", report_to=[], seed=config.seed, use_cpu=True, disable_tqdm=True,
+            bf16=uses_bf16(torch.device("cpu"), config.mixed_precision),
         )
         trainer = Trainer(model=model, args=args, train_dataset=dataset(train), eval_dataset=dataset(validation),
                           data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8),
@@ -177,9 +180,11 @@ def measurements(name: str, result: dict) -> list[Measurement]:
 
 
 def main() -> None:
+    import torch
+
     from bench.machine import write_result
     from modelops.core.base_model import describe_base_model
-    from modelops.core.train import TrainingConfig
+    from modelops.core.train import TrainingConfig, uses_bf16
     from modelops.settings import default_base_model_path
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -191,7 +196,9 @@ def main() -> None:
     base = describe_base_model(default_base_model_path())
     results = {name: compare(name, splits, config, base, args.repetitions)
                for name, splits in (("generator", generator_splits(args.rows)), ("clinc150", clinc150_splits()))}
-    write_result("train_throughput", {"config": config.to_params(), "repetitions": args.repetitions,
+    precision = "bf16 autocast" if uses_bf16(torch.device("cpu"), config.mixed_precision) else "fp32"
+    write_result("train_throughput", {"config": config.to_params(), "precision": precision,
+                                      "repetitions": args.repetitions,
                                       "generator_rows": args.rows, "clinc150_per_intent": CLINC_PER_INTENT,
                                       **results},
                  [m for name, result in results.items() for m in measurements(name, result)])

@@ -73,7 +73,7 @@ def run_job(job: TrainingJob, log: Any) -> dict[str, Any]:
     from modelops.core.distributed import world
     from modelops.core.markdown import frame_table
     from modelops.core.registry import ModelRegistry
-    from modelops.core.train import TrainingConfig, train_classifier_adapter, training_device
+    from modelops.core.train import TrainingConfig, train_classifier_adapter, training_device, uses_bf16
 
     config = TrainingConfig.from_dict(job.training)
     base = describe_base_model(Path(job.base_path), job.base_task_type)  # type: ignore[arg-type]
@@ -96,7 +96,9 @@ def run_job(job: TrainingJob, log: Any) -> dict[str, Any]:
     registry.log_metrics(job.mlflow_run_id, summary)
     history = pd.DataFrame(result.history)[["step", "epoch", "train_loss", "val_macro_f1", "samples_per_second"]]
     return {**summary, "stopped_early": result.stopped_early, "training_processes": processes,
-            "training_device": str(training_device()), "training_host": socket.gethostname(),
+            "training_device": str(training_device()),
+            "training_precision": "bf16 autocast" if uses_bf16(training_device(), config.mixed_precision) else "fp32",
+            "training_host": socket.gethostname(),
             "training_pid": os.getpid(),
             "history": {"raw_value": frame_table(history, index=False), "type": "md"}}
 

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from modelops.core.base_model import BaseModelError, describe_base_model
 from modelops.core.train import (
     TrainingConfig, TrainingConfigError, incremental_training_set, length_grouped_batches, read_label_names,
-    save_adapter, train_causal_lm_adapter, train_classifier_adapter,
+    save_adapter, train_causal_lm_adapter, train_classifier_adapter, uses_bf16,
 )
 
 FEW_STEPS = TrainingConfig(epochs=1, max_steps=4, batch_size=8, seed=7)
@@ -41,6 +41,24 @@ def test_few_steps_save_only_the_adapter_and_are_deterministic(frames, base_info
     a, b = (load_file(str(r.adapter_dir / "adapter_model.safetensors")) for r in (first, second))
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
     assert any("classifier" in k for k in a) and any("lora_" in k for k in a)
+
+
+def test_mixed_precision_runs_bf16_only_where_the_cpu_computes_it_natively(frames, base_info, tmp_path: Path):
+    """With `mixed_precision` on, the steps run under bf16 autocast exactly when this CPU has native bf16, so the
+    adapter differs from the fp32 one there and nowhere else; the saved weights stay fp32 either way."""
+    import dataclasses
+
+    import torch
+
+    train, validation = frames
+    fp32 = train_classifier_adapter(train, validation, base_info, dataclasses.replace(FEW_STEPS, mixed_precision=False),
+                                    tmp_path / "fp32")
+    mixed = train_classifier_adapter(train, validation, base_info, FEW_STEPS, tmp_path / "mixed")
+    a, b = (load_file(str(r.adapter_dir / "adapter_model.safetensors")) for r in (fp32, mixed))
+    assert all(t.dtype == torch.float32 for t in (*a.values(), *b.values()))
+    identical = all(torch.equal(a[k], b[k]) for k in a)
+    assert identical is not uses_bf16(torch.device("cpu"))
+    assert not uses_bf16(torch.device("cpu"), mixed_precision=False)
 
 
 def test_warm_start_rejects_a_different_label_set(frames, base_info, untrained_adapter_dir: Path, tmp_path: Path):

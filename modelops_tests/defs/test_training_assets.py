@@ -14,13 +14,14 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from modelops.core.abstention import ServedAbstention
 from modelops.core.curate import content_hash
 from modelops.core.registry import ModelRegistry
 from modelops.core.traffic import TrafficRecord, TrafficWriter, list_batches, read_batches
-from modelops.core.train import read_label_names
+from modelops.core.train import read_label_names, uses_bf16
 from modelops.defs.customisation import CustomisationDefs, customisation_defs
 from modelops.settings import PACKAGE_CONFIG_DIR, Settings
 
@@ -154,6 +155,7 @@ def test_training_runs_in_its_own_process_and_reports_through_pipes(bootstrapped
     adapter = bootstrapped.asset_materializations_for_node(_node(c, "lora_adapter"))[0].metadata
     assert adapter["training_pid"].value != os.getpid()  # the heavy work ran outside the run worker
     assert adapter["training_processes"].value == 1
+    assert adapter["training_precision"].value == ("bf16 autocast" if uses_bf16(torch.device("cpu")) else "fp32")
     run = _registry(settings).client.get_run(adapter["mlflow_run_id"].value)
     # the training process's own summary became the asset's metadata, and matches what it logged to MLflow
     for name in ("best_val_macro_f1", "train_samples_per_second", "steps", "temperature"):
