@@ -45,7 +45,7 @@ def _assert_loop_closed(summary: dict) -> None:
 
 def test_demo_loop_small(tmp_path: Path):
     """Faster variant: a smaller corpus and fewer epochs, same components and stages."""
-    summary = _run_demo(tmp_path, ["--rows", "1500", "--epochs", "2"], {"epochs": 2})
+    summary = _run_demo(tmp_path, ["--rows", "1000", "--epochs", "2"], {"epochs": 2})
     _assert_loop_closed(summary)
     lineage = subprocess.run([sys.executable, "-m", "modelops.cli", "lineage", "support-router",
                               str(summary["final_champion"])], env=_environment(tmp_path), capture_output=True, text=True,
