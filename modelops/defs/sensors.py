@@ -1,8 +1,6 @@
 """Drift sensor: Evidently checks on each new traffic window; on drift, a retraining run (exactly once per window)."""
 
 # No `from __future__ import annotations` here: Dagster reads resource annotations at definition time.
-import hashlib
-import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,17 +13,12 @@ from modelops.defs.resources import CustomisationKeys, DataLake, MlflowRegistry,
 if TYPE_CHECKING:
     import pandas as pd
 
+    from modelops.core.drift_decision import PendingDrift, SensorCursor
+    from modelops.core.retrain_policy import RetrainDecision
     from modelops.core.traffic import TrafficWindow
 
 DRIFT_EVENT_TAG = "modelops/drift_event"
 TRIGGER_TAG = "modelops/trigger"
-
-
-def window_key(batch_ids: list[str]) -> str:
-    """Stable fingerprint of a window of batches: the run_key of any run it triggers."""
-    return "drift-" + hashlib.sha256("\n".join(sorted(batch_ids)).encode()).hexdigest()[:16]
-
-
 DRIFT_REPORT_RUN_TAG = "modelops/drift_report_run"
 DRIFT_REPORT = "drift/report.html"
 
@@ -97,6 +90,7 @@ def traffic_drift(lake: DataLake, mlflow: MlflowRegistry, policies: Policies, ro
     moving the sensor's cursor or quarantining anything.
     """
     from modelops.core.drift import DriftConfig, check_drift
+    from modelops.core.drift_decision import window_key
     from modelops.core.traffic import TrafficWindow, list_batches, validate_batch
 
     config = DriftConfig.from_yaml(Path(policies.drift_config))
@@ -155,19 +149,73 @@ def _quarantine(context: dg.SensorEvaluationContext, lake: DataLake, traffic: "T
     return f"; skipped {len(notes)} unusable batch(es), quarantine in {folder}: {', '.join(notes)}" if notes else ""
 
 
-def _past_unusable(pending: list[str], usable: set[str], last_batch: str) -> str:
-    """The cursor moved past the unusable batches that come before the first usable one (those are done with)."""
-    for batch_id in pending:
-        if batch_id in usable:
-            break
-        last_batch = batch_id
-    return last_batch
-
-
-def _skip(context: dg.SensorEvaluationContext, reason: str, cursor: dict, **events) -> dg.SensorResult:
+def _skip(context: dg.SensorEvaluationContext, reason: str, cursor: "SensorCursor", **events) -> dg.SensorResult:
     """Skips the tick with its reason, also logged so that the tick's "View logs" in the Dagster UI says why."""
     context.log.info(f"skipped: {reason}")
-    return dg.SensorResult(skip_reason=dg.SkipReason(reason), cursor=json.dumps(cursor), **events)
+    return dg.SensorResult(skip_reason=dg.SkipReason(reason), cursor=cursor.to_json(), **events)
+
+
+def _check_window(context: dg.SensorEvaluationContext, keys: CustomisationKeys, mlflow: MlflowRegistry,
+                  traffic: "TrafficWindow", reference: tuple, champion: str, config) -> tuple:
+    """Evidently drift check of the window, its MLflow report, and the observation and check evaluation that chart
+    it in Dagster; returns (result, report run id, asset events)."""
+    from modelops.core.drift import check_drift
+    from modelops.core.drift_decision import window_key
+
+    usable = traffic.usable_ids
+    result = check_drift(reference[0], traffic.valid, reference[1], config, reference[2])
+    key = window_key(usable)
+    report_run = _log_drift_report(mlflow, key, result, reference[2], usable, champion)
+    metadata = {**_window_metadata(result, traffic.received, traffic.quarantined,
+                                   mlflow.registry().run_url(report_run), champion),
+                "drift_event": key, "batches": len(usable)}
+    traffic_asset = keys.asset("production_traffic")
+    context.log.info(f"window {key}: severity {result.severity}, share drifted {result.share_drifted:.2f}, "
+                     f"estimated accuracy {result.estimated_accuracy_current:.3f}")
+    return result, report_run, [
+        dg.AssetObservation(asset_key=traffic_asset, partition=usable[-1], metadata=metadata),
+        dg.AssetCheckEvaluation(asset_key=traffic_asset, check_name="traffic_drift",
+                                **_drift_evaluation(result, metadata))]
+
+
+def _queue_for_labelling(context: dg.SensorEvaluationContext, keys: CustomisationKeys, lake: DataLake,
+                         traffic: "TrafficWindow", drift: "PendingDrift", size: int) -> dg.AssetMaterialization:
+    """Rows of the checked window to label, while drift waits for labels; the labelling_queue materialisation."""
+    path, metadata = write_labelling_queue(lake, traffic.valid, traffic.usable_ids[-1], size)
+    context.log.info(f"{drift.key}: {metadata['dagster/row_count']} rows to label in {path}")
+    return dg.AssetMaterialization(asset_key=keys.asset("labelling_queue"), partition=traffic.usable_ids[-1],
+                                   metadata={**metadata, "drift_event": drift.key})
+
+
+def _retrain_request(keys: CustomisationKeys, drift: "PendingDrift", decision: "RetrainDecision") -> dg.RunRequest:
+    """One run per drift event (run_key), tagged with what triggered it."""
+    return dg.RunRequest(
+        run_key=drift.key,
+        run_config=keys.run_config(lora_adapter={"mode": decision.mode}),
+        tags={DRIFT_EVENT_TAG: drift.key, TRIGGER_TAG: "drift", "modelops/drift_severity": drift.severity,
+              "modelops/batches": ",".join(drift.batches)[:4000], "modelops/retrain_mode": str(decision.mode),
+              DRIFT_REPORT_RUN_TAG: drift.report_run},
+    )
+
+
+def _read_new_traffic(lake: DataLake, mlflow: MlflowRegistry, policies: Policies, batch_ids: list[str]) -> tuple:
+    """The drift policy, the champion, its reference (or why there is none) and the new batches, validated."""
+    from modelops.core.drift import DriftConfig
+    from modelops.core.traffic import validate_batches
+
+    config = DriftConfig.from_yaml(Path(policies.drift_config))
+    champion = mlflow.registry().alias_version("champion")
+    reference = _champion_reference(lake, champion, config)
+    traffic = validate_batches(lake.settings.production_dir, batch_ids, lake.max_text_chars,
+                               None if isinstance(reference, str) else _embedding_dim(reference[0]))
+    return config, champion, reference, traffic
+
+
+def _partition_requests(context: dg.SensorEvaluationContext, keys: CustomisationKeys,
+                        batch_ids: list[str]) -> list[dg.AddDynamicPartitionsRequest]:
+    """Traffic-batch partitions for the usable batches Dagster does not know yet."""
+    new = [b for b in batch_ids if not context.instance.has_dynamic_partition(keys.traffic_batches, b)]
+    return [dg.AddDynamicPartitionsRequest(keys.traffic_batches, new)] if new else []
 
 
 def drift_sensor(context: dg.SensorEvaluationContext, keys: CustomisationKeys, lake: DataLake, mlflow: MlflowRegistry,
@@ -177,85 +225,40 @@ def drift_sensor(context: dg.SensorEvaluationContext, keys: CustomisationKeys, l
     Every batch is checked once (the cursor holds the last checked batch). Invalid rows are left out of the window
     and unusable batch files are moved to the quarantine folder, each with its reason; the cursor moves past them.
     Drift that calls for retraining waits for enough new labelled feedback, then passes the cooldown and daily
-    budget, and requests exactly one run (run_key = fingerprint of the drifted batches).
+    budget, and requests exactly one run (run_key = fingerprint of the drifted batches). The decisions are
+    `modelops.core.drift_decision`'s; this body reads, checks and reports.
     """
-    from modelops.core.drift import DriftConfig, check_drift
+    from modelops.core.drift_decision import SensorCursor, decide_run, plan_window, record_check
     from modelops.core.feedback import read_feedback
-    from modelops.core.retrain_policy import SEVERITIES, decide_retrain, load_retrain_policy
-    from modelops.core.traffic import is_batch_id, list_batches, validate_batches
+    from modelops.core.retrain_policy import load_retrain_policy
+    from modelops.core.traffic import is_batch_id, list_batches
 
-    cursor = {"last_batch": "", "retrains": [], "pending_drift": None, "labels_used": 0,
-              **(json.loads(context.cursor) if context.cursor else {})}
-    # Files not named as the writer names them do not sort by time: always screened, never held by the cursor.
-    pending = [b for b in list_batches(lake.settings.production_dir) if not is_batch_id(b) or b > cursor["last_batch"]]
-    ordered = [b for b in pending if is_batch_id(b)]
-    if not pending and not cursor["pending_drift"]:
+    cursor = SensorCursor.from_json(context.cursor)
+    pending = cursor.new_batches(list_batches(lake.settings.production_dir), is_batch_id)
+    if not pending and cursor.pending_drift is None:
         return dg.SkipReason("no new traffic batches")
-    config = DriftConfig.from_yaml(Path(policies.drift_config))
-    champion = mlflow.registry().alias_version("champion")
-    reference = _champion_reference(lake, champion, config)
-    traffic = validate_batches(lake.settings.production_dir, pending, lake.max_text_chars,
-                               None if isinstance(reference, str) else _embedding_dim(reference[0]))
-    quarantined = _quarantine(context, lake, traffic)
-    usable = traffic.usable_ids
-    cursor["last_batch"] = _past_unusable(ordered, set(usable), cursor["last_batch"])
-    new_partitions = [b for b in usable if not context.instance.has_dynamic_partition(keys.traffic_batches, b)]
-    events: dict = {"dynamic_partitions_requests":
-                    [dg.AddDynamicPartitionsRequest(keys.traffic_batches, new_partitions)] if new_partitions else []}
-    if not usable and not cursor["pending_drift"]:
-        return _skip(context, f"no usable new traffic{quarantined}", cursor, **events)
-    if isinstance(reference, str):
-        return _skip(context, f"{reference}{quarantined}", cursor, **events)
-    window = traffic.valid
-    if usable and len(window) < config.min_window_rows and not cursor["pending_drift"]:
-        return _skip(context, f"waiting for traffic: {len(window)}/{config.min_window_rows} rows in {len(usable)} "
-                     f"new batch(es){quarantined}", cursor, **events)
-    if usable and len(window) >= config.min_window_rows:
-        result = check_drift(reference[0], window, reference[1], config, reference[2])
-        key = window_key(usable)
-        report_run = _log_drift_report(mlflow, key, result, reference[2], usable, champion)
-        metadata = {**_window_metadata(result, traffic.received, traffic.quarantined,
-                                       mlflow.registry().run_url(report_run), champion),
-                    "drift_event": key, "batches": len(usable)}
-        traffic_asset = keys.asset("production_traffic")
-        events["asset_events"] = [
-            dg.AssetObservation(asset_key=traffic_asset, partition=usable[-1], metadata=metadata),
-            dg.AssetCheckEvaluation(asset_key=traffic_asset, check_name="traffic_drift",
-                                    **_drift_evaluation(result, metadata))]
-        cursor["last_batch"] = ordered[-1]
-        context.log.info(f"window {key}: severity {result.severity}, share drifted {result.share_drifted:.2f}, "
-                         f"estimated accuracy {result.estimated_accuracy_current:.3f}")
-        if not result.retrain_recommended:
-            if not cursor["pending_drift"]:
-                reason = f"{key}: drift severity '{result.severity}' does not call for retraining{quarantined}"
-                return _skip(context, reason, cursor, **events)
-        else:
-            earlier = cursor["pending_drift"] or {"batches": [], "severity": "none"}
-            batches = earlier["batches"] + usable
-            severity = max(earlier["severity"], result.severity, key=SEVERITIES.index)
-            cursor["pending_drift"] = {"key": window_key(batches), "severity": severity, "batches": batches,
-                                       "report_run": report_run}
-    drift = cursor["pending_drift"]
-    labels = len(read_feedback(lake.settings.feedback_dir).valid)
-    now = time.time()
+    config, champion, reference, traffic = _read_new_traffic(lake, mlflow, policies, pending)
+    quarantined, usable, ordered = _quarantine(context, lake, traffic), traffic.usable_ids, [
+        b for b in pending if is_batch_id(b)]
+    events: dict = {"dynamic_partitions_requests": _partition_requests(context, keys, usable), "asset_events": []}
+    plan = plan_window(cursor, ordered, usable, len(traffic.valid), config.min_window_rows,
+                       reference if isinstance(reference, str) else None)
+    cursor = plan.cursor
+    if plan.skip_reason:
+        return _skip(context, plan.skip_reason + quarantined, cursor, **events)
+    if plan.check:
+        result, report_run, events["asset_events"] = _check_window(context, keys, mlflow, traffic, reference, champion,
+                                                                   config)
+        cursor, reason = record_check(cursor, ordered, usable, result.severity, result.retrain_recommended, report_run)
+        if reason:
+            return _skip(context, reason + quarantined, cursor, **events)
     policy = load_retrain_policy(Path(policies.retrain_config))
-    decision = decide_retrain(drift["severity"], True, cursor["retrains"], now, policy, labels - cursor["labels_used"])
-    if decision.needs_labels and usable and len(window) >= config.min_window_rows:
-        path, queue_metadata = write_labelling_queue(lake, window, usable[-1], policy.labelling_queue_size)
-        events.setdefault("asset_events", []).append(dg.AssetMaterialization(
-            asset_key=keys.asset("labelling_queue"), partition=usable[-1],
-            metadata={**queue_metadata, "drift_event": drift["key"]}))
-        context.log.info(f"{drift['key']}: {queue_metadata['dagster/row_count']} rows to label in {path}")
+    labels = len(read_feedback(lake.settings.feedback_dir).valid)
+    cursor, decision, drift = decide_run(cursor, labels, time.time(), policy)
+    if decision.needs_labels and plan.check:
+        events["asset_events"].append(_queue_for_labelling(context, keys, lake, traffic, drift,
+                                                           policy.labelling_queue_size))
     if decision.mode is None:
-        return _skip(context, f"{drift['key']}: {decision.reason}{quarantined}", cursor, **events)
-    cursor.update(retrains=[t for t in cursor["retrains"] if now - t < 86400] + [now], labels_used=labels,
-                  pending_drift=None)
-    run = dg.RunRequest(
-        run_key=drift["key"],
-        run_config=keys.run_config(lora_adapter={"mode": decision.mode}),
-        tags={DRIFT_EVENT_TAG: drift["key"], TRIGGER_TAG: "drift", "modelops/drift_severity": drift["severity"],
-              "modelops/batches": ",".join(drift["batches"])[:4000], "modelops/retrain_mode": decision.mode,
-              DRIFT_REPORT_RUN_TAG: drift.get("report_run", "")},
-    )
-    context.log.info(f"{drift['key']}: requesting {decision.mode} retraining ({decision.reason})")
-    return dg.SensorResult(run_requests=[run], cursor=json.dumps(cursor), **events)
+        return _skip(context, f"{drift.key}: {decision.reason}{quarantined}", cursor, **events)
+    context.log.info(f"{drift.key}: requesting {decision.mode} retraining ({decision.reason})")
+    return dg.SensorResult(run_requests=[_retrain_request(keys, drift, decision)], cursor=cursor.to_json(), **events)

@@ -16,7 +16,7 @@ from modelops.core.reference import build_reference, calibration_path, save_refe
 from modelops.core.registry import ModelRegistry
 from modelops.defs.customisation import customisation_defs
 from modelops.defs.resources import resources_from_settings
-from modelops.defs.sensors import window_key
+from modelops.core.drift_decision import window_key
 from modelops.settings import Settings
 from modelops_tests.captured_traffic import write_captured_batch
 

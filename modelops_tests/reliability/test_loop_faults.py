@@ -494,7 +494,7 @@ def _assert_checked_once(daemon: Daemon) -> None:
 ])
 def test_daemon_killed_mid_tick_and_restarted_checks_every_batch_once_and_requests_one_run(
         daemon: Daemon, classifier, crash_at: str) -> None:
-    from modelops.defs.sensors import window_key
+    from modelops.core.drift_decision import window_key
 
     ids = _drifted(daemon.settings, classifier, seed=3, rows=150)
     ids += _drifted(daemon.settings, classifier, seed=4, rows=150)
@@ -541,7 +541,7 @@ def _skip_reasons(daemon: Daemon) -> list[str]:
 
 
 def test_drift_storm_requests_one_training_run_and_respects_the_cooldown(daemon: Daemon, classifier) -> None:
-    from modelops.defs.sensors import window_key
+    from modelops.core.drift_decision import window_key
 
     now = time.time()
     for burst in range(2):  # two bursts of four drifted batches, each with fresh labels, 30 s apart
