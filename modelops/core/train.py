@@ -354,14 +354,14 @@ def _fit(
     return best_score, best_step, step, samples, stopped_early, history, train_time
 
 
-def _logits(model: Any, encoded: list[list[int]], pad_id: int, batch_size: int = 128) -> np.ndarray:
+def _logits(model: Any, encoded: list[list[int]], pad_id: int, bf16: bool, batch_size: int = 128) -> np.ndarray:
     import torch
 
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     out = np.zeros((len(encoded), model.config.num_labels), dtype=np.float32)
     device = next(model.parameters()).device
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             batch = _pad([encoded[i] for i in idx], pad_id, [0] * len(idx)).to(device)
@@ -444,16 +444,22 @@ def train_classifier_adapter(
     val_y = np.array([label_ids[x] for x in validation["label"]])
     epoch_batches, steps_per_epoch = _epoch_schedule(train_ids, train_y, tokenizer.pad_token_id, config)
 
+    bf16 = uses_bf16(training_device(), config.mixed_precision)  # validation runs in the training steps' precision
+    kept: dict[str, Any] = {}  # validation logits of the state _fit restores: the first evaluation with the top score
+
     def validate() -> dict[str, float]:
-        logits = _logits(model, val_ids, tokenizer.pad_token_id)
+        logits = _logits(model, val_ids, tokenizer.pad_token_id, bf16)
         predicted = logits.argmax(axis=1)
-        return {"val_macro_f1": float(f1_score(val_y, predicted, average="macro")),
-                "val_accuracy": float((predicted == val_y).mean())}
+        metrics = {"val_macro_f1": float(f1_score(val_y, predicted, average="macro")),
+                   "val_accuracy": float((predicted == val_y).mean())}
+        if not kept or metrics["val_macro_f1"] > kept["score"]:
+            kept.update(logits=logits, score=metrics["val_macro_f1"])
+        return metrics
 
     best, best_step, steps, samples, stopped, history, seconds = _fit(
         model, epoch_batches, steps_per_epoch, validate, "val_macro_f1", config, on_progress
     )
-    temperature = fit_temperature(_logits(model, val_ids, tokenizer.pad_token_id), val_y)
+    temperature = fit_temperature(kept["logits"], val_y)  # the restored state's validation logits, not recomputed
     output_dir = Path(output_dir)
     if world()[0] == 0:
         save_adapter(model, output_dir, labels, base, config, {"temperature": temperature, "best_val_macro_f1": best})
