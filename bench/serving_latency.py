@@ -576,6 +576,9 @@ def main() -> None:
         serve_baseline(args.port, args.adapter, args.baseline_mode)
         return
 
+    if set(args.baselines) <= {"batched"}:
+        parser.error("--baselines needs threadpool or serial: the target compares modelops with the faster "
+                     "per-request server; batched is reported beside it")
     from bench.machine import write_result
 
     load_before = os.getloadavg()

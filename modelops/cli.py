@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import shutil
 import subprocess
@@ -279,13 +278,16 @@ def cmd_mlflow_ui(args: argparse.Namespace, settings: Settings) -> int:
 
 def _severity(value: str) -> float:
     """A drift severity in [0, 1], refused before the demo spends minutes on its first training run."""
+    from modelops.core.datagen import check_severity
+
     try:
-        severity = float(value)
+        parsed: object = float(value)
     except ValueError:
-        severity = math.nan  # refused below, with the same message
-    if not 0.0 <= severity <= 1.0:
-        raise argparse.ArgumentTypeError(f"severity must be a number in [0, 1], got {value!r}")
-    return severity
+        parsed = value  # not a number: refused below, named as typed
+    try:
+        return check_severity(parsed)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

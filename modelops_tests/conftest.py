@@ -1,4 +1,5 @@
-"""Shared fixtures: the real offline base model and a real (untrained) adapter saved on it."""
+"""Shared fixtures: the real offline base model, a real (untrained) adapter saved on it, MLflow stores, and the
+Dagster layer's settings in a temp dir, resources, customisation objects and a temporary instance."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-LABELS = ["billing", "refund", "shipping"]
+from modelops_tests.helpers import LABELS, build_smaller_base  # noqa: E402 (after the offline switches)
 
 
 @pytest.fixture(scope="session")
@@ -37,33 +38,6 @@ def untrained_adapter_dir(base_info, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("adapter") / "untrained"
     save_adapter(model, out, LABELS, base_info, TrainingConfig(), {"temperature": 1.0})
     return out
-
-
-def save_random_adapter(base_info, folder: Path, labels: list[str], seed: int) -> Path:
-    """A real adapter whose LoRA weights are not zero (init_lora_weights=False), so it changes the base's outputs."""
-    from peft import LoraConfig, get_peft_model
-
-    from modelops.core.base_model import load_base_model
-    from modelops.core.train import TrainingConfig, save_adapter, seed_everything
-
-    seed_everything(seed)
-    model = get_peft_model(load_base_model(base_info, num_labels=len(labels)),
-                           LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["query", "value"],
-                                      init_lora_weights=False))
-    save_adapter(model, folder, labels, base_info, TrainingConfig(), {"temperature": 1.0})
-    return folder
-
-
-def build_smaller_base(source: Path, target: Path, layers: int) -> Path:
-    """A second real base built from the shipped MiniLM: its first `layers` transformer layers, same tokenizer."""
-    from transformers import AutoModel, AutoTokenizer
-
-    model = AutoModel.from_pretrained(source)
-    model.encoder.layer = model.encoder.layer[:layers]
-    model.config.num_hidden_layers = layers
-    model.save_pretrained(target, safe_serialization=True)
-    AutoTokenizer.from_pretrained(source).save_pretrained(target)
-    return target
 
 
 @pytest.fixture(scope="session")
@@ -92,3 +66,33 @@ def fresh_mlflow_db(mlflow_template_db: Path):
         return f"sqlite:///{target}"
 
     return make
+
+
+@pytest.fixture()
+def settings(tmp_path: Path):
+    from modelops.settings import Settings
+
+    return Settings(home=tmp_path / "home", data_dir=tmp_path / "data")
+
+
+@pytest.fixture()
+def resources(settings) -> dict:
+    from modelops.defs.resources import resources_from_settings
+
+    return resources_from_settings(settings)
+
+
+@pytest.fixture()
+def customisation(settings):
+    """The assets, checks, jobs and sensor of the settings' (only) customisation."""
+    from modelops.defs.customisation import customisation_defs
+
+    return customisation_defs(settings.customisation)
+
+
+@pytest.fixture()
+def instance():
+    import dagster as dg
+
+    with dg.instance_for_test() as instance:
+        yield instance

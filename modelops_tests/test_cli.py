@@ -36,5 +36,8 @@ def test_serve_refuses_public_interface_without_token(tmp_path: Path):
 
 def test_demo_refuses_a_severity_outside_0_1_before_training(tmp_path: Path):
     out = _modelops(tmp_path, "demo", "--severity", "1.5")
-    assert out.returncode == 2 and "severity must be a number in [0, 1], got '1.5'" in out.stderr
+    assert out.returncode == 2 and "severity must be a number in [0, 1] (0 = baseline, 1 = full drift), got 1.5." in (
+        out.stderr)
+    words = _modelops(tmp_path, "demo", "--severity", "high")
+    assert words.returncode == 2 and "got 'high'" in words.stderr
     assert not (tmp_path / "data").exists() and not (tmp_path / "home").exists()

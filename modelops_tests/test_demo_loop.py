@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +12,7 @@ import pytest
 import yaml
 
 from modelops.settings import PACKAGE_CONFIG_DIR
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from modelops_tests.helpers import free_port
 
 
 def _environment(tmp_path: Path) -> dict[str, str]:
@@ -29,7 +23,7 @@ def _environment(tmp_path: Path) -> dict[str, str]:
 def _run_demo(tmp_path: Path, extra: list[str], training_overrides: dict) -> dict:
     training = yaml.safe_load((PACKAGE_CONFIG_DIR / "training.yaml").read_text()) | training_overrides
     (tmp_path / "training.yaml").write_text(yaml.safe_dump(training))
-    out = subprocess.run([sys.executable, "-m", "modelops.cli", "demo", "--port", str(_free_port()), *extra],
+    out = subprocess.run([sys.executable, "-m", "modelops.cli", "demo", "--port", str(free_port()), *extra],
                          env=_environment(tmp_path), capture_output=True, text=True, timeout=1500, cwd=tmp_path)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     return json.loads((tmp_path / "home" / "demo-summary.json").read_text())

@@ -92,7 +92,7 @@ def test_init_then_bootstrap_a_champion_under_its_own_name(tmp_path: Path) -> No
     from modelops.core.base_model import describe_base_model
     from modelops.core.predictor import load_registered_classifier
     from modelops.settings import default_base_model_path
-    from modelops_tests.captured_traffic import write_captured_batch
+    from modelops_tests.helpers import write_captured_batch
 
     _, classifier = load_registered_classifier(registry, "champion", describe_base_model(default_base_model_path()),
                                                tmp_path / "cache")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,13 +16,7 @@ import yaml
 from modelops.core.abstention import ServedAbstention
 from modelops.core.registry import ModelRegistry
 from modelops.core.traffic import list_batches, read_batches
-from modelops_tests.conftest import save_random_adapter
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from modelops_tests.helpers import free_port, save_random_adapter
 
 
 def _wait(condition, what: str, timeout: float = 120.0) -> None:
@@ -61,7 +54,7 @@ def test_serve_answers_each_customisation_from_its_champion_and_follows_each_pro
     for tag, value in ServedAbstention(0.99, "human_review").tags().items():
         registries["hr"].client.set_model_version_tag("hr-router", "1", tag, value)
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "MODELOPS_CONFIG": str(config), "MODELOPS_HOME": str(home), "MODELOPS_DATA_DIR": str(data),
            "DAGSTER_HOME": str(tmp_path / "dagster")}

@@ -794,8 +794,14 @@ def generate_scenario(name: str, n: int, seed: int = 0, severity: float = 1.0) -
     """`n` tickets under drift scenario `name` (see `SCENARIOS`); severity 0 reproduces `generate_corpus(n, seed)`."""
     if name not in SCENARIOS:
         raise UnknownScenarioError(f"Unknown drift scenario {name!r}; known scenarios: {', '.join(sorted(SCENARIOS))}.")
+    severity = check_severity(severity)
+    _check_common(n, seed, SCENARIO_LABEL_NOISE)
+    return _generate(int(n), int(seed), SCENARIO_LABEL_NOISE, name, severity)
+
+
+def check_severity(severity: object) -> float:
+    """`severity` as a float in [0, 1] (0 = baseline, 1 = full drift); anything else is a ValueError saying so."""
     if not (isinstance(severity, (int, float)) and not isinstance(severity, bool) and math.isfinite(severity)
             and 0.0 <= severity <= 1.0):
         raise ValueError(f"severity must be a number in [0, 1] (0 = baseline, 1 = full drift), got {severity!r}.")
-    _check_common(n, seed, SCENARIO_LABEL_NOISE)
-    return _generate(int(n), int(seed), SCENARIO_LABEL_NOISE, name, float(severity))
+    return float(severity)

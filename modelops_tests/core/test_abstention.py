@@ -19,11 +19,12 @@ from modelops.core.abstention import (
     load_abstention_policy,
 )
 from modelops.core.evaluate import CostModel, EvaluationConfigError
-from modelops.core.gate import decide
-from modelops_tests.core.test_gate import CHAMPION_COUNTS, RULES, report_from_counts
+from modelops.core.gate import GateRules, decide
+from modelops_tests.helpers import CHAMPION_COUNTS, report_from_counts
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "modelops" / "config" / "evaluation.yaml"
 COSTS = CostModel(default_error_cost=1.0, missed_class_costs={"fraud_report": 10.0})
+RULES = GateRules()
 
 
 def test_the_threshold_minimises_the_owners_cost_on_hand_built_rows() -> None:

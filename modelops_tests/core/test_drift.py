@@ -26,32 +26,10 @@ from modelops.core.drift import (
     text_descriptors,
 )
 from modelops.core.drift_calibration import DriftCalibration, calibrate_drift
+from modelops.settings import PACKAGE_CONFIG_DIR
+from modelops_tests.helpers import SHIFTS, traffic
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "modelops" / "config" / "drift.yaml"
-LABELS = np.array(["billing", "refund", "shipping"])
-COMMON = np.array("i my the a to is was for please help order account need can you it on with".split())
-LABEL_WORDS = np.array([
-    "invoice charge charged bill payment card twice amount statement fee".split(),
-    "refund money back return returned reimburse credit cancel cancelled damaged".split(),
-    "delivery shipped package tracking arrive late courier address parcel lost".split(),
-])
-NEW_WORDS = np.array("subscription upgrade premium plan voucher coupon loyalty points reward tier".split())
-GERMAN_WORDS = np.array(
-    "bitte rückerstattung lieferung größe später über geöffnet zurück kündigung straße".split()
-)
-DIM = 32
-CENTROIDS = np.random.default_rng(123).normal(size=(len(LABELS), DIM))
-BASE_LABEL_MIX = (0.5, 0.3, 0.2)
-SAME_DISTRIBUTION = {"label_mix": BASE_LABEL_MIX, "mean_words": 8.0, "foreign": None, "foreign_share": 0.0,
-                     "confidence_beta": (8.0, 2.0), "embedding_shift": 0.0}
-SHIFTS: dict[str, dict[str, Any]] = {
-    "new_words": {"foreign": NEW_WORDS, "foreign_share": 0.3},
-    "other_language": {"foreign": GERMAN_WORDS, "foreign_share": 0.6, "embedding_shift": 0.3},
-    "longer_texts": {"mean_words": 14.0},
-    "label_mix": {"label_mix": (0.2, 0.3, 0.5)},
-    "lower_confidence": {"confidence_beta": (4.0, 2.0)},
-    "embedding_shift": {"embedding_shift": 0.2},
-}
+DEFAULT_CONFIG = PACKAGE_CONFIG_DIR / "drift.yaml"
 EXPECTED_DRIFTED = {
     "new_words": {"oov_rate"},
     "other_language": {"oov_rate", "has_non_ascii", "embedding"},
@@ -60,29 +38,6 @@ EXPECTED_DRIFTED = {
     "lower_confidence": {"confidence"},
     "embedding_shift": {"embedding"},
 }
-
-
-def traffic(n: int, seed: int, **shift: Any) -> pd.DataFrame:
-    """A traffic window: label-specific + common words, per-label embedding centroids, Beta confidences."""
-    spec = {**SAME_DISTRIBUTION, **shift}
-    rng = np.random.default_rng(seed)
-    labels = rng.choice(len(LABELS), size=n, p=np.asarray(spec["label_mix"]) / sum(spec["label_mix"]))
-    counts = 2 + rng.poisson(spec["mean_words"] - 2, size=n)
-    word_labels = np.repeat(labels, counts)
-    draw = rng.random(word_labels.size)
-    words = np.where(draw < 0.5, LABEL_WORDS[word_labels, rng.integers(LABEL_WORDS.shape[1], size=draw.size)],
-                     COMMON[rng.integers(COMMON.size, size=draw.size)])
-    if spec["foreign"] is not None:
-        foreign = spec["foreign"][rng.integers(spec["foreign"].size, size=draw.size)]
-        words = np.where(rng.random(draw.size) < spec["foreign_share"], foreign, words)
-    texts = [" ".join(chunk).capitalize() for chunk in np.split(words, np.cumsum(counts)[:-1])]
-    embeddings = CENTROIDS[labels] + rng.normal(size=(n, DIM)) + spec["embedding_shift"]
-    return pd.DataFrame({
-        "text": texts,
-        "predicted_label": LABELS[labels],
-        "confidence": rng.beta(*spec["confidence_beta"], size=n),
-        "embedding": list(embeddings.astype(np.float32)),
-    })
 
 
 @pytest.fixture(scope="module")

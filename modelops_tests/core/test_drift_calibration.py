@@ -22,13 +22,14 @@ from modelops.core.drift_calibration import (
     js_distance,
 )
 from modelops.core.reference import calibration_path, reference_calibration
-from modelops_tests.core.test_drift import DEFAULT_CONFIG, traffic
+from modelops.settings import PACKAGE_CONFIG_DIR
+from modelops_tests.helpers import traffic
 
 
 @pytest.fixture(scope="module")
 def config() -> DriftConfig:
     """The shipped policy with fewer calibration replicates (the fitted tail needs only a mean and a variance)."""
-    return dataclasses.replace(DriftConfig.from_yaml(DEFAULT_CONFIG), calibration_replicates=150)
+    return dataclasses.replace(DriftConfig.from_yaml(PACKAGE_CONFIG_DIR / "drift.yaml"), calibration_replicates=150)
 
 
 def many_label_traffic(n: int, labels: int, seed: int) -> pd.DataFrame:

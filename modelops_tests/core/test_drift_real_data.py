@@ -17,7 +17,7 @@ import pytest
 
 from modelops.core.drift import DriftConfig, DriftResult, build_vocabulary, check_drift
 from modelops.core.drift_calibration import DriftCalibration, calibrate_drift
-from modelops_tests.core.test_drift import DEFAULT_CONFIG
+from modelops.settings import PACKAGE_CONFIG_DIR
 
 CLINC150 = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "clinc150"
 NEW_DOMAIN = "work"
@@ -84,7 +84,7 @@ class Setup:
         examples = known(train).groupby("label").head(10)
         self.classifier = CentroidClassifier(examples["text"].tolist(), examples["label"].tolist())
         self.vocabulary = build_vocabulary(examples["text"])
-        self.config = DriftConfig.from_yaml(DEFAULT_CONFIG)
+        self.config = DriftConfig.from_yaml(PACKAGE_CONFIG_DIR / "drift.yaml")
         held_out = known(validation).sample(1000, random_state=0)
         self.reference = self.classifier.traffic(held_out["text"].tolist())
         self.calibration: DriftCalibration = calibrate_drift(self.reference, self.vocabulary, self.config)

@@ -10,30 +10,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from modelops.core.evaluate import CostModel, EvaluationConfigError, EvaluationReport, evaluate
+from modelops.core.evaluate import EvaluationConfigError, EvaluationReport
 from modelops.core.gate import GateDecision, GateRules, decide, load_gate_rules
+from modelops.settings import PACKAGE_CONFIG_DIR
+from modelops_tests.helpers import CHAMPION_COUNTS, GATE_COSTS, GATE_LABELS, report_from_counts
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "modelops" / "config" / "evaluation.yaml"
-LABELS = ["billing", "fraud_report", "refund"]
-COSTS = CostModel(default_error_cost=1.0, correct_cost=0.0, pair_costs={("fraud_report", "billing"): 5.0},
-                  missed_class_costs={"fraud_report": 25.0})
+DEFAULT_CONFIG = PACKAGE_CONFIG_DIR / "evaluation.yaml"
+LABELS, COSTS = GATE_LABELS, GATE_COSTS
 # Defaults: min 50 examples, F1 >= 0.5, accuracy >= 0.6, class F1 >= 0.1, tolerance 0.01, cost +0, class drop 0.10.
 RULES = GateRules()
-# 60 examples, 20 per class; 18 right per class. Errors: billing -> refund, fraud -> billing, refund -> billing.
-CHAMPION_COUNTS = {("billing", "billing"): 18, ("billing", "refund"): 2, ("fraud_report", "fraud_report"): 18,
-                   ("fraud_report", "billing"): 2, ("refund", "refund"): 18, ("refund", "billing"): 2}
-
-
-def report_from_counts(counts: dict[tuple[str, str], int], labels: list[str] = LABELS) -> EvaluationReport:
-    """Evaluate predictions given as {(true, predicted): count}, with confidence 0.9 on the prediction."""
-    y_true: list[str] = []
-    rows: list[np.ndarray] = []
-    for (true, predicted), count in counts.items():
-        row = np.full(len(labels), 0.1 / (len(labels) - 1))
-        row[labels.index(predicted)] = 0.9
-        y_true += [true] * count
-        rows += [row] * count
-    return evaluate(y_true, np.array(rows), labels, COSTS)
 
 
 def check_names(decision: GateDecision) -> dict[str, bool]:

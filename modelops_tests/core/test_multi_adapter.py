@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from modelops.core.predictor import AdapterClassifier, SharedBases
 from modelops.core.serving import Endpoint, LoadedModel, ServingConfig, create_app
 from modelops.core.traffic import TrafficWriter, list_batches, read_batches
-from modelops_tests.conftest import save_random_adapter
+from modelops_tests.helpers import save_random_adapter
 
 TEXTS = ["where is my parcel", "please refund the broken kettle", "I cannot log in to my account since Monday",
          "the invoice shows the wrong VAT number"]

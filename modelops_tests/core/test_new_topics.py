@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from modelops.core.new_topics import discover_new_topics, topics_markdown
-from modelops_tests.core.test_drift import DIM, traffic
+from modelops_tests.helpers import DIM, traffic
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from modelops.core.abstention import ServedAbstention
 from modelops.core.predictor import AdapterClassifier, Predictions, length_buckets
 from modelops.core.serving import Endpoint, LoadedModel, ServingConfig, create_app
 from modelops.core.traffic import TrafficWriter, list_batches, read_batches
-from modelops_tests.conftest import LABELS
+from modelops_tests.helpers import LABELS
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

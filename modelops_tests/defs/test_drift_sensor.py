@@ -18,7 +18,7 @@ from modelops.defs.customisation import customisation_defs
 from modelops.defs.resources import resources_from_settings
 from modelops.core.drift_decision import window_key
 from modelops.settings import Settings
-from modelops_tests.captured_traffic import write_captured_batch
+from modelops_tests.helpers import label_feedback, write_captured_batch, write_drifted_batch
 
 
 @pytest.fixture(scope="module")
@@ -50,17 +50,6 @@ def world(tmp_path, reference, untrained_adapter_dir, fresh_mlflow_db):
 def _write_batch(settings: Settings, classifier: AdapterClassifier, texts: list[str]) -> list[str]:
     """Traffic as the server captures it (real predictions); returns the ids."""
     return write_captured_batch(settings.production_dir, classifier, texts)
-
-
-def _label(settings: Settings, ids: list[str], name: str) -> None:
-    """Annotators label captured predictions: an id,label file in data/feedback/."""
-    settings.feedback_dir.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"id": ids, "label": "billing"}).to_csv(settings.feedback_dir / f"{name}.csv", index=False)
-
-
-def _drifted(settings: Settings, classifier: AdapterClassifier, seed: int, rows: int = 300) -> list[str]:
-    texts = generate_scenario("language_shift", rows, seed=seed, severity=1.0)["text"].tolist()
-    return _write_batch(settings, classifier, texts)
 
 
 def _tick(settings: Settings, instance, cursor: str | None = None):
@@ -112,7 +101,7 @@ def test_traffic_drift_check_on_demand_checks_the_newest_batches_and_leaves_them
     too_little = _run_traffic_drift_check(settings, instance)
     assert not too_little.success
     assert "not enough captured traffic: 100 valid rows, 200 needed (min_window_rows is 200)" in str(too_little.all_events)
-    _drifted(settings, classifier, seed=7, rows=250)
+    write_drifted_batch(settings, classifier, seed=7, rows=250)
     result = _run_traffic_drift_check(settings, instance)
     assert result.success
     (evaluation,) = result.get_asset_check_evaluations()
@@ -123,7 +112,8 @@ def test_traffic_drift_check_on_demand_checks_the_newest_batches_and_leaves_them
 
 def test_drift_waits_for_labels_then_requests_one_run_with_stable_key(world, classifier):
     settings, instance = world
-    ids = _drifted(settings, classifier, seed=3, rows=200) + _drifted(settings, classifier, seed=4, rows=200)
+    ids = [*write_drifted_batch(settings, classifier, seed=3, rows=200),
+           *write_drifted_batch(settings, classifier, seed=4, rows=200)]
     waiting = _tick(settings, instance)
     assert not waiting.run_requests
     assert "awaits labels: 0/100" in waiting.skip_reason.skip_message
@@ -140,7 +130,7 @@ def test_drift_waits_for_labels_then_requests_one_run_with_stable_key(world, cla
     queue = pd.read_csv(settings.labelling_dir / f"{batches[-1]}.csv", dtype={"id": str})
     assert list(queue.columns) == QUEUE_COLUMNS and len(queue) == 100 == queued.metadata["dagster/row_count"].value
     assert set(queue["id"]) <= set(ids) and queue["id"].is_unique
-    _label(settings, ids[:150], "round1")
+    label_feedback(settings, ids[:150], "round1")
     first = _tick(settings, instance, cursor=waiting.cursor)
     assert len(first.run_requests) == 1
     run = first.run_requests[0]
@@ -162,10 +152,10 @@ def test_drift_waits_for_labels_then_requests_one_run_with_stable_key(world, cla
 
 def test_cooldown_turns_a_second_drift_into_a_skip_reason(world, classifier):
     settings, instance = world
-    _label(settings, _drifted(settings, classifier, seed=5), "round1")
+    label_feedback(settings, write_drifted_batch(settings, classifier, seed=5), "round1")
     first = _tick(settings, instance)
     assert first.run_requests
-    _label(settings, _drifted(settings, classifier, seed=6), "round2")
+    label_feedback(settings, write_drifted_batch(settings, classifier, seed=6), "round2")
     second = _tick(settings, instance, cursor=first.cursor)
     assert not second.run_requests
     assert "cooldown" in second.skip_reason.skip_message
@@ -173,8 +163,8 @@ def test_cooldown_turns_a_second_drift_into_a_skip_reason(world, classifier):
 
 def test_the_labelling_queue_asset_queues_one_batch_and_skips_rows_already_labelled(world, classifier):
     settings, instance = world
-    ids = _drifted(settings, classifier, seed=5, rows=60)
-    _label(settings, ids[:20], "earlier")
+    ids = write_drifted_batch(settings, classifier, seed=5, rows=60)
+    label_feedback(settings, ids[:20], "earlier")
     batch = sorted(p.stem for p in settings.production_dir.glob("batch-*.parquet"))[-1]
     defs = customisation_defs(settings.customisation)
     instance.add_dynamic_partitions(defs.keys.traffic_batches, [batch])

@@ -17,7 +17,7 @@ from modelops.core.registry import ModelRegistry
 from modelops.defs.customisation import customisation_defs
 from modelops.defs.resources import resources_from_settings
 from modelops.settings import PACKAGE_CONFIG_DIR, Settings
-from modelops_tests.conftest import LABELS
+from modelops_tests.helpers import LABELS
 
 # A gate that lets anything pass (this tests the mechanics, not a 3-step adapter's quality), on small test splits.
 PERMISSIVE_GATE = {"min_eval_size": 20, "min_macro_f1": 0.0, "min_accuracy": 0.0, "min_class_f1": 0.0,

@@ -30,10 +30,7 @@ from modelops.core.traffic import (
     records_to_table,
     validate_batches,
 )
-from modelops_tests.defs import conftest as dagster_fixtures
 
-settings, resources, instance = dagster_fixtures.settings, dagster_fixtures.resources, dagster_fixtures.instance
-customisation = dagster_fixtures.customisation
 
 TEN_MB = 10 * 1024 * 1024
 GARBAGE = bytes(range(256)) * 64  # binary garbage, line breaks included

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -39,7 +38,7 @@ from modelops.core.traffic import TrafficRecord, TrafficWriter
 from modelops.defs.customisation import customisation_defs
 from modelops.defs.resources import MlflowRegistry, resources_from_settings
 from modelops.settings import PACKAGE_CONFIG_DIR, Settings
-from modelops_tests.captured_traffic import write_captured_batch
+from modelops_tests.helpers import free_port, label_feedback, write_captured_batch, write_drifted_batch
 
 # Four of the generator's ten labels keep training short: ~420 examples, ~75 of them in the test split (the gate
 # needs 50, the data checks 3 per label).
@@ -272,17 +271,12 @@ def test_an_interrupted_adapter_save_is_never_registered(installation: World, un
 
 # ------------------------------------------------------------------ 3. MLflow store down, read-only, unopenable
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 def test_tracking_server_down_fails_training_and_evaluation_fast_with_a_clear_message(installation: World) -> None:
     registry = installation.registry()
     champion_before = registry.alias_version("champion")
     evaluation_before = installation.record("evaluation")
-    down = MlflowRegistry(tracking_uri=f"http://127.0.0.1:{_closed_port()}",
+    down = MlflowRegistry(tracking_uri=f"http://127.0.0.1:{free_port()}",
                           model_name=installation.settings.registered_model_name)
     for asset in (SUPPORT.lora_adapter, SUPPORT.evaluation):
         started = time.monotonic()
@@ -459,15 +453,6 @@ def _serve(settings: Settings, classifier, texts: list[str]) -> list[str]:
     return write_captured_batch(settings.production_dir, classifier, texts, settings.registered_model_name)
 
 
-def _drifted(settings: Settings, classifier, seed: int, rows: int) -> list[str]:
-    return _serve(settings, classifier, generate_scenario("language_shift", rows, seed=seed)["text"].tolist())
-
-
-def _label(settings: Settings, ids: list[str], name: str) -> None:
-    settings.feedback_dir.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"id": ids, "label": "billing"}).to_csv(settings.feedback_dir / f"{name}.csv", index=False)
-
-
 def _batches(settings: Settings) -> list[str]:
     from modelops.core.traffic import list_batches
 
@@ -496,9 +481,9 @@ def test_daemon_killed_mid_tick_and_restarted_checks_every_batch_once_and_reques
         daemon: Daemon, classifier, crash_at: str) -> None:
     from modelops.core.drift_decision import window_key
 
-    ids = _drifted(daemon.settings, classifier, seed=3, rows=150)
-    ids += _drifted(daemon.settings, classifier, seed=4, rows=150)
-    _label(daemon.settings, ids[:150], "round1")
+    ids = write_drifted_batch(daemon.settings, classifier, seed=3, rows=150)
+    ids += write_drifted_batch(daemon.settings, classifier, seed=4, rows=150)
+    label_feedback(daemon.settings, ids[:150], "round1")
     key = window_key(_batches(daemon.settings))
     now = time.time()
 
@@ -545,8 +530,8 @@ def test_drift_storm_requests_one_training_run_and_respects_the_cooldown(daemon:
 
     now = time.time()
     for burst in range(2):  # two bursts of four drifted batches, each with fresh labels, 30 s apart
-        ids = [i for n in range(4) for i in _drifted(daemon.settings, classifier, 100 + 10 * burst + n, 60)]
-        _label(daemon.settings, ids, f"burst{burst}")
+        ids = [i for n in range(4) for i in write_drifted_batch(daemon.settings, classifier, 100 + 10 * burst + n, 60)]
+        label_feedback(daemon.settings, ids, f"burst{burst}")
         daemon.tick(now + 30 * burst)
 
     batches = _batches(daemon.settings)
@@ -683,7 +668,7 @@ def test_sensor_tick_with_the_registry_down_fails_and_the_next_tick_checks_the_b
     drift_sensor = SUPPORT.drift_sensor
     _serve(daemon.settings, classifier, generate_corpus(250, seed=6)["text"].tolist())
     working = resources_from_settings(daemon.settings)
-    down = {**working, SUPPORT.keys.mlflow: MlflowRegistry(tracking_uri=f"http://127.0.0.1:{_closed_port()}",
+    down = {**working, SUPPORT.keys.mlflow: MlflowRegistry(tracking_uri=f"http://127.0.0.1:{free_port()}",
                                                            model_name=daemon.settings.registered_model_name)}
     with dg.instance_for_test() as instance:
         with pytest.raises(RegistryUnavailableError, match="could not read the 'champion' alias"):

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from modelops.core.datagen import generate_corpus
 from modelops.core.registry import ModelRegistry
 from modelops.core.serving import Endpoint, LoadedModel, ServingConfig, create_app
 from modelops.core.traffic import TrafficWriter, list_batches, read_batches
+from modelops_tests.helpers import free_port
 
 CONCURRENCY = 32
 MLFLOW_SERVER = """
@@ -45,17 +45,11 @@ server.serve_forever()
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture()
 def mlflow_server(tmp_path: Path, mlflow_template_db: Path) -> Iterator[tuple[str, subprocess.Popen]]:
     """MLflow's tracking server app on 127.0.0.1 (its own process, a SQLite store); yields its URI and process."""
     shutil.copyfile(mlflow_template_db, tmp_path / "mlflow.db")
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([sys.executable, "-c", MLFLOW_SERVER, f"sqlite:///{tmp_path / 'mlflow.db'}", str(port)],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
@@ -158,7 +152,7 @@ def test_load_with_a_champion_swap_and_a_registry_outage_fails_no_request(
     texts = generate_corpus(500, seed=7)["text"].tolist()
     load, outage = Load(), Load()
     caplog.set_level(logging.ERROR, logger="modelops.core.serving")
-    with Server(app, _free_port()) as server:
+    with Server(app, free_port()) as server:
         assert server.model_version() == "1"
 
         async def load_with_a_swap() -> None:

@@ -24,7 +24,7 @@ from modelops.settings import (
     default_base_model_path,
     postgres_database_url,
 )
-from modelops_tests.captured_traffic import write_captured_batch
+from modelops_tests.helpers import write_captured_batch
 
 REPO = Path(__file__).resolve().parents[2]
 

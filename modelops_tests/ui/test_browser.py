@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import httpx
 import pytest
 
 from modelops.settings import Settings, load_settings
+from modelops_tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 120
@@ -35,12 +35,6 @@ class Ui:
     screenshots: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _bootstrap_small_state(settings: Settings) -> None:
     """One champion trained on a small generated set through the bootstrap job on the persistent instance, and one
     window of normal traffic for the drift sensor (which `dagster dev`'s daemon then checks)."""
@@ -52,7 +46,7 @@ def _bootstrap_small_state(settings: Settings) -> None:
     from modelops.core.registry import ModelRegistry
     from modelops.definitions import build_definitions
     from modelops.defs.resources import CustomisationKeys
-    from modelops_tests.captured_traffic import write_captured_batch
+    from modelops_tests.helpers import write_captured_batch
 
     keys = CustomisationKeys(settings.customisation)
     with dg.DagsterInstance.get() as instance:
@@ -81,7 +75,7 @@ def ui(tmp_path_factory) -> Iterator[Ui]:
         _bootstrap_small_state(settings)
     screenshots = Path(os.environ.get("MODELOPS_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
     screenshots.mkdir(parents=True, exist_ok=True)
-    dagster_port, mlflow_port = _free_port(), _free_port()
+    dagster_port, mlflow_port = free_port(), free_port()
     logs = tmp_path_factory.mktemp("ui-logs")
     processes = [
         subprocess.Popen([sys.executable, "-m", "modelops.cli", "ui", "--port", str(dagster_port)], cwd=REPO,
