@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from modelops.core.tags import DagsterTag
 from modelops.settings import Settings
 
 WORKSPACE = Path(__file__).resolve().parent.parent / "workspace.yaml"
@@ -169,7 +170,7 @@ def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765
         _say("6/7 waiting for the drift sensor to request a retrain and for the run to finish")
         with dg.DagsterInstance.get() as instance:
             run = _wait_for("a drift-triggered run", lambda: next(iter(instance.get_runs(
-                dg.RunsFilter(tags={"modelops/trigger": "drift"}, created_after=started_at), limit=1)), None), 240)
+                dg.RunsFilter(tags={DagsterTag.TRIGGER: "drift"}, created_after=started_at), limit=1)), None), 240)
             finished = _wait_for("the retrain run to finish", lambda: (
                 lambda r: r if r.is_finished else None)(instance.get_run_by_id(run.run_id)), 600, every=5)
         stage("drift detected + retrain run")
@@ -192,8 +193,8 @@ def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765
     summary = {
         "scenario": scenario, "first_champion": first, "final_champion": champion,
         "retrain_run": {"id": finished.run_id, "status": finished.status.value,
-                        "mode": finished.tags.get("modelops/retrain_mode"),
-                        "drift_severity": finished.tags.get("modelops/drift_severity")},
+                        "mode": finished.tags.get(DagsterTag.RETRAIN_MODE),
+                        "drift_severity": finished.tags.get(DagsterTag.DRIFT_SEVERITY)},
         "v1_test_macro_f1": first_eval["challenger_metrics"]["macro_f1"],
         "gate_passed": evaluation["passed"], "gate_reasons": evaluation["reasons"],
         "challenger_test_macro_f1": evaluation["challenger_metrics"]["macro_f1"],

@@ -55,7 +55,7 @@ def _migrate_one(c: Settings, definitions, new_base, config: dict, instance) -> 
     """Run the customisation's migration_job on the new base and write its section of the report."""
     from modelops.core.registry import ModelRegistry
     from modelops.defs.resources import CustomisationKeys
-    from modelops.defs.sensors import TRIGGER_TAG
+    from modelops.core.tags import DagsterTag
 
     keys = CustomisationKeys(c.customisation)
     registry = ModelRegistry(c.tracking_uri, c.registered_model_name, c.mlflow_artifact_root)
@@ -68,7 +68,7 @@ def _migrate_one(c: Settings, definitions, new_base, config: dict, instance) -> 
     curated = json.loads((records / "curated_training_set.json").read_text())
     result = definitions.resolve_job_def(keys.job("migration_job")).execute_in_process(
         instance=instance, run_config=keys.run_config(lora_adapter=config), raise_on_error=False,
-        tags={TRIGGER_TAG: "migration", "modelops/migration_base": str(new_base.path)[:4000]})
+        tags={DagsterTag.TRIGGER: "migration", DagsterTag.MIGRATION_BASE: str(new_base.path)[:4000]})
     evaluated = result.asset_materializations_for_node(f"{c.customisation}__evaluation")
     if not evaluated:
         return MigrationOutcome(c.customisation, "failed", f"# Migration of `{registry.model_name}`\n\nFailed: run "

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from modelops.core.tags import DagsterTag, MlflowTag
+
 
 @dataclass(frozen=True)
 class Link:
@@ -34,12 +36,12 @@ def version_lineage(registry: Any, version: str,
     dagster_tags = (dagster_run or {}).get("tags") or {
         k.removeprefix("dagster."): v for k, v in run_tags.items() if k.startswith("dagster.")}
     links: list[Link] = []
-    trigger = dagster_tags.get("modelops/trigger", "manual")
-    if "modelops/drift_event" in dagster_tags:
-        links.append(Link("drift event", f"severity {dagster_tags.get('modelops/drift_severity', '?')}, "
-                          f"retrain mode {dagster_tags.get('modelops/retrain_mode', '?')}",
-                          f"window {dagster_tags['modelops/drift_event']}"))
-        batches = [b for b in dagster_tags.get("modelops/batches", "").split(",") if b]
+    trigger = dagster_tags.get(DagsterTag.TRIGGER, "manual")
+    if DagsterTag.DRIFT_EVENT in dagster_tags:
+        links.append(Link("drift event", f"severity {dagster_tags.get(DagsterTag.DRIFT_SEVERITY, '?')}, "
+                          f"retrain mode {dagster_tags.get(DagsterTag.RETRAIN_MODE, '?')}",
+                          f"window {dagster_tags[DagsterTag.DRIFT_EVENT]}"))
+        batches = [b for b in dagster_tags.get(DagsterTag.DRIFT_BATCHES, "").split(",") if b]
         links.append(Link("traffic batches", f"{len(batches)} batch(es)", ", ".join(batches)))
     else:
         links.append(Link("trigger", trigger, "no drift event: run requested by hand or schedule"))
@@ -53,15 +55,15 @@ def version_lineage(registry: Any, version: str,
                       f"{params.get('train_rows', '?')} rows{warm}{status}",
                       f"MLflow run {info['run_id']}, Dagster run {tags.get('dagster_run_id', '?')}"))
     evaluations = registry.client.search_runs([registry.experiment_id],
-                                              f"tags.`modelops.challenger_version` = '{version}'",
+                                              f"tags.`{MlflowTag.CHALLENGER_VERSION}` = '{version}'",
                                               order_by=["attributes.start_time DESC"], max_results=1)
     if evaluations:
         evaluation = evaluations[0]
         f1 = evaluation.data.metrics.get("challenger_macro_f1")
-        against = evaluation.data.tags.get("modelops.champion_version", "None")
+        against = evaluation.data.tags.get(MlflowTag.CHAMPION_VERSION, "None")
         links.append(Link("evaluation", f"macro-F1 {f1:.4f}" if f1 is not None else "no metrics",
                           f"MLflow run {evaluation.info.run_id} (against champion {against})"))
-        links.append(Link("gate", "passed" if evaluation.data.tags.get("modelops.gate_passed") == "True" else "refused",
+        links.append(Link("gate", "passed" if evaluation.data.tags.get(MlflowTag.GATE_PASSED) == "True" else "refused",
                           f"MLflow run {evaluation.info.run_id}, artifact evaluation/report.md"))
     else:
         links.append(Link("evaluation", "not evaluated", "-"))

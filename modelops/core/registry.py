@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelops.core.tags import MlflowTag
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
@@ -25,8 +27,6 @@ log = logging.getLogger(__name__)
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 PROMOTION_TAG_PREFIX = "promotion."
-OWNER_TAG = "modelops.owner"  # "<host>:<pid>" of the process that created the run
-END_REASON_TAG = "modelops.end_reason"
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 # MLflow 3.x retries every HTTP call 7 times with backoff factor 2 (about 4 minutes) and waits up to 120 s for each
@@ -90,7 +90,7 @@ def code_version() -> str:
 
 
 def _process_owner() -> str:
-    """This process as OWNER_TAG records it."""
+    """This process as the owner tag records it."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -255,7 +255,7 @@ class ModelRegistry:
         this run FAILED is logged, never raised over the body's own error; the next run then finalises it.
         """
         self.finalise_orphaned_runs()
-        tags = {"modelops.code_version": code_version(), OWNER_TAG: _process_owner(), **tags}
+        tags = {MlflowTag.CODE_VERSION: code_version(), MlflowTag.OWNER: _process_owner(), **tags}
         with _OPEN_RUNS_LOCK, self._store_call(f"start run {run_name!r}"):
             run_id = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags).info.run_id
             _OPEN_RUNS.add(run_id)
@@ -277,21 +277,21 @@ class ModelRegistry:
         their tags).
 
         A process killed mid-run (SIGKILL, out-of-memory killer, power loss) never ends its MLflow run. Every run
-        records its owner (host and pid, OWNER_TAG); the next run started on the same host terminates RUNNING runs
-        whose owner process no longer exists (or is this process but has closed the run) as KILLED, with the reason
-        in END_REASON_TAG. Runs of other hosts, and runs without an owner tag, are left alone: their liveness cannot
-        be checked from here. A reused pid only delays finalisation until that process ends.
+        records its owner (host and pid, `MlflowTag.OWNER`); the next run started on the same host terminates RUNNING
+        runs whose owner process no longer exists (or is this process but has closed the run) as KILLED, with the
+        reason in `MlflowTag.END_REASON`. Runs of other hosts, and runs without an owner tag, are left alone: their
+        liveness cannot be checked from here. A reused pid only delays finalisation until that process ends.
         """
         with _OPEN_RUNS_LOCK, self._store_call("look for runs left RUNNING by killed processes"):
             running = self.client.search_runs([self.experiment_id], "attributes.status = 'RUNNING'", max_results=200)
-            orphans = [found for found in running if OWNER_TAG in found.data.tags
-                       and _owner_alive(found.data.tags[OWNER_TAG], found.info.run_id) is False]
+            orphans = [found for found in running if MlflowTag.OWNER in found.data.tags
+                       and _owner_alive(found.data.tags[MlflowTag.OWNER], found.info.run_id) is False]
         for found in orphans:
-            owner = found.data.tags[OWNER_TAG]
+            owner = found.data.tags[MlflowTag.OWNER]
             reason = (f"process {owner} ended without finishing the run (killed); marked KILLED by "
                       f"{_process_owner()} at {datetime.now(UTC).isoformat(timespec='seconds')}")
             with self._store_call(f"mark orphaned run {found.info.run_id} KILLED"):
-                self.client.set_tag(found.info.run_id, END_REASON_TAG, reason)
+                self.client.set_tag(found.info.run_id, MlflowTag.END_REASON, reason)
                 self.client.set_terminated(found.info.run_id, "KILLED")
             log.warning("MLflow run %s (%s): %s", found.info.run_id, found.info.run_name, reason)
         return orphans

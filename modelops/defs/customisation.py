@@ -14,12 +14,13 @@ from dataclasses import dataclass
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from modelops.core.tags import DagsterTag
 from modelops.defs import checks, sensors
 from modelops.defs.assets import data, labelling, traffic, training
 from modelops.defs.assets.data import RawExamplesConfig
-from modelops.defs.assets.training import TRAINING_POOL, TRAINING_TAG, LoraAdapterConfig
+from modelops.defs.assets.training import TRAINING_POOL, LoraAdapterConfig
 from modelops.defs.resources import CustomisationKeys
-from modelops.defs.sensors import TRIGGER_TAG, TrafficDriftConfig
+from modelops.defs.sensors import TrafficDriftConfig
 
 SHARED = {"base_model", "training"}
 
@@ -83,7 +84,7 @@ def customisation_defs(name: str) -> CustomisationDefs:
     def asset(asset_name: str, body: Callable, kinds: set[str], stage: str, needs: set[str], deps: list[str] = (),
               **kwargs) -> Callable:
         return dg.asset(key=keys.asset(asset_name), group_name=name, kinds=kinds, deps=[keys.asset(d) for d in deps],
-                        description=cleandoc(body.__doc__), required_resource_keys=needs, tags={"modelops/stage": stage,
+                        description=cleandoc(body.__doc__), required_resource_keys=needs, tags={DagsterTag.STAGE: stage,
                                                                                        **kwargs.pop("tags", {})},
                         **kwargs)
 
@@ -110,7 +111,7 @@ def customisation_defs(name: str) -> CustomisationDefs:
         return data.curated_training_set(context, getattr(context.resources, keys.lake))
 
     @asset("lora_adapter", training.lora_adapter, {"pytorch", "mlflow"}, "training", own | SHARED,
-           deps=["curated_training_set"], tags={TRAINING_TAG: "true"}, pool=TRAINING_POOL)
+           deps=["curated_training_set"], tags={DagsterTag.TRAINING: "true"}, pool=TRAINING_POOL)
     def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig) -> dg.MaterializeResult:
         lake, mlflow, policies = keys.resources(context)
         return training.lora_adapter(context, config, lake, context.resources.base_model, mlflow, policies,
@@ -129,7 +130,8 @@ def customisation_defs(name: str) -> CustomisationDefs:
 
     def job(job_name: str, assets: list, description: str, training_run: bool = True) -> UnresolvedAssetJobDefinition:
         return dg.define_asset_job(keys.job(job_name), selection=dg.AssetSelection.assets(*assets),
-                                   description=description, tags={TRAINING_TAG: "true"} if training_run else None)
+                                   description=description,
+                                   tags={DagsterTag.TRAINING: "true"} if training_run else None)
 
     retrain_job = job("retrain_job", [curated_training_set, lora_adapter, evaluation, champion],
                       "Curate, train a LoRA adapter (run config picks full or incremental), evaluate, promote through "
@@ -167,7 +169,7 @@ def customisation_defs(name: str) -> CustomisationDefs:
         drift_sensor=drift,
         weekly_retrain=dg.ScheduleDefinition(
             name=keys.job("weekly_full_retrain"), job=retrain_job, cron_schedule="0 3 * * 0",
-            run_config=keys.run_config(lora_adapter={"mode": "full"}), tags={TRIGGER_TAG: "schedule"},
+            run_config=keys.run_config(lora_adapter={"mode": "full"}), tags={DagsterTag.TRIGGER: "schedule"},
             default_status=dg.DefaultScheduleStatus.RUNNING,
             description="Fallback: a full retrain every Sunday 03:00, drift or not."),
     )

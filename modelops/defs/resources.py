@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
 
+from modelops.core.tags import MlflowTag
 from modelops.settings import Settings
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ class MlflowRegistry(dg.ConfigurableResource):
 
     def dagster_run_tags(self, run_id: str) -> dict[str, str]:
         """MLflow tags naming the Dagster run (id and UI link) a training or evaluation run belongs to."""
-        return {"modelops.dagster_run_id": run_id, "modelops.dagster_run_url": f"{self.dagster_ui_url}/runs/{run_id}"}
+        return {MlflowTag.DAGSTER_RUN_ID: run_id, MlflowTag.DAGSTER_RUN_URL: f"{self.dagster_ui_url}/runs/{run_id}"}
 
     def registry(self) -> ModelRegistry:
         from modelops.core.registry import ModelRegistry

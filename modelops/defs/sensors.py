@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from modelops.core.tags import DagsterTag, MlflowTag
 from modelops.defs.assets.labelling import write_labelling_queue
 from modelops.defs.resources import CustomisationKeys, DataLake, MlflowRegistry, Policies
 
@@ -17,9 +18,6 @@ if TYPE_CHECKING:
     from modelops.core.retrain_policy import RetrainDecision
     from modelops.core.traffic import TrafficWindow
 
-DRIFT_EVENT_TAG = "modelops/drift_event"
-TRIGGER_TAG = "modelops/trigger"
-DRIFT_REPORT_RUN_TAG = "modelops/drift_report_run"
 DRIFT_REPORT = "drift/report.html"
 
 
@@ -30,8 +28,8 @@ def _log_drift_report(mlflow: MlflowRegistry, key: str, result, calibration, bat
     from modelops.core.new_topics import topics_markdown
 
     registry = mlflow.registry()
-    with registry.run(f"drift-check-{key}", {"modelops.drift_event": key, "modelops.champion_version": champion,
-                                             "modelops.batches": ",".join(batch_ids)[:4900]}) as run_id:
+    with registry.run(f"drift-check-{key}", {MlflowTag.DRIFT_EVENT: key, MlflowTag.CHAMPION_VERSION: champion,
+                                             MlflowTag.DRIFT_BATCHES: ",".join(batch_ids)[:4900]}) as run_id:
         registry.log_metrics(run_id, {k: float(v) for k, v in result.to_metadata().items()
                                       if isinstance(v, (int, float))})
         registry.log_text(run_id, result.html, DRIFT_REPORT)
@@ -192,9 +190,9 @@ def _retrain_request(keys: CustomisationKeys, drift: "PendingDrift", decision: "
     return dg.RunRequest(
         run_key=drift.key,
         run_config=keys.run_config(lora_adapter={"mode": decision.mode}),
-        tags={DRIFT_EVENT_TAG: drift.key, TRIGGER_TAG: "drift", "modelops/drift_severity": drift.severity,
-              "modelops/batches": ",".join(drift.batches)[:4000], "modelops/retrain_mode": str(decision.mode),
-              DRIFT_REPORT_RUN_TAG: drift.report_run},
+        tags={DagsterTag.DRIFT_EVENT: drift.key, DagsterTag.TRIGGER: "drift", DagsterTag.DRIFT_SEVERITY: drift.severity,
+              DagsterTag.DRIFT_BATCHES: ",".join(drift.batches)[:4000], DagsterTag.RETRAIN_MODE: str(decision.mode),
+              DagsterTag.DRIFT_REPORT_RUN: drift.report_run},
     )
 
 

@@ -29,11 +29,11 @@ import yaml
 
 from modelops.core.datagen import generate_corpus, generate_scenario
 from modelops.core.registry import (
-    END_REASON_TAG,
     ModelRegistry,
     RegistryError,
     RegistryUnavailableError,
 )
+from modelops.core.tags import MlflowTag
 from modelops.core.traffic import TrafficRecord, TrafficWriter
 from modelops.defs.customisation import customisation_defs
 from modelops.defs.resources import MlflowRegistry, resources_from_settings
@@ -245,7 +245,7 @@ def test_training_killed_mid_run_is_finalised_and_the_next_run_succeeds(installa
     assert result.success
     killed = registry.client.get_run(str(run_id))
     assert killed.info.status == "KILLED"
-    assert f":{child.pid} ended without finishing" in killed.data.tags[END_REASON_TAG]
+    assert f":{child.pid} ended without finishing" in killed.data.tags[MlflowTag.END_REASON]
     assert not inputs.exists() and not partial.exists()  # the next training run removed both
     version = str(result.asset_materializations_for_node(_node("lora_adapter"))[0].metadata["model_version"].value)
     assert _versions(registry) == versions_before | {version}

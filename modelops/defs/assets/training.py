@@ -14,10 +14,11 @@ import dagster as dg
 import yaml
 
 from modelops.core.markdown import frame_table
+from modelops.core.tags import DagsterTag, MlflowTag
 from modelops.defs.assets.data import read_curated
 from modelops.defs.metadata import path_metadata
 from modelops.defs.resources import BaseModel, DataLake, MlflowRegistry, Policies, TrainingLauncher
-from modelops.defs.sensors import DRIFT_REPORT, DRIFT_REPORT_RUN_TAG
+from modelops.defs.sensors import DRIFT_REPORT
 from modelops.training_process import TrainingJob
 
 if TYPE_CHECKING:  # pandas loads when an asset runs, not when the code location loads
@@ -25,7 +26,6 @@ if TYPE_CHECKING:  # pandas loads when an asset runs, not when the code location
 
     from modelops.core.drift_calibration import DriftCalibration
 
-TRAINING_TAG = "modelops/training"  # on training jobs: the run queue starts one such run at a time
 TRAINING_POOL = "modelops_training"  # lora_adapter's concurrency pool: one training step at a time, any run
 
 
@@ -101,7 +101,7 @@ def _remove_leftovers_of_killed_runs(registry, home: Path, context: dg.AssetExec
     for run in registry.finalise_orphaned_runs():
         adapter = home / "adapters" / run.info.run_id
         leftovers = [adapter, partial_dir(adapter)]
-        if dagster_run := run.data.tags.get("modelops.dagster_run_id"):
+        if dagster_run := run.data.tags.get(MlflowTag.DAGSTER_RUN_ID):
             leftovers.append(home / "training" / dagster_run)
         for folder in (f for f in leftovers if f.exists()):
             shutil.rmtree(folder, ignore_errors=True)
@@ -134,8 +134,8 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
             raise dg.Failure(str(exc)) from exc
         if init_adapter is None:
             settings = dataclasses.replace(settings, mode="full")
-    tags = {**mlflow.dagster_run_tags(context.run_id), "modelops.mode": settings.mode,
-            "modelops.data_content_hash": record["content_hash"], "modelops.base_sha256": base.sha256,
+    tags = {**mlflow.dagster_run_tags(context.run_id), MlflowTag.TRAINING_MODE: settings.mode,
+            MlflowTag.DATA_CONTENT_HASH: record["content_hash"], MlflowTag.BASE_SHA256: base.sha256,
             **{f"dagster.{k}": v for k, v in context.run.tags.items() if k.startswith("modelops/")}}
     _remove_leftovers_of_killed_runs(registry, Path(lake.home), context)
     work = Path(lake.home) / "training" / context.run_id  # the training process's inputs and error report
@@ -146,8 +146,8 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
                                      "training_processes": training.processes, "training_launcher": training.launcher,
                                      "train_set_hash": content_hash(train)})
         registry.log_text(run_id, json.dumps(dataclasses.asdict(settings), indent=2), TRAINING_CONFIG_ARTIFACT)
-        if context.run.tags.get(DRIFT_REPORT_RUN_TAG):  # a drift-triggered run keeps the report of its drift
-            registry.copy_artifact(context.run.tags[DRIFT_REPORT_RUN_TAG], DRIFT_REPORT, run_id)
+        if context.run.tags.get(DagsterTag.DRIFT_REPORT_RUN):  # a drift-triggered run keeps the report of its drift
+            registry.copy_artifact(context.run.tags[DagsterTag.DRIFT_REPORT_RUN], DRIFT_REPORT, run_id)
         output = Path(lake.home) / "adapters" / run_id
         job = TrainingJob(
             train_path=str(write_parquet_atomic(train, work / "train.parquet")),
@@ -169,7 +169,7 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
             raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    context.instance.add_run_tags(context.run_id, {"modelops/model_version": f"{registry.model_name}/{version}"})
+    context.instance.add_run_tags(context.run_id, {DagsterTag.MODEL_VERSION: f"{registry.model_name}/{version}"})
     lake.write_record("lora_adapter", {"version": version, "run_id": run_id, "adapter_dir": str(output),
                                        "mode": settings.mode, "content_hash": record["content_hash"]})
     adapter_bytes = sum(f.stat().st_size for f in output.glob("*.safetensors"))
@@ -268,8 +268,8 @@ def evaluation(context: dg.AssetExecutionContext, lake: DataLake, base_model: Ba
     out_dir = Path(lake.home) / "evaluations" / f"v{challenger_version}"
     out_dir.mkdir(parents=True, exist_ok=True)
     with registry.run(f"evaluate-v{challenger_version}", {**mlflow.dagster_run_tags(context.run_id),
-                                                          "modelops.challenger_version": challenger_version,
-                                                          "modelops.champion_version": str(champion_version)}) as run_id:
+                                                          MlflowTag.CHALLENGER_VERSION: challenger_version,
+                                                          MlflowTag.CHAMPION_VERSION: str(champion_version)}) as run_id:
         pngs = []
         for role, report in reports.items():
             registry.log_metrics(run_id, report.metrics(prefix=f"{role}_"))
@@ -285,7 +285,7 @@ def evaluation(context: dg.AssetExecutionContext, lake: DataLake, base_model: Ba
         registry.log_text(run_id, report_md, "evaluation/report.md")
         registry.log_text(run_id, html_report(f"Evaluation of v{challenger_version}", report_md.split("## Confusion")[0],
                                               pngs), "evaluation/report.html")
-        registry.set_tags(run_id, {"modelops.gate_passed": str(decision.passed)})
+        registry.set_tags(run_id, {MlflowTag.GATE_PASSED: str(decision.passed)})
     registry.client.set_model_version_tag(registry.model_name, challenger_version, "gate_passed", str(decision.passed))
     if challenger.abstention is not None:
         served = ServedAbstention(challenger.abstention.threshold, challenger.abstention.fallback_label)
