@@ -207,9 +207,9 @@ def cmd_reproduce(args: argparse.Namespace, settings: Settings) -> int:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
     print(result.markdown())
-    registry.client.set_model_version_tag(args.name, args.version, "reproduced", (
+    registry.set_version_tags(args.version, {"reproduced": (
         f"{'matched' if result.matches else 'DIFFERED'} within {args.tolerance} at "
-        f"{datetime.now(UTC).isoformat(timespec='seconds')}"))
+        f"{datetime.now(UTC).isoformat(timespec='seconds')}")})
     return 0 if result.matches else 1
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from modelops.core.tags import DagsterTag
+from modelops.core.tags import DagsterTag, MlflowTag
 from modelops.settings import Settings
 
 WORKSPACE = Path(__file__).resolve().parent.parent / "workspace.yaml"
@@ -91,7 +91,7 @@ def _abstained(predictions: list[dict]) -> float:
 
 
 def _drift_checks(registry) -> list:
-    return registry.client.search_runs([registry.experiment_id], "tags.`modelops.drift_event` LIKE 'drift-%'")
+    return registry.search_runs(f"tags.`{MlflowTag.DRIFT_EVENT}` LIKE 'drift-%'")
 
 
 def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765, fresh: bool = True,

@@ -78,8 +78,8 @@ def _migrate_one(c: Settings, definitions, new_base, config: dict, instance) -> 
     report = migration_report(registry.model_name, old, {"base_name": new_base.name, "base_sha256": new_base.sha256},
                               record, curated, promoted)
     registry.log_text(record["mlflow_run_id"], report, "migration/report.md")
-    registry.client.set_model_version_tag(registry.model_name, record["challenger_version"], "migrated_from",
-                                          f"v{old_version} on {old['base_name']} ({old['base_sha256'][:12]})")
+    registry.set_version_tags(record["challenger_version"], {
+        "migrated_from": f"v{old_version} on {old['base_name']} ({old['base_sha256'][:12]})"})
     return MigrationOutcome(c.customisation, "promoted" if promoted else "refused", report)
 
 

@@ -31,7 +31,7 @@ def version_lineage(registry: Any, version: str,
     info = registry.version_info(version)
     tags = info["tags"]
     dagster_run = find_dagster_run(tags["dagster_run_id"]) if tags.get("dagster_run_id") else None
-    training = registry.client.get_run(info["run_id"])
+    training = registry.get_run(info["run_id"])
     run_tags = training.data.tags
     dagster_tags = (dagster_run or {}).get("tags") or {
         k.removeprefix("dagster."): v for k, v in run_tags.items() if k.startswith("dagster.")}
@@ -54,9 +54,8 @@ def version_lineage(registry: Any, version: str,
                       f"(sha256 {tags.get('base_sha256', '?')[:12]}), seed {tags.get('seed', '?')}, "
                       f"{params.get('train_rows', '?')} rows{warm}{status}",
                       f"MLflow run {info['run_id']}, Dagster run {tags.get('dagster_run_id', '?')}"))
-    evaluations = registry.client.search_runs([registry.experiment_id],
-                                              f"tags.`{MlflowTag.CHALLENGER_VERSION}` = '{version}'",
-                                              order_by=["attributes.start_time DESC"], max_results=1)
+    evaluations = registry.search_runs(f"tags.`{MlflowTag.CHALLENGER_VERSION}` = '{version}'", newest_first=True,
+                                       max_results=1)
     if evaluations:
         evaluation = evaluations[0]
         f1 = evaluation.data.metrics.get("challenger_macro_f1")

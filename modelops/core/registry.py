@@ -316,6 +316,22 @@ class ModelRegistry:
 
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
+    def set_version_tags(self, version: str, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.model_name, version, key, str(value))
+
+    def get_run(self, run_id: str) -> Run:
+        return self.client.get_run(run_id)
+
+    def search_runs(self, filter_string: str, newest_first: bool = False, max_results: int = 1000) -> list[Run]:
+        """Runs of this model's experiment matching an MLflow filter (`tags.`...`` = '...')."""
+        order = ["attributes.start_time DESC"] if newest_first else None
+        return list(self.client.search_runs([self.experiment_id], filter_string, order_by=order,
+                                            max_results=max_results))
+
+    def download_artifact(self, run_id: str, artifact_path: str, destination: Path) -> Path:
+        return Path(self.client.download_artifacts(run_id, artifact_path, str(destination)))
+
     def log_artifacts(self, run_id: str, local_dir: Path, artifact_path: str) -> None:
         self.client.log_artifacts(run_id, str(local_dir), artifact_path)
 

@@ -49,10 +49,10 @@ def _recorded_inputs(registry: Any, version: str) -> tuple[dict[str, str], Any, 
     from modelops.core.train import TRAINING_CONFIG_ARTIFACT
 
     info = registry.version_info(version)
-    run = registry.client.get_run(info["run_id"])
+    run = registry.get_run(info["run_id"])
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = registry.client.download_artifacts(info["run_id"], TRAINING_CONFIG_ARTIFACT, tmp)
+            path = registry.download_artifact(info["run_id"], TRAINING_CONFIG_ARTIFACT, Path(tmp))
         except Exception as exc:
             raise ReproduceError(f"Version {version} has no recorded {TRAINING_CONFIG_ARTIFACT} (trained before modelops "
                                  "recorded whole training configs), so it cannot be rebuilt exactly.") from exc

@@ -286,11 +286,10 @@ def evaluation(context: dg.AssetExecutionContext, lake: DataLake, base_model: Ba
         registry.log_text(run_id, html_report(f"Evaluation of v{challenger_version}", report_md.split("## Confusion")[0],
                                               pngs), "evaluation/report.html")
         registry.set_tags(run_id, {MlflowTag.GATE_PASSED: str(decision.passed)})
-    registry.client.set_model_version_tag(registry.model_name, challenger_version, "gate_passed", str(decision.passed))
+    registry.set_version_tags(challenger_version, {"gate_passed": str(decision.passed)})
     if challenger.abstention is not None:
         served = ServedAbstention(challenger.abstention.threshold, challenger.abstention.fallback_label)
-        for tag, value in served.tags().items():
-            registry.client.set_model_version_tag(registry.model_name, challenger_version, tag, value)
+        registry.set_version_tags(challenger_version, served.tags())
     lake.write_record("evaluation", {
         "challenger_version": challenger_version, "champion_version": champion_version, "passed": decision.passed,
         "reasons": decision.reasons, "checks": [c.__dict__ for c in decision.checks], "mlflow_run_id": run_id,
