@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from modelops.core.tags import DagsterTag, MlflowTag
+from modelops.instance import prepare_environment, run_job
 from modelops.settings import Settings
 
 WORKSPACE = Path(__file__).resolve().parent.parent / "workspace.yaml"
@@ -99,7 +100,6 @@ def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765
     """The loop for one customisation (`settings` after customisation_named): its data, model and sensor."""
     import dagster as dg
 
-    from modelops.cli import run_job
     from modelops.core.datagen import generate_corpus, generate_scenario
     from modelops.core.registry import ModelRegistry
 
@@ -119,7 +119,6 @@ def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765
                      settings.production_dir, settings.feedback_dir, settings.quarantine_dir):
             shutil.rmtree(path, ignore_errors=True)
         (settings.home / "mlflow.db").unlink(missing_ok=True)
-    from modelops.cli import prepare_environment
     from modelops.defs.resources import CustomisationKeys
 
     prepare_environment(settings)

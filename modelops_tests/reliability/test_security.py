@@ -349,7 +349,7 @@ LOOP_PIECE = textwrap.dedent('''
     from pathlib import Path
 
     work, template_db, adapter = Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
-    from modelops.cli import prepare_environment
+    from modelops.instance import prepare_environment
     from modelops.settings import Settings
     settings = Settings(home=work / "home", data_dir=work / "data")
     prepare_environment(settings)  # what every modelops command does first

@@ -54,7 +54,7 @@ def _query(url: str, database: str, statement: str) -> list[tuple]:
 def test_data_assets_registry_and_sensor_run_on_postgres(tmp_path: Path, postgres_url: str, untrained_adapter_dir,
                                                         monkeypatch):
     """Fast default: Dagster storage and the MLflow registry on the server, through modelops's own code paths."""
-    from modelops.cli import prepare_environment
+    from modelops.instance import prepare_environment
     from modelops.core.registry import ModelRegistry
     from modelops.defs.customisation import customisation_defs
     from modelops.defs.resources import resources_from_settings

@@ -62,7 +62,7 @@ def _bootstrap_small_state(settings: Settings) -> None:
 
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory) -> Iterator[Ui]:
-    from modelops.cli import prepare_environment
+    from modelops.instance import prepare_environment
 
     saved = dict(os.environ)
     if os.environ.get("MODELOPS_UI_STATE") != "demo":
