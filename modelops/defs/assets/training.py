@@ -24,6 +24,7 @@ from modelops.training_process import TrainingJob
 if TYPE_CHECKING:  # pandas loads when an asset runs, not when the code location loads
     import pandas as pd
 
+    from modelops.core.challenger_evaluation import ChallengerEvaluation
     from modelops.core.drift_calibration import DriftCalibration
 
 TRAINING_POOL = "modelops_training"  # lora_adapter's concurrency pool: one training step at a time, any run
@@ -195,132 +196,55 @@ def _inline_png(path: Path) -> str:
     return f"![{path.stem}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
 
 
-def _abstention_report(classifier, validation: "pd.DataFrame", test: "pd.DataFrame", test_predictions, policy,
-                       cost_model):
-    """The classifier's abstention threshold, chosen on the validation rows of labels it knows, reported on test."""
-    from modelops.core.abstention import fit_abstention
-
-    known = validation[validation["label"].isin(classifier.label_names)]
-    if known.empty:
-        raise dg.Failure("The abstention threshold is chosen on the validation split, which has no rows of the "
-                         "model's labels; add validation data or remove the abstention section.")
-    found = classifier.predict(known["text"].tolist())
-    return fit_abstention((known["label"].tolist(), found.labels, found.confidences),
-                          (test["label"].tolist(), test_predictions.labels, test_predictions.confidences),
-                          policy, cost_model)
-
-
 def evaluation(context: dg.AssetExecutionContext, lake: DataLake, base_model: BaseModel, mlflow: MlflowRegistry,
                policies: Policies) -> dg.MaterializeResult:
     """Challenger vs champion on the frozen test split and recent labelled traffic: metrics, business cost, gate decision."""
-    from modelops.core.evaluate import (
-        comparison_markdown, confusion_matrix_png, cost_coverage, evaluate, load_cost_model,
-    )
-    from modelops.core.abstention import (
-        ServedAbstention, abstention_markdown, check_fallback_label, load_abstention_policy,
-    )
-    from modelops.core.gate import decide, load_gate_rules
-    from modelops.core.markdown import html_report
+    from modelops.core.challenger_evaluation import ChallengerEvaluationError, evaluate_challenger
 
-    cost_model = load_cost_model(Path(policies.evaluation_config))
-    rules = load_gate_rules(Path(policies.evaluation_config))
-    abstention = load_abstention_policy(Path(policies.evaluation_config))
     registry = mlflow.registry()
     challenger_version = lake.read_record("lora_adapter")["version"]
-    champion_version = registry.alias_version("champion")
-    curated, record = read_curated(lake)
-    coverage = cost_coverage(cost_model, sorted(curated["label"].unique()), Path(policies.evaluation_config))
-    if coverage.unpriced or coverage.unknown:
-        context.log.warning(f"cost model vs data labels: {coverage.markdown()}")
-    test = curated[curated["split"] == "test"]
-    validation = curated[curated["split"] == "validation"]
-    recent = test[test["source"].str.startswith("feedback")]
-    reports, recent_reports = {}, {}
-    versions = {"challenger": challenger_version}
-    if champion_version is not None and champion_version != challenger_version:
-        versions["champion"] = champion_version
-    for role, version in versions.items():
-        classifier = _load_classifier(registry, version, lake, base_model)
-        unknown = set(test["label"]) - set(classifier.label_names)
-        if unknown:
-            context.log.warning(f"{role} v{version} does not know labels {sorted(unknown)}; not evaluated")
-            continue
-        predictions = classifier.predict(test["text"].tolist())
-        probs = predictions.probabilities
-        reports[role] = evaluate(test["label"].tolist(), probs, classifier.label_names, cost_model)
-        if abstention is not None:
-            check_fallback_label(abstention, classifier.label_names, Path(policies.evaluation_config))
-            reports[role] = dataclasses.replace(reports[role], abstention=_abstention_report(
-                classifier, validation, test, predictions, abstention, cost_model))
-        if len(recent):
-            recent_probs = probs[test["source"].str.startswith("feedback").to_numpy()]
-            recent_reports[role] = evaluate(recent["label"].tolist(), recent_probs, classifier.label_names, cost_model)
-    if "challenger" not in reports:
-        raise dg.Failure("The challenger cannot be evaluated on the test split (label set mismatch).")
-    challenger, champion = reports["challenger"], reports.get("champion")
-    decision = decide(challenger, champion, rules)
-    comparison = comparison_markdown(challenger, champion)
-    abstained = {role: report.abstention for role, report in reports.items() if report.abstention is not None}
-    abstention_table = abstention_markdown(abstained) if abstained else ""
-    abstention_section = (f"## Abstention (fallback '{abstention.fallback_label}' at {abstention.fallback_cost} per "
-                          f"request; thresholds chosen on the validation split, shown on test)\n\n"
-                          f"{abstention_table}\n\n") if abstained else ""
-    out_dir = Path(lake.home) / "evaluations" / f"v{challenger_version}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with registry.run(f"evaluate-v{challenger_version}", {**mlflow.dagster_run_tags(context.run_id),
-                                                          MlflowTag.CHALLENGER_VERSION: challenger_version,
-                                                          MlflowTag.CHAMPION_VERSION: str(champion_version)}) as run_id:
-        pngs = []
-        for role, report in reports.items():
-            registry.log_metrics(run_id, report.metrics(prefix=f"{role}_"))
-            pngs.append(confusion_matrix_png(report, out_dir / f"confusion_{role}.png", f"{role} v{versions[role]}"))
-            registry.log_artifact(run_id, pngs[-1], "evaluation")
-        for role, report in recent_reports.items():
-            registry.log_metrics(run_id, report.metrics(prefix=f"recent_traffic_{role}_"))
-        report_md = (f"# Evaluation of {registry.model_name} v{challenger_version}\n\n{comparison}\n\n## Gate\n\n"
-                     f"{decision.markdown()}\n\n{abstention_section}## Cost model and the data's labels\n\n{coverage.markdown()}\n\n"
-                     f"## Per class (challenger, test split)\n\n"
-                     f"{challenger.per_class_markdown()}\n\n## Confusion matrices\n\n"
-                     + "\n".join(f"![{png.stem}]({png.name})" for png in pngs) + "\n")
-        registry.log_text(run_id, report_md, "evaluation/report.md")
-        registry.log_text(run_id, html_report(f"Evaluation of v{challenger_version}", report_md.split("## Confusion")[0],
-                                              pngs), "evaluation/report.html")
-        registry.set_tags(run_id, {MlflowTag.GATE_PASSED: str(decision.passed)})
-    registry.set_version_tags(challenger_version, {"gate_passed": str(decision.passed)})
-    if challenger.abstention is not None:
-        served = ServedAbstention(challenger.abstention.threshold, challenger.abstention.fallback_label)
-        registry.set_version_tags(challenger_version, served.tags())
-    lake.write_record("evaluation", {
-        "challenger_version": challenger_version, "champion_version": champion_version, "passed": decision.passed,
-        "reasons": decision.reasons, "checks": [c.__dict__ for c in decision.checks], "mlflow_run_id": run_id,
-        "challenger_metrics": challenger.metrics(), "champion_metrics": champion.metrics() if champion else None,
-        "abstention": challenger.abstention.to_dict() if challenger.abstention else None,
-        "gate_markdown": decision.markdown(), "evaluated_at": time.time()})
+    curated, _ = read_curated(lake)
+    try:
+        found = evaluate_challenger(registry, challenger_version, curated, Path(policies.evaluation_config),
+                                    lambda version: _load_classifier(registry, version, lake, base_model),
+                                    Path(lake.home) / "evaluations" / f"v{challenger_version}",
+                                    mlflow.dagster_run_tags(context.run_id))
+    except ChallengerEvaluationError as error:
+        raise dg.Failure(str(error)) from error
+    for warning in found.warnings:
+        context.log.warning(warning)
+    lake.write_record("evaluation", {**found.record(), "evaluated_at": time.time()})
+    return dg.MaterializeResult(metadata=_evaluation_metadata(found, registry.run_url(found.mlflow_run_id)))
+
+
+def _evaluation_metadata(found: "ChallengerEvaluation", run_url: str) -> dict[str, dg.RawMetadataValue]:
+    """What the evaluation materialisation shows: versions, metrics, cost, the gate's table, the confusion matrix."""
+    challenger, champion, decision, coverage = found.challenger, found.champion, found.decision, found.coverage
     metadata: dict[str, dg.RawMetadataValue] = {
-        "challenger_version": challenger_version, "champion_version": str(champion_version),
-        "gate_passed": decision.passed, "mlflow_run": dg.MetadataValue.url(registry.run_url(run_id)), "test_rows": len(test),
-        "recent_traffic_rows": len(recent),
+        "challenger_version": found.challenger_version, "champion_version": str(found.champion_version),
+        "gate_passed": decision.passed, "mlflow_run": dg.MetadataValue.url(run_url), "test_rows": found.test_rows,
+        "recent_traffic_rows": found.recent_rows,
         "challenger_macro_f1": challenger.macro_f1, "challenger_accuracy": challenger.accuracy,
         "challenger_ece": challenger.ece, "challenger_cost_per_1000": challenger.expected_cost_per_1000,
-        "comparison": dg.MetadataValue.md(comparison), "gate": dg.MetadataValue.md(decision.markdown()),
+        "comparison": dg.MetadataValue.md(found.comparison), "gate": dg.MetadataValue.md(decision.markdown()),
         "cost_model_unpriced_labels": dg.MetadataValue.json(coverage.unpriced),
         "cost_model_unknown_labels": dg.MetadataValue.json(coverage.unknown),
         "cost_model_coverage": dg.MetadataValue.md(coverage.markdown()),
         "per_class": dg.MetadataValue.md(challenger.per_class_markdown()),
-        "confusion_matrix": path_metadata(out_dir / "confusion_challenger.png"),
-        "confusion_matrix_image": dg.MetadataValue.md(_inline_png(out_dir / "confusion_challenger.png")),
+        "confusion_matrix": path_metadata(found.confusion_png),
+        "confusion_matrix_image": dg.MetadataValue.md(_inline_png(found.confusion_png)),
     }
     if challenger.abstention is not None:
         metadata.update({"abstention_threshold": challenger.abstention.threshold,
                          "abstention_coverage": challenger.abstention.coverage,
                          "abstention_covered_accuracy": challenger.abstention.covered_accuracy,
                          "challenger_cost_per_1000_with_fallback": challenger.abstention.cost_per_1000,
-                         "abstention": dg.MetadataValue.md(abstention_table)})
+                         "abstention": dg.MetadataValue.md(found.abstention_table)})
     if champion is not None:
         metadata.update({"champion_macro_f1": champion.macro_f1, "champion_cost_per_1000": champion.expected_cost_per_1000})
-    if "challenger" in recent_reports:
-        metadata["recent_traffic_challenger_macro_f1"] = recent_reports["challenger"].macro_f1
-    return dg.MaterializeResult(metadata=metadata)
+    if found.recent_challenger_macro_f1 is not None:
+        metadata["recent_traffic_challenger_macro_f1"] = found.recent_challenger_macro_f1
+    return metadata
 
 
 def promotion_gate(lake: DataLake) -> dg.AssetCheckResult:
