@@ -3,7 +3,9 @@ figures in bench/README.md from the JSON.
 
 A table lives between `<!-- figures:<benchmark> -->` and `<!-- /figures -->` in the README: every summary row of
 bench/results/<benchmark>.json, with its baseline, ratio, target, whether it was met, and the commit and machine it
-was measured on. Nothing between the markers is written by hand.
+was measured on. Benchmarks with more in their JSON than their rows also get detail tables between
+`<!-- details:<benchmark> -->` and `<!-- /details -->` (bench/details.py). Nothing between the markers is written by
+hand.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import json
 import re
 from pathlib import Path
 
+from bench.details import RENDERERS
 from bench.machine import RESULTS, ROW_LIBRARIES
 
 README = Path(__file__).parent / "README.md"
 TABLE = re.compile(r"(<!-- figures:(?P<name>[a-z0-9_]+) -->\n).*?(<!-- /figures -->)", re.DOTALL)
+DETAILS = re.compile(r"(<!-- details:(?P<name>[a-z0-9_]+) -->\n).*?(<!-- /details -->)", re.DOTALL)
 
 
 def build_summary(results_dir: Path = RESULTS) -> list[dict[str, object]]:
@@ -55,14 +59,20 @@ def figures_table(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_readme(text: str, rows: list[dict[str, object]]) -> str:
-    """`text` with every figures block replaced by the table of its benchmark's rows."""
+def render_readme(text: str, rows: list[dict[str, object]], results_dir: Path = RESULTS) -> str:
+    """`text` with every figures block replaced by the table of its benchmark's rows, and every details block by the
+    detail tables rendered from its benchmark's JSON."""
     def table(match: re.Match[str]) -> str:
         mine = [row for row in rows if row["benchmark"] == match["name"]]
         body = figures_table(mine) if mine else f"(no results: run `python -m bench.{match['name']}`)\n"
         return match.group(1) + body + match.group(3)
 
-    return TABLE.sub(table, text)
+    def details(match: re.Match[str]) -> str:
+        path = results_dir / f"{match['name']}.json"
+        body = RENDERERS[match["name"]](json.loads(path.read_text())) if path.is_file() else "(no results)\n"
+        return match.group(1) + body + match.group(3)
+
+    return DETAILS.sub(details, TABLE.sub(table, text))
 
 
 def main() -> None:

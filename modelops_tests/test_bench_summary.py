@@ -63,3 +63,23 @@ def test_earlier_results_do_not_make_the_tree_dirty_but_code_and_docs_do() -> No
     porcelain = [" M bench/results/sensor_tick.json", "?? bench/results/new.json", " M bench/serving_latency.py",
                  "M  README.md"]
     assert code_changes(porcelain) == [" M bench/serving_latency.py", "M  README.md"]
+
+
+def test_detail_tables_are_rendered_from_the_benchmark_json(tmp_path: Path) -> None:
+    runs = [{"strategy": s, "k": 50, "seed": seed, "new_domain_labels": n}
+            for s, n in (("queue", 29), ("random", 14)) for seed in range(3)]
+    payload = {"label_efficiency": {"runs": runs, "median": {"queue-k50": 0.59, "random-k50": 0.56},
+                                    "spread": {"queue-k50": [0.58, 0.60], "random-k50": [0.55, 0.57]},
+                                    "ratios": {"50": {"random_labels_needed": 163.4, "ratio": 3.268}}},
+               "abstention": {"0.3": {"threshold": 0.64, "saving_median": 0.447, "saving_min": 0.398,
+                                      "saving_max": 0.479, "coverage_median": 0.556}},
+               "new_topics": {"trials": [{"holding_planted": 1}, {"holding_planted": 2}], "purity_median": 1.0,
+                              "purity_min": 0.96, "holding_planted_median": 1.5, "recall_median": 0.62}}
+    (tmp_path / "label_efficiency.json").write_text(json.dumps(payload))
+    readme = "prose\n<!-- details:label_efficiency -->\n| hand-copied | 0.1 |\n<!-- /details -->\nafter\n"
+    rendered = render_readme(readme, [], tmp_path)
+    assert "hand-copied" not in rendered and rendered.startswith("prose\n") and rendered.endswith("after\n")
+    assert "| 50 | 0.590 (0.580-0.600) | 0.560 (0.550-0.570) | 29 / 14 | 163 | 3.27x |" in rendered
+    assert "| 0.3 | 0.640 | 55.6 % | 44.7 % (39.8 %-47.9 %) |" in rendered
+    assert "1.5 (1 / 1 / 0 of 2)" in rendered
+    assert render_readme(rendered, [], tmp_path) == rendered
