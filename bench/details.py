@@ -109,5 +109,20 @@ def label_efficiency(payload: dict[str, Any]) -> str:
     return "\n".join([queue, abstention, discovery])
 
 
+def incremental_vs_full(payload: dict[str, Any]) -> str:
+    rows = []
+    for name, scenario in payload["scenarios"].items():
+        full, inc = scenario["full"], scenario["incremental"]
+        rows.append([name, f"{scenario['champion_post_drift_macro_f1']:.3f}",
+                     f"{full['post_drift_macro_f1']:.4f} / {full['seconds']:.1f} s",
+                     f"{inc['post_drift_macro_f1']:.4f} / {inc['seconds']:.1f} s",
+                     _pct(scenario["macro_f1_ratio"], 1), f"{scenario['time_ratio']:.3f}",
+                     f"{inc['train_loop_seconds'] / full['train_loop_seconds']:.3f}",
+                     f"{inc['pre_drift_macro_f1']:.4f} / {full['pre_drift_macro_f1']:.4f}"])
+    return _table(["scenario", "champion post-drift", "full: F1 / time", "incremental: F1 / time", "F1 ratio",
+                   "time ratio", "training-loop time ratio", "pre-drift F1 inc / full"], rows)
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"drift_real_data": drift_real_data,
+                                                          "incremental_vs_full": incremental_vs_full,
                                                           "label_efficiency": label_efficiency}
