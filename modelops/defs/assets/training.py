@@ -53,34 +53,6 @@ def _training_config(policies: Policies, config: LoraAdapterConfig):
         raise dg.Failure(f"Invalid training configuration ({policies.training_config}): {exc}") from exc
 
 
-def _incremental_inputs(curated_train: "pd.DataFrame", lake: DataLake, registry, replay: float, seed: int,
-                        base_sha256: str, context: dg.AssetExecutionContext) -> tuple["pd.DataFrame", Path | None, str | None]:
-    """New+replay examples, the warm-start adapter and its version; (all examples, None, None) when there is no
-    champion yet (the run falls back to full)."""
-    from modelops.core.train import incremental_training_set
-
-    champion = registry.alias_version("champion")
-    if champion is None:
-        context.log.warning("no champion yet: incremental run falls back to training from the base")
-        return curated_train, None, None
-    info = registry.version_info(champion)
-    if info["tags"].get("base_sha256", base_sha256) != base_sha256:
-        raise dg.Failure(f"The champion v{champion} runs on base {info['tags'].get('base_name')} (sha256 "
-                         f"{info['tags']['base_sha256'][:12]}), not on the configured base: an adapter cannot warm-start "
-                         "across bases. Set base_model_path to the champion's base (after `modelops migrate`) or run a "
-                         "full retrain.")
-    adapter = registry.download_adapter(champion, Path(lake.home) / "adapters" / f"champion-v{champion}")
-    seen_path = lake.settings.curated_dir / f"{info['tags'].get('data_content_hash', '')}.parquet"
-    if not seen_path.is_file():
-        raise dg.Failure(f"The champion's training data {seen_path} is gone; run a full retrain instead.")
-    import pandas as pd
-
-    seen = pd.read_parquet(seen_path, columns=["id"])["id"]
-    frame = incremental_training_set(curated_train, set(seen), replay, seed)
-    context.log.info(f"incremental: {len(frame)} examples ({(~frame['id'].isin(seen)).sum()} new) on champion v{champion}")
-    return frame, adapter, champion
-
-
 def _run_training(context: dg.AssetExecutionContext, launcher: TrainingLauncher, job: TrainingJob) -> dict:
     """Run the training process through Pipes; its reported metadata, or a Failure carrying the process's own error."""
     from dagster._core.errors import DagsterPipesExecutionError
@@ -94,21 +66,6 @@ def _run_training(context: dg.AssetExecutionContext, launcher: TrainingLauncher,
     return dict(reported.metadata or {})
 
 
-def _remove_leftovers_of_killed_runs(registry, home: Path, context: dg.AssetExecutionContext) -> None:
-    """Finalise the MLflow runs of killed training processes and delete what they left on disk: their inputs
-    (`training/<dagster run>`) and unregistered adapter folders (`adapters/<mlflow run>` and its `.partial`)."""
-    from modelops.core.train import partial_dir
-
-    for run in registry.finalise_orphaned_runs():
-        adapter = home / "adapters" / run.info.run_id
-        leftovers = [adapter, partial_dir(adapter)]
-        if dagster_run := run.data.tags.get(MlflowTag.DAGSTER_RUN_ID):
-            leftovers.append(home / "training" / dagster_run)
-        for folder in (f for f in leftovers if f.exists()):
-            shutil.rmtree(folder, ignore_errors=True)
-            context.log.info(f"removed {folder}, left by killed MLflow run {run.info.run_id}")
-
-
 def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, lake: DataLake, base_model: BaseModel,
                  mlflow: MlflowRegistry, policies: Policies, training: TrainingLauncher) -> dg.MaterializeResult:
     """A LoRA adapter (+ classification head) trained in its own process (Dagster Pipes), tracked in MLflow, aliased `challenger`."""
@@ -116,6 +73,7 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
     from modelops.core.base_model import BaseModelError
     from modelops.core.curate import content_hash
     from modelops.core.train import TRAINING_CONFIG_ARTIFACT, TrainingConfigError, partial_dir
+    from modelops.core.training_run import incremental_inputs, remove_leftovers_of_killed_runs
 
     settings = _training_config(policies, config)
     curated, record = read_curated(lake)
@@ -129,16 +87,21 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
     init_adapter, warm_start = None, None
     if settings.mode == "incremental":
         try:
-            train, init_adapter, warm_start = _incremental_inputs(
-                train, lake, registry, settings.replay_fraction, settings.seed, base.sha256, context)
+            found = incremental_inputs(train, registry, Path(lake.home), lake.settings.curated_dir,
+                                       settings.replay_fraction, settings.seed, base.sha256)
         except TrainingConfigError as exc:
             raise dg.Failure(str(exc)) from exc
+        train, init_adapter, warm_start = found.train, found.adapter, found.champion
         if init_adapter is None:
+            context.log.warning("no champion yet: incremental run falls back to training from the base")
             settings = dataclasses.replace(settings, mode="full")
+        else:
+            context.log.info(f"incremental: {len(train)} examples ({found.new_rows} new) on champion v{warm_start}")
     tags = {**mlflow.dagster_run_tags(context.run_id), MlflowTag.TRAINING_MODE: settings.mode,
             MlflowTag.DATA_CONTENT_HASH: record["content_hash"], MlflowTag.BASE_SHA256: base.sha256,
             **{f"dagster.{k}": v for k, v in context.run.tags.items() if k.startswith("modelops/")}}
-    _remove_leftovers_of_killed_runs(registry, Path(lake.home), context)
+    for folder, killed in remove_leftovers_of_killed_runs(registry, Path(lake.home)):
+        context.log.info(f"removed {folder}, left by killed MLflow run {killed}")
     work = Path(lake.home) / "training" / context.run_id  # the training process's inputs and error report
     with registry.run(f"train-{settings.mode}", tags) as run_id:
         registry.log_params(run_id, {**settings.to_params(), "base_name": base.name, "base_sha256": base.sha256,
