@@ -180,7 +180,7 @@ def evaluation(context: dg.AssetExecutionContext, lake: DataLake, base_model: Ba
     return dg.MaterializeResult(metadata=_evaluation_metadata(found, registry.run_url(found.mlflow_run_id)))
 
 
-def _evaluation_metadata(found: "ChallengerEvaluation", run_url: str) -> dict[str, dg.RawMetadataValue]:
+def _evaluation_metadata(found: "ChallengerEvaluation", run_url: str) -> dict:
     """What the evaluation materialisation shows: versions, metrics, cost, the gate's table, the confusion matrix."""
     challenger, champion, decision, coverage = found.challenger, found.champion, found.decision, found.coverage
     metadata: dict[str, dg.RawMetadataValue] = {
