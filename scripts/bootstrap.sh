@@ -10,8 +10,7 @@ WANT=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then exit 0; fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-# --no-compile: bytecode is written on first import, for the modules used only (torch alone ships thousands)
-.venv/bin/python -m pip install --quiet --no-compile "torch==2.13.0"
-.venv/bin/python -m pip install --quiet --no-compile -e ".[test,bench]"
+.venv/bin/python -m pip install --quiet "torch==2.13.0"
+.venv/bin/python -m pip install --quiet -e ".[test,bench]"
 echo "$WANT" > "$STAMP"
 echo "bootstrap: .venv ready"
