@@ -283,7 +283,7 @@ class ModelRegistry:
         liveness cannot be checked from here. A reused pid only delays finalisation until that process ends.
         """
         with _OPEN_RUNS_LOCK, self._store_call("look for runs left RUNNING by killed processes"):
-            running = self.client.search_runs([self.experiment_id], "attributes.status = 'RUNNING'", max_results=200)
+            running = self.search_runs("attributes.status = 'RUNNING'", max_results=200)
             orphans = [found for found in running if MlflowTag.OWNER in found.data.tags
                        and _owner_alive(found.data.tags[MlflowTag.OWNER], found.info.run_id) is False]
         for found in orphans:

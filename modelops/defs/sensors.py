@@ -87,8 +87,7 @@ def traffic_drift(lake: DataLake, mlflow: MlflowRegistry, policies: Policies, ro
     drift-check`), it checks the newest batches (at least `rows` valid rows, min_window_rows by default) without
     moving the sensor's cursor or quarantining anything.
     """
-    from modelops.core.drift import DriftConfig, check_drift
-    from modelops.core.drift_decision import window_key
+    from modelops.core.drift import DriftConfig
     from modelops.core.traffic import TrafficWindow, list_batches, validate_batch
 
     config = DriftConfig.from_yaml(Path(policies.drift_config))
@@ -109,12 +108,7 @@ def traffic_drift(lake: DataLake, mlflow: MlflowRegistry, policies: Policies, ro
     if len(window.valid) < wanted:
         raise dg.Failure(f"not enough captured traffic: {len(window.valid)} valid rows, {wanted} needed "
                          f"(min_window_rows is {config.min_window_rows})")
-    result = check_drift(reference[0], window.valid, reference[1], config, reference[2])
-    report_run = _log_drift_report(mlflow, window_key(window.usable_ids), result, reference[2], window.usable_ids,
-                                   champion)
-    metadata = {**_window_metadata(result, window.received, window.quarantined,
-                                   mlflow.registry().run_url(report_run), champion),
-                "batches": len(window.usable_ids)}
+    result, _, _, metadata = _check_and_report(mlflow, window, reference, champion, config)
     return dg.AssetCheckResult(**_drift_evaluation(result, metadata))
 
 
@@ -153,21 +147,30 @@ def _skip(context: dg.SensorEvaluationContext, reason: str, cursor: "SensorCurso
     return dg.SensorResult(skip_reason=dg.SkipReason(reason), cursor=cursor.to_json(), **events)
 
 
-def _check_window(context: dg.SensorEvaluationContext, keys: CustomisationKeys, mlflow: MlflowRegistry,
-                  traffic: "TrafficWindow", reference: tuple, champion: str, config) -> tuple:
-    """Evidently drift check of the window, its MLflow report, and the observation and check evaluation that chart
-    it in Dagster; returns (result, report run id, asset events)."""
+def _check_and_report(mlflow: MlflowRegistry, window: "TrafficWindow", reference: tuple, champion: str,
+                      config) -> tuple:
+    """Evidently drift check of a window against the champion's reference and its MLflow report; returns (result,
+    window key, report run id, the window's Dagster metadata)."""
     from modelops.core.drift import check_drift
     from modelops.core.drift_decision import window_key
 
-    usable = traffic.usable_ids
-    result = check_drift(reference[0], traffic.valid, reference[1], config, reference[2])
-    key = window_key(usable)
-    report_run = _log_drift_report(mlflow, key, result, reference[2], usable, champion)
-    metadata = {**_window_metadata(result, traffic.received, traffic.quarantined,
+    result = check_drift(reference[0], window.valid, reference[1], config, reference[2])
+    key = window_key(window.usable_ids)
+    report_run = _log_drift_report(mlflow, key, result, reference[2], window.usable_ids, champion)
+    metadata = {**_window_metadata(result, window.received, window.quarantined,
                                    mlflow.registry().run_url(report_run), champion),
-                "drift_event": key, "batches": len(usable)}
+                "batches": len(window.usable_ids)}
+    return result, key, report_run, metadata
+
+
+def _check_window(context: dg.SensorEvaluationContext, keys: CustomisationKeys, mlflow: MlflowRegistry,
+                  traffic: "TrafficWindow", reference: tuple, champion: str, config) -> tuple:
+    """The sensor's check of a new window, with the observation and check evaluation that chart it in Dagster;
+    returns (result, report run id, asset events)."""
+    result, key, report_run, metadata = _check_and_report(mlflow, traffic, reference, champion, config)
+    metadata["drift_event"] = key
     traffic_asset = keys.asset("production_traffic")
+    usable = traffic.usable_ids
     context.log.info(f"window {key}: severity {result.severity}, share drifted {result.share_drifted:.2f}, "
                      f"estimated accuracy {result.estimated_accuracy_current:.3f}")
     return result, report_run, [
