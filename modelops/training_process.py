@@ -14,36 +14,12 @@ import os
 import socket
 import threading
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from modelops.core.training_run import TrainingJob
+
 OWNER_POLL_SECONDS = 2.0
-
-
-@dataclass(frozen=True)
-class TrainingJob:
-    """Everything the training process needs, as plain values (it travels as JSON in the Pipes extras)."""
-
-    train_path: str  # parquet with text,label
-    validation_path: str
-    base_path: str
-    base_task_type: str
-    training: dict[str, Any]  # TrainingConfig.from_dict input
-    output_dir: str
-    tracking_uri: str
-    model_name: str
-    mlflow_run_id: str
-    error_path: str  # where the first process writes why it failed, for the launching asset's error message
-    init_adapter: str | None = None
-    owner_pid: int | None = None  # the launching run worker, when on this host: training stops if it dies
-
-    def to_extras(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_extras(cls, extras: dict[str, Any]) -> TrainingJob:
-        return cls(**{name: extras[name] for name in cls.__dataclass_fields__ if name in extras})
 
 
 def stop_when_owner_dies(pid: int, poll_seconds: float = OWNER_POLL_SECONDS) -> threading.Thread:

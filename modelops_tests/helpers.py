@@ -154,3 +154,9 @@ def report_from_counts(counts: dict[tuple[str, str], int], labels: list[str] = G
         y_true += [true] * count
         rows += [row] * count
     return evaluate(y_true, np.array(rows), labels, GATE_COSTS)
+
+
+def override(resources: dict, concern: str, customisation: str, entry: object) -> dict:
+    """`resources` with one customisation's entry of a concern (`lakes`, `mlflow`, `policies`) replaced."""
+    by_name = resources[concern]
+    return {**resources, concern: type(by_name)(customisations={**by_name.customisations, customisation: entry})}

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from modelops.training_process import TrainingJob
+from modelops.core.training_run import TrainingJob
 
 WATCHED = """
 import sys, time

@@ -1,4 +1,4 @@
-"""Every tag name modelops writes, in one place.
+"""Every tag name modelops writes, and the MLflow artifact paths read across layers, in one place.
 
 Dagster run tags (`modelops/<name>`) are shown and filterable in the Dagster UI and carry a run's cause; MLflow run
 tags (`modelops.<name>`) link tracking runs to their inputs, their Dagster run and the gate's decision. `lineage`
@@ -37,3 +37,7 @@ class MlflowTag:
     CHALLENGER_VERSION: Final = "modelops.challenger_version"
     CHAMPION_VERSION: Final = "modelops.champion_version"
     GATE_PASSED: Final = "modelops.gate_passed"
+
+
+class MlflowArtifact:
+    DRIFT_REPORT: Final = "drift/report.html"  # a drift check's Evidently report; retraining runs keep a copy

@@ -7,26 +7,26 @@ import dagster as dg
 from modelops.defs.assets.data import read_curated
 from modelops.core.markdown import frame_table
 from modelops.defs.metadata import counts_table
-from modelops.defs.resources import DataLake
+from modelops.defs.resources import DataLakes, customisation_of
 
-def curated_no_leakage(lake: DataLake) -> dg.AssetCheckResult:
+def curated_no_leakage(context: dg.AssetCheckExecutionContext, lakes: DataLakes) -> dg.AssetCheckResult:
     """No example (by id or identical text) appears in more than one split."""
     from modelops.core.curate import leakage
 
-    curated, _ = read_curated(lake)
+    curated, _ = read_curated(lakes.of(customisation_of(context)))
     leaked = leakage(curated)
     return dg.AssetCheckResult(passed=leaked.empty, metadata={
         "leaked_rows": len(leaked), "sample": dg.MetadataValue.md(frame_table(leaked.head(10), index=False))})
 
 
-def curated_min_examples_per_label(lake: DataLake) -> dg.AssetCheckResult:
+def curated_min_examples_per_label(context: dg.AssetCheckExecutionContext, lakes: DataLakes) -> dg.AssetCheckResult:
     """Every label trained on has enough training and test examples to learn and to be evaluated (labels still short
     are held back by curation as pending)."""
     from modelops.core.curate import (
         MIN_TEST_EXAMPLES_PER_LABEL, MIN_TRAIN_EXAMPLES_PER_LABEL, short_labels, split_counts,
     )
 
-    curated, _ = read_curated(lake)
+    curated, _ = read_curated(lakes.of(customisation_of(context)))
     counts = split_counts(curated)
     short = short_labels(counts)
     return dg.AssetCheckResult(passed=short.empty, metadata={
@@ -35,20 +35,20 @@ def curated_min_examples_per_label(lake: DataLake) -> dg.AssetCheckResult:
         "counts": dg.MetadataValue.md(frame_table(counts))})
 
 
-def curated_no_pii_residue(lake: DataLake) -> dg.AssetCheckResult:
+def curated_no_pii_residue(context: dg.AssetCheckExecutionContext, lakes: DataLakes) -> dg.AssetCheckResult:
     """No e-mail, phone, card or IBAN pattern survives redaction."""
     from modelops.core.curate import pii_residue
 
-    curated, _ = read_curated(lake)
+    curated, _ = read_curated(lakes.of(customisation_of(context)))
     residue = pii_residue(curated["text"])
     return dg.AssetCheckResult(passed=sum(residue.values()) == 0, metadata={"residue": counts_table(residue, "pii_type")})
 
 
-def curated_schema(lake: DataLake) -> dg.AssetCheckResult:
+def curated_schema(context: dg.AssetCheckExecutionContext, lakes: DataLakes) -> dg.AssetCheckResult:
     """Columns id, text, label, split, source; no empty text or label; only known splits."""
     from modelops.core.curate import CURATED_COLUMNS, SPLITS
 
-    curated, _ = read_curated(lake)
+    curated, _ = read_curated(lakes.of(customisation_of(context)))
     problems = []
     if list(curated.columns) != CURATED_COLUMNS:
         problems.append(f"columns {list(curated.columns)} != {CURATED_COLUMNS}")

@@ -1,28 +1,24 @@
 """One customisation's Dagster objects, generated from its name: assets under its key prefix and in its own group,
 their checks, its jobs, its drift sensor and weekly schedule. `modelops.definitions` builds one set per customisation.
 
-The bodies live in modelops.defs.assets / checks / sensors and take their resources as arguments; the wrappers here
-only give them this customisation's resources (`<name>_lake`, `<name>_mlflow`, `<name>_policies`).
+The bodies (modelops.defs.assets / checks / sensors) are decorated here as they are: each finds its customisation
+from its asset key and takes its resources by parameter name.
 """
 
-# No `from __future__ import annotations` here: Dagster reads config annotations at definition time.
-
 from collections.abc import Callable
-from inspect import cleandoc
 from dataclasses import dataclass
+from inspect import cleandoc
+from typing import Any
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from modelops.core.tags import DagsterTag
 from modelops.defs import checks, sensors
 from modelops.defs.assets import data, labelling, traffic, training
-from modelops.defs.assets.data import RawExamplesConfig
-from modelops.defs.assets.training import TRAINING_POOL, LoraAdapterConfig
+from modelops.defs.assets.training import TRAINING_POOL
 from modelops.defs.resources import CustomisationKeys
-from modelops.defs.sensors import TrafficDriftConfig
 
-SHARED = {"base_model", "training"}
+AssetJob = Any  # what dg.define_asset_job returns (Dagster does not export its type)
 
 
 @dataclass(frozen=True)
@@ -39,19 +35,19 @@ class CustomisationDefs:
     champion: dg.AssetsDefinition
     data_checks: list[dg.AssetChecksDefinition]
     promotion_gate: dg.AssetChecksDefinition
-    data_job: UnresolvedAssetJobDefinition
-    retrain_job: UnresolvedAssetJobDefinition
-    bootstrap_job: UnresolvedAssetJobDefinition
-    migration_job: UnresolvedAssetJobDefinition
-    drift_check_job: UnresolvedAssetJobDefinition
+    data_job: AssetJob
+    retrain_job: AssetJob
+    bootstrap_job: AssetJob
+    migration_job: AssetJob
+    drift_check_job: AssetJob
     traffic_drift: dg.AssetChecksDefinition
     drift_sensor: dg.SensorDefinition
     weekly_retrain: dg.ScheduleDefinition
 
     @property
     def assets(self) -> list[dg.AssetsDefinition]:
-        return [self.raw_examples, self.production_traffic, self.labelling_queue, self.curated_training_set, self.lora_adapter,
-                self.evaluation, self.champion]
+        return [self.raw_examples, self.production_traffic, self.labelling_queue, self.curated_training_set,
+                self.lora_adapter, self.evaluation, self.champion]
 
     @property
     def training_assets(self) -> list:
@@ -63,97 +59,49 @@ class CustomisationDefs:
         return [*self.data_checks, self.promotion_gate, self.traffic_drift]
 
     @property
-    def jobs(self) -> list[UnresolvedAssetJobDefinition]:
+    def jobs(self) -> list[AssetJob]:
         return [self.data_job, self.retrain_job, self.bootstrap_job, self.migration_job, self.drift_check_job]
-
-
-def _check(keys: CustomisationKeys, body: Callable[..., dg.AssetCheckResult], asset: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=keys.asset(asset), name=body.__name__, blocking=True, description=cleandoc(body.__doc__),
-                    required_resource_keys={keys.lake})
-    def check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        return body(getattr(context.resources, keys.lake))
-
-    return check
 
 
 def customisation_defs(name: str) -> CustomisationDefs:
     """Assets, checks, jobs, sensor and schedule of the customisation `name` (its resources come from settings)."""
     keys = CustomisationKeys(name)
-    own = {keys.lake, keys.mlflow, keys.policies}
 
-    def asset(asset_name: str, body: Callable, kinds: set[str], stage: str, needs: set[str], deps: list[str] = (),
-              **kwargs) -> Callable:
-        return dg.asset(key=keys.asset(asset_name), group_name=name, kinds=kinds, deps=[keys.asset(d) for d in deps],
-                        description=cleandoc(body.__doc__), required_resource_keys=needs, tags={DagsterTag.STAGE: stage,
-                                                                                       **kwargs.pop("tags", {})},
-                        **kwargs)
+    def asset(body: Callable, kinds: set[str], stage: str, deps: tuple[str, ...] = (), tags: dict | None = None,
+              **kwargs: Any) -> dg.AssetsDefinition:
+        return dg.asset(key=keys.asset(body.__name__), group_name=name, kinds=kinds,
+                        deps=[keys.asset(d) for d in deps], description=cleandoc(body.__doc__),
+                        tags={DagsterTag.STAGE: stage, **(tags or {})}, **kwargs)(body)
 
-    @asset("raw_examples", data.raw_examples, {"pandas", "parquet"}, "data", {keys.lake})
-    def raw_examples(context: dg.AssetExecutionContext, config: RawExamplesConfig) -> dg.MaterializeResult:
-        return data.raw_examples(context, config, getattr(context.resources, keys.lake))
+    def check(body: Callable, on: str, **kwargs: Any) -> dg.AssetChecksDefinition:
+        return dg.asset_check(asset=keys.asset(on), name=body.__name__, description=cleandoc(body.__doc__),
+                              **{"blocking": True, **kwargs})(body)
 
-    batches = dg.DynamicPartitionsDefinition(name=keys.traffic_batches)
-
-    @asset("production_traffic", traffic.production_traffic, {"parquet"}, "monitoring", {keys.lake},
-           partitions_def=batches)
-    def production_traffic(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        return traffic.production_traffic(context, getattr(context.resources, keys.lake))
-
-    @asset("labelling_queue", labelling.labelling_queue, {"csv"}, "monitoring", {keys.lake, keys.policies},
-           deps=["production_traffic"], partitions_def=batches)
-    def labelling_queue(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        return labelling.labelling_queue(context, getattr(context.resources, keys.lake),
-                                         getattr(context.resources, keys.policies))
-
-    @asset("curated_training_set", data.curated_training_set, {"pandas", "parquet"}, "data", {keys.lake},
-           deps=["raw_examples", "production_traffic"])
-    def curated_training_set(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        return data.curated_training_set(context, getattr(context.resources, keys.lake))
-
-    @asset("lora_adapter", training.lora_adapter, {"pytorch", "mlflow"}, "training", own | SHARED,
-           deps=["curated_training_set"], tags={DagsterTag.TRAINING: "true"}, pool=TRAINING_POOL)
-    def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig) -> dg.MaterializeResult:
-        lake, mlflow, policies = keys.resources(context)
-        return training.lora_adapter(context, config, lake, context.resources.base_model, mlflow, policies,
-                                     context.resources.training)
-
-    @asset("evaluation", training.evaluation, {"pytorch", "mlflow"}, "evaluation", own | {"base_model"},
-           deps=["lora_adapter"])
-    def evaluation(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        lake, mlflow, policies = keys.resources(context)
-        return training.evaluation(context, lake, context.resources.base_model, mlflow, policies)
-
-    @asset("champion", training.champion, {"mlflow"}, "promotion", own | {"base_model"}, deps=["evaluation"])
-    def champion(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        lake, mlflow, policies = keys.resources(context)
-        return training.champion(context, lake, context.resources.base_model, mlflow, policies)
-
-    def job(job_name: str, assets: list, description: str, training_run: bool = True) -> UnresolvedAssetJobDefinition:
+    def job(job_name: str, assets: list, description: str, training_run: bool = True) -> AssetJob:
         return dg.define_asset_job(keys.job(job_name), selection=dg.AssetSelection.assets(*assets),
                                    description=description,
                                    tags={DagsterTag.TRAINING: "true"} if training_run else None)
 
+    batches = dg.DynamicPartitionsDefinition(name=keys.traffic_batches)
+    raw_examples = asset(data.raw_examples, {"pandas", "parquet"}, "data")
+    production_traffic = asset(traffic.production_traffic, {"parquet"}, "monitoring", partitions_def=batches)
+    labelling_queue = asset(labelling.labelling_queue, {"csv"}, "monitoring", ("production_traffic",),
+                            partitions_def=batches)
+    curated_training_set = asset(data.curated_training_set, {"pandas", "parquet"}, "data",
+                                 ("raw_examples", "production_traffic"))
+    lora_adapter = asset(training.lora_adapter, {"pytorch", "mlflow"}, "training", ("curated_training_set",),
+                         tags={DagsterTag.TRAINING: "true"}, pool=TRAINING_POOL)
+    evaluation = asset(training.evaluation, {"pytorch", "mlflow"}, "evaluation", ("lora_adapter",))
+    champion = asset(training.champion, {"mlflow"}, "promotion", ("evaluation",))
+    traffic_drift = check(sensors.traffic_drift, "production_traffic", blocking=False)
     retrain_job = job("retrain_job", [curated_training_set, lora_adapter, evaluation, champion],
                       "Curate, train a LoRA adapter (run config picks full or incremental), evaluate, promote through "
                       "the gate.")
-
-    @dg.asset_check(asset=production_traffic, name="traffic_drift", blocking=False, required_resource_keys=own,
-                    description=cleandoc(sensors.traffic_drift.__doc__))
-    def traffic_drift(context: dg.AssetCheckExecutionContext, config: TrafficDriftConfig) -> dg.AssetCheckResult:
-        return sensors.traffic_drift(*keys.resources(context), rows=config.rows)
-
-    @dg.sensor(name=keys.job("drift_sensor"), job=retrain_job, minimum_interval_seconds=15,
-               default_status=dg.DefaultSensorStatus.RUNNING, required_resource_keys=own,
-               description=cleandoc(sensors.drift_sensor.__doc__))
-    def drift(context: dg.SensorEvaluationContext, **_resources: object) -> dg.SensorResult | dg.SkipReason:
-        # Called directly (`sensor(context)`, as tests do), Dagster also passes the required resources as keywords.
-        return sensors.drift_sensor(context, keys, *keys.resources(context))
-
     return CustomisationDefs(
         keys=keys, raw_examples=raw_examples, production_traffic=production_traffic, labelling_queue=labelling_queue,
         curated_training_set=curated_training_set, lora_adapter=lora_adapter, evaluation=evaluation, champion=champion,
-        data_checks=[_check(keys, body, "curated_training_set") for body in checks.DATA_CHECKS],
-        promotion_gate=_check(keys, training.promotion_gate, "evaluation"),
+        data_checks=[check(body, "curated_training_set") for body in checks.DATA_CHECKS],
+        promotion_gate=check(training.promotion_gate, "evaluation"),
         data_job=job("data_job", [raw_examples, curated_training_set],
                      "Ingest raw examples and rebuild the curated training set.", training_run=False),
         retrain_job=retrain_job,
@@ -166,7 +114,7 @@ def customisation_defs(name: str) -> CustomisationDefs:
             keys.job("drift_check_job"), selection=dg.AssetSelection.checks(traffic_drift),
             description="`modelops drift-check`: the traffic_drift check on the newest captured traffic."),
         traffic_drift=traffic_drift,
-        drift_sensor=drift,
+        drift_sensor=sensors.drift_sensor(keys, retrain_job),
         weekly_retrain=dg.ScheduleDefinition(
             name=keys.job("weekly_full_retrain"), job=retrain_job, cron_schedule="0 3 * * 0",
             run_config=keys.run_config(lora_adapter={"mode": "full"}), tags={DagsterTag.TRIGGER: "schedule"},

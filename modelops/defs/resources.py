@@ -1,7 +1,8 @@
-"""Dagster resources: where data lives, which base model, which MLflow store, which policy files.
+"""Dagster resources, one per concern, injected by parameter name: `lakes` (where data lives), `mlflow` (which
+MLflow store and registered model), `policies` (which policy files), `base_model` and `training` (the launcher).
 
-Each customisation has its own DataLake, MlflowRegistry and Policies under keys named after it
-(`<name>_lake`, `<name>_mlflow`, `<name>_policies`); the base model and the training launcher are shared.
+The first three hold one entry per customisation (`lakes.of(name)`); an asset or check finds its customisation's
+name in its asset key (`customisation_of(context)`). The base model and the training launcher are shared.
 """
 
 from __future__ import annotations
@@ -20,28 +21,16 @@ from modelops.settings import Settings
 if TYPE_CHECKING:
     from modelops.core.base_model import BaseModelInfo
     from modelops.core.registry import ModelRegistry
-    from modelops.training_process import TrainingJob
+    from modelops.core.training_run import TrainingJob
 
 TRAINING_MODULE = "modelops.training_process"
 
 
 @dataclass(frozen=True)
 class CustomisationKeys:
-    """The names of one customisation's Dagster objects: asset keys under its prefix, resource keys, ops and jobs."""
+    """The names of one customisation's Dagster objects: asset keys under its prefix, partitions, ops and jobs."""
 
     name: str
-
-    @property
-    def lake(self) -> str:
-        return f"{self.name}_lake"
-
-    @property
-    def mlflow(self) -> str:
-        return f"{self.name}_mlflow"
-
-    @property
-    def policies(self) -> str:
-        return f"{self.name}_policies"
 
     @property
     def traffic_batches(self) -> str:
@@ -62,13 +51,15 @@ class CustomisationKeys:
         """Run config giving each named asset of this customisation its config, e.g. run_config(lora_adapter={...})."""
         return {"ops": {f"{self.name}__{asset}": {"config": config} for asset, config in configs.items()}}
 
-    def resources(self, context: Any) -> tuple[DataLake, MlflowRegistry, Policies]:
-        """This customisation's lake, registry and policies from a run's or a sensor's context."""
-        return (getattr(context.resources, self.lake), getattr(context.resources, self.mlflow),
-                getattr(context.resources, self.policies))
+
+def customisation_of(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> str:
+    """The customisation an asset or check runs for: the first part of its asset key (CustomisationKeys.asset)."""
+    if isinstance(context, dg.AssetCheckExecutionContext):
+        return context.check_specs[0].asset_key.path[0]
+    return context.asset_key.path[0]
 
 
-class DataLake(dg.ConfigurableResource):
+class DataLake(dg.Config):
     """One customisation's folders: its user data (raw, production traffic, feedback, quarantine) and its state
     (`home`: curated sets, adapters, records)."""
 
@@ -105,13 +96,20 @@ class BaseModel(dg.ConfigurableResource):
     task_type: str = "sequence-classification"
 
     def describe(self) -> BaseModelInfo:
+        """The base's path, name, task and weights hash; a Failure naming what is wrong when it cannot be used."""
         from modelops.core.base_model import describe_base_model
         from modelops.settings import default_base_model_path
 
-        return describe_base_model(Path(self.path) if self.path else default_base_model_path(), self.task_type)  # type: ignore[arg-type]
+        from modelops.core.base_model import BaseModelError
+
+        try:
+            return describe_base_model(Path(self.path) if self.path else default_base_model_path(),
+                                       self.task_type)  # type: ignore[arg-type]
+        except BaseModelError as exc:
+            raise dg.Failure(str(exc)) from exc
 
 
-class MlflowRegistry(dg.ConfigurableResource):
+class MlflowRegistry(dg.Config):
     """The MLflow tracking + model registry store and the registered-model name of this customisation."""
 
     tracking_uri: str
@@ -131,13 +129,46 @@ class MlflowRegistry(dg.ConfigurableResource):
         return ModelRegistry(self.tracking_uri, self.model_name, root, ui_url=self.ui_url)
 
 
-class Policies(dg.ConfigurableResource):
+class Policies(dg.Config):
     """Owner-editable policy files: training defaults, evaluation cost model + gate, drift thresholds, retrain guards."""
 
     training_config: str
     evaluation_config: str
     drift_config: str
     retrain_config: str
+
+
+def _own(entries: dict[str, Any], name: str, concern: str) -> Any:
+    if name not in entries:
+        raise dg.Failure(f"No {concern} for customisation {name!r}; configured: {sorted(entries)}.")
+    return entries[name]
+
+
+class DataLakes(dg.ConfigurableResource):
+    """Every customisation's DataLake, by customisation name."""
+
+    customisations: dict[str, DataLake]
+
+    def of(self, name: str) -> DataLake:
+        return _own(self.customisations, name, "data lake")
+
+
+class MlflowRegistries(dg.ConfigurableResource):
+    """Every customisation's MLflow store and registered model, by customisation name."""
+
+    customisations: dict[str, MlflowRegistry]
+
+    def of(self, name: str) -> MlflowRegistry:
+        return _own(self.customisations, name, "MLflow registry")
+
+
+class PolicyFiles(dg.ConfigurableResource):
+    """Every customisation's policy files, by customisation name."""
+
+    customisations: dict[str, Policies]
+
+    def of(self, name: str) -> Policies:
+        return _own(self.customisations, name, "policy files")
 
 
 class TrainingLauncher(dg.ConfigurableResource):
@@ -176,8 +207,18 @@ class TrainingLauncher(dg.ConfigurableResource):
             spec["volumes"] = [{"name": "modelops-data", "persistentVolumeClaim": {"claimName": self.volume_claim}}]
         return spec
 
-    def launch(self, context: dg.AssetExecutionContext, job: TrainingJob) -> dg.PipesClientCompletedInvocation:
-        """Run the training process for `job` and wait for it; its logs and metadata flow back through Pipes."""
+    def train(self, context: dg.AssetExecutionContext, job: TrainingJob) -> dict[str, Any]:
+        """Run the training process for `job` and wait for it (its logs flow back through Pipes); the metadata it
+        reported, or a Failure carrying the process's own error."""
+        try:
+            return dict(self._launch(context, job).get_materialize_result().metadata or {})
+        except Exception as exc:
+            error = Path(job.error_path)
+            if not error.is_file():
+                raise
+            raise dg.Failure(f"The training process failed ({exc}): {error.read_text().strip()}") from exc
+
+    def _launch(self, context: dg.AssetExecutionContext, job: TrainingJob) -> dg.PipesClientCompletedInvocation:
         if self.launcher == "subprocess":
             client = dg.PipesSubprocessClient(forward_termination=True)
             return client.run(context=context, command=self.command(), extras=job.to_extras(),
@@ -190,26 +231,20 @@ class TrainingLauncher(dg.ConfigurableResource):
                                     namespace=self.namespace, extras=job.to_extras(), base_pod_spec=self.pod_spec())
 
 
-def customisation_resources(c: Settings) -> dict[str, dg.ConfigurableResource]:
-    """One customisation's lake, MLflow registered model and policy files, under its keys."""
-    keys = CustomisationKeys(c.customisation)
-    return {
-        keys.lake: DataLake(data_dir=str(c.data_dir), home=str(c.state), max_text_chars=c.max_text_chars,
-                            text_column=c.text_column, label_column=c.label_column),
-        keys.mlflow: MlflowRegistry(tracking_uri=c.tracking_uri, model_name=c.registered_model_name,
-                                    artifact_root=str(c.mlflow_artifact_root or ""), dagster_ui_url=c.dagster_ui_url),
-        keys.policies: Policies(training_config=str(c.training_config), evaluation_config=str(c.evaluation_config),
-                                drift_config=str(c.drift_config), retrain_config=str(c.retrain_config)),
-    }
-
-
 def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    """Every customisation's resources plus the shared base model and training launcher."""
-    resources: dict[str, dg.ConfigurableResource] = {
+    """The resources every customisation's assets, checks and sensor run with, by parameter name."""
+    every = settings.customisation_settings()
+    return {
+        "lakes": DataLakes(customisations={c.customisation: DataLake(
+            data_dir=str(c.data_dir), home=str(c.state), max_text_chars=c.max_text_chars, text_column=c.text_column,
+            label_column=c.label_column) for c in every}),
+        "mlflow": MlflowRegistries(customisations={c.customisation: MlflowRegistry(
+            tracking_uri=c.tracking_uri, model_name=c.registered_model_name,
+            artifact_root=str(c.mlflow_artifact_root or ""), dagster_ui_url=c.dagster_ui_url) for c in every}),
+        "policies": PolicyFiles(customisations={c.customisation: Policies(
+            training_config=str(c.training_config), evaluation_config=str(c.evaluation_config),
+            drift_config=str(c.drift_config), retrain_config=str(c.retrain_config)) for c in every}),
         "base_model": BaseModel(path=str(settings.base_model_path or "")),
         "training": TrainingLauncher(**{name: getattr(settings, f"training_{name}")
                                         for name in TrainingLauncher.model_fields}),
     }
-    for c in settings.customisation_settings():
-        resources.update(customisation_resources(c))
-    return resources

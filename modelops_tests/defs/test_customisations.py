@@ -76,12 +76,13 @@ def test_each_customisation_has_its_own_data_state_and_registered_model(two: Set
     assert support.curated_dir == support.state / "curated" and billing.adapters_dir == billing.state / "adapters"
     assert support.tracking_uri == billing.tracking_uri == two.tracking_uri  # one MLflow store, one model each
     resources = resources_from_settings(two)
-    assert set(resources) == {"base_model", "training"} | {f"{n}_{r}" for n in NAMES for r in
-                                                           ("lake", "mlflow", "policies")}
+    assert set(resources) == {"base_model", "training", "lakes", "mlflow", "policies"}
     for c in (support, billing):
-        assert (resources[f"{c.customisation}_lake"].data_dir, resources[f"{c.customisation}_lake"].home) == (
-            str(c.data_dir), str(c.state))
-        assert resources[f"{c.customisation}_mlflow"].model_name == c.registered_model_name
+        lake = resources["lakes"].of(c.customisation)
+        assert (lake.data_dir, lake.home) == (str(c.data_dir), str(c.state))
+        assert resources["mlflow"].of(c.customisation).model_name == c.registered_model_name
+    with pytest.raises(dg.Failure, match="No data lake for customisation 'nobody'; configured: \\['billing', 'support'\\]"):
+        resources["lakes"].of("nobody")
     assert two.customisation_named("billing") == billing
     with pytest.raises(SettingsError, match="Name a customisation; configured: support, billing"):
         two.customisation_named(None)

@@ -24,6 +24,7 @@ from modelops.core.traffic import TrafficRecord, TrafficWriter, list_batches, re
 from modelops.core.train import read_label_names, uses_bf16
 from modelops.defs.customisation import CustomisationDefs, customisation_defs
 from modelops.settings import PACKAGE_CONFIG_DIR, Settings
+from modelops_tests.helpers import override
 
 PERMISSIVE_GATE = """
 gate:
@@ -163,7 +164,7 @@ def test_training_runs_in_its_own_process_and_reports_through_pipes(bootstrapped
     assert "| step |" in adapter["history"].value and "val_macro_f1" in adapter["history"].value
     messages = [entry.user_message for entry in instance.all_logs(bootstrapped.run_id)]
     assert any(m.startswith("step ") and "val macro-F1" in m for m in messages)  # progress streamed to the run's log
-    assert not (settings.state / "training" / bootstrapped.run_id).exists()  # the process's inputs are cleaned up
+    assert not (settings.state / "training" / adapter["mlflow_run_id"].value).exists()  # the process's inputs are gone
 
 
 def test_a_failing_training_process_fails_the_asset_with_its_reason_and_registers_nothing(
@@ -174,9 +175,9 @@ def test_a_failing_training_process_fails_the_asset_with_its_reason_and_register
     policy.write_text("epochs: 1\nlora:\n  target_modules: [no_such_layer]\n")
     registry = _registry(settings)
     versions = {v.version for v in registry.client.search_model_versions(f"name='{settings.registered_model_name}'")}
-    broken = Policies(**{**resources[c.keys.policies].model_dump(), "training_config": str(policy)})
+    broken = Policies(**{**resources["policies"].of(c.keys.name).model_dump(), "training_config": str(policy)})
     with pytest.raises(dg.Failure, match="training process failed.*do not match the base model's layers"):
-        dg.materialize([c.lora_adapter], resources={**resources, c.keys.policies: broken}, instance=instance)
+        dg.materialize([c.lora_adapter], resources=override(resources, "policies", c.keys.name, broken), instance=instance)
     failed = registry.client.search_runs([registry.experiment_id], order_by=["attributes.start_time DESC"],
                                          max_results=1)[0]
     assert failed.info.status == "FAILED"

@@ -38,7 +38,7 @@ from modelops.core.traffic import TrafficRecord, TrafficWriter
 from modelops.defs.customisation import customisation_defs
 from modelops.defs.resources import MlflowRegistry, resources_from_settings
 from modelops.settings import PACKAGE_CONFIG_DIR, Settings
-from modelops_tests.helpers import free_port, label_feedback, write_captured_batch, write_drifted_batch
+from modelops_tests.helpers import free_port, label_feedback, override, write_captured_batch, write_drifted_batch
 
 # Four of the generator's ten labels keep training short: ~420 examples, ~75 of them in the test split (the gate
 # needs 50, the data checks 3 per label).
@@ -233,7 +233,7 @@ def test_training_killed_mid_run_is_finalised_and_the_next_run_succeeds(installa
     assert {alias: registry.alias_version(alias) for alias in aliases_before} == aliases_before
     assert _versions(registry) == versions_before  # no version, let alone a half-written one
     assert not (installation.settings.adapters_dir / str(run_id) / "modelops.json").exists()
-    inputs = installation.settings.state / "training" / killed.data.tags["modelops.dagster_run_id"]
+    inputs = installation.settings.state / "training" / str(run_id)
     assert (inputs / "train.parquet").is_file()  # the killed run's inputs are still on disk ...
     partial = installation.settings.adapters_dir / f"{run_id}.partial"
     partial.mkdir(parents=True)  # ... and so would be its half-saved adapter, had the kill come while saving
@@ -280,7 +280,7 @@ def test_tracking_server_down_fails_training_and_evaluation_fast_with_a_clear_me
                           model_name=installation.settings.registered_model_name)
     for asset in (SUPPORT.lora_adapter, SUPPORT.evaluation):
         started = time.monotonic()
-        result = dg.materialize([asset], resources={**installation.resources, SUPPORT.keys.mlflow: down},
+        result = dg.materialize([asset], resources=override(installation.resources, "mlflow", SUPPORT.keys.name, down),
                                 instance=installation.instance, raise_on_error=False,
                                 run_config=SUPPORT.keys.run_config(lora_adapter={"max_steps": 1})
                                 if asset is SUPPORT.lora_adapter else None)
@@ -302,13 +302,13 @@ def test_read_only_store_moves_no_alias(installation: World, untrained_adapter_d
     champion_before = registry.alias_version("champion")
     history_before = registry.promotion_history()
     evaluation_before = installation.record("evaluation")
-    lake = installation.resources[SUPPORT.keys.lake]
+    lake = installation.resources["lakes"].of(SUPPORT.keys.name)
     lake.write_record("evaluation", {**evaluation_before, "challenger_version": candidate, "passed": True})
     read_only = MlflowRegistry(model_name=installation.settings.registered_model_name,
                                tracking_uri=f"sqlite:///file:{installation.settings.home / 'mlflow.db'}?mode=ro&uri=true")
     try:
         result = dg.materialize([SUPPORT.champion], instance=installation.instance, raise_on_error=False,
-                                resources={**installation.resources, SUPPORT.keys.mlflow: read_only})
+                                resources=override(installation.resources, "mlflow", SUPPORT.keys.name, read_only))
     finally:
         lake.write_record("evaluation", evaluation_before)
     failure = _failure_text(result)
@@ -668,8 +668,8 @@ def test_sensor_tick_with_the_registry_down_fails_and_the_next_tick_checks_the_b
     drift_sensor = SUPPORT.drift_sensor
     _serve(daemon.settings, classifier, generate_corpus(250, seed=6)["text"].tolist())
     working = resources_from_settings(daemon.settings)
-    down = {**working, SUPPORT.keys.mlflow: MlflowRegistry(tracking_uri=f"http://127.0.0.1:{free_port()}",
-                                                           model_name=daemon.settings.registered_model_name)}
+    down = override(working, "mlflow", SUPPORT.keys.name, MlflowRegistry(
+        tracking_uri=f"http://127.0.0.1:{free_port()}", model_name=daemon.settings.registered_model_name))
     with dg.instance_for_test() as instance:
         with pytest.raises(RegistryUnavailableError, match="could not read the 'champion' alias"):
             drift_sensor(dg.build_sensor_context(instance=instance, cursor=None, resources=down))

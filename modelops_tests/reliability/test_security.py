@@ -26,6 +26,7 @@ import modelops
 from modelops.core.predictor import Predictions
 from modelops.core.serving import Endpoint, LoadedModel, ServingConfig, ServingConfigError, create_app
 from modelops.core.traffic import TrafficWriter
+from modelops_tests.helpers import override
 
 PACKAGE = Path(modelops.__file__).parent
 TOKEN = "correct horse battery staple"
@@ -413,9 +414,9 @@ LOOP_PIECE = textwrap.dedent('''
                                                                              "min_window_rows: 20"))
     customisation = customisation_defs(settings.customisation)
     resources = resources_from_settings(settings)
-    resources[customisation.keys.policies] = Policies(
+    resources = override(resources, "policies", settings.customisation, Policies(
         training_config=str(settings.training_config), evaluation_config=str(settings.evaluation_config),
-        drift_config=str(drift_config), retrain_config=str(settings.retrain_config))
+        drift_config=str(drift_config), retrain_config=str(settings.retrain_config)))
     with dg.DagsterInstance.get() as instance:
         result = customisation.drift_sensor(dg.build_sensor_context(instance=instance, resources=resources))
     observation = result.asset_events[0].metadata

@@ -81,7 +81,7 @@ def test_an_mlflow_server_places_artifacts_itself(tmp_path: Path):
 
     server = Settings(home=tmp_path, mlflow_tracking_uri="http://mlflow:5000")
     assert server.mlflow_artifact_root is None
-    assert resources_from_settings(server)[f"{server.customisation}_mlflow"].registry().artifact_root is None
+    assert resources_from_settings(server)["mlflow"].of(server.customisation).registry().artifact_root is None
     assert Settings(home=tmp_path).mlflow_artifact_root == tmp_path / "mlartifacts"
 
 

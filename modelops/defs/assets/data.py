@@ -9,7 +9,7 @@ import dagster as dg
 
 from modelops.core.markdown import frame_table
 from modelops.defs.metadata import counts_table, path_metadata
-from modelops.defs.resources import DataLake
+from modelops.defs.resources import DataLake, DataLakes, customisation_of
 
 if TYPE_CHECKING:  # pandas loads with the first asset that reads data, not with the code location
     import pandas as pd
@@ -51,10 +51,12 @@ def _load_raw(config: RawExamplesConfig, lake: DataLake, context: dg.AssetExecut
     return validate_records(corpus.to_dict(orient="records"), "generator", max_chars=settings.max_text_chars)
 
 
-def raw_examples(context: dg.AssetExecutionContext, config: RawExamplesConfig, lake: DataLake) -> dg.MaterializeResult:
+def raw_examples(context: dg.AssetExecutionContext, config: RawExamplesConfig,
+                 lakes: DataLakes) -> dg.MaterializeResult:
     """Labelled examples ingested from data/raw/ (CSV, Parquet, JSONL) or the generator; bad rows quarantined with a reason."""
     from modelops.core.atomic import write_parquet_atomic
 
+    lake = lakes.of(customisation_of(context))
     result = _load_raw(config, lake, context)
     metadata: dict[str, dg.RawMetadataValue] = {
         "received_rows": result.received, "valid_rows": len(result.valid), "quarantined_rows": len(result.rejected),
@@ -126,12 +128,13 @@ def read_curated(lake: DataLake) -> tuple["pd.DataFrame", dict]:
     return frame, record
 
 
-def curated_training_set(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
+def curated_training_set(context: dg.AssetExecutionContext, lakes: DataLakes) -> dg.MaterializeResult:
     """Normalised, deduplicated, PII-redacted examples with a stable train/validation/test split and a content hash."""
     from modelops.core.atomic import write_parquet_atomic
     from modelops.core.curate import content_hash, curate, hold_back_short_labels, label_counts
     from modelops.core.feedback import labelled_feedback, read_feedback
 
+    lake = lakes.of(customisation_of(context))
     settings = lake.settings
     labels = read_feedback(settings.feedback_dir)
     feedback_metadata: dict[str, dg.RawMetadataValue] = {

@@ -12,7 +12,7 @@ import dagster as dg
 
 from modelops.core.markdown import frame_table
 from modelops.defs.metadata import counts_table, path_metadata
-from modelops.defs.resources import DataLake, Policies
+from modelops.defs.resources import DataLake, DataLakes, PolicyFiles, customisation_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,18 +61,20 @@ def write_labelling_queue(lake: DataLake, window: "pd.DataFrame", batch_id: str,
     }
 
 
-def labelling_queue(context: dg.AssetExecutionContext, lake: DataLake, policies: Policies) -> dg.MaterializeResult:
+def labelling_queue(context: dg.AssetExecutionContext, lakes: DataLakes,
+                    policies: PolicyFiles) -> dg.MaterializeResult:
     """The captured requests of one traffic batch most worth labelling next (uncertain, spread across topics, held-back
     labels first), as data/labelling/<batch>.csv with id,text,predicted,confidence,cluster; labelled, it goes back
     through data/feedback/."""
     from modelops.core.retrain_policy import load_retrain_policy
     from modelops.core.traffic import validate_batch
 
-    batch_id = context.partition_key
+    name, batch_id = customisation_of(context), context.partition_key
+    lake = lakes.of(name)
     validation = validate_batch(lake.settings.production_dir, batch_id, lake.settings.max_text_chars)
     if not validation.usable or validation.valid.empty:
         raise dg.Failure(f"Traffic batch {batch_id} has no usable rows ({validation.error or 'empty'}).")
-    size = load_retrain_policy(Path(policies.retrain_config)).labelling_queue_size
+    size = load_retrain_policy(Path(policies.of(name).retrain_config)).labelling_queue_size
     path, metadata = write_labelling_queue(lake, validation.valid, batch_id, size)
     context.log.info(f"queued {metadata['dagster/row_count']} rows for labelling in {path}")
     return dg.MaterializeResult(metadata=metadata)

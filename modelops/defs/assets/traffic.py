@@ -5,15 +5,15 @@ import dagster as dg
 
 from modelops.core.markdown import frame_table
 from modelops.defs.metadata import counts_table, path_metadata
-from modelops.defs.resources import DataLake
+from modelops.defs.resources import DataLakes, customisation_of
 
-def production_traffic(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
+def production_traffic(context: dg.AssetExecutionContext, lakes: DataLakes) -> dg.MaterializeResult:
     """One captured batch of served predictions (text, label, confidence, model version) and the feedback it received."""
     from modelops.core.feedback import read_feedback
     from modelops.core.traffic import quarantine_batch, validate_batch
 
     batch_id = context.partition_key
-    settings = lake.settings
+    settings = lakes.of(customisation_of(context)).settings
     validation = validate_batch(settings.production_dir, batch_id, settings.max_text_chars)
     if not validation.usable:
         raise dg.Failure(f"Traffic batch {batch_id} is unusable ({validation.error}). The drift sensor moves such "

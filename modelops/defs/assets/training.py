@@ -1,11 +1,10 @@
-"""Training, evaluation and promotion assets' bodies: curated set -> LoRA adapter -> evaluation -> champion."""
+"""Training, evaluation and promotion assets: curated set -> LoRA adapter -> evaluation -> champion.
+
+Each body reads its customisation's resources, calls one core function and returns the metadata operators see.
+"""
 
 # No `from __future__ import annotations` here: Dagster reads config/resource annotations at definition time.
 
-import dataclasses
-import json
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -14,18 +13,18 @@ import dagster as dg
 import yaml
 
 from modelops.core.markdown import frame_table
-from modelops.core.tags import DagsterTag, MlflowTag
+from modelops.core.tags import DagsterTag
 from modelops.defs.assets.data import read_curated
 from modelops.defs.metadata import path_metadata
-from modelops.defs.resources import BaseModel, DataLake, MlflowRegistry, Policies, TrainingLauncher
-from modelops.defs.sensors import DRIFT_REPORT
-from modelops.training_process import TrainingJob
+from modelops.defs.resources import (
+    BaseModel, DataLake, DataLakes, MlflowRegistries, Policies, PolicyFiles, TrainingLauncher, customisation_of,
+)
 
 if TYPE_CHECKING:  # pandas loads when an asset runs, not when the code location loads
-    import pandas as pd
-
     from modelops.core.challenger_evaluation import ChallengerEvaluation
-    from modelops.core.drift_calibration import DriftCalibration
+    from modelops.core.promotion import Promotion
+    from modelops.core.registry import ModelRegistry
+    from modelops.core.training_run import TrainedAdapter
 
 TRAINING_POOL = "modelops_training"  # lora_adapter's concurrency pool: one training step at a time, any run
 
@@ -53,103 +52,52 @@ def _training_config(policies: Policies, config: LoraAdapterConfig):
         raise dg.Failure(f"Invalid training configuration ({policies.training_config}): {exc}") from exc
 
 
-def _run_training(context: dg.AssetExecutionContext, launcher: TrainingLauncher, job: TrainingJob) -> dict:
-    """Run the training process through Pipes; its reported metadata, or a Failure carrying the process's own error."""
-    from dagster._core.errors import DagsterPipesExecutionError
-
-    try:
-        reported = launcher.launch(context, job).get_materialize_result()
-    except DagsterPipesExecutionError as exc:
-        error = Path(job.error_path)
-        reason = error.read_text().strip() if error.is_file() else "see the process output in the run's logs"
-        raise dg.Failure(f"The training process failed ({exc}): {reason}") from exc
-    return dict(reported.metadata or {})
-
-
-def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, lake: DataLake, base_model: BaseModel,
-                 mlflow: MlflowRegistry, policies: Policies, training: TrainingLauncher) -> dg.MaterializeResult:
+def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, lakes: DataLakes, base_model: BaseModel,
+                 mlflow: MlflowRegistries, policies: PolicyFiles, training: TrainingLauncher) -> dg.MaterializeResult:
     """A LoRA adapter (+ classification head) trained in its own process (Dagster Pipes), tracked in MLflow, aliased `challenger`."""
-    from modelops.core.atomic import write_parquet_atomic
-    from modelops.core.base_model import BaseModelError
-    from modelops.core.curate import content_hash
-    from modelops.core.train import TRAINING_CONFIG_ARTIFACT, TrainingConfigError, partial_dir
-    from modelops.core.training_run import incremental_inputs, remove_leftovers_of_killed_runs
+    from modelops.core.train import TrainingConfigError
+    from modelops.core.training_run import TrainingRequest, train_adapter
 
-    settings = _training_config(policies, config)
+    name = customisation_of(context)
+    lake, store = lakes.of(name), mlflow.of(name)
     curated, record = read_curated(lake)
+    request = TrainingRequest(
+        config=_training_config(policies.of(name), config), curated=curated, content_hash=record["content_hash"],
+        base=base_model.describe(), home=Path(lake.home), curated_dir=lake.settings.curated_dir,
+        run_tags={**store.dagster_run_tags(context.run_id),
+                  **{f"dagster.{k}": v for k, v in context.run.tags.items() if k.startswith("modelops/")}},
+        launcher=training.launcher, processes=training.processes,
+        drift_report_run=context.run.tags.get(DagsterTag.DRIFT_REPORT_RUN))
+    registry = store.registry()
     try:
-        base = base_model.describe()
-    except BaseModelError as exc:
+        trained = train_adapter(request, registry, lambda job: training.train(context, job), context.log)
+    except TrainingConfigError as exc:
         raise dg.Failure(str(exc)) from exc
-    registry = mlflow.registry()
-    train = curated[curated["split"] == "train"]
-    validation = curated[curated["split"] == "validation"]
-    init_adapter, warm_start = None, None
-    if settings.mode == "incremental":
-        try:
-            found = incremental_inputs(train, registry, Path(lake.home), lake.settings.curated_dir,
-                                       settings.replay_fraction, settings.seed, base.sha256)
-        except TrainingConfigError as exc:
-            raise dg.Failure(str(exc)) from exc
-        train, init_adapter, warm_start = found.train, found.adapter, found.champion
-        if init_adapter is None:
-            context.log.warning("no champion yet: incremental run falls back to training from the base")
-            settings = dataclasses.replace(settings, mode="full")
-        else:
-            context.log.info(f"incremental: {len(train)} examples ({found.new_rows} new) on champion v{warm_start}")
-    tags = {**mlflow.dagster_run_tags(context.run_id), MlflowTag.TRAINING_MODE: settings.mode,
-            MlflowTag.DATA_CONTENT_HASH: record["content_hash"], MlflowTag.BASE_SHA256: base.sha256,
-            **{f"dagster.{k}": v for k, v in context.run.tags.items() if k.startswith("modelops/")}}
-    for folder, killed in remove_leftovers_of_killed_runs(registry, Path(lake.home)):
-        context.log.info(f"removed {folder}, left by killed MLflow run {killed}")
-    work = Path(lake.home) / "training" / context.run_id  # the training process's inputs and error report
-    with registry.run(f"train-{settings.mode}", tags) as run_id:
-        registry.log_params(run_id, {**settings.to_params(), "base_name": base.name, "base_sha256": base.sha256,
-                                     "data_content_hash": record["content_hash"], "train_rows": len(train),
-                                     "validation_rows": len(validation), "warm_start": bool(init_adapter),
-                                     "training_processes": training.processes, "training_launcher": training.launcher,
-                                     "train_set_hash": content_hash(train)})
-        registry.log_text(run_id, json.dumps(dataclasses.asdict(settings), indent=2), TRAINING_CONFIG_ARTIFACT)
-        if context.run.tags.get(DagsterTag.DRIFT_REPORT_RUN):  # a drift-triggered run keeps the report of its drift
-            registry.copy_artifact(context.run.tags[DagsterTag.DRIFT_REPORT_RUN], DRIFT_REPORT, run_id)
-        output = Path(lake.home) / "adapters" / run_id
-        job = TrainingJob(
-            train_path=str(write_parquet_atomic(train, work / "train.parquet")),
-            validation_path=str(write_parquet_atomic(validation, work / "validation.parquet")),
-            base_path=str(base.path), base_task_type=base.task_type, training=dataclasses.asdict(settings),
-            output_dir=str(output), tracking_uri=registry.tracking_uri, model_name=registry.model_name,
-            mlflow_run_id=run_id, error_path=str(work / "error.txt"),
-            init_adapter=str(init_adapter) if init_adapter else None,
-            owner_pid=os.getpid() if training.launcher == "subprocess" else None)
-        try:
-            reported = _run_training(context, training, job)
-            version = registry.register_adapter(run_id, output, {
-                "data_content_hash": record["content_hash"], "base_name": base.name, "base_sha256": base.sha256,
-                "mode": settings.mode, "dagster_run_id": context.run_id, "seed": str(settings.seed),
-                **({"warm_start_version": warm_start} if warm_start else {})})
-        except BaseException:  # a failed run keeps no adapter folder (the registry holds what was registered)
-            for folder in (output, partial_dir(output)):
-                shutil.rmtree(folder, ignore_errors=True)
-            raise
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    context.instance.add_run_tags(context.run_id, {DagsterTag.MODEL_VERSION: f"{registry.model_name}/{version}"})
-    lake.write_record("lora_adapter", {"version": version, "run_id": run_id, "adapter_dir": str(output),
-                                       "mode": settings.mode, "content_hash": record["content_hash"]})
-    adapter_bytes = sum(f.stat().st_size for f in output.glob("*.safetensors"))
-    return dg.MaterializeResult(metadata={
-        **reported, "model_version": version, "mode": settings.mode, "mlflow_run_id": run_id,
-        "mlflow_run": dg.MetadataValue.url(registry.run_url(run_id)), "train_rows": len(train),
-        "adapter_bytes": adapter_bytes, "adapter_path": path_metadata(output),
-        "base_model": f"{base.name} ({base.sha256[:12]})", "data_content_hash": record["content_hash"],
-    })
+    context.instance.add_run_tags(context.run_id, {DagsterTag.MODEL_VERSION: f"{registry.model_name}/{trained.version}"})
+    lake.write_record("lora_adapter", {"version": trained.version, "run_id": trained.run_id,
+                                       "adapter_dir": str(trained.adapter_dir), "mode": trained.mode,
+                                       "content_hash": record["content_hash"]})
+    return dg.MaterializeResult(metadata=_adapter_metadata(trained, registry, request))
 
 
-def _load_classifier(registry, version: str, lake: DataLake, base_model: BaseModel):
+def _adapter_metadata(trained: "TrainedAdapter", registry: "ModelRegistry", request) -> dict:
+    return {**trained.reported, "model_version": trained.version, "mode": trained.mode,
+            "mlflow_run_id": trained.run_id, "mlflow_run": dg.MetadataValue.url(registry.run_url(trained.run_id)),
+            "train_rows": trained.train_rows, "adapter_bytes": trained.adapter_bytes,
+            "adapter_path": path_metadata(trained.adapter_dir),
+            "base_model": f"{request.base.name} ({request.base.sha256[:12]})",
+            "data_content_hash": request.content_hash}
+
+
+def _classifier_loader(registry: "ModelRegistry", lake: DataLake, base_model: BaseModel):
+    """Loads a registered version's adapter (downloaded under the lake's adapters/) on the base model."""
     from modelops.core.predictor import AdapterClassifier
 
-    folder = registry.download_adapter(version, Path(lake.home) / "adapters" / f"registry-v{version}")
-    return AdapterClassifier(base_model.describe(), folder)
+    def load(version: str) -> AdapterClassifier:
+        folder = registry.download_adapter(version, Path(lake.home) / "adapters" / f"registry-v{version}")
+        return AdapterClassifier(base_model.describe(), folder)
+
+    return load
 
 
 def _inline_png(path: Path) -> str:
@@ -159,19 +107,21 @@ def _inline_png(path: Path) -> str:
     return f"![{path.stem}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
 
 
-def evaluation(context: dg.AssetExecutionContext, lake: DataLake, base_model: BaseModel, mlflow: MlflowRegistry,
-               policies: Policies) -> dg.MaterializeResult:
+def evaluation(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: BaseModel, mlflow: MlflowRegistries,
+               policies: PolicyFiles) -> dg.MaterializeResult:
     """Challenger vs champion on the frozen test split and recent labelled traffic: metrics, business cost, gate decision."""
     from modelops.core.challenger_evaluation import ChallengerEvaluationError, evaluate_challenger
 
-    registry = mlflow.registry()
+    name = customisation_of(context)
+    lake, store = lakes.of(name), mlflow.of(name)
+    registry = store.registry()
     challenger_version = lake.read_record("lora_adapter")["version"]
     curated, _ = read_curated(lake)
     try:
-        found = evaluate_challenger(registry, challenger_version, curated, Path(policies.evaluation_config),
-                                    lambda version: _load_classifier(registry, version, lake, base_model),
+        found = evaluate_challenger(registry, challenger_version, curated, Path(policies.of(name).evaluation_config),
+                                    _classifier_loader(registry, lake, base_model),
                                     Path(lake.home) / "evaluations" / f"v{challenger_version}",
-                                    mlflow.dagster_run_tags(context.run_id))
+                                    store.dagster_run_tags(context.run_id))
     except ChallengerEvaluationError as error:
         raise dg.Failure(str(error)) from error
     for warning in found.warnings:
@@ -210,69 +160,54 @@ def _evaluation_metadata(found: "ChallengerEvaluation", run_url: str) -> dict:
     return metadata
 
 
-def promotion_gate(lake: DataLake) -> dg.AssetCheckResult:
+def promotion_gate(context: dg.AssetCheckExecutionContext, lakes: DataLakes) -> dg.AssetCheckResult:
     """The owner's promotion gate: the challenger may replace the champion only if every rule passes."""
-    record = lake.read_record("evaluation")
+    record = lakes.of(customisation_of(context)).read_record("evaluation")
     return dg.AssetCheckResult(passed=bool(record["passed"]), metadata={
         "challenger_version": record["challenger_version"], "reasons": dg.MetadataValue.json(record["reasons"]),
         "decision": dg.MetadataValue.md(record["gate_markdown"])})
 
 
-def _save_drift_reference(registry, version: str, lake: DataLake, base_model: BaseModel,
-                          policies: Policies) -> tuple[int, "DriftCalibration | str"]:
-    """Store the new champion's predictions on held-out curated data (the reference its traffic is compared with)
-    and the drift calibration made from them (also in the version's MLflow run), or why it cannot be made."""
-    from modelops.core.drift import DriftConfig
-    from modelops.core.drift_calibration import DriftCalibrationError
-    from modelops.core.reference import build_reference, reference_calibration, save_reference
-
-    curated, _ = read_curated(lake)
-    held_out = curated[curated["split"] != "train"]
-    frame, vocabulary = build_reference(_load_classifier(registry, version, lake, base_model),
-                                        held_out["text"].tolist(), curated[curated["split"] == "train"]["text"].tolist(),
-                                        held_out["label"].tolist())
-    directory = Path(lake.home) / "reference"
-    save_reference(directory, version, frame, vocabulary)
-    try:
-        calibration = reference_calibration(directory, version, frame, vocabulary,
-                                            DriftConfig.from_yaml(Path(policies.drift_config)))
-    except DriftCalibrationError as error:
-        return len(frame), str(error)
-    run_id = registry.version_info(version)["run_id"]
-    registry.log_text(run_id, calibration.to_json(), "drift/calibration.json")
-    registry.log_text(run_id, calibration.markdown(), "drift/calibration.md")
-    return len(frame), calibration
-
-
-def champion(context: dg.AssetExecutionContext, lake: DataLake, base_model: BaseModel,
-             mlflow: MlflowRegistry, policies: Policies) -> dg.MaterializeResult:
+def champion(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: BaseModel, mlflow: MlflowRegistries,
+             policies: PolicyFiles) -> dg.MaterializeResult:
     """The model version serving production: the `champion` alias moves here only when the gate passed; its drift
     thresholds are calibrated on its own held-out rows for the drift policy's false-alarm rate."""
+    from modelops.core.drift import DriftConfig
+    from modelops.core.promotion import PromotionRefused, promote_champion
+
+    name = customisation_of(context)
+    lake, registry = lakes.of(name), mlflow.of(name).registry()
     record = lake.read_record("evaluation")
-    version = record["challenger_version"]
-    if not record["passed"]:
-        raise dg.Failure(f"Gate refused v{version}; champion unchanged. Reasons: {record['reasons']}")
-    registry = mlflow.registry()
-    current = registry.alias_version("champion")
-    reference_rows, calibration = _save_drift_reference(registry, version, lake, base_model, policies)
-    previous = current if current == version else registry.promote(version, reason=record["gate_markdown"])
-    lake.write_record("champion", {"version": version, "previous": previous, "promoted_at": time.time()})
-    context.log.info(f"champion is now v{version} (previous: {previous})")
-    if isinstance(calibration, str):
-        context.log.warning(f"drift monitoring is off for v{version}: {calibration}")
-        drift_metadata: dict[str, dg.RawMetadataValue] = {"drift_calibration": calibration}
+    try:
+        promoted = promote_champion(registry, record, read_curated(lake)[0],
+                                    _classifier_loader(registry, lake, base_model), Path(lake.home) / "reference",
+                                    DriftConfig.from_yaml(Path(policies.of(name).drift_config)))
+    except PromotionRefused as refused:
+        raise dg.Failure(str(refused)) from refused
+    lake.write_record("champion", {"version": promoted.version, "previous": promoted.previous,
+                                   "promoted_at": time.time()})
+    context.log.info(f"champion is now v{promoted.version} (previous: {promoted.previous})")
+    if promoted.calibration is None:
+        context.log.warning(f"drift monitoring is off for v{promoted.version}: {promoted.calibration_error}")
     else:
-        context.log.info(f"drift thresholds calibrated on {reference_rows} held-out rows in {calibration.seconds:.1f}s")
-        drift_metadata = {"drift_false_alarm_rate": calibration.false_alarm_rate,
-                          "drift_calibration_seconds": calibration.seconds,
-                          "drift_calibration": dg.MetadataValue.md(calibration.markdown())}
+        context.log.info(f"drift thresholds calibrated on {promoted.reference_rows} held-out rows in "
+                         f"{promoted.calibration.seconds:.1f}s")
+    return dg.MaterializeResult(metadata=_champion_metadata(promoted, record, registry))
+
+
+def _champion_metadata(promoted: "Promotion", record: dict, registry: "ModelRegistry") -> dict:
+    """The new champion, its metrics, the promotion history and its drift calibration (or why there is none)."""
     import pandas as pd
 
+    if promoted.calibration is None:
+        drift: dict[str, dg.RawMetadataValue] = {"drift_calibration": promoted.calibration_error}
+    else:
+        drift = {"drift_false_alarm_rate": promoted.calibration.false_alarm_rate,
+                 "drift_calibration_seconds": promoted.calibration.seconds,
+                 "drift_calibration": dg.MetadataValue.md(promoted.calibration.markdown())}
     history = pd.DataFrame([e.__dict__ for e in registry.promotion_history()])
-    return dg.MaterializeResult(metadata={
-        "model_version": version, "previous_champion": str(previous), "drift_reference_rows": reference_rows,
-        "macro_f1": record["challenger_metrics"]["macro_f1"],
-        "expected_cost_per_1000": record["challenger_metrics"]["expected_cost_per_1000"],
-        "promotion_history": dg.MetadataValue.md(frame_table(history, index=False)),
-        **drift_metadata,
-    })
+    return {"model_version": promoted.version, "previous_champion": str(promoted.previous),
+            "drift_reference_rows": promoted.reference_rows,
+            "macro_f1": record["challenger_metrics"]["macro_f1"],
+            "expected_cost_per_1000": record["challenger_metrics"]["expected_cost_per_1000"],
+            "promotion_history": dg.MetadataValue.md(frame_table(history, index=False)), **drift}
