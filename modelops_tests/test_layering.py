@@ -33,3 +33,27 @@ def test_code_location_imports_no_heavy_ml_library():
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["heavy"] == []
     print(f"code location load: {result['seconds']:.2f}s")
+
+
+def _body_lines(fn: object) -> int:
+    """Lines of a function's body after its docstring."""
+    import inspect
+    import textwrap
+
+    node = ast.parse(textwrap.dedent(inspect.getsource(fn))).body[0]
+    assert isinstance(node, ast.FunctionDef)
+    statements = node.body[1:] if ast.get_docstring(node) else node.body
+    return statements[-1].end_lineno - statements[0].lineno + 1
+
+
+def test_asset_check_and_sensor_bodies_are_thin():
+    """Each body reads its inputs, calls core and returns metadata: at most 30 lines after its docstring."""
+    from modelops.defs.customisation import customisation_defs
+
+    c = customisation_defs("support")
+    bodies = {a.key.to_user_string(): a.op.compute_fn.decorated_fn for a in c.assets}
+    bodies |= {check.check_key.name: check.node_def.compute_fn.decorated_fn for check in c.checks}
+    bodies[c.drift_sensor.name] = c.drift_sensor._raw_fn
+    lengths = {name: _body_lines(fn) for name, fn in bodies.items()}
+    assert len(lengths) == len(c.assets) + len(c.checks) + 1
+    assert {name: n for name, n in lengths.items() if n > 30} == {}

@@ -26,7 +26,6 @@ import modelops
 from modelops.core.predictor import Predictions
 from modelops.core.serving import Endpoint, LoadedModel, ServingConfig, ServingConfigError, create_app
 from modelops.core.traffic import TrafficWriter
-from modelops_tests.helpers import override
 
 PACKAGE = Path(modelops.__file__).parent
 TOKEN = "correct horse battery staple"
@@ -369,6 +368,7 @@ LOOP_PIECE = textwrap.dedent('''
     from modelops.core.traffic import TrafficWriter
     from modelops.defs.customisation import customisation_defs
     from modelops.defs.resources import Policies, resources_from_settings
+    from modelops_tests.helpers import override
 
     registry = ModelRegistry(settings.tracking_uri, settings.registered_model_name, settings.mlflow_artifact_root)
     with registry.run("train", {}) as run_id:

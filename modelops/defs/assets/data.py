@@ -14,6 +14,8 @@ from modelops.defs.resources import DataLake, DataLakes, customisation_of
 if TYPE_CHECKING:  # pandas loads with the first asset that reads data, not with the code location
     import pandas as pd
 
+    from modelops.core.curation_run import CuratedSet
+
 RAW_EXAMPLES_FILE = "raw_examples.parquet"
 
 
@@ -85,11 +87,6 @@ def raw_examples(context: dg.AssetExecutionContext, config: RawExamplesConfig,
     return dg.MaterializeResult(metadata=metadata)
 
 
-def _pending_text(pending: list) -> str:
-    return ", ".join(f"{p.label} (needs {p.needs_train} more train / {p.needs_test} more test examples)"
-                     for p in pending)
-
-
 def _pending_table(pending: list) -> str:
     """Labels held back from training, what they have and what they still need (markdown)."""
     if not pending:
@@ -130,49 +127,50 @@ def read_curated(lake: DataLake) -> tuple["pd.DataFrame", dict]:
 
 def curated_training_set(context: dg.AssetExecutionContext, lakes: DataLakes) -> dg.MaterializeResult:
     """Normalised, deduplicated, PII-redacted examples with a stable train/validation/test split and a content hash."""
-    from modelops.core.atomic import write_parquet_atomic
-    from modelops.core.curate import content_hash, curate, hold_back_short_labels, label_counts
-    from modelops.core.feedback import labelled_feedback, read_feedback
+    from modelops.core.curation_run import CurationError, curate_folders, pending_text
 
     lake = lakes.of(customisation_of(context))
     settings = lake.settings
-    labels = read_feedback(settings.feedback_dir)
-    feedback_metadata: dict[str, dg.RawMetadataValue] = {
-        "feedback_received_rows": labels.received, "feedback_valid_rows": len(labels.valid),
-        "feedback_quarantined_rows": len(labels.rejected)}
-    if not labels.rejected.empty:
-        quarantine = settings.quarantine_dir / "feedback" / f"feedback-{context.run_id[:8]}.parquet"
-        write_parquet_atomic(labels.rejected, quarantine)
-        feedback_metadata["feedback_quarantine_path"] = path_metadata(quarantine)
-        feedback_metadata["feedback_quarantine_reasons"] = counts_table(
-            labels.rejected["reason"].value_counts().to_dict(), "reason")
-        context.log.warning(f"{len(labels.rejected)} feedback rows quarantined to {quarantine}")
-    feedback = labelled_feedback(settings.production_dir, labels.valid, settings.max_text_chars)
-    every, report = curate(read_raw_examples(lake), feedback)
-    curated, held_back, pending = hold_back_short_labels(every)
-    if curated.empty:
-        raise dg.Failure(f"Every label is short of examples to train on: {_pending_text(pending)}. Add labelled "
-                         "examples (data/raw/ or data/feedback/).")
-    digest = content_hash(curated)
-    path = write_parquet_atomic(curated, settings.curated_dir / f"{digest}.parquet")
-    if pending:
-        kept = write_parquet_atomic(held_back, settings.curated_dir / "pending" / f"{digest}.parquet")
-        context.log.warning(f"held back until they have enough examples ({kept}): {_pending_text(pending)}")
-    splits = curated["split"].value_counts().to_dict()
+    try:
+        found = curate_folders(read_raw_examples(lake), settings.feedback_dir, settings.production_dir,
+                               settings.curated_dir,
+                               settings.quarantine_dir / "feedback" / f"feedback-{context.run_id[:8]}.parquet",
+                               settings.max_text_chars)
+    except CurationError as error:
+        raise dg.Failure(str(error)) from error
+    if found.feedback_quarantine:
+        context.log.warning(f"{len(found.feedback.rejected)} feedback rows quarantined to {found.feedback_quarantine}")
+    if found.pending:
+        context.log.warning(f"held back until they have enough examples ({found.held_back_path}): "
+                            f"{pending_text(found.pending)}")
     lake.write_record("curated_training_set", {
-        "path": str(path), "content_hash": digest, "rows": len(curated), "splits": splits,
-        "feedback_rows": report.feedback_rows, "pending_labels": {p.label: {"train": p.train, "test": p.test,
-                                                                            "needs_train": p.needs_train,
-                                                                            "needs_test": p.needs_test}
-                                                                  for p in pending}})
-    context.log.info(f"curated {len(curated)} examples, hash {digest[:12]}")
-    return dg.MaterializeResult(metadata={
-        **feedback_metadata,
-        "pending_labels": dg.MetadataValue.md(_pending_table(pending)),
-        "pending_rows": len(held_back),
+        "path": str(found.path), "content_hash": found.content_hash, "rows": len(found.curated),
+        "splits": found.curated["split"].value_counts().to_dict(), "feedback_rows": found.report.feedback_rows,
+        "pending_labels": {p.label: {"train": p.train, "test": p.test, "needs_train": p.needs_train,
+                                     "needs_test": p.needs_test} for p in found.pending}})
+    context.log.info(f"curated {len(found.curated)} examples, hash {found.content_hash[:12]}")
+    return dg.MaterializeResult(metadata=_curated_metadata(found))
+
+
+def _curated_metadata(found: "CuratedSet") -> dict:
+    """What curation did: feedback read and quarantined, labels held back, duplicates, PII, splits."""
+    from modelops.core.curate import label_counts
+
+    feedback, report, curated = found.feedback, found.report, found.curated
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "feedback_received_rows": feedback.received, "feedback_valid_rows": len(feedback.valid),
+        "feedback_quarantined_rows": len(feedback.rejected)}
+    if found.feedback_quarantine:
+        metadata["feedback_quarantine_path"] = path_metadata(found.feedback_quarantine)
+        metadata["feedback_quarantine_reasons"] = counts_table(
+            feedback.rejected["reason"].value_counts().to_dict(), "reason")
+    return {
+        **metadata,
+        "pending_labels": dg.MetadataValue.md(_pending_table(found.pending)),
+        "pending_rows": found.held_back_rows,
         "dagster/row_count": len(curated),
-        "content_hash": digest,
-        "path": path_metadata(path),
+        "content_hash": found.content_hash,
+        "path": path_metadata(found.path),
         "input_rows": report.input_rows,
         "feedback_rows": report.feedback_rows,
         "exact_duplicates_removed": report.exact_duplicates,
@@ -180,6 +178,6 @@ def curated_training_set(context: dg.AssetExecutionContext, lakes: DataLakes) ->
         "label_conflicts_resolved": report.label_conflicts,
         "pii_redactions": counts_table(report.pii_redactions, "pii_type"),
         "pii_redactions_total": sum(report.pii_redactions.values()),
-        "split_counts": counts_table(splits, "split"),
+        "split_counts": counts_table(curated["split"].value_counts().to_dict(), "split"),
         "labels_by_split": dg.MetadataValue.md(frame_table(label_counts(curated))),
-    })
+    }

@@ -1,15 +1,20 @@
 """Production traffic's body: the batches the serving process captured, one dynamic partition per batch."""
 
 # No `from __future__ import annotations` here: Dagster reads config/resource annotations at definition time.
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
 from modelops.core.markdown import frame_table
 from modelops.defs.metadata import counts_table, path_metadata
 from modelops.defs.resources import DataLakes, customisation_of
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 def production_traffic(context: dg.AssetExecutionContext, lakes: DataLakes) -> dg.MaterializeResult:
     """One captured batch of served predictions (text, label, confidence, model version) and the feedback it received."""
-    from modelops.core.feedback import read_feedback
     from modelops.core.traffic import quarantine_batch, validate_batch
 
     batch_id = context.partition_key
@@ -24,12 +29,17 @@ def production_traffic(context: dg.AssetExecutionContext, lakes: DataLakes) -> d
     if quarantine is not None:
         metadata["quarantine_path"] = path_metadata(quarantine)
         metadata["quarantine_reasons"] = counts_table(validation.rejected["reason"].value_counts().to_dict(), "reason")
-    batch = validation.valid
-    labelled = batch.merge(read_feedback(settings.feedback_dir).valid[["id", "label"]], on="id", how="inner",
+    return dg.MaterializeResult(metadata={**metadata, **_batch_metadata(validation.valid, settings.feedback_dir)})
+
+
+def _batch_metadata(batch: "pd.DataFrame", feedback_dir: "Path") -> dict:
+    """A batch's rows, accuracy on the rows labelled since, confidence, versions, labels and latency."""
+    from modelops.core.feedback import read_feedback
+
+    labelled = batch.merge(read_feedback(feedback_dir).valid[["id", "label"]], on="id", how="inner",
                            suffixes=("", "_true"))
     accuracy = float((labelled["predicted_label"] == labelled["label"]).mean()) if len(labelled) else float("nan")
-    return dg.MaterializeResult(metadata={
-        **metadata,
+    return {
         "dagster/row_count": len(batch),
         "labelled_rows": len(labelled),
         "accuracy_on_labelled": accuracy,
@@ -39,4 +49,4 @@ def production_traffic(context: dg.AssetExecutionContext, lakes: DataLakes) -> d
         "p50_latency_ms": float(batch["latency_ms"].median()),
         "preview": dg.MetadataValue.md(frame_table(batch[["text", "predicted_label", "confidence"]].head(10),
                                                       index=False)),
-    })
+    }
