@@ -49,8 +49,8 @@ def _baseline(reference: pd.DataFrame, current: pd.DataFrame, vocabulary: frozen
     from evidently.metrics import ValueDrift
     from evidently.metrics.embeddings import EmbeddingsDrift, ModelDriftMethod
 
-    from modelops.core.drift import (COLUMN_DRIFT_METHOD, CONFIDENCE_COLUMN, DESCRIPTOR_COLUMNS, LABEL_COLUMN,
-                                     checked_table)
+    from modelops.core.drift import COLUMN_DRIFT_METHOD, checked_table
+    from modelops.core.drift_config import CONFIDENCE_COLUMN, DESCRIPTOR_COLUMNS, LABEL_COLUMN
 
     start = time.perf_counter()
     ref = checked_table(reference, vocabulary, config.max_reference_rows, config.seed)
@@ -82,11 +82,13 @@ def _spread(values: list[float]) -> dict[str, float]:
 def main() -> None:
     from bench.machine import provenance, write_result
     from modelops.core.datagen import generate_corpus
-    from modelops.core.drift import DriftConfig, build_vocabulary, check_drift
+    from modelops.core.drift import build_vocabulary, check_drift
+    from modelops.core.drift_config import DriftConfig
+    from modelops.core.config_files import load_config
     from modelops.core.drift_calibration import calibrate_drift
     from modelops.settings import PACKAGE_CONFIG_DIR
 
-    config = DriftConfig.from_yaml(PACKAGE_CONFIG_DIR / "drift.yaml")
+    config = load_config(PACKAGE_CONFIG_DIR / "drift.yaml", DriftConfig)
     reference = _window(2000, seed=1, shift=0.0)
     vocabulary = build_vocabulary(reference["text"])
     calibration_seconds = []

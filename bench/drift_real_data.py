@@ -77,7 +77,7 @@ import pandas as pd
 from bench.machine import CLINC_DIR, RESULTS, ROOT, Measurement, provenance
 
 if TYPE_CHECKING:
-    from modelops.core.drift import DriftConfig
+    from modelops.core.drift_config import DriftConfig
     from modelops.core.drift_calibration import DriftCalibration
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -187,14 +187,15 @@ def _train(cache: Path, train: pd.DataFrame, validation: pd.DataFrame, epochs: i
     import yaml
 
     from modelops.core.base_model import describe_base_model
-    from modelops.core.train import TrainingConfig, train_classifier_adapter
+    from modelops.core.train import train_classifier_adapter
+    from modelops.core.training_config import TrainingConfig
     from modelops.settings import PACKAGE_CONFIG_DIR, default_base_model_path
 
     adapter, info_path = cache / "adapter", cache / "model.json"
     if info_path.is_file():
         return adapter, {**json.loads(info_path.read_text()), "cached": True}
     values = yaml.safe_load((PACKAGE_CONFIG_DIR / "training.yaml").read_text()) or {}
-    config = TrainingConfig.from_dict({**values, "mode": "full", "epochs": epochs})
+    config = TrainingConfig.model_validate({**values, "mode": "full", "epochs": epochs})
     _say(f"training {cache.name}: {len(train)} rows x {epochs} epochs")
     started = time.perf_counter()
     result = train_classifier_adapter(train, validation, describe_base_model(default_base_model_path()), config,
@@ -587,14 +588,15 @@ def summarise(traffic: Traffic, outcomes: list[Outcome], trials: int, options: O
 def run(options: Options) -> dict[str, Any]:
     import torch
 
-    from modelops.core.drift import DriftConfig
+    from modelops.core.drift_config import DriftConfig
+    from modelops.core.config_files import load_config
     from modelops.settings import PACKAGE_CONFIG_DIR
 
     torch.set_num_threads(2)
     started = time.perf_counter()
     load_start = os.getloadavg()[0]
     origin = provenance(SOURCES)
-    config = DriftConfig.from_yaml(PACKAGE_CONFIG_DIR / "drift.yaml")
+    config = load_config(PACKAGE_CONFIG_DIR / "drift.yaml", DriftConfig)
     data: dict[str, Any] = {}
     for data_id, (build, trials) in enumerate(((clinc150, options.clinc_trials),
                                                (generator, options.generator_trials))):
@@ -606,7 +608,7 @@ def run(options: Options) -> dict[str, Any]:
         outcomes = evaluate(traffic, config, options, trials, data_id)
         data[traffic.name] = {"setup_seconds": round(setup_seconds, 1), **summarise(traffic, outcomes, trials, options),
                               "evaluation_seconds": round(time.perf_counter() - setup_started - setup_seconds, 1)}
-    return {"options": asdict(options), "provenance": origin, "policy": asdict(config),
+    return {"options": asdict(options), "provenance": origin, "policy": config.model_dump(),
             "clinc150": data["clinc150"], "generator": data["generator"],
             "total_seconds": round(time.perf_counter() - started, 1),
             "load_average_1m": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)},

@@ -201,7 +201,7 @@ def add_rates(run: dict[str, Any], tokens_per_step: float, n_params: int, peak_f
 def main() -> None:
     import torch
 
-    from modelops.core.train import TrainingConfig
+    from modelops.core.training_config import TrainingConfig
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=60)
@@ -217,7 +217,7 @@ def main() -> None:
 
         args.tokenizer = default_base_model_path()
     steps, max_length, batch = (8, 1024, 2) if args.smoke else (args.steps, 1024, 8)
-    config = TrainingConfig.from_dict({
+    config = TrainingConfig.model_validate({
         "epochs": 1, "batch_size": batch, "learning_rate": 2e-4, "max_length": max_length, "max_steps": steps,
         "evaluations_per_epoch": 4, "early_stopping_patience": 10, "warmup_ratio": 0.05,
         "lora": {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}})
@@ -231,8 +231,8 @@ def main() -> None:
         ids, _ = encode_instructions(AutoTokenizer.from_pretrained(folder), data, max_length)
         tokens_per_step = sum(len(x) for x in ids) / steps
         plan = [("baseline_hf_trainer_peft", run_baseline, config),
-                ("modelops_eager", run_modelops, TrainingConfig.from_dict({**_as_dict(config), "compile_min_steps": 10**9})),
-                ("modelops", run_modelops, TrainingConfig.from_dict({**_as_dict(config), "compile_min_steps": 0}))]
+                ("modelops_eager", run_modelops, config.model_copy(update={"compile_min_steps": 10**9})),
+                ("modelops", run_modelops, config.model_copy(update={"compile_min_steps": 0}))]
         for name, run, run_config in plan:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
@@ -258,14 +258,6 @@ def main() -> None:
         if "error" not in run:
             print(f"{name:<26}{run['tokens_per_second']:>10.0f}{run['steady_tokens_per_second']:>10.0f}"
                   f"{run['steady_mfu']:>7.1%}{run['heldout_loss']:>8.4f}{run['peak_memory_gb'] or 0:>9.1f}")
-
-
-def _as_dict(config: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    values = asdict(config)
-    values["lora"]["target_modules"] = list(values["lora"]["target_modules"])
-    return values
 
 
 def measurements(runs: dict[str, dict[str, Any]]) -> list[Measurement]:

@@ -36,7 +36,6 @@ Usage: python -m bench.incremental_vs_full [--rows 3000] [--labelled 500] [--tes
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import os
 import tempfile
@@ -51,7 +50,7 @@ if TYPE_CHECKING:
 
     from modelops.core.base_model import BaseModelInfo
     from modelops.core.evaluate import CostModel
-    from modelops.core.train import TrainingConfig
+    from modelops.core.training_config import TrainingConfig
     from modelops.settings import Settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -81,13 +80,13 @@ def training_config(settings: Settings, epochs: int | None) -> TrainingConfig:
     """The product's training policy file, with the per-run `epochs` override of `LoraAdapterConfig` (0/None: none)."""
     import yaml
 
-    from modelops.core.train import TrainingConfig
+    from modelops.core.training_config import TrainingConfig
 
     values: dict[str, Any] = yaml.safe_load(Path(settings.training_config).read_text()) or {}
     values["mode"] = "full"
     if epochs:
         values["epochs"] = epochs
-    return TrainingConfig.from_dict(values)
+    return TrainingConfig.model_validate(values)
 
 
 def _score(adapter_dir: Path, base: BaseModelInfo, cost_model: CostModel,
@@ -149,7 +148,7 @@ def run_scenario(name: str, raw: pd.DataFrame, pre_curated: pd.DataFrame, champi
 
     runs: dict[str, dict[str, Any]] = {}
     for mode in ("full", "incremental"):
-        mode_config = dataclasses.replace(config, mode=mode)
+        mode_config = config.model_copy(update={"mode": mode})
         incremental = mode == "incremental"
         run = _train(train, validation, base, mode_config, work / name / mode,
                      init_adapter=champion["adapter_dir"] if incremental else None,
@@ -194,7 +193,8 @@ def main() -> None:
     from modelops.core.base_model import describe_base_model
     from modelops.core.curate import curate
     from modelops.core.datagen import SCENARIOS, generate_corpus
-    from modelops.core.evaluate import load_cost_model
+    from modelops.core.config_files import load_config
+    from modelops.core.evaluation_policy import CostModel
     from modelops.settings import load_settings
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -210,7 +210,7 @@ def main() -> None:
     started = time.perf_counter()
     settings = load_settings()
     base = describe_base_model(settings.resolved_base_model_path)
-    cost_model = load_cost_model(Path(settings.evaluation_config))
+    cost_model = load_config(Path(settings.evaluation_config), CostModel, "cost_model")
     config = training_config(settings, args.epochs)
     raw = _ingest(generate_corpus(args.rows, seed=0), "generated.csv", settings)
     pre_curated, _ = curate(raw)

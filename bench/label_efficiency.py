@@ -87,7 +87,8 @@ def _train(cache: Path, name: str, train: pd.DataFrame, validation: pd.DataFrame
     import yaml
 
     from modelops.core.base_model import describe_base_model
-    from modelops.core.train import TrainingConfig, train_classifier_adapter
+    from modelops.core.train import train_classifier_adapter
+    from modelops.core.training_config import TrainingConfig
     from modelops.settings import PACKAGE_CONFIG_DIR, default_base_model_path
 
     folder = cache / name
@@ -95,7 +96,7 @@ def _train(cache: Path, name: str, train: pd.DataFrame, validation: pd.DataFrame
     if info_path.is_file():
         return adapter, json.loads(info_path.read_text())
     values = yaml.safe_load((PACKAGE_CONFIG_DIR / "training.yaml").read_text()) or {}
-    config = TrainingConfig.from_dict({**values, "mode": "full", "epochs": epochs, "seed": seed})
+    config = TrainingConfig.model_validate({**values, "mode": "full", "epochs": epochs, "seed": seed})
     _say(f"training {name}: {len(train)} rows x {epochs} epochs")
     started = time.perf_counter()
     result = train_classifier_adapter(train, validation, describe_base_model(default_base_model_path()), config,

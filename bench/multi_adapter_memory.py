@@ -36,7 +36,8 @@ def _make_adapters(folder: Path, count: int) -> list[Path]:
     from peft import LoraConfig, get_peft_model
 
     from modelops.core.base_model import describe_base_model, load_base_model
-    from modelops.core.train import TrainingConfig, save_adapter, seed_everything
+    from modelops.core.train import save_adapter, seed_everything
+    from modelops.core.training_config import TrainingConfig
     from modelops.settings import default_base_model_path
 
     base = describe_base_model(default_base_model_path())

@@ -24,7 +24,6 @@ import os
 import statistics
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -147,7 +146,7 @@ def compare(name: str, splits: Splits, config, base, repetitions: int) -> dict[s
     labels = sorted(set(splits[0]["label"]))
     runs: dict[str, list[dict[str, float]]] = {"baseline": [], "modelops": []}
     for repetition in range(repetitions):
-        seeded = replace(config, seed=repetition)
+        seeded = config.model_copy(update={"seed": repetition})
         order = ("baseline", "modelops") if repetition % 2 == 0 else ("modelops", "baseline")
         for system in order:
             run = (run_baseline if system == "baseline" else run_modelops)(splits, labels, seeded, base)
@@ -184,7 +183,8 @@ def main() -> None:
 
     from bench.machine import write_result
     from modelops.core.base_model import describe_base_model
-    from modelops.core.train import TrainingConfig, uses_bf16
+    from modelops.core.train import uses_bf16
+    from modelops.core.training_config import TrainingConfig
     from modelops.settings import default_base_model_path
 
     parser = argparse.ArgumentParser(description=__doc__)

@@ -33,11 +33,12 @@ class InitResult:
 def drift_policy(summary: DataSummary) -> str:
     """The shipped drift policy; with fewer expected held-out rows than two of its smallest windows, min_window_rows
     is half of them (at least 50), so that the champion's reference can calibrate at least one window size."""
-    from modelops.core.drift import DriftConfig
+    from modelops.core.drift_config import DriftConfig
+    from modelops.core.config_files import load_config
 
     shipped = PACKAGE_CONFIG_DIR / "drift.yaml"
     text = shipped.read_text(encoding="utf-8")
-    default = DriftConfig.from_yaml(shipped).min_window_rows
+    default = load_config(shipped, DriftConfig).min_window_rows
     fractions = SplitFractions()
     held_out = int(summary.valid * (fractions.validation + fractions.test))
     window = min(default, max(SMALLEST_MIN_WINDOW_ROWS, held_out // 2))

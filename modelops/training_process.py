@@ -49,9 +49,10 @@ def run_job(job: TrainingJob, log: Any) -> dict[str, Any]:
     from modelops.core.distributed import world
     from modelops.core.markdown import frame_table
     from modelops.core.registry import ModelRegistry
-    from modelops.core.train import TrainingConfig, train_classifier_adapter, training_device, uses_bf16
+    from modelops.core.train import train_classifier_adapter, training_device, uses_bf16
+    from modelops.core.training_config import TrainingConfig
 
-    config = TrainingConfig.from_dict(job.training)
+    config = TrainingConfig.model_validate(job.training)
     base = describe_base_model(Path(job.base_path), job.base_task_type)  # type: ignore[arg-type]
     registry = ModelRegistry(job.tracking_uri, job.model_name)
     rank, processes = world()

@@ -30,7 +30,8 @@ def untrained_adapter_dir(base_info, tmp_path_factory) -> Path:
     from peft import LoraConfig, get_peft_model
 
     from modelops.core.base_model import load_base_model
-    from modelops.core.train import TrainingConfig, save_adapter, seed_everything
+    from modelops.core.train import save_adapter, seed_everything
+    from modelops.core.training_config import TrainingConfig
 
     seed_everything(0)
     model = get_peft_model(load_base_model(base_info, num_labels=len(LABELS)),

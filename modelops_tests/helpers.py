@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modelops.core.evaluate import CostModel, EvaluationReport, evaluate
+from modelops.core.evaluate import EvaluationReport, evaluate
+from modelops.core.evaluation_policy import CostModel
 from modelops.core.traffic import TrafficRecord, TrafficWriter
 
 LABELS = ["billing", "refund", "shipping"]
@@ -61,7 +62,8 @@ def save_random_adapter(base_info, folder: Path, labels: list[str], seed: int) -
     from peft import LoraConfig, get_peft_model
 
     from modelops.core.base_model import load_base_model
-    from modelops.core.train import TrainingConfig, save_adapter, seed_everything
+    from modelops.core.train import save_adapter, seed_everything
+    from modelops.core.training_config import TrainingConfig
 
     seed_everything(seed)
     model = get_peft_model(load_base_model(base_info, num_labels=len(labels)),
@@ -137,7 +139,8 @@ def traffic(n: int, seed: int, **shift: Any) -> pd.DataFrame:
 # ------------------------------------------------------------------ evaluation reports from confusion counts
 
 GATE_LABELS = ["billing", "fraud_report", "refund"]
-GATE_COSTS = CostModel(default_error_cost=1.0, correct_cost=0.0, pair_costs={("fraud_report", "billing"): 5.0},
+GATE_COSTS = CostModel(default_error_cost=1.0, correct_cost=0.0,
+                       pair_costs=[{"true": "fraud_report", "predicted": "billing", "cost": 5.0}],
                        missed_class_costs={"fraud_report": 25.0})
 # 60 examples, 20 per class; 18 right per class. Errors: billing -> refund, fraud -> billing, refund -> billing.
 CHAMPION_COUNTS = {("billing", "billing"): 18, ("billing", "refund"): 2, ("fraud_report", "fraud_report"): 18,

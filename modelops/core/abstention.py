@@ -10,57 +10,13 @@ most requests answered). The threshold is recorded with the model version and ap
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from modelops.core.evaluate import (
-    CostModel,
-    EvaluationConfigError,
-    check_config_keys,
-    check_cost,
-    check_label,
-    load_config_section,
-)
+from modelops.core.evaluation_policy import AbstentionPolicy, CostModel
 from modelops.core.markdown import markdown_table
 
-ABSTENTION_KEYS = ("fallback_label", "fallback_cost")
-
-
-@dataclass(frozen=True)
-class AbstentionPolicy:
-    """What the owner does with requests the model is unsure of, and what that costs per request."""
-
-    fallback_label: str
-    fallback_cost: float
-
-    def __post_init__(self) -> None:
-        check_label(self.fallback_label, "fallback_label")
-        check_cost(self.fallback_cost, "fallback_cost")
-
-
-def load_abstention_policy(path: Path) -> AbstentionPolicy | None:
-    """The `abstention:` section of an evaluation config, or None when the file has none (no abstention)."""
-    try:
-        body = load_config_section(Path(path), "abstention")
-    except EvaluationConfigError as error:
-        if error.key == "abstention" and error.problem == "missing required key":
-            return None
-        raise
-    check_config_keys(body, ABSTENTION_KEYS, Path(path), prefix="abstention")
-    try:
-        return AbstentionPolicy(fallback_label=body["fallback_label"], fallback_cost=body["fallback_cost"])
-    except EvaluationConfigError as error:
-        raise error.located(Path(path), "abstention") from None
-
-
-def check_fallback_label(policy: AbstentionPolicy, label_names: list[str], path: Path) -> None:
-    """The fallback label must not be one the model predicts: the server could not tell the two apart."""
-    if policy.fallback_label in label_names:
-        raise EvaluationConfigError(f"'{policy.fallback_label}' is one of the model's labels; name the fallback "
-                                    "something the model never predicts (e.g. human_review)",
-                                    key="abstention.fallback_label", path=path)
 
 
 def answer_costs(y_true: list[str], predicted: list[str], cost_model: CostModel) -> np.ndarray:

@@ -11,25 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelops.core.abstention import (
-    AbstentionPolicy,
-    ServedAbstention,
-    abstention_markdown,
-    check_fallback_label,
-    fit_abstention,
-    load_abstention_policy,
-)
+from modelops.core.abstention import ServedAbstention, abstention_markdown, fit_abstention
+from modelops.core.config_files import load_config
 from modelops.core.evaluate import (
-    CostCoverage,
-    CostModel,
-    EvaluationReport,
-    comparison_markdown,
-    confusion_matrix_png,
-    cost_coverage,
-    evaluate,
-    load_cost_model,
+    CostCoverage, EvaluationReport, comparison_markdown, confusion_matrix_png, cost_coverage, evaluate,
 )
-from modelops.core.gate import GateDecision, decide, load_gate_rules
+from modelops.core.evaluation_policy import AbstentionPolicy, CostModel, EvaluationPolicy
+from modelops.core.gate import GateDecision, decide
 from modelops.core.markdown import html_report
 from modelops.core.tags import MlflowTag
 
@@ -94,8 +82,8 @@ def evaluate_challenger(registry: ModelRegistry, challenger_version: str, curate
     """Evaluate `challenger_version` (and the champion, when there is another) on `curated`'s test split under the
     evaluation policy at `policy_path`; log the report as an MLflow run tagged `run_tags` and tag the version with
     the gate's decision and its abstention threshold."""
-    cost_model, rules = load_cost_model(policy_path), load_gate_rules(policy_path)
-    abstention = load_abstention_policy(policy_path)
+    policy = load_config(policy_path, EvaluationPolicy)
+    cost_model, rules, abstention = policy.cost_model, policy.gate, policy.abstention
     champion_version = registry.alias_version("champion")
     coverage = cost_coverage(cost_model, sorted(curated["label"].unique()), policy_path)
     warnings = [f"cost model vs data labels: {coverage.markdown()}"] if coverage.unpriced or coverage.unknown else []
@@ -115,7 +103,7 @@ def evaluate_challenger(registry: ModelRegistry, challenger_version: str, curate
         predictions = classifier.predict(test["text"].tolist())
         reports[role] = evaluate(test["label"].tolist(), predictions.probabilities, classifier.label_names, cost_model)
         if abstention is not None:
-            check_fallback_label(abstention, classifier.label_names, policy_path)
+            abstention.check_not_a_model_label(classifier.label_names, policy_path)
             reports[role] = dataclasses.replace(reports[role], abstention=_abstention(
                 classifier, validation, test, predictions, abstention, cost_model))
         if from_feedback.any():

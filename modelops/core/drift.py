@@ -28,20 +28,20 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import MISSING, dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from modelops.core.curate import clean_text
+from modelops.core.drift_config import (
+    CONFIDENCE_COLUMN, DESCRIPTOR_COLUMNS, EMBEDDING_COLUMN, LABEL_COLUMN, DriftConfig,
+)
 
 if TYPE_CHECKING:
     from modelops.core.drift_calibration import DriftCalibration
@@ -50,121 +50,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TOKEN_PATTERN = r"\w+"
-DESCRIPTOR_COLUMNS = ("text_length", "word_count", "oov_rate", "has_non_ascii")
-LABEL_COLUMN = "predicted_label"
 TRUE_LABEL_COLUMN = "label"  # the reference's true labels, when known
-CONFIDENCE_COLUMN = "confidence"
-EMBEDDING_COLUMN = "embedding"
 REQUIRED_COLUMNS = ("text", LABEL_COLUMN, CONFIDENCE_COLUMN)
-CHECKED_COLUMNS = (*DESCRIPTOR_COLUMNS, LABEL_COLUMN, CONFIDENCE_COLUMN, EMBEDDING_COLUMN)
-REPLACED_KEYS = ("column_drift_threshold", "label_drift_threshold", "embedding_auc_threshold")
 COLUMN_DRIFT_METHOD = "jensenshannon"
 
 _TOKEN_RE = re.compile(TOKEN_PATTERN)
 
 
-class DriftConfigError(ValueError):
-    """A drift config file or value is missing, unknown or invalid; names the file and the key."""
-
-
 class DriftInputError(ValueError):
     """A traffic or reference frame cannot be checked for drift (missing columns, invalid values)."""
-
-
-# ---------------------------------------------------------------------------------------------- config
-
-
-@dataclass(frozen=True)
-class DriftConfig:
-    """Drift-check policy (see config/drift.yaml for what each key means)."""
-
-    min_window_rows: int
-    max_reference_rows: int
-    max_current_rows: int
-    moderate_share: float
-    severe_share: float
-    accuracy_drop_threshold: float
-    require_accuracy_drop: bool
-    seed: int
-    false_alarm_rate: float = 0.01  # probability that a stable window raises drift (all tests together)
-    calibration_replicates: int = 400  # stable windows drawn per window size to calibrate the thresholds
-    fixed_thresholds: dict[str, float] = field(default_factory=dict)  # explicit per-column override
-
-    def __post_init__(self) -> None:
-        for key in ("min_window_rows", "max_reference_rows", "max_current_rows"):
-            _check_int(getattr(self, key), key, minimum=1)
-        _check_int(self.seed, "seed", minimum=0)
-        _check_int(self.calibration_replicates, "calibration_replicates", minimum=50)
-        _check_float(self.accuracy_drop_threshold, "accuracy_drop_threshold", 0.0, 1.0)
-        _check_float(self.moderate_share, "moderate_share", 0.0, 1.0, low_open=True)
-        _check_float(self.severe_share, "severe_share", self.moderate_share, 1.0)
-        _check_float(self.false_alarm_rate, "false_alarm_rate", 0.0, 0.5, low_open=True)
-        if not isinstance(self.require_accuracy_drop, bool):
-            problem = f"expected true or false, got {self.require_accuracy_drop!r}"
-            raise DriftConfigError(f"key 'require_accuracy_drop': {problem}")
-        if not isinstance(self.fixed_thresholds, dict):
-            raise DriftConfigError(f"key 'fixed_thresholds': expected a mapping of column -> threshold, got "
-                                   f"{self.fixed_thresholds!r}")
-        for column, value in self.fixed_thresholds.items():
-            if column not in CHECKED_COLUMNS:
-                raise DriftConfigError(f"key 'fixed_thresholds': unknown column {column!r}; expected one of "
-                                       f"{list(CHECKED_COLUMNS)}")
-            low, low_open = (0.5, True) if column == EMBEDDING_COLUMN else (0.0, False)
-            _check_float(value, f"fixed_thresholds.{column}", low, 1.0, low_open=low_open)
-        if self.min_window_rows > min(self.max_reference_rows, self.max_current_rows):
-            raise DriftConfigError("key 'min_window_rows': must not exceed max_reference_rows or max_current_rows")
-
-    @classmethod
-    def from_yaml(cls, path: Path) -> DriftConfig:
-        """Read a drift config file; every key without a default is required and unknown keys are rejected."""
-        path = Path(path)
-        body = _read_mapping(path)
-        known = [f.name for f in fields(cls)]
-        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
-        for key in body:
-            if key in REPLACED_KEYS:
-                raise DriftConfigError(
-                    f"{path}: key '{key}' is no longer read: thresholds are calibrated on the champion's held-out "
-                    f"rows for false_alarm_rate; to pin one, use fixed_thresholds: {{<column>: <value>}}")
-            if key not in known:
-                raise DriftConfigError(f"{path}: unknown key '{key}'; expected one of {known}")
-        for key in required:
-            if key not in body:
-                raise DriftConfigError(f"{path}: missing required key '{key}'")
-        try:
-            return cls(**body)
-        except DriftConfigError as error:
-            raise DriftConfigError(f"{path}: {error}") from None
-
-
-def _read_mapping(path: Path) -> dict[str, Any]:
-    """The YAML mapping in `path`, or a DriftConfigError saying why not."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DriftConfigError(f"{path}: file not found; pass the path of a drift.yaml") from None
-    except yaml.YAMLError as error:
-        raise DriftConfigError(f"{path}: not valid YAML: {error}") from None
-    if not isinstance(document, dict):
-        raise DriftConfigError(f"{path}: expected a mapping of drift settings, got {type(document).__name__}")
-    return document
-
-
-def _check_int(value: object, key: str, minimum: int) -> None:
-    """Raise unless `value` is an integer >= minimum."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise DriftConfigError(f"key '{key}': expected an integer, got {value!r}")
-    if value < minimum:
-        raise DriftConfigError(f"key '{key}': must be >= {minimum}, got {value}")
-
-
-def _check_float(value: object, key: str, low: float, high: float, low_open: bool = False) -> None:
-    """Raise unless `value` is a number in [low, high] (or (low, high] when low_open)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise DriftConfigError(f"key '{key}': expected a number, got {value!r}")
-    if value > high or value < low or (low_open and value == low):
-        bracket = "(" if low_open else "["
-        raise DriftConfigError(f"key '{key}': must be in {bracket}{low}, {high}], got {value}")
 
 
 # ---------------------------------------------------------------------------------------------- text descriptors

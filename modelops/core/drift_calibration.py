@@ -49,12 +49,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from modelops.core.drift import (
-    CONFIDENCE_COLUMN, DESCRIPTOR_COLUMNS, EMBEDDING_COLUMN, LABEL_COLUMN, TRUE_LABEL_COLUMN, checked_table,
-)
+from modelops.core.drift import TRUE_LABEL_COLUMN, checked_table
+from modelops.core.drift_config import CONFIDENCE_COLUMN, DESCRIPTOR_COLUMNS, EMBEDDING_COLUMN, LABEL_COLUMN
 
 if TYPE_CHECKING:
-    from modelops.core.drift import DriftConfig
+    from modelops.core.drift_config import DriftConfig
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ from modelops.core.tags import MlflowArtifact, MlflowTag
 if TYPE_CHECKING:
     import pandas as pd
 
-    from modelops.core.drift import DriftConfig, DriftResult
+    from modelops.core.drift import DriftResult
+    from modelops.core.drift_config import DriftConfig
     from modelops.core.drift_calibration import DriftCalibration
     from modelops.core.registry import ModelRegistry
     from modelops.core.traffic import TrafficWindow

@@ -7,18 +7,18 @@ the argmax (ties go to the first label). Config for the cost model lives in `con
 from __future__ import annotations
 
 import logging
-import math
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from modelops.core.atomic import write_atomic
+from modelops.core.config_files import ConfigError
+from modelops.core.evaluation_policy import CostModel
 from modelops.core.markdown import markdown_table
 
 if TYPE_CHECKING:
@@ -29,10 +29,6 @@ log = logging.getLogger(__name__)
 ECE_BINS = 15
 PROB_TOLERANCE = 1e-6
 ROW_SUM_TOLERANCE = 1e-2
-CONFIG_SECTIONS = ("cost_model", "gate", "abstention")
-COST_MODEL_KEYS = ("default_error_cost", "correct_cost", "missed_class_costs", "pair_costs")
-OPTIONAL_COST_MODEL_KEYS = ("allow_default_costs",)
-PAIR_KEYS = ("true", "predicted", "cost")
 MISSING = "—"
 COMPARED_METRICS = (  # (row name, EvaluationReport attribute, decimals)
     ("accuracy", "accuracy", 3),
@@ -47,206 +43,7 @@ class EvaluationInputError(ValueError):
     """The labels or probabilities handed to `evaluate` cannot be evaluated."""
 
 
-class EvaluationConfigError(ValueError):
-    """An evaluation/gate config file or value is invalid; names the file and the offending key."""
-
-    def __init__(self, problem: str, *, key: str | None = None, path: Path | None = None) -> None:
-        self.problem = problem
-        self.key = key
-        self.path = path
-        where = "".join([f"{path}: " if path else "", f"key '{key}': " if key else ""])
-        super().__init__(f"{where}{problem}")
-
-    def located(self, path: Path, key_prefix: str) -> EvaluationConfigError:
-        """The same error, pointing at `path` and the key inside `key_prefix`."""
-        key = f"{key_prefix}.{self.key}" if self.key else key_prefix
-        return EvaluationConfigError(self.problem, key=key, path=path)
-
-
 # ---------------------------------------------------------------------------------------------- cost model
-
-
-@dataclass(frozen=True)
-class CostModel:
-    """Business cost of a (true, predicted) pair, in the owner's currency units."""
-
-    default_error_cost: float
-    correct_cost: float = 0.0
-    pair_costs: dict[tuple[str, str], float] = field(default_factory=dict)
-    missed_class_costs: dict[str, float] = field(default_factory=dict)
-    allow_default_costs: bool = False  # the owner accepts a policy that prices none of the data's labels
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.allow_default_costs, bool):
-            raise EvaluationConfigError(f"expected true or false, got {self.allow_default_costs!r}",
-                                        key="allow_default_costs")
-        check_cost(self.default_error_cost, "default_error_cost")
-        check_cost(self.correct_cost, "correct_cost")
-        for label, value in self.missed_class_costs.items():
-            check_label(label, f"missed_class_costs.{label}")
-            check_cost(value, f"missed_class_costs.{label}")
-        for pair, value in self.pair_costs.items():
-            check_pair(pair)
-            check_cost(value, f"pair_costs.{pair[0]}->{pair[1]}")
-
-    def cost(self, true: str, predicted: str) -> float:
-        """Cost of predicting `predicted` for a `true` example: correct -> pair -> missed class -> default."""
-        if true == predicted:
-            return float(self.correct_cost)
-        if (true, predicted) in self.pair_costs:
-            return float(self.pair_costs[(true, predicted)])
-        if true in self.missed_class_costs:
-            return float(self.missed_class_costs[true])
-        return float(self.default_error_cost)
-
-    def cost_matrix(self, label_names: Sequence[str]) -> np.ndarray:
-        """(k, k) matrix of costs, rows true, columns predicted, in `label_names` order."""
-        return np.array([[self.cost(t, p) for p in label_names] for t in label_names], dtype=float)
-
-    def labels(self) -> set[str]:
-        """Every label the cost model mentions."""
-        pair_labels = {label for pair in self.pair_costs for label in pair}
-        return pair_labels | set(self.missed_class_costs)
-
-
-def check_cost(value: object, key: str) -> None:
-    """Raise unless `value` is a finite, non-negative number."""
-    check_number(value, key)
-    if value < 0:  # type: ignore[operator]
-        raise EvaluationConfigError(f"cost {value} is negative; costs must be >= 0", key=key)
-
-
-def check_number(value: object, key: str) -> None:
-    """Raise unless `value` is a finite int or float (bools are rejected)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise EvaluationConfigError(f"expected a number, got {type(value).__name__} {value!r}", key=key)
-    if not math.isfinite(value):
-        raise EvaluationConfigError(f"expected a finite number, got {value}", key=key)
-
-
-def check_label(value: object, key: str) -> None:
-    """Raise unless `value` is a non-empty string (YAML turns unquoted yes/no/1 into other types)."""
-    if not isinstance(value, str) or not value:
-        raise EvaluationConfigError(
-            f"expected a label string, got {type(value).__name__} {value!r}; quote it in YAML", key=key
-        )
-
-
-def check_pair(pair: object) -> None:
-    """Raise unless `pair` is a (true, predicted) tuple of two different labels."""
-    if not isinstance(pair, tuple) or len(pair) != 2:
-        raise EvaluationConfigError(f"expected a (true, predicted) tuple, got {pair!r}", key="pair_costs")
-    check_label(pair[0], "pair_costs.true")
-    check_label(pair[1], "pair_costs.predicted")
-    if pair[0] == pair[1]:
-        raise EvaluationConfigError(
-            f"pair ({pair[0]!r}, {pair[1]!r}) is a correct prediction; use correct_cost instead", key="pair_costs"
-        )
-
-
-# ------------------------------------------------------------------------------------------- config loading
-
-
-def load_config_section(path: Path, section: str) -> dict[str, Any]:
-    """One top-level section of an evaluation config file, as a mapping."""
-    path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EvaluationConfigError("file not found; pass the path of an evaluation.yaml", path=path) from None
-    except yaml.YAMLError as error:
-        raise EvaluationConfigError(f"not valid YAML: {error}", path=path) from None
-    if not isinstance(document, dict):
-        raise EvaluationConfigError(f"expected a mapping with sections {list(CONFIG_SECTIONS)}", path=path)
-    check_config_keys(document, CONFIG_SECTIONS, path, prefix="", required=(section,))
-    body = document[section]
-    if not isinstance(body, dict):
-        raise EvaluationConfigError(f"expected a mapping, got {type(body).__name__}", key=section, path=path)
-    return body
-
-
-def check_config_keys(
-    mapping: Mapping[Any, Any],
-    allowed: Sequence[str],
-    path: Path,
-    prefix: str,
-    required: Sequence[str] | None = None,
-) -> None:
-    """Raise on keys of `mapping` not in `allowed`, or on `required` keys (default: all allowed) it lacks."""
-    dotted = f"{prefix}." if prefix else ""
-    for key in mapping:
-        if key not in allowed:
-            problem = f"unknown key; expected one of {list(allowed)}"
-            raise EvaluationConfigError(problem, key=f"{dotted}{key}", path=path)
-    for key in allowed if required is None else required:
-        if key not in mapping:
-            raise EvaluationConfigError("missing required key", key=f"{dotted}{key}", path=path)
-
-
-def load_cost_model(path: Path, label_names: Sequence[str] | None = None) -> CostModel:
-    """Read the `cost_model:` section; with `label_names`, also reject labels outside that set (typos)."""
-    path = Path(path)
-    body = load_config_section(path, "cost_model")
-    check_config_keys(body, (*COST_MODEL_KEYS, *OPTIONAL_COST_MODEL_KEYS), path, prefix="cost_model",
-                      required=COST_MODEL_KEYS)
-    try:
-        model = CostModel(
-            default_error_cost=body["default_error_cost"],
-            correct_cost=body["correct_cost"],
-            pair_costs=_parse_pairs(body["pair_costs"]),
-            missed_class_costs=_parse_missed(body["missed_class_costs"]),
-            allow_default_costs=body.get("allow_default_costs", False),
-        )
-    except EvaluationConfigError as error:
-        raise error.located(path, "cost_model") from None
-    if label_names is not None:
-        _check_known_labels(model, label_names, path)
-    return model
-
-
-def _parse_missed(raw: object) -> dict[str, float]:
-    """`missed_class_costs` mapping (an empty value means none)."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        problem = f"expected a mapping label: cost, got {type(raw).__name__}"
-        raise EvaluationConfigError(problem, key="missed_class_costs")
-    return dict(raw)
-
-
-def _parse_pairs(raw: object) -> dict[tuple[str, str], float]:
-    """`pair_costs` list of {true, predicted, cost} items (an empty value means none)."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, list):
-        raise EvaluationConfigError(
-            f"expected a list of {{true, predicted, cost}} items, got {type(raw).__name__}", key="pair_costs"
-        )
-    pairs: dict[tuple[str, str], float] = {}
-    for index, item in enumerate(raw):
-        key = f"pair_costs[{index}]"
-        true, predicted, cost = _parse_pair_item(item, key)
-        if (true, predicted) in pairs:
-            raise EvaluationConfigError(f"duplicate pair {true} -> {predicted}", key=key)
-        check_label(true, f"{key}.true")
-        check_label(predicted, f"{key}.predicted")
-        check_cost(cost, f"{key}.cost")
-        pairs[(true, predicted)] = cost
-    return pairs
-
-
-def _parse_pair_item(item: object, key: str) -> tuple[Any, Any, Any]:
-    """(true, predicted, cost) from one list item; YAML 1.1 reads a bare `true:` key as the boolean True."""
-    if not isinstance(item, dict):
-        raise EvaluationConfigError(f"expected a mapping {{true, predicted, cost}}, got {item!r}", key=key)
-    normalised = {("true" if k is True else k): v for k, v in item.items()}
-    for name in normalised:
-        if name not in PAIR_KEYS:
-            raise EvaluationConfigError(f"unknown key; expected one of {list(PAIR_KEYS)}", key=f"{key}.{name}")
-    for name in PAIR_KEYS:
-        if name not in normalised:
-            raise EvaluationConfigError("missing required key", key=f"{key}.{name}")
-    return normalised["true"], normalised["predicted"], normalised["cost"]
 
 
 @dataclass(frozen=True)
@@ -276,21 +73,12 @@ def cost_coverage(model: CostModel, data_labels: Sequence[str], path: Path) -> C
     data = set(data_labels)
     coverage = CostCoverage(unpriced=sorted(data - model.labels()), unknown=sorted(model.labels() - data))
     if data and not data & model.labels() and not model.allow_default_costs:
-        raise EvaluationConfigError(
+        raise ConfigError(
             f"names none of the data's {len(data)} labels ({', '.join(sorted(data)[:8])}"
             f"{', ...' if len(data) > 8 else ''}), so every error would cost default_error_cost. Price your labels "
             "(`modelops init` writes a policy listing them) or set cost_model.allow_default_costs: true",
-            key="cost_model", path=path)
+            path, "cost_model")
     return coverage
-
-
-def _check_known_labels(model: CostModel, label_names: Sequence[str], path: Path) -> None:
-    """Raise if the cost model names a label the task does not have."""
-    unknown = sorted(model.labels() - set(label_names))
-    if unknown:
-        raise EvaluationConfigError(
-            f"labels {unknown} are not task labels {list(label_names)}; fix the spelling", key="cost_model", path=path
-        )
 
 
 # ------------------------------------------------------------------------------------------------ evaluation

@@ -8,74 +8,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
-from modelops.core.evaluate import (
-    EvaluationConfigError,
-    EvaluationReport,
-    check_config_keys,
-    check_number,
-    load_config_section,
-)
+from modelops.core.evaluate import EvaluationReport
+from modelops.core.evaluation_policy import GateRules
 from modelops.core.markdown import markdown_table
 
 log = logging.getLogger(__name__)
 
-GATE_KEYS = (
-    "min_eval_size",
-    "min_macro_f1",
-    "min_accuracy",
-    "min_class_f1",
-    "macro_f1_tolerance",
-    "max_cost_increase",
-    "max_class_f1_drop",
-)
-UNIT_INTERVAL_KEYS = ("min_macro_f1", "min_accuracy", "min_class_f1", "macro_f1_tolerance", "max_class_f1_drop")
 EPSILON = 1e-9  # float slack so that e.g. 0.83 - 0.02 >= 0.81 holds
-
-
-@dataclass(frozen=True)
-class GateRules:
-    """Promotion policy thresholds (see config/evaluation.yaml for what each one means)."""
-
-    min_eval_size: int = 50
-    min_macro_f1: float = 0.5
-    min_accuracy: float = 0.6
-    min_class_f1: float = 0.1
-    macro_f1_tolerance: float = 0.01
-    max_cost_increase: float = 0.0
-    max_class_f1_drop: float = 0.10
-
-    def __post_init__(self) -> None:
-        if isinstance(self.min_eval_size, bool) or not isinstance(self.min_eval_size, int):
-            raise EvaluationConfigError(f"expected an integer, got {self.min_eval_size!r}", key="min_eval_size")
-        if self.min_eval_size < 1:
-            raise EvaluationConfigError(f"must be >= 1, got {self.min_eval_size}", key="min_eval_size")
-        for key in UNIT_INTERVAL_KEYS:
-            _check_unit_interval(getattr(self, key), key)
-        check_number(self.max_cost_increase, "max_cost_increase")
-        if self.max_cost_increase < 0:
-            raise EvaluationConfigError(
-                f"must be >= 0 (0 means 'no worse'), got {self.max_cost_increase}", key="max_cost_increase"
-            )
-
-
-def _check_unit_interval(value: object, key: str) -> None:
-    """Raise unless `value` is a number in [0, 1]."""
-    check_number(value, key)
-    if not 0.0 <= value <= 1.0:  # type: ignore[operator]
-        raise EvaluationConfigError(f"must be between 0 and 1, got {value}", key=key)
-
-
-def load_gate_rules(path: Path) -> GateRules:
-    """Read the `gate:` section of an evaluation config file (every key required)."""
-    path = Path(path)
-    body = load_config_section(path, "gate")
-    check_config_keys(body, GATE_KEYS, path, prefix="gate")
-    try:
-        return GateRules(**body)
-    except EvaluationConfigError as error:
-        raise error.located(path, "gate") from None
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from modelops.core.drift import CONFIDENCE_COLUMN, EMBEDDING_COLUMN, LABEL_COLUMN
+from modelops.core.drift_config import CONFIDENCE_COLUMN, EMBEDDING_COLUMN, LABEL_COLUMN
 
 LOW_CONFIDENCE_QUANTILE = 0.1
 FAR_QUANTILE = 0.9

@@ -90,7 +90,7 @@ def evaluation_policy(summary: DataSummary) -> str:
                            sort_keys=False, allow_unicode=True).replace("\n  ", "\n    ").rstrip()
     gate = yaml.safe_dump({"gate": gate_defaults(summary)}, sort_keys=False).rstrip()
     return f"""# Evaluation policy written by `modelops init` for {summary.path.name} ({len(summary.label_counts)} labels).
-# Read by modelops.core.evaluate.load_cost_model and modelops.core.gate.load_gate_rules; unknown keys are rejected.
+# Read as modelops.core.evaluation_policy.EvaluationPolicy; unknown keys are rejected.
 
 cost_model:
   # What a wrong answer costs you, per request, in your own units (minutes of handling, currency, ...).

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from modelops.core.drift import DriftConfig
+    from modelops.core.drift_config import DriftConfig
     from modelops.core.drift_calibration import DriftCalibration
     from modelops.core.predictor import AdapterClassifier
     from modelops.core.registry import ModelRegistry

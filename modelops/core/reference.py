@@ -12,7 +12,7 @@ import pandas as pd
 from modelops.core.atomic import write_parquet_atomic, write_text_atomic
 
 if TYPE_CHECKING:
-    from modelops.core.drift import DriftConfig
+    from modelops.core.drift_config import DriftConfig
     from modelops.core.drift_calibration import DriftCalibration
 
 
@@ -24,7 +24,8 @@ def build_reference(classifier: object, held_out_texts: list[str], train_texts: 
                     held_out_labels: list[str] | None = None) -> tuple[pd.DataFrame, frozenset[str]]:
     """Traffic-shaped frame (text, predicted_label, confidence, embedding) for texts the model never trained on,
     with their true `label` when given (it anchors the label-free accuracy estimate)."""
-    from modelops.core.drift import LABEL_COLUMN, TRUE_LABEL_COLUMN, build_vocabulary
+    from modelops.core.drift import TRUE_LABEL_COLUMN, build_vocabulary
+    from modelops.core.drift_config import LABEL_COLUMN
 
     predictions = classifier.predict(held_out_texts)  # type: ignore[attr-defined]
     frame = pd.DataFrame({"text": held_out_texts, LABEL_COLUMN: predictions.labels,

@@ -71,7 +71,8 @@ def reproduce(registry: Any, version: str, curated_dir: Path, base_path: Path,
     from modelops.core.base_model import describe_base_model
     from modelops.core.curate import content_hash
     from modelops.core.predictor import AdapterClassifier
-    from modelops.core.train import TrainingConfig, incremental_training_set, train_classifier_adapter
+    from modelops.core.train import incremental_training_set, train_classifier_adapter
+    from modelops.core.training_config import TrainingConfig
 
     tags, run, config_values = _recorded_inputs(registry, version)
     base = describe_base_model(base_path)
@@ -84,7 +85,7 @@ def reproduce(registry: Any, version: str, curated_dir: Path, base_path: Path,
     curated = pd.read_parquet(curated_path)
     _checked(f"The curated set {curated_path.name}", tags["data_content_hash"], content_hash(curated),
              "The file was modified after training; restore the original.")
-    config = TrainingConfig.from_dict(config_values)
+    config = TrainingConfig.model_validate(config_values)
     train = curated[curated["split"] == "train"]
     with tempfile.TemporaryDirectory() as tmp:
         init_adapter = None

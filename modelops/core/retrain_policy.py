@@ -3,27 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Literal
 
-import yaml
+from pydantic import Field
 
-from modelops.core.labelling_queue import LabellingQueueError, check_queue_size
+from modelops.core.config_files import PolicyModel
+from modelops.core.labelling_queue import MAX_QUEUE_SIZE
 
 SEVERITIES = ("none", "moderate", "severe")
 DAY_SECONDS = 24 * 3600.0
 
 
-class RetrainPolicyError(ValueError):
-    """The retrain policy file is invalid."""
+class RetrainPolicy(PolicyModel):
+    """When drift may start a retraining run (config/retrain.yaml)."""
 
-
-@dataclass(frozen=True)
-class RetrainPolicy:
-    cooldown_minutes: float = 10.0
-    max_retrains_per_day: int = 6
-    full_retrain_severity: str = "severe"
-    min_new_labels: int = 100
-    labelling_queue_size: int = 100
+    cooldown_minutes: float = Field(10.0, ge=0)
+    max_retrains_per_day: int = Field(6, ge=1)
+    full_retrain_severity: Literal["moderate", "severe"] = "severe"
+    min_new_labels: int = Field(100, ge=0)
+    labelling_queue_size: int = Field(100, ge=1, le=MAX_QUEUE_SIZE)
 
 
 @dataclass(frozen=True)
@@ -31,23 +29,6 @@ class RetrainDecision:
     mode: str | None  # "incremental" | "full" | None (no run)
     reason: str
     needs_labels: bool = False  # drift calls for retraining, but the new labels are too few: queue rows to label
-
-
-def load_retrain_policy(path: Path) -> RetrainPolicy:
-    values = yaml.safe_load(Path(path).read_text()) or {}
-    known = set(RetrainPolicy.__dataclass_fields__)
-    if not isinstance(values, dict) or set(values) - known:
-        raise RetrainPolicyError(f"{path}: expected keys {sorted(known)}, got {values!r}")
-    policy = RetrainPolicy(**values)
-    try:
-        check_queue_size(policy.labelling_queue_size)
-    except LabellingQueueError as error:
-        raise RetrainPolicyError(f"{path}: {error}") from None
-    if policy.full_retrain_severity not in SEVERITIES[1:]:
-        raise RetrainPolicyError(f"{path}: full_retrain_severity must be one of {SEVERITIES[1:]}")
-    if policy.cooldown_minutes < 0 or policy.max_retrains_per_day < 1 or policy.min_new_labels < 0:
-        raise RetrainPolicyError(f"{path}: cooldown_minutes and min_new_labels must be >= 0, max_retrains_per_day >= 1")
-    return policy
 
 
 def decide_retrain(severity: str, recommended: bool, past_runs: list[float], now: float,

@@ -13,14 +13,15 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from modelops.core.base_model import BaseModelInfo, load_base_model, load_tokenizer, require_safetensors_adapter
+from modelops.core.training_config import TrainingConfig
 from modelops.core.distributed import average_gradients, shard, world
 
 if TYPE_CHECKING:
@@ -28,81 +29,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TrainingMode = Literal["full", "incremental"]
 ProgressCallback = Callable[[dict[str, float]], None]
 ADAPTER_MANIFEST = "modelops.json"
 LABELS_FILE = "labels.json"
-TRAINING_CONFIG_ARTIFACT = "training/config.json"  # the run's whole TrainingConfig, as `TrainingConfig.from_dict` reads it
+TRAINING_CONFIG_ARTIFACT = "training/config.json"  # the run's whole TrainingConfig, as `TrainingConfig.model_validate` reads it
 PAD_MULTIPLE = 8
 
 
 class TrainingConfigError(ValueError):
     """Training was asked to do something it cannot do; the message says how to fix it."""
-
-
-@dataclass(frozen=True)
-class LoraSettings:
-    """The adapter's shape: rank, scaling, dropout and which linear layers get LoRA matrices."""
-
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: tuple[str, ...] = ("query", "value")
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """Hyper-parameters of one training run; every field is recorded with the run."""
-
-    mode: TrainingMode = "full"
-    epochs: int = 4
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    max_length: int = 64
-    seed: int = 0
-    early_stopping_patience: int = 2
-    evaluations_per_epoch: int = 1
-    max_steps: int | None = None
-    replay_fraction: float = 0.5
-    compile_min_steps: int = 400  # on a GPU, compile the transformer blocks for runs this long; never on CPU
-    mixed_precision: bool = True  # bf16 autocast where the hardware computes bf16 natively (see `uses_bf16`)
-    lora: LoraSettings = field(default_factory=LoraSettings)
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("full", "incremental"):
-            raise TrainingConfigError(f"mode must be 'full' or 'incremental', got {self.mode!r}")
-        if not self.lora.target_modules:
-            raise TrainingConfigError("lora.target_modules is empty; name at least one linear layer (e.g. query, value).")
-        for name in ("epochs", "batch_size", "max_length", "evaluations_per_epoch"):
-            if getattr(self, name) < 1:
-                raise TrainingConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 < self.learning_rate < 1:
-            raise TrainingConfigError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
-        if not 0 <= self.replay_fraction <= 1:
-            raise TrainingConfigError(f"replay_fraction must be in [0, 1], got {self.replay_fraction}")
-
-    def to_params(self) -> dict[str, str]:
-        """Flat string params for experiment tracking."""
-        flat = {k: v for k, v in asdict(self).items() if k != "lora"}
-        flat.update({f"lora_{k}": v for k, v in asdict(self.lora).items()})
-        return {k: ",".join(v) if isinstance(v, (list, tuple)) else str(v) for k, v in flat.items()}
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
-        values = dict(values)
-        lora = dict(values.pop("lora", {}) or {})
-        if "target_modules" in lora:
-            lora["target_modules"] = tuple(lora["target_modules"])
-        known = set(cls.__dataclass_fields__)
-        unknown = set(values) - known
-        if unknown:
-            raise TrainingConfigError(f"Unknown training settings {sorted(unknown)}; known: {sorted(known)}")
-        try:
-            return cls(**values, lora=LoraSettings(**lora))
-        except TypeError as exc:
-            raise TrainingConfigError(f"Invalid LoRA settings: {exc}") from exc
 
 
 @dataclass(frozen=True)

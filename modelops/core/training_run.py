@@ -5,7 +5,6 @@ adapter; and the clean-up of runs whose process was killed."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -39,7 +38,7 @@ class TrainingJob:
     validation_path: str
     base_path: str
     base_task_type: str
-    training: dict[str, Any]  # TrainingConfig.from_dict input
+    training: dict[str, Any]  # TrainingConfig.model_validate input
     output_dir: str
     tracking_uri: str
     model_name: str
@@ -99,7 +98,7 @@ def train_adapter(request: TrainingRequest, registry: ModelRegistry, launch: Cal
     config, base, curated = request.config, request.base, request.curated
     train, validation = curated[curated["split"] == "train"], curated[curated["split"] == "validation"]
     train, found = _warm_start(request, train, registry, log)
-    config = dataclasses.replace(config, mode="incremental" if found and found.champion else "full")
+    config = config.model_copy(update={"mode": "incremental" if found and found.champion else "full"})
     for folder, killed in remove_leftovers_of_killed_runs(registry, request.home):
         log.info(f"removed {folder}, left by killed MLflow run {killed}")
     tags = {**request.run_tags, MlflowTag.TRAINING_MODE: config.mode, MlflowTag.DATA_CONTENT_HASH: request.content_hash,
@@ -111,14 +110,14 @@ def train_adapter(request: TrainingRequest, registry: ModelRegistry, launch: Cal
                                      "validation_rows": len(validation), "warm_start": bool(found and found.adapter),
                                      "training_processes": request.processes, "training_launcher": request.launcher,
                                      "train_set_hash": content_hash(train)})
-        registry.log_text(run_id, json.dumps(dataclasses.asdict(config), indent=2), TRAINING_CONFIG_ARTIFACT)
+        registry.log_text(run_id, config.model_dump_json(indent=2), TRAINING_CONFIG_ARTIFACT)
         if request.drift_report_run:  # a drift-triggered run keeps the report of its drift
             registry.copy_artifact(request.drift_report_run, MlflowArtifact.DRIFT_REPORT, run_id)
         output = request.home / "adapters" / run_id
         job = TrainingJob(
             train_path=str(write_parquet_atomic(train, work / "train.parquet")),
             validation_path=str(write_parquet_atomic(validation, work / "validation.parquet")),
-            base_path=str(base.path), base_task_type=base.task_type, training=dataclasses.asdict(config),
+            base_path=str(base.path), base_task_type=base.task_type, training=config.model_dump(),
             output_dir=str(output), tracking_uri=registry.tracking_uri, model_name=registry.model_name,
             mlflow_run_id=run_id, error_path=str(work / "error.txt"),
             init_adapter=str(found.adapter) if found and found.adapter else None,

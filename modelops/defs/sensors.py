@@ -61,12 +61,13 @@ def traffic_drift(context: dg.AssetCheckExecutionContext, config: TrafficDriftCo
     drift-check`), it checks the newest batches (at least `rows` valid rows, min_window_rows by default) without
     moving the sensor's cursor or quarantining anything.
     """
-    from modelops.core.drift import DriftConfig
+    from modelops.core.drift_config import DriftConfig
+    from modelops.core.config_files import load_config
     from modelops.core.drift_monitoring import DriftMonitoringError, champion_reference, check_window, newest_window
 
     name = customisation_of(context)
     lake, store = lakes.of(name), mlflow.of(name)
-    drift_config = DriftConfig.from_yaml(Path(policies.of(name).drift_config))
+    drift_config = load_config(Path(policies.of(name).drift_config), DriftConfig)
     if config.rows and config.rows < drift_config.min_window_rows:
         raise dg.Failure(f"rows={config.rows} is below min_window_rows={drift_config.min_window_rows}: no decision on "
                          "so few rows")
@@ -145,9 +146,10 @@ def _decide(context: dg.SensorEvaluationContext, keys: CustomisationKeys, lake: 
     """Whether the pending drift gets a retraining run now (labels, cooldown, budget); asks for labels when short."""
     from modelops.core.drift_decision import decide_run
     from modelops.core.feedback import read_feedback
-    from modelops.core.retrain_policy import load_retrain_policy
+    from modelops.core.config_files import load_config
+    from modelops.core.retrain_policy import RetrainPolicy
 
-    policy = load_retrain_policy(Path(retrain_config))
+    policy = load_config(Path(retrain_config), RetrainPolicy)
     labels = len(read_feedback(lake.settings.feedback_dir).valid)
     tick.cursor, decision, drift = decide_run(tick.cursor, labels, time.time(), policy)
     if decision.needs_labels and checked_now:
@@ -214,7 +216,8 @@ def drift_sensor(keys: CustomisationKeys, retrain_job) -> dg.SensorDefinition:
         past them. Drift that calls for retraining waits for enough new labelled feedback, then passes the cooldown
         and daily budget, and requests exactly one run (run_key = fingerprint of the drifted batches).
         """
-        from modelops.core.drift import DriftConfig
+        from modelops.core.drift_config import DriftConfig
+        from modelops.core.config_files import load_config
         from modelops.core.drift_decision import SensorCursor, plan_window, record_check
         from modelops.core.traffic import is_batch_id, list_batches
 
@@ -223,7 +226,7 @@ def drift_sensor(keys: CustomisationKeys, retrain_job) -> dg.SensorDefinition:
         pending = cursor.new_batches(list_batches(lake.settings.production_dir), is_batch_id)
         if not pending and cursor.pending_drift is None:
             return dg.SkipReason("no new traffic batches")
-        config = DriftConfig.from_yaml(Path(files.drift_config))
+        config = load_config(Path(files.drift_config), DriftConfig)
         reference, window = _read_new_traffic(lake, store, config, pending)
         tick = _Tick(cursor, _partition_requests(context, keys, window.usable_ids), _quarantine(context, lake, window))
         ordered = [b for b in pending if is_batch_id(b)]

@@ -9,17 +9,10 @@ import numpy as np
 import pytest
 import yaml
 
-from modelops.core.abstention import (
-    AbstentionPolicy,
-    ServedAbstention,
-    abstention_report,
-    check_fallback_label,
-    choose_threshold,
-    fit_abstention,
-    load_abstention_policy,
-)
-from modelops.core.evaluate import CostModel, EvaluationConfigError
-from modelops.core.gate import GateRules, decide
+from modelops.core.abstention import ServedAbstention, abstention_report, choose_threshold, fit_abstention
+from modelops.core.config_files import ConfigError, load_config
+from modelops.core.evaluation_policy import AbstentionPolicy, CostModel, EvaluationPolicy, GateRules
+from modelops.core.gate import decide
 from modelops_tests.helpers import CHAMPION_COUNTS, report_from_counts
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "modelops" / "config" / "evaluation.yaml"
@@ -50,7 +43,7 @@ def test_equal_confidences_move_together_and_ties_keep_more_answers() -> None:
 
 
 def test_a_report_gives_coverage_accuracy_and_cost_with_and_without_the_fallback() -> None:
-    policy = AbstentionPolicy("human_review", 0.5)
+    policy = AbstentionPolicy(fallback_label="human_review", fallback_cost=0.5)
     true = ["billing", "fraud_report", "refund", "billing"]
     predicted = ["billing", "billing", "refund", "refund"]
     report = abstention_report(true, predicted, np.array([0.9, 0.3, 0.8, 0.4]), 0.5, policy, COSTS)
@@ -67,7 +60,7 @@ def test_the_gate_compares_each_model_at_its_own_threshold() -> None:
     worse_counts = {**CHAMPION_COUNTS, ("refund", "refund"): 17, ("refund", "billing"): 3}
     challenger = report_from_counts(worse_counts)
     assert not {c.name: c.passed for c in decide(challenger, champion, RULES).checks}["cost_vs_champion"]
-    policy = AbstentionPolicy("human_review", 0.1)
+    policy = AbstentionPolicy(fallback_label="human_review", fallback_cost=0.1)
 
     def served(report, cost: float):
         return dataclasses.replace(report, abstention=dataclasses.replace(
@@ -88,26 +81,27 @@ def _config(tmp_path: Path, abstention: object) -> Path:
 
 
 def test_a_policy_without_an_abstention_section_keeps_answering_everything(tmp_path: Path) -> None:
-    assert load_abstention_policy(_config(tmp_path, None)) is None
-    policy = load_abstention_policy(_config(tmp_path, {"fallback_label": "human_review", "fallback_cost": 0.3}))
-    assert policy == AbstentionPolicy("human_review", 0.3)
+    assert load_config(_config(tmp_path, None), EvaluationPolicy).abstention is None
+    policy = load_config(_config(tmp_path, {"fallback_label": "human_review", "fallback_cost": 0.3}), EvaluationPolicy)
+    assert policy.abstention == AbstentionPolicy(fallback_label="human_review", fallback_cost=0.3)
 
 
 @pytest.mark.parametrize(("section", "message"), [
-    ({"fallback_label": "human_review"}, "abstention.fallback_cost': missing required key"),
-    ({"fallback_label": "human_review", "fallback_cost": -1}, "abstention.fallback_cost': cost -1 is negative"),
-    ({"fallback_label": "", "fallback_cost": 0.3}, "abstention.fallback_label': expected a label string"),
-    ({"fallback_label": "human_review", "fallback_cost": 0.3, "threshold": 0.5}, "abstention.threshold': unknown"),
-    ("yes", "'abstention': expected a mapping"),
+    ({"fallback_label": "human_review"}, "abstention.fallback_cost: missing required key"),
+    ({"fallback_label": "human_review", "fallback_cost": -1}, "abstention.fallback_cost: Input should be greater"),
+    ({"fallback_label": "", "fallback_cost": 0.3}, "abstention.fallback_label: String should have at least 1"),
+    ({"fallback_label": "human_review", "fallback_cost": 0.3, "threshold": 0.5}, "abstention.threshold: unknown"),
+    ("yes", "abstention: Input should be a valid dictionary"),
 ])
 def test_bad_abstention_settings_are_refused_with_the_key(tmp_path: Path, section: object, message: str) -> None:
-    with pytest.raises(EvaluationConfigError, match=message):
-        load_abstention_policy(_config(tmp_path, section))
+    with pytest.raises(ConfigError, match=message):
+        load_config(_config(tmp_path, section), EvaluationPolicy)
 
 
 def test_the_fallback_label_must_not_be_a_model_label(tmp_path: Path) -> None:
-    with pytest.raises(EvaluationConfigError, match="'billing' is one of the model's labels"):
-        check_fallback_label(AbstentionPolicy("billing", 0.3), ["billing", "refund"], tmp_path / "evaluation.yaml")
+    with pytest.raises(ConfigError, match="abstention.fallback_label: 'billing' is one of the model's labels"):
+        AbstentionPolicy(fallback_label="billing", fallback_cost=0.3).check_not_a_model_label(
+            ["billing", "refund"], tmp_path / "evaluation.yaml")
 
 
 def test_the_threshold_travels_as_model_version_tags() -> None:

@@ -15,17 +15,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from modelops.core.config_files import ConfigError, load_config
 from modelops.core.drift import (
-    DriftConfig,
-    DriftConfigError,
-    DriftInputError,
-    DriftResult,
-    build_vocabulary,
-    check_drift,
-    estimate_accuracy,
-    text_descriptors,
+    DriftInputError, DriftResult, build_vocabulary, check_drift, estimate_accuracy, text_descriptors,
 )
 from modelops.core.drift_calibration import DriftCalibration, calibrate_drift
+from modelops.core.drift_config import DriftConfig
 from modelops.settings import PACKAGE_CONFIG_DIR
 from modelops_tests.helpers import SHIFTS, traffic
 
@@ -42,7 +37,7 @@ EXPECTED_DRIFTED = {
 
 @pytest.fixture(scope="module")
 def config() -> DriftConfig:
-    return DriftConfig.from_yaml(DEFAULT_CONFIG)
+    return load_config(DEFAULT_CONFIG, DriftConfig)
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +135,7 @@ def test_severity_follows_the_configured_shares(
     reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig, calibration: DriftCalibration
 ) -> None:
     current = traffic(400, seed=7, **SHIFTS["label_mix"])
-    lenient = dataclasses.replace(config, moderate_share=0.3, severe_share=0.6)
+    lenient = config.model_copy(update={"moderate_share": 0.3, "severe_share": 0.6})
     lenient_result = check_drift(reference, current, vocabulary, lenient, calibration)
     assert (lenient_result.severity, lenient_result.drift_detected) == ("none", False)
     # still reported, below the share for a decision (the label mix also moves the per-label embeddings)
@@ -165,12 +160,12 @@ def test_require_accuracy_drop(
 ) -> None:
     low_confidence = traffic(400, seed=7, **SHIFTS["lower_confidence"])  # mean confidence 0.80 -> 0.67
     longer = traffic(400, seed=7, **SHIFTS["longer_texts"])  # drift, confidences unchanged
-    gated = dataclasses.replace(config, require_accuracy_drop=True, accuracy_drop_threshold=0.05)
+    gated = config.model_copy(update={"require_accuracy_drop": True, "accuracy_drop_threshold": 0.05})
     dropped = check_drift(reference, low_confidence, vocabulary, gated, calibration)
     assert dropped.estimated_accuracy_reference - dropped.estimated_accuracy_current > 0.1
     assert dropped.retrain_recommended
     assert not check_drift(reference, longer, vocabulary, gated, calibration).retrain_recommended
-    too_high = dataclasses.replace(gated, accuracy_drop_threshold=0.2)
+    too_high = gated.model_copy(update={"accuracy_drop_threshold": 0.2})
     assert not check_drift(reference, low_confidence, vocabulary, too_high, calibration).retrain_recommended
     ungated = shifted_results["longer_texts"]  # default config: require_accuracy_drop false
     assert not config.require_accuracy_drop and ungated.drift_detected and ungated.retrain_recommended
@@ -179,7 +174,7 @@ def test_require_accuracy_drop(
 def test_check_is_deterministic_with_subsampling(
     reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig, calibration: DriftCalibration
 ) -> None:
-    small = dataclasses.replace(config, max_reference_rows=1000, max_current_rows=500)
+    small = config.model_copy(update={"max_reference_rows": 1000, "max_current_rows": 500})
     current = traffic(6000, seed=5)
     first = check_drift(reference, current, vocabulary, small, calibration)
     second = check_drift(reference, current, vocabulary, small, calibration)
@@ -265,34 +260,34 @@ def write_config(tmp_path: Path, **changes: Any) -> Path:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"seed": None}, "missing required key 'seed'"),
-        ({"min_window_row": 10}, "unknown key 'min_window_row'"),
-        ({"min_window_rows": "many"}, "'min_window_rows': expected an integer"),
-        ({"min_window_rows": 0}, "'min_window_rows': must be >= 1"),
+        ({"seed": None}, "seed: missing required key"),
+        ({"min_window_row": 10}, r"min_window_row: unknown key; expected one of \['min_window_rows'"),
+        ({"min_window_rows": "many"}, "min_window_rows: Input should be a valid integer"),
+        ({"min_window_rows": 0}, "min_window_rows: Input should be greater than or equal to 1, got 0"),
         ({"column_drift_threshold": 0.17}, "'column_drift_threshold' is no longer read.*fixed_thresholds"),
-        ({"false_alarm_rate": 0}, "'false_alarm_rate': must be in \\(0.0, 0.5\\]"),
-        ({"false_alarm_rate": 0.7}, "'false_alarm_rate': must be in"),
-        ({"false_alarm_rate": "1%"}, "'false_alarm_rate': expected a number"),
-        ({"calibration_replicates": 10}, "'calibration_replicates': must be >= 50"),
-        ({"fixed_thresholds": {"colour": 0.2}}, "unknown column 'colour'"),
-        ({"fixed_thresholds": {"predicted_label": 2}}, "'fixed_thresholds.predicted_label': must be in"),
-        ({"moderate_share": 0.0}, "'moderate_share': must be in"),
-        ({"moderate_share": 0.6, "severe_share": 0.5}, "'severe_share': must be in"),
-        ({"require_accuracy_drop": "yes please"}, "'require_accuracy_drop': expected true or false"),
-        ({"fixed_thresholds": {"embedding": 0.4}}, "'fixed_thresholds.embedding': must be in"),
+        ({"false_alarm_rate": 0}, "false_alarm_rate: Input should be greater than 0"),
+        ({"false_alarm_rate": 0.7}, "false_alarm_rate: Input should be less than or equal to 0.5"),
+        ({"false_alarm_rate": "1%"}, "false_alarm_rate: Input should be a valid number"),
+        ({"calibration_replicates": 10}, "calibration_replicates: Input should be greater than or equal to 50"),
+        ({"fixed_thresholds": {"colour": 0.2}}, "fixed_thresholds: unknown column 'colour'"),
+        ({"fixed_thresholds": {"predicted_label": 2}}, r"fixed_thresholds: predicted_label: must be in \[0.0, 1.0\]"),
+        ({"moderate_share": 0.0}, "moderate_share: Input should be greater than 0"),
+        ({"moderate_share": 0.6, "severe_share": 0.5}, r"severe_share must be in \[moderate_share, 1\]"),
+        ({"require_accuracy_drop": "yes please"}, "require_accuracy_drop: Input should be a valid boolean"),
+        ({"fixed_thresholds": {"embedding": 0.4}}, r"fixed_thresholds: embedding: must be in \(0.5, 1.0\]"),
         ({"min_window_rows": 10_000}, "must not exceed max_reference_rows"),
     ],
 )
-def test_config_errors_name_the_key(tmp_path: Path, changes: dict[str, Any], message: str) -> None:
+def test_config_errors_name_the_file_and_the_key(tmp_path: Path, changes: dict[str, Any], message: str) -> None:
     path = write_config(tmp_path, **changes)
-    with pytest.raises(DriftConfigError, match=message) as error:
-        DriftConfig.from_yaml(path)
-    assert isinstance(error.value, ValueError) and str(path) in str(error.value)
+    with pytest.raises(ConfigError, match=message) as error:
+        load_config(path, DriftConfig)
+    assert str(error.value).startswith(f"{path}: ")
 
 
 def test_calibration_keys_are_optional(tmp_path: Path) -> None:
     path = write_config(tmp_path, false_alarm_rate=None, calibration_replicates=None, fixed_thresholds=None)
-    loaded = DriftConfig.from_yaml(path)
+    loaded = load_config(path, DriftConfig)
     assert (loaded.false_alarm_rate, loaded.calibration_replicates, loaded.fixed_thresholds) == (0.01, 400, {})
 
 
@@ -300,7 +295,7 @@ def test_fixed_thresholds_override_the_calibrated_ones(
     reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig, calibration: DriftCalibration
 ) -> None:
     current = traffic(400, seed=11)
-    pinned = dataclasses.replace(config, fixed_thresholds={"text_length": 0.0, "embedding": 0.99})
+    pinned = config.model_copy(update={"fixed_thresholds": {"text_length": 0.0, "embedding": 0.99}})
     result = check_drift(reference, current, vocabulary, pinned, calibration)
     assert result.thresholds["text_length"] == 0.0 and result.thresholds["embedding"] == 0.99
     assert result.drifted_columns == ["text_length"]  # any distance >= 0: the override, not the calibration, decides
@@ -308,14 +303,14 @@ def test_fixed_thresholds_override_the_calibrated_ones(
 
 
 def test_config_file_problems(tmp_path: Path) -> None:
-    with pytest.raises(DriftConfigError, match="file not found"):
-        DriftConfig.from_yaml(tmp_path / "absent.yaml")
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "absent.yaml", DriftConfig)
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n", encoding="utf-8")
-    with pytest.raises(DriftConfigError, match="expected a mapping"):
-        DriftConfig.from_yaml(tmp_path / "list.yaml")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(tmp_path / "list.yaml", DriftConfig)
     (tmp_path / "broken.yaml").write_text("seed: [\n", encoding="utf-8")
-    with pytest.raises(DriftConfigError, match="not valid YAML"):
-        DriftConfig.from_yaml(tmp_path / "broken.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path / "broken.yaml", DriftConfig)
 
 
 def test_embedding_dimension_mismatch_is_rejected(

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 
 from modelops.core import drift_calibration
-from modelops.core.drift import DriftConfig, build_vocabulary, check_drift, checked_table
+from modelops.core.drift import build_vocabulary, check_drift, checked_table
+from modelops.core.drift_config import DriftConfig
+from modelops.core.config_files import load_config
 from modelops.core.drift_calibration import (
     JS_COLUMNS,
     DriftCalibration,
@@ -29,7 +31,7 @@ from modelops_tests.helpers import traffic
 @pytest.fixture(scope="module")
 def config() -> DriftConfig:
     """The shipped policy with fewer calibration replicates (the fitted tail needs only a mean and a variance)."""
-    return dataclasses.replace(DriftConfig.from_yaml(PACKAGE_CONFIG_DIR / "drift.yaml"), calibration_replicates=150)
+    return load_config(PACKAGE_CONFIG_DIR / "drift.yaml", DriftConfig).model_copy(update={"calibration_replicates": 150})
 
 
 def many_label_traffic(n: int, labels: int, seed: int) -> pd.DataFrame:
@@ -122,7 +124,7 @@ def test_calibration_is_stored_with_the_champion_and_read_back(
     with pytest.raises(AssertionError, match="must be read"):  # a new champion has no calibration yet
         reference_calibration(tmp_path, "4", traffic(1200, seed=5), vocabulary, config)
     monkeypatch.undo()
-    stricter = dataclasses.replace(config, false_alarm_rate=0.001)
+    stricter = config.model_copy(update={"false_alarm_rate": 0.001})
     recalibrated = reference_calibration(tmp_path, "3", reference, vocabulary, stricter)
     assert recalibrated.false_alarm_rate == 0.001
     assert recalibrated.column_threshold("text_length", 200) > first.column_threshold("text_length", 200)

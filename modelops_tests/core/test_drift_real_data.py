@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelops.core.drift import DriftConfig, DriftResult, build_vocabulary, check_drift
+from modelops.core.drift import DriftResult, build_vocabulary, check_drift
+from modelops.core.drift_config import DriftConfig
+from modelops.core.config_files import load_config
 from modelops.core.drift_calibration import DriftCalibration, calibrate_drift
 from modelops.settings import PACKAGE_CONFIG_DIR
 
@@ -84,7 +86,7 @@ class Setup:
         examples = known(train).groupby("label").head(10)
         self.classifier = CentroidClassifier(examples["text"].tolist(), examples["label"].tolist())
         self.vocabulary = build_vocabulary(examples["text"])
-        self.config = DriftConfig.from_yaml(PACKAGE_CONFIG_DIR / "drift.yaml")
+        self.config = load_config(PACKAGE_CONFIG_DIR / "drift.yaml", DriftConfig)
         held_out = known(validation).sample(1000, random_state=0)
         self.reference = self.classifier.traffic(held_out["text"].tolist())
         self.calibration: DriftCalibration = calibrate_drift(self.reference, self.vocabulary, self.config)

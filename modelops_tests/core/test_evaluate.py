@@ -11,18 +11,24 @@ import numpy as np
 import pytest
 import yaml
 
+from modelops.core.config_files import ConfigError, load_config
 from modelops.core.evaluate import (
-    CostModel,
-    EvaluationConfigError,
     EvaluationInputError,
     EvaluationReport,
     comparison_markdown,
-    cost_coverage,
     confusion_matrix_png,
+    cost_coverage,
     evaluate,
     expected_calibration_error,
-    load_cost_model,
 )
+from modelops.core.evaluation_policy import CostModel, EvaluationPolicy
+
+
+def load_cost_model(path: Path, label_names: tuple[str, ...] | None = None) -> CostModel:
+    model = load_config(path, CostModel, "cost_model")
+    if label_names is not None:
+        model.check_labels(label_names, path)
+    return model
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "modelops" / "config" / "evaluation.yaml"
 INTENTS = (
@@ -39,7 +45,7 @@ PROBS = np.array([
     [0.15, 0.85, 0.00],
     [0.25, 0.10, 0.65],
 ])
-COSTS = CostModel(default_error_cost=1.0, correct_cost=0.0, pair_costs={("a", "b"): 4.0},
+COSTS = CostModel(default_error_cost=1.0, correct_cost=0.0, pair_costs=[{"true": "a", "predicted": "b", "cost": 4.0}],
                   missed_class_costs={"a": 3.0, "c": 10.0})
 
 
@@ -90,7 +96,7 @@ def test_ece_is_zero_when_perfectly_calibrated() -> None:
 def test_expected_cost_per_1000(report: EvaluationReport) -> None:
     # One error a -> b costs the pair override 4.0; three correct cost 0 -> 4 / 4 examples * 1000.
     assert report.expected_cost_per_1000 == pytest.approx(1000.0)
-    with_correct_cost = CostModel(default_error_cost=1.0, correct_cost=0.1, pair_costs={("a", "b"): 4.0})
+    with_correct_cost = COSTS.model_copy(update={"correct_cost": 0.1, "missed_class_costs": {}})
     assert evaluate(Y_TRUE, PROBS, LABELS, with_correct_cost).expected_cost_per_1000 == pytest.approx(1075.0)
 
 
@@ -210,59 +216,64 @@ def test_pairs_with_quoted_true_key_load(tmp_path: Path) -> None:
     path = _write_config(tmp_path, lambda d: d["cost_model"].update(
         pair_costs=[{"true": "refund", "predicted": "shipping", "cost": 7}]))
     assert "'true'" in path.read_text()
-    assert load_cost_model(path).pair_costs == {("refund", "shipping"): 7}
+    assert load_cost_model(path).cost("refund", "shipping") == 7
 
 
 @pytest.mark.parametrize(
     ("edit", "key", "message"),
     [
-        (lambda d: d["cost_model"].pop("correct_cost"), "cost_model.correct_cost", "missing"),
-        (lambda d: d["cost_model"].update(default_eror_cost=1.0), "cost_model.default_eror_cost", "unknown"),
+        (lambda d: d["cost_model"].pop("default_error_cost"), "cost_model.default_error_cost", "missing required key"),
+        (lambda d: d["cost_model"].update(default_eror_cost=1.0), "cost_model.default_eror_cost",
+         r"unknown key; expected one of \['default_error_cost'"),
         (lambda d: d.pop("cost_model"), "cost_model", "missing"),
-        (lambda d: d.update(costs={}), "costs", "unknown"),
-        (lambda d: d["cost_model"].update(default_error_cost="high"), "cost_model.default_error_cost", "number"),
-        (lambda d: d["cost_model"].update(default_error_cost=True), "cost_model.default_error_cost", "number"),
-        (lambda d: d["cost_model"].update(correct_cost=-1), "cost_model.correct_cost", "negative"),
+        (lambda d: d.update(costs={}), "costs", r"unknown key; expected one of \['cost_model', 'gate', 'abstention'\]"),
+        (lambda d: d["cost_model"].update(default_error_cost="high"), "cost_model.default_error_cost", "valid number"),
+        (lambda d: d["cost_model"].update(default_error_cost=True), "cost_model.default_error_cost", "valid number"),
+        (lambda d: d["cost_model"].update(correct_cost=-1), "cost_model.correct_cost", "greater than or equal to 0"),
         (lambda d: d["cost_model"]["missed_class_costs"].update(fraud_report=-25),
-         "cost_model.missed_class_costs.fraud_report", "negative"),
-        (lambda d: d["cost_model"].update(missed_class_costs=[1, 2]), "cost_model.missed_class_costs", "mapping"),
-        (lambda d: d["cost_model"].update(pair_costs={"a": 1}), "cost_model.pair_costs", "list"),
+         "cost_model.missed_class_costs.fraud_report", "greater than or equal to 0"),
+        (lambda d: d["cost_model"].update(missed_class_costs=[1, 2]), "cost_model.missed_class_costs",
+         "valid dictionary"),
+        (lambda d: d["cost_model"].update(pair_costs={"a": 1}), "cost_model.pair_costs", "valid list"),
         (lambda d: d["cost_model"]["pair_costs"][0].pop("cost"), "cost_model.pair_costs[0].cost", "missing"),
-        (lambda d: d["cost_model"]["pair_costs"][1].update(cost=-3), "cost_model.pair_costs[1].cost", "negative"),
-        (lambda d: d["cost_model"]["pair_costs"][0].update(weight=1), "cost_model.pair_costs[0].weight", "unknown"),
+        (lambda d: d["cost_model"]["pair_costs"][1].update(cost=-3), "cost_model.pair_costs[1].cost",
+         "greater than or equal to 0"),
+        (lambda d: d["cost_model"]["pair_costs"][0].update(weight=1), "cost_model.pair_costs[0].weight",
+         r"unknown key; expected one of \['true', 'predicted', 'cost'\]"),
         (lambda d: d["cost_model"]["pair_costs"][0].update(predicted=False), "cost_model.pair_costs[0].predicted",
-         "quote"),
+         "quote it in YAML"),
         (lambda d: d["cost_model"]["pair_costs"].append(dict(d["cost_model"]["pair_costs"][0])),
-         "cost_model.pair_costs[9]", "duplicate"),
-        (lambda d: d["cost_model"]["pair_costs"][0].update(predicted="fraud_report"), "cost_model.pair_costs",
+         "cost_model.pair_costs", r"\[9\] duplicate pair"),
+        (lambda d: d["cost_model"]["pair_costs"][0].update(predicted="fraud_report"), "cost_model.pair_costs[0]",
          "correct_cost"),
     ],
 )
-def test_cost_model_config_errors(tmp_path: Path, edit: Any, key: str, message: str) -> None:
+def test_evaluation_policy_errors_name_the_file_and_the_key(tmp_path: Path, edit: Any, key: str,
+                                                            message: str) -> None:
     path = _write_config(tmp_path, edit)
-    with pytest.raises(EvaluationConfigError, match=message) as caught:
-        load_cost_model(path)
-    assert caught.value.key == key
-    assert str(path) in str(caught.value) and key in str(caught.value)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_config(path, EvaluationPolicy)
+    assert caught.value.field == key
+    assert str(caught.value).startswith(f"{path}: {key}: ")
 
 
 def test_unknown_label_is_reported_when_label_names_are_given(tmp_path: Path) -> None:
     path = _write_config(tmp_path, lambda d: d["cost_model"]["missed_class_costs"].update(fraud_reprot=25))
     assert load_cost_model(path).missed_class_costs["fraud_reprot"] == 25
-    with pytest.raises(EvaluationConfigError, match="fraud_reprot"):
+    with pytest.raises(ConfigError, match="fraud_reprot"):
         load_cost_model(path, label_names=INTENTS)
 
 
 def test_missing_and_malformed_files(tmp_path: Path) -> None:
-    with pytest.raises(EvaluationConfigError, match="not found"):
+    with pytest.raises(ConfigError, match="not found"):
         load_cost_model(tmp_path / "absent.yaml")
     broken = tmp_path / "broken.yaml"
     broken.write_text("cost_model: [unclosed\n")
-    with pytest.raises(EvaluationConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="not valid YAML"):
         load_cost_model(broken)
     scalar = tmp_path / "scalar.yaml"
     scalar.write_text("just text\n")
-    with pytest.raises(EvaluationConfigError, match="mapping"):
+    with pytest.raises(ConfigError, match="mapping"):
         load_cost_model(scalar)
 
 
@@ -277,11 +288,11 @@ def test_cost_coverage_names_unpriced_and_unknown_labels(tmp_path: Path) -> None
 
 def test_a_cost_model_naming_none_of_the_data_labels_is_refused_unless_allowed(tmp_path: Path) -> None:
     banking = ["lost_card", "card_arrival", "balance"]
-    with pytest.raises(EvaluationConfigError, match="names none of the data's 3 labels.*allow_default_costs: true"):
+    with pytest.raises(ConfigError, match="names none of the data's 3 labels.*allow_default_costs: true"):
         cost_coverage(load_cost_model(DEFAULT_CONFIG), banking, DEFAULT_CONFIG)
     allowed = _write_config(tmp_path, lambda d: d["cost_model"].update(allow_default_costs=True))
     coverage = cost_coverage(load_cost_model(allowed), banking, allowed)
     assert coverage.unpriced == sorted(banking)
     wrong = _write_config(tmp_path, lambda d: d["cost_model"].update(allow_default_costs="yes"))
-    with pytest.raises(EvaluationConfigError, match="allow_default_costs.*true or false"):
+    with pytest.raises(ConfigError, match="allow_default_costs: Input should be a valid boolean"):
         load_cost_model(wrong)

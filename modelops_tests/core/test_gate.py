@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from modelops.core.evaluate import EvaluationConfigError, EvaluationReport
-from modelops.core.gate import GateDecision, GateRules, decide, load_gate_rules
+from modelops.core.config_files import ConfigError, load_config
+from modelops.core.evaluate import EvaluationReport
+from modelops.core.evaluation_policy import EvaluationPolicy, GateRules
+from modelops.core.gate import GateDecision, decide
 from modelops.settings import PACKAGE_CONFIG_DIR
 from modelops_tests.helpers import CHAMPION_COUNTS, GATE_COSTS, GATE_LABELS, report_from_counts
 
@@ -173,7 +175,7 @@ def test_markdown_lists_every_check(champion: EvaluationReport) -> None:
 
 
 def test_default_config_gate_rules() -> None:
-    assert load_gate_rules(DEFAULT_CONFIG) == GateRules(
+    assert load_config(DEFAULT_CONFIG, GateRules, "gate") == GateRules(
         min_eval_size=50, min_macro_f1=0.5, min_accuracy=0.6, min_class_f1=0.1, macro_f1_tolerance=0.01,
         max_cost_increase=0.0, max_class_f1_drop=0.10,
     )
@@ -194,29 +196,28 @@ def _write_gate(tmp_path: Path, **changes: Any) -> Path:
 @pytest.mark.parametrize(
     ("changes", "key", "message"),
     [
-        ({"min_accuracy": None}, "gate.min_accuracy", "missing"),
-        ({"min_acuracy": 0.6}, "gate.min_acuracy", "unknown"),
-        ({"min_eval_size": "fifty"}, "gate.min_eval_size", "integer"),
-        ({"min_eval_size": 50.5}, "gate.min_eval_size", "integer"),
-        ({"min_eval_size": 0}, "gate.min_eval_size", ">= 1"),
-        ({"min_macro_f1": 1.5}, "gate.min_macro_f1", "between 0 and 1"),
-        ({"max_class_f1_drop": -0.1}, "gate.max_class_f1_drop", "between 0 and 1"),
-        ({"min_class_f1": 2}, "gate.min_class_f1", "between 0 and 1"),
-        ({"macro_f1_tolerance": "small"}, "gate.macro_f1_tolerance", "number"),
-        ({"max_cost_increase": -1.0}, "gate.max_cost_increase", ">= 0"),
+        ({"min_acuracy": 0.6}, "gate.min_acuracy", "unknown key; expected one of"),
+        ({"min_eval_size": "fifty"}, "gate.min_eval_size", "valid integer"),
+        ({"min_eval_size": 50.5}, "gate.min_eval_size", "valid integer"),
+        ({"min_eval_size": 0}, "gate.min_eval_size", "greater than or equal to 1"),
+        ({"min_macro_f1": 1.5}, "gate.min_macro_f1", "less than or equal to 1"),
+        ({"max_class_f1_drop": -0.1}, "gate.max_class_f1_drop", "greater than or equal to 0"),
+        ({"min_class_f1": 2}, "gate.min_class_f1", "less than or equal to 1"),
+        ({"macro_f1_tolerance": "small"}, "gate.macro_f1_tolerance", "valid number"),
+        ({"max_cost_increase": -1.0}, "gate.max_cost_increase", "greater than or equal to 0"),
     ],
 )
 def test_gate_config_errors(tmp_path: Path, changes: dict[str, Any], key: str, message: str) -> None:
     path = _write_gate(tmp_path, **changes)
-    with pytest.raises(EvaluationConfigError, match=message) as caught:
-        load_gate_rules(path)
-    assert caught.value.key == key
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_config(path, EvaluationPolicy)
+    assert caught.value.field == key
     assert str(path) in str(caught.value)
 
 
 def test_gate_section_must_exist(tmp_path: Path) -> None:
     path = tmp_path / "evaluation.yaml"
-    path.write_text(yaml.safe_dump({"cost_model": {}}))
-    with pytest.raises(EvaluationConfigError, match="missing") as caught:
-        load_gate_rules(path)
-    assert caught.value.key == "gate"
+    path.write_text(yaml.safe_dump({"cost_model": {"default_error_cost": 1.0}}))
+    with pytest.raises(ConfigError, match="missing") as caught:
+        load_config(path, EvaluationPolicy)
+    assert caught.value.field == "gate"

@@ -22,7 +22,8 @@ from modelops.core.labelling_queue import (
     select_for_labelling,
     write_queue,
 )
-from modelops.core.retrain_policy import RetrainPolicyError, load_retrain_policy
+from modelops.core.config_files import ConfigError, load_config
+from modelops.core.retrain_policy import RetrainPolicy
 from modelops.core.traffic import TrafficRecord, TrafficWriter, list_batches, read_batches
 
 DIM = 8
@@ -82,8 +83,8 @@ def test_bad_queue_sizes_are_refused_with_a_clear_message(size: object, tmp_path
         check_queue_size(size)
     policy = tmp_path / "retrain.yaml"
     policy.write_text(f"labelling_queue_size: {size!r}\n")
-    with pytest.raises(RetrainPolicyError, match=r"retrain.yaml: labelling_queue_size must be"):
-        load_retrain_policy(policy)
+    with pytest.raises(ConfigError, match=r"retrain.yaml: labelling_queue_size: Input should be"):
+        load_config(policy, RetrainPolicy)
 
 
 def test_the_queue_csv_comes_back_through_feedback_into_the_next_curated_set(tmp_path: Path) -> None:

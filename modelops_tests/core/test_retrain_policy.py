@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from modelops.core.retrain_policy import RetrainPolicy, RetrainPolicyError, decide_retrain, load_retrain_policy
+from modelops.core.config_files import ConfigError, load_config
+from modelops.core.retrain_policy import RetrainPolicy, decide_retrain
 from modelops.settings import PACKAGE_CONFIG_DIR
 
 POLICY = RetrainPolicy(cooldown_minutes=10, max_retrains_per_day=2, full_retrain_severity="severe", min_new_labels=50)
@@ -34,9 +35,11 @@ def test_cooldown_and_budget():
 
 
 def test_shipped_policy_loads_and_bad_files_fail(tmp_path: Path):
-    assert load_retrain_policy(PACKAGE_CONFIG_DIR / "retrain.yaml").min_new_labels == 100
-    for text in ("cooldown: 3\n", "full_retrain_severity: none\n", "max_retrains_per_day: 0\n"):
+    assert load_config(PACKAGE_CONFIG_DIR / "retrain.yaml", RetrainPolicy).min_new_labels == 100
+    for text, message in (("cooldown: 3\n", "cooldown: unknown key"),
+                          ("full_retrain_severity: none\n", "full_retrain_severity: Input should be 'moderate' or"),
+                          ("max_retrains_per_day: 0\n", "max_retrains_per_day: Input should be greater than or equal")):
         path = tmp_path / "retrain.yaml"
         path.write_text(text)
-        with pytest.raises(RetrainPolicyError):
-            load_retrain_policy(path)
+        with pytest.raises(ConfigError, match=f"retrain.yaml: {message}"):
+            load_config(path, RetrainPolicy)

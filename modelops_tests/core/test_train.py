@@ -10,10 +10,12 @@ import pytest
 from safetensors.torch import load_file
 
 from modelops.core.base_model import BaseModelError, describe_base_model
+from modelops.core.config_files import ConfigError, load_config
 from modelops.core.train import (
-    TrainingConfig, TrainingConfigError, incremental_training_set, length_grouped_batches, read_label_names,
-    save_adapter, train_causal_lm_adapter, train_classifier_adapter, uses_bf16,
+    TrainingConfigError, incremental_training_set, length_grouped_batches, read_label_names, save_adapter,
+    train_causal_lm_adapter, train_classifier_adapter, uses_bf16,
 )
+from modelops.core.training_config import TrainingConfig
 
 FEW_STEPS = TrainingConfig(epochs=1, max_steps=4, batch_size=8, seed=7)
 
@@ -46,12 +48,10 @@ def test_few_steps_save_only_the_adapter_and_are_deterministic(frames, base_info
 def test_mixed_precision_runs_bf16_only_where_the_cpu_computes_it_natively(frames, base_info, tmp_path: Path):
     """With `mixed_precision` on, the steps run under bf16 autocast exactly when this CPU has native bf16, so the
     adapter differs from the fp32 one there and nowhere else; the saved weights stay fp32 either way."""
-    import dataclasses
-
     import torch
 
     train, validation = frames
-    fp32 = train_classifier_adapter(train, validation, base_info, dataclasses.replace(FEW_STEPS, mixed_precision=False),
+    fp32 = train_classifier_adapter(train, validation, base_info, FEW_STEPS.model_copy(update={"mixed_precision": False}),
                                     tmp_path / "fp32")
     mixed = train_classifier_adapter(train, validation, base_info, FEW_STEPS, tmp_path / "mixed")
     a, b = (load_file(str(r.adapter_dir / "adapter_model.safetensors")) for r in (fp32, mixed))
@@ -77,10 +77,16 @@ def test_warm_start_continues_from_the_adapter(base_info, untrained_adapter_dir:
 
 
 def test_bad_configuration_fails_early(tmp_path: Path):
-    with pytest.raises(TrainingConfigError, match="target_modules is empty"):
-        TrainingConfig.from_dict({"lora": {"target_modules": []}})
-    with pytest.raises(TrainingConfigError, match="Unknown training settings"):
-        TrainingConfig.from_dict({"epoch": 3})
+    policy = tmp_path / "training.yaml"
+    policy.write_text("lora:\n  target_modules: []\n")
+    with pytest.raises(ConfigError, match=r"training.yaml: lora.target_modules: Tuple should have at least 1 item"):
+        load_config(policy, TrainingConfig)
+    policy.write_text("epoch: 3\n")
+    with pytest.raises(ConfigError, match=r"training.yaml: epoch: unknown key; expected one of \['mode', 'epochs'"):
+        load_config(policy, TrainingConfig)
+    policy.write_text("learning_rate: 2\n")
+    with pytest.raises(ConfigError, match="training.yaml: learning_rate: Input should be less than 1, got 2"):
+        load_config(policy, TrainingConfig)
     with pytest.raises(BaseModelError, match="does not exist"):
         describe_base_model(tmp_path / "missing")
     (tmp_path / "pickled").mkdir()
@@ -92,7 +98,7 @@ def test_bad_configuration_fails_early(tmp_path: Path):
 
 def test_unknown_target_modules_fail_with_clear_message(frames, base_info, tmp_path: Path):
     train, validation = frames
-    config = TrainingConfig.from_dict({"max_steps": 1, "lora": {"target_modules": ["q_proj"]}})
+    config = TrainingConfig.model_validate({"max_steps": 1, "lora": {"target_modules": ["q_proj"]}})
     with pytest.raises(TrainingConfigError, match="do not match the base model"):
         train_classifier_adapter(train, validation, base_info, config, tmp_path / "x")
 
@@ -133,7 +139,7 @@ def test_causal_lm_adapter_learns_responses_only(tiny_causal_lm: Path, tmp_path:
     base = describe_base_model(tiny_causal_lm, "causal-lm")
     records = pd.DataFrame({"prompt": ["route: my card was stolen ->", "route: where is my parcel ->"] * 8,
                             "response": [" fraud_report", " shipping"] * 8})
-    config = TrainingConfig.from_dict({"epochs": 3, "batch_size": 4, "learning_rate": 0.01,
+    config = TrainingConfig.model_validate({"epochs": 3, "batch_size": 4, "learning_rate": 0.01,
                                        "early_stopping_patience": 5, "evaluations_per_epoch": 1,
                                        "lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}})
     result = train_causal_lm_adapter(records, records, base, config, tmp_path / "causal")

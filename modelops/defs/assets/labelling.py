@@ -66,7 +66,8 @@ def labelling_queue(context: dg.AssetExecutionContext, lakes: DataLakes,
     """The captured requests of one traffic batch most worth labelling next (uncertain, spread across topics, held-back
     labels first), as data/labelling/<batch>.csv with id,text,predicted,confidence,cluster; labelled, it goes back
     through data/feedback/."""
-    from modelops.core.retrain_policy import load_retrain_policy
+    from modelops.core.config_files import load_config
+    from modelops.core.retrain_policy import RetrainPolicy
     from modelops.core.traffic import validate_batch
 
     name, batch_id = customisation_of(context), context.partition_key
@@ -74,7 +75,7 @@ def labelling_queue(context: dg.AssetExecutionContext, lakes: DataLakes,
     validation = validate_batch(lake.settings.production_dir, batch_id, lake.settings.max_text_chars)
     if not validation.usable or validation.valid.empty:
         raise dg.Failure(f"Traffic batch {batch_id} has no usable rows ({validation.error or 'empty'}).")
-    size = load_retrain_policy(Path(policies.of(name).retrain_config)).labelling_queue_size
+    size = load_config(Path(policies.of(name).retrain_config), RetrainPolicy).labelling_queue_size
     path, metadata = write_labelling_queue(lake, validation.valid, batch_id, size)
     context.log.info(f"queued {metadata['dagster/row_count']} rows for labelling in {path}")
     return dg.MaterializeResult(metadata=metadata)

@@ -7,13 +7,14 @@ Each body reads its customisation's resources, calls one core function and retur
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Optional
 
 import dagster as dg
-import yaml
+import pydantic
 
 from modelops.core.markdown import frame_table
 from modelops.core.tags import DagsterTag
+from modelops.core.training_config import RUN_OVERRIDES, TrainingConfig
 from modelops.defs.assets.data import read_curated
 from modelops.defs.metadata import path_metadata
 from modelops.defs.resources import (
@@ -29,27 +30,23 @@ if TYPE_CHECKING:  # pandas loads when an asset runs, not when the code location
 TRAINING_POOL = "modelops_training"  # lora_adapter's concurrency pool: one training step at a time, any run
 
 
-class LoraAdapterConfig(dg.Config):
-    """Per-run training choices; unset values come from the training policy file."""
-
-    mode: Literal["full", "incremental"] = "full"
-    epochs: int | None = None
-    max_steps: int | None = None
-    seed: int | None = None
+# Per-run training choices over the training policy file: its mode (default full) and RUN_OVERRIDES (unset: the file's).
+LoraAdapterConfig = pydantic.create_model(
+    "LoraAdapterConfig", __base__=dg.Config, __doc__="Per-run training choices; unset values come from the policy file.",
+    mode=(TrainingConfig.model_fields["mode"].annotation, "full"),
+    **{name: (Optional[TrainingConfig.model_fields[name].annotation], None) for name in RUN_OVERRIDES})
 
 
-def _training_config(policies: Policies, config: LoraAdapterConfig):
-    from modelops.core.train import TrainingConfig, TrainingConfigError
+def _training_config(policies: Policies, config: LoraAdapterConfig) -> TrainingConfig:
+    """The training policy file with the run's choices over it."""
+    from modelops.core.config_files import ConfigError, read_mapping, validated
 
-    values = yaml.safe_load(Path(policies.training_config).read_text()) or {}
-    values["mode"] = config.mode
-    for name in ("epochs", "max_steps", "seed"):
-        if getattr(config, name) is not None:
-            values[name] = getattr(config, name)
+    path = Path(policies.training_config)
+    overrides = {name: value for name, value in config.model_dump().items() if value is not None}
     try:
-        return TrainingConfig.from_dict(values)
-    except TrainingConfigError as exc:
-        raise dg.Failure(f"Invalid training configuration ({policies.training_config}): {exc}") from exc
+        return validated(TrainingConfig, {**read_mapping(path), **overrides}, path)
+    except ConfigError as error:
+        raise dg.Failure(f"Invalid training configuration: {error}") from error
 
 
 def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, lakes: DataLakes, base_model: BaseModel,
@@ -111,6 +108,7 @@ def evaluation(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: 
                policies: PolicyFiles) -> dg.MaterializeResult:
     """Challenger vs champion on the frozen test split and recent labelled traffic: metrics, business cost, gate decision."""
     from modelops.core.challenger_evaluation import ChallengerEvaluationError, evaluate_challenger
+    from modelops.core.config_files import ConfigError
 
     name = customisation_of(context)
     lake, store = lakes.of(name), mlflow.of(name)
@@ -122,7 +120,7 @@ def evaluation(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: 
                                     _classifier_loader(registry, lake, base_model),
                                     Path(lake.home) / "evaluations" / f"v{challenger_version}",
                                     store.dagster_run_tags(context.run_id))
-    except ChallengerEvaluationError as error:
+    except (ChallengerEvaluationError, ConfigError) as error:
         raise dg.Failure(str(error)) from error
     for warning in found.warnings:
         context.log.warning(warning)
@@ -172,7 +170,8 @@ def champion(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: Ba
              policies: PolicyFiles) -> dg.MaterializeResult:
     """The model version serving production: the `champion` alias moves here only when the gate passed; its drift
     thresholds are calibrated on its own held-out rows for the drift policy's false-alarm rate."""
-    from modelops.core.drift import DriftConfig
+    from modelops.core.drift_config import DriftConfig
+    from modelops.core.config_files import load_config
     from modelops.core.promotion import PromotionRefused, promote_champion
 
     name = customisation_of(context)
@@ -181,7 +180,7 @@ def champion(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: Ba
     try:
         promoted = promote_champion(registry, record, read_curated(lake)[0],
                                     _classifier_loader(registry, lake, base_model), Path(lake.home) / "reference",
-                                    DriftConfig.from_yaml(Path(policies.of(name).drift_config)))
+                                    load_config(Path(policies.of(name).drift_config), DriftConfig))
     except PromotionRefused as refused:
         raise dg.Failure(str(refused)) from refused
     lake.write_record("champion", {"version": promoted.version, "previous": promoted.previous,

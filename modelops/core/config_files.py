@@ -1,0 +1,99 @@
+"""One loader for every file an owner edits: the policy files (training, evaluation, drift, retrain) and modelops.yaml.
+
+Each file, or each section of one, is a pydantic model that rejects unknown keys. `load_config` reads the YAML and
+validates it; every error is a ConfigError that names the file and the field (`drift.yaml: severe_share: ...`), so a
+typo cannot silently change a policy and a wrong value says where to fix it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A config file or value modelops cannot use; names the file (when there is one) and the field."""
+
+    def __init__(self, problem: str, path: Path | None = None, field: str = "") -> None:
+        self.problem, self.path, self.field = problem, path, field
+        super().__init__(": ".join(part for part in (str(path) if path else "", field, problem) if part))
+
+
+class PolicyModel(BaseModel):
+    """A policy file or section: immutable, unknown keys rejected, no type coercion."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)  # YAML types are meant: "5" is no number
+
+
+def read_mapping(path: Path) -> dict[str, Any]:
+    """The YAML mapping in `path` (an empty file is an empty mapping)."""
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("file not found", path) from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"not valid YAML: {error}", path) from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"expected a mapping of settings, got {type(document).__name__}", path)
+    return document
+
+
+def validated(model: type[Model], values: Any, path: Path | None = None, section: str = "") -> Model:
+    """`values` as `model`, or a ConfigError naming the file and the first invalid field (dotted, within `section`)."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise ConfigError(_problem(model, first), path, _location(section, first["loc"])) from None
+
+
+def load_config(path: Path, model: type[Model], section: str = "") -> Model:
+    """The file at `path` (or its top-level `section`) as `model`."""
+    values = read_mapping(path)
+    if section:
+        if section not in values:
+            raise ConfigError("missing section", path, section)
+        values = values[section]
+    return validated(model, values, path, section)
+
+
+def has_section(path: Path, section: str) -> bool:
+    return section in read_mapping(path)
+
+
+def _location(section: str, loc: tuple[str | int, ...]) -> str:
+    """`section.key.sub[3].key`: where in the file a field is."""
+    text = section
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f"{'.' if text else ''}{part}"
+    return text
+
+
+def _problem(model: type[BaseModel], error: Any) -> str:
+    """pydantic's message, with the keys a model knows when the key is unknown and a hint for unquoted labels."""
+    if error["type"] == "extra_forbidden":
+        return f"unknown key; expected one of {list(_model_at(model, error['loc'][:-1]).model_fields)}"
+    if error["type"] == "missing":
+        return "missing required key"
+    if error["type"] == "value_error":
+        return error["msg"].removeprefix("Value error, ")
+    hint = "; quote it in YAML" if error["type"] == "string_type" and isinstance(error["input"], (bool, int)) else ""
+    return f"{error['msg']}, got {error['input']!r}{hint}"
+
+
+def _model_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel]:
+    """The (sub-)model a location inside `model` points into (list indices and optional values pass through)."""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[part].annotation
+        candidates = [annotation, *get_args(annotation)]
+        model = next(c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel))
+    return model

@@ -1,0 +1,50 @@
+"""The training policy (config/training.yaml): hyper-parameters and the LoRA adapter's shape, as validated models.
+
+Light on purpose (pydantic only): the Dagster code location derives the lora_adapter run config from it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from modelops.core.config_files import PolicyModel
+
+TrainingMode = Literal["full", "incremental"]
+RUN_OVERRIDES = ("epochs", "max_steps", "seed")  # fields a run's config may set over the policy file (with `mode`)
+
+
+class LoraSettings(PolicyModel):
+    """The adapter's shape: rank, scaling, dropout and which linear layers get LoRA matrices."""
+
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: tuple[str, ...] = Field(("query", "value"), min_length=1, strict=False)  # a YAML list is fine
+
+
+class TrainingConfig(PolicyModel):
+    """Hyper-parameters of one training run (config/training.yaml); every field is recorded with the run."""
+
+    mode: TrainingMode = "full"
+    epochs: int = Field(4, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(1e-3, gt=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.06, ge=0, le=1)
+    max_length: int = Field(64, ge=1)
+    seed: int = Field(0, ge=0)
+    early_stopping_patience: int = Field(2, ge=0)
+    evaluations_per_epoch: int = Field(1, ge=1)
+    max_steps: int | None = Field(None, ge=1)
+    replay_fraction: float = Field(0.5, ge=0, le=1)
+    compile_min_steps: int = Field(400, ge=0)  # on a GPU, compile the transformer blocks for runs this long; never on CPU
+    mixed_precision: bool = True  # bf16 autocast where the hardware computes bf16 natively (see `uses_bf16`)
+    lora: LoraSettings = LoraSettings()
+
+    def to_params(self) -> dict[str, str]:
+        """Flat string params for experiment tracking."""
+        flat = {k: v for k, v in self.model_dump().items() if k != "lora"}
+        flat.update({f"lora_{k}": v for k, v in self.lora.model_dump().items()})
+        return {k: ",".join(v) if isinstance(v, (list, tuple)) else str(v) for k, v in flat.items()}
