@@ -9,8 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from modelops.core.config_files import ConfigError
+from modelops.core.defaults import DAGSTER_UI_PORT, GENERATED_ROWS, LOOPBACK, LOOPBACK_HOSTS, MLFLOW_UI_PORT
 from modelops.instance import execute_job, prepare_environment, run_job
-from modelops.settings import Settings, SettingsError, load_settings
+from modelops.settings import Settings, load_settings
 
 log = logging.getLogger("modelops")
 
@@ -23,7 +25,7 @@ def customisation_for_model(settings: Settings, model_name: str | None) -> Setti
     for c in every:
         if c.registered_model_name == model_name:
             return c
-    raise SettingsError(f"No customisation registers the model {model_name!r}; configured: "
+    raise ConfigError(f"No customisation registers the model {model_name!r}; configured: "
                         f"{', '.join(c.registered_model_name for c in every)}")
 
 
@@ -107,7 +109,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from modelops.core.serving import Endpoint, LoadedModel, ServingConfig, create_app, run_server
     from modelops.core.traffic import TrafficWriter
 
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.token:
+    if args.host not in LOOPBACK_HOSTS and not args.token:
         print("refusing to listen beyond loopback without --token (bearer authentication)", file=sys.stderr)
         return 2
     base = describe_base_model(settings.resolved_base_model_path)
@@ -225,7 +227,7 @@ def cmd_lineage(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
-    command = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(args.port)]
+    command = [sys.executable, "-m", "dagster", "dev", "-h", LOOPBACK, "-p", str(args.port)]
     command += ["-w", str(workspace)] if workspace.is_file() else ["-m", "modelops.definitions"]
     return subprocess.call(command)
 
@@ -234,7 +236,7 @@ def cmd_mlflow_ui(args: argparse.Namespace, settings: Settings) -> int:
     if settings.mlflow_artifact_root is None:
         print(f"the tracking URI is an MLflow server: open {settings.tracking_uri} instead", file=sys.stderr)
         return 2
-    return subprocess.call([sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(args.port),
+    return subprocess.call([sys.executable, "-m", "mlflow", "ui", "--host", LOOPBACK, "--port", str(args.port),
                             "--backend-store-uri", settings.tracking_uri,
                             "--default-artifact-root", settings.mlflow_artifact_root.as_uri()])
 
@@ -259,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="write the built-in data set (or a drift scenario) as CSV")
-    gen.add_argument("--rows", type=int, default=3000)
+    gen.add_argument("--rows", type=int, default=GENERATED_ROWS)
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--scenario", choices=["new_product", "prior_shift", "language_shift", "length_shift"])
     gen.add_argument("--severity", type=float, default=1.0)
@@ -289,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="serve each customisation's champion over HTTP (POST /predict/<customisation>) "
                                          "and capture its traffic to its production/ folder")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default=LOOPBACK)
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--token", default=os.environ.get("MODELOPS_SERVE_TOKEN", ""),
                        help="bearer token required on /predict and /model (env MODELOPS_SERVE_TOKEN)")
@@ -305,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--severity", type=_severity, default=0.8,
                       help="drift strength: 0 = the corpus unchanged, 1 = full drift (default 0.8)")
     demo.add_argument("--port", type=int, default=8765)
-    demo.add_argument("--rows", type=int, default=3000, help="size of the generated corpus")
+    demo.add_argument("--rows", type=int, default=GENERATED_ROWS, help="size of the generated corpus")
     demo.add_argument("--epochs", type=int, help="epochs of the first training run (default: training.yaml)")
     demo.add_argument("--customisation", help="which customisation runs the loop (default: the only one)")
     demo.set_defaults(handler=cmd_demo)
@@ -332,11 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     lineage.set_defaults(handler=cmd_lineage)
 
     ui = sub.add_parser("ui", help="open the Dagster UI (dagster dev) on 127.0.0.1")
-    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--port", type=int, default=DAGSTER_UI_PORT)
     ui.set_defaults(handler=cmd_ui)
 
     mlflow_ui = sub.add_parser("mlflow-ui", help="open the MLflow UI on 127.0.0.1")
-    mlflow_ui.add_argument("--port", type=int, default=5000)
+    mlflow_ui.add_argument("--port", type=int, default=MLFLOW_UI_PORT)
     mlflow_ui.set_defaults(handler=cmd_mlflow_ui)
     return parser
 
@@ -351,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         prepare_environment(settings)
         return int(args.handler(args, settings))
-    except SettingsError as exc:
+    except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

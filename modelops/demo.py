@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from modelops.core.defaults import DAGSTER_UI_URL, GENERATED_ROWS, LOOPBACK, MLFLOW_UI_URL
 from modelops.core.tags import DagsterTag, MlflowTag
 from modelops.instance import prepare_environment, run_job
 from modelops.settings import Settings
@@ -96,7 +97,7 @@ def _drift_checks(registry) -> list:
 
 
 def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765, fresh: bool = True,
-             rows: int = 3000, epochs: int | None = None, severity: float = 0.8) -> int:
+             rows: int = GENERATED_ROWS, epochs: int | None = None, severity: float = 0.8) -> int:
     """The loop for one customisation (`settings` after customisation_named): its data, model and sensor."""
     import dagster as dg
 
@@ -136,7 +137,7 @@ def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765
     first_eval = json.loads((settings.state / "records" / "evaluation.json").read_text())
     stage("bootstrap (train + evaluate + promote v1)")
 
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{LOOPBACK}:{port}"
     logs = settings.home / "logs"
     with ExitStack() as stack:
         _say(f"3/7 starting the server on {url} (champion v{first}) and the Dagster daemon (drift sensor)")
@@ -218,7 +219,7 @@ def _print_summary(summary: dict, settings: Settings) -> None:
     for key, value in summary.items():
         print(f"{key:38s} {value}")
     print(f"\nfull summary: {settings.home / 'demo-summary.json'}")
-    print("Dagster UI : make ui         -> http://127.0.0.1:3000 (Assets, Runs, Automation > "
+    print(f"Dagster UI : make ui         -> {DAGSTER_UI_URL} (Assets, Runs, Automation > "
           f"{settings.customisation}_drift_sensor ticks)")
-    print("MLflow UI  : make mlflow-ui  -> http://127.0.0.1:5000 (experiment 'modelops', model "
+    print(f"MLflow UI  : make mlflow-ui  -> {MLFLOW_UI_URL} (experiment 'modelops', model "
           f"'{settings.registered_model_name}')")

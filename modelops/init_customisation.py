@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from modelops.core.atomic import write_text_atomic
+from modelops.core.config_files import read_mapping
 from modelops.core.curate import SplitFractions
 from modelops.core.onboarding import DataSummary, OnboardingError, evaluation_policy, summarise_data
 from modelops.settings import CUSTOMISATION_NAME, PACKAGE_CONFIG_DIR, Settings
@@ -33,8 +34,8 @@ class InitResult:
 def drift_policy(summary: DataSummary) -> str:
     """The shipped drift policy; with fewer expected held-out rows than two of its smallest windows, min_window_rows
     is half of them (at least 50), so that the champion's reference can calibrate at least one window size."""
-    from modelops.core.drift_config import DriftConfig
     from modelops.core.config_files import load_config
+    from modelops.core.drift_config import DriftConfig
 
     shipped = PACKAGE_CONFIG_DIR / "drift.yaml"
     text = shipped.read_text(encoding="utf-8")
@@ -61,9 +62,7 @@ def init_customisation(name: str, data: Path, text_column: str, label_column: st
                               "(it names Dagster assets, jobs and sensors)")
     summary = summarise_data(data, text_column, label_column, settings.max_text_chars)
     config_path = root / "modelops.yaml"
-    config = yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
-    if not isinstance(config, dict):
-        raise OnboardingError(f"{config_path} must hold a mapping of settings")
+    config = read_mapping(config_path) if config_path.is_file() else {}
     customisations = dict(config.get("customisations") or {})
     policies = root / "policies" / name
     data_dir = settings.data_dir / name

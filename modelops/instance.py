@@ -7,7 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
-from modelops.settings import DAGSTER_DATABASE, MLFLOW_DATABASE, Settings, SettingsError, postgres_database_url
+from modelops.core.config_files import ConfigError
+from modelops.settings import DAGSTER_DATABASE, MLFLOW_DATABASE, Settings, postgres_database_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED_PROFILE = REPO_ROOT / "dagster.yaml"
@@ -31,7 +32,7 @@ def ensure_postgres_databases(server_url: str, names: list[str]) -> None:
     try:
         connection = psycopg2.connect(postgres_database_url(server_url, "postgres", driver=""), connect_timeout=10)
     except psycopg2.OperationalError as exc:
-        raise SettingsError(f"Cannot connect to the PostgreSQL server at postgres_url ({exc}). Check that it runs "
+        raise ConfigError(f"Cannot connect to the PostgreSQL server at postgres_url ({exc}). Check that it runs "
                             "and that the user may create databases, or create them: "
                             f"{', '.join(names)}.") from exc
     connection.autocommit = True

@@ -8,7 +8,6 @@ an MLflow artifact of the evaluation run) records per-customisation metrics, bus
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -54,8 +53,8 @@ class MigrationOutcome:
 def _migrate_one(c: Settings, definitions, new_base, config: dict, instance) -> MigrationOutcome:
     """Run the customisation's migration_job on the new base and write its section of the report."""
     from modelops.core.registry import ModelRegistry
-    from modelops.defs.resources import CustomisationKeys
     from modelops.core.tags import DagsterTag
+    from modelops.defs.resources import CustomisationKeys
 
     keys = CustomisationKeys(c.customisation)
     registry = ModelRegistry(c.tracking_uri, c.registered_model_name, c.mlflow_artifact_root)
@@ -98,7 +97,7 @@ def run_migration(settings: Settings, base_path: Path, epochs: int | None = None
         raise MigrationError(f"{', '.join(without)} ha{'s' if len(without) == 1 else 've'} no champion yet: nothing "
                              "to migrate (bootstrap first).")
     new_base = describe_base_model(base_path)
-    definitions = build_definitions(dataclasses.replace(settings, base_model_path=new_base.path))
+    definitions = build_definitions(settings.model_copy(update={"base_model_path": new_base.path}))
     config = {"mode": "full", **({"epochs": epochs} if epochs else {})}
     with dg.DagsterInstance.get() as instance:
         outcomes = [_migrate_one(c, definitions, new_base, config, instance) for c in every]

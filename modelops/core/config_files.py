@@ -89,11 +89,15 @@ def _problem(model: type[BaseModel], error: Any) -> str:
 
 
 def _model_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel]:
-    """The (sub-)model a location inside `model` points into (list indices and optional values pass through)."""
+    """The (sub-)model a location inside `model` points into; list indices and mapping keys pass through."""
     for part in loc:
-        if isinstance(part, int):
-            continue
-        annotation = model.model_fields[part].annotation
-        candidates = [annotation, *get_args(annotation)]
-        model = next(c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel))
+        if isinstance(part, str) and part in model.model_fields:
+            model = _models_in(model.model_fields[part].annotation)[0]
     return model
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The models an annotation holds: itself, or those inside list[...], dict[..., ...], X | None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _models_in(arg)]

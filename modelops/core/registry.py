@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelops.core.defaults import MLFLOW_UI_URL
 from modelops.core.tags import MlflowTag
 
 if TYPE_CHECKING:
@@ -188,7 +189,7 @@ class ModelRegistry:
     """
 
     def __init__(self, tracking_uri: str, model_name: str, artifact_root: Path | None = None,
-                 experiment_name: str = "modelops", ui_url: str = "http://127.0.0.1:5000") -> None:
+                 experiment_name: str = "modelops", ui_url: str = MLFLOW_UI_URL) -> None:
         self.tracking_uri = tracking_uri
         self.model_name = validate_model_name(model_name)
         self.artifact_root = artifact_root

@@ -13,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from modelops.core.defaults import MAX_TEXT_CHARS
+
 log = logging.getLogger(__name__)
 
 EXAMPLE_SCHEMA = pa.schema([("text", pa.string()), ("label", pa.string()), ("source", pa.string())])
@@ -222,7 +224,7 @@ def line_reason(record: dict[str, object]) -> Reason | None:
 
 def validate_records(
     records: list[dict[str, object]], source: str, text_column: str = "text", label_column: str = "label",
-    max_chars: int = 2000,
+    max_chars: int = MAX_TEXT_CHARS,
 ) -> ValidationResult:
     """Split raw records into valid examples and quarantined rows with a reason; nothing is dropped."""
     valid_rows: list[dict[str, str]] = []
@@ -313,7 +315,7 @@ def missing_column_rejection(path: Path, records: list[dict[str, object]], colum
                            for i, r in enumerate(records)])
 
 
-def read_examples(path: Path, text_column: str = "text", label_column: str = "label", max_chars: int = 2000) -> ValidationResult:
+def read_examples(path: Path, text_column: str = "text", label_column: str = "label", max_chars: int = MAX_TEXT_CHARS) -> ValidationResult:
     """Read one CSV/Parquet/JSONL file and validate it; an unusable file becomes one quarantined row."""
     path = Path(path)
     try:

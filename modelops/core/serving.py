@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from modelops.core.defaults import LOOPBACK, LOOPBACK_HOSTS, MAX_TEXT_CHARS
 from modelops.core.traffic import TrafficRecord, TrafficWriter
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class ServingConfigError(ValueError):
@@ -56,10 +56,10 @@ class ServingConfig:
     Listening beyond loopback requires a bearer token; limits must be positive.
     """
 
-    host: str = "127.0.0.1"
+    host: str = LOOPBACK
     port: int = 8765
     max_batch_size: int = 64  # max texts in one request
-    max_text_chars: int = 2000
+    max_text_chars: int = MAX_TEXT_CHARS
     max_body_bytes: int = 1_000_000
     micro_batch_max: int = 64  # max texts the batcher sends to the model at once
     micro_batch_wait_ms: float = 5.0  # how long the batcher waits to fill a micro-batch

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from modelops.core.atomic import write_atomic, write_parquet_atomic
+from modelops.core.defaults import MAX_TEXT_CHARS
 from modelops.core.schema import (
     Reason,
     UnsafePathError,
@@ -387,7 +388,7 @@ def _row_reason(record: dict[str, object], max_text_chars: int, embedding_dim: i
     return reason
 
 
-def validate_batch(directory: Path, batch_id: str, max_text_chars: int = 2000,
+def validate_batch(directory: Path, batch_id: str, max_text_chars: int = MAX_TEXT_CHARS,
                    embedding_dim: int | None = None) -> BatchValidation:
     """Split one batch into valid and quarantined rows (reasons as in schema.Reason); never raises for bad data.
 
@@ -417,7 +418,7 @@ def validate_batch(directory: Path, batch_id: str, max_text_chars: int = 2000,
     return BatchValidation(batch_id, valid, rejected_frame(rejected_rows))
 
 
-def validate_batches(directory: Path, batch_ids: Sequence[str], max_text_chars: int = 2000,
+def validate_batches(directory: Path, batch_ids: Sequence[str], max_text_chars: int = MAX_TEXT_CHARS,
                      embedding_dim: int | None = None) -> TrafficWindow:
     """validate_batch for each id, in order."""
     return TrafficWindow([validate_batch(directory, b, max_text_chars, embedding_dim) for b in batch_ids])

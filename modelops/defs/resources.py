@@ -11,12 +11,13 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from modelops.core.defaults import DAGSTER_UI_URL, MAX_TEXT_CHARS, MLFLOW_UI_URL
 from modelops.core.tags import MlflowTag
-from modelops.settings import Settings
+from modelops.settings import Settings, TrainingLauncherSettings
 
 if TYPE_CHECKING:
     from modelops.core.base_model import BaseModelInfo
@@ -65,7 +66,7 @@ class DataLake(dg.Config):
 
     data_dir: str
     home: str
-    max_text_chars: int = 2000
+    max_text_chars: int = MAX_TEXT_CHARS
     text_column: str = "text"
     label_column: str = "label"
 
@@ -97,10 +98,8 @@ class BaseModel(dg.ConfigurableResource):
 
     def describe(self) -> BaseModelInfo:
         """The base's path, name, task and weights hash; a Failure naming what is wrong when it cannot be used."""
-        from modelops.core.base_model import describe_base_model
+        from modelops.core.base_model import BaseModelError, describe_base_model
         from modelops.settings import default_base_model_path
-
-        from modelops.core.base_model import BaseModelError
 
         try:
             return describe_base_model(Path(self.path) if self.path else default_base_model_path(),
@@ -115,8 +114,8 @@ class MlflowRegistry(dg.Config):
     tracking_uri: str
     model_name: str
     artifact_root: str = ""
-    ui_url: str = "http://127.0.0.1:5000"
-    dagster_ui_url: str = "http://127.0.0.1:3000"  # MLflow runs link back to the Dagster run that made them
+    ui_url: str = MLFLOW_UI_URL
+    dagster_ui_url: str = DAGSTER_UI_URL  # MLflow runs link back to the Dagster run that made them
 
     def dagster_run_tags(self, run_id: str) -> dict[str, str]:
         """MLflow tags naming the Dagster run (id and UI link) a training or evaluation run belongs to."""
@@ -171,26 +170,15 @@ class PolicyFiles(dg.ConfigurableResource):
         return _own(self.customisations, name, "policy files")
 
 
-class TrainingLauncher(dg.ConfigurableResource):
+class TrainingLauncher(dg.ConfigurableResource, TrainingLauncherSettings):
     """Where the training process runs, through Dagster Pipes: a local subprocess (default) or a Kubernetes pod.
 
-    Each field is set from the setting of the same name with a `training_` prefix (MODELOPS_TRAINING_*).
-
-    `processes` > 1 starts that many data-parallel processes with torchrun (one per GPU; on CPUs, Gloo). A pod mounts
-    the volume claim that holds modelops's home and data folders at their usual path, and gets `gpus` GPUs.
+    Its fields are the `training:` settings (MODELOPS_TRAINING_*). `processes` > 1 starts that many data-parallel
+    processes with torchrun (one per GPU; on CPUs, Gloo). A pod mounts the volume claim that holds modelops's home and
+    data folders at their usual path, and gets `gpus` GPUs.
     """
 
-    launcher: Literal["subprocess", "kubernetes"] = "subprocess"
-    processes: int = 1
-    image: str = ""
-    namespace: str = "default"
-    gpus: int = 0
-    volume_claim: str = ""
-    mount_path: str = ""
-
     def command(self, python: str = sys.executable) -> list[str]:
-        if self.processes < 1:
-            raise dg.Failure(f"training_processes must be >= 1, got {self.processes}")
         if self.processes == 1:
             return [python, "-m", TRAINING_MODULE]
         return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={self.processes}",
@@ -202,7 +190,8 @@ class TrainingLauncher(dg.ConfigurableResource):
         spec: dict[str, Any] = {"containers": [container]}
         if self.volume_claim:
             if not self.mount_path:
-                raise dg.Failure("training_mount_path must name where the volume claim holds modelops's home and data.")
+                raise dg.Failure("training.mount_path (MODELOPS_TRAINING_MOUNT_PATH) must name where the volume claim "
+                                 "holds modelops's home and data.")
             container["volumeMounts"] = [{"name": "modelops-data", "mountPath": self.mount_path}]
             spec["volumes"] = [{"name": "modelops-data", "persistentVolumeClaim": {"claimName": self.volume_claim}}]
         return spec
@@ -224,7 +213,8 @@ class TrainingLauncher(dg.ConfigurableResource):
             return client.run(context=context, command=self.command(), extras=job.to_extras(),
                               env={"PYTHONUNBUFFERED": "1"})
         if not self.image:
-            raise dg.Failure("training_launcher is kubernetes but training_image is empty: name the code location image.")
+            raise dg.Failure("training.launcher is kubernetes but training.image (MODELOPS_TRAINING_IMAGE) is empty: "
+                             "name the code location image.")
         from dagster_k8s import PipesK8sClient
 
         return PipesK8sClient().run(context=context, image=self.image, command=self.command("python"),
@@ -245,6 +235,5 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
             training_config=str(c.training_config), evaluation_config=str(c.evaluation_config),
             drift_config=str(c.drift_config), retrain_config=str(c.retrain_config)) for c in every}),
         "base_model": BaseModel(path=str(settings.base_model_path or "")),
-        "training": TrainingLauncher(**{name: getattr(settings, f"training_{name}")
-                                        for name in TrainingLauncher.model_fields}),
+        "training": TrainingLauncher(**settings.training.model_dump()),
     }

@@ -4,7 +4,6 @@ under thresholds calibrated on the reference (modelops.core.drift_calibration)."
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from pathlib import Path

@@ -3,7 +3,6 @@ constant columns, stored with the champion's reference and recomputed for a new 
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np

@@ -13,7 +13,8 @@ import dagster as dg
 import pytest
 import yaml
 
-from modelops.settings import Settings, SettingsError, load_settings
+from modelops.core.config_files import ConfigError
+from modelops.settings import Settings, load_settings
 
 NAMES = ("support", "billing")
 ASSETS = ("raw_examples", "production_traffic", "curated_training_set", "lora_adapter", "evaluation", "champion",
@@ -84,9 +85,9 @@ def test_each_customisation_has_its_own_data_state_and_registered_model(two: Set
     with pytest.raises(dg.Failure, match="No data lake for customisation 'nobody'; configured: \\['billing', 'support'\\]"):
         resources["lakes"].of("nobody")
     assert two.customisation_named("billing") == billing
-    with pytest.raises(SettingsError, match="Name a customisation; configured: support, billing"):
+    with pytest.raises(ConfigError, match="Name a customisation; configured: support, billing"):
         two.customisation_named(None)
-    with pytest.raises(SettingsError, match="No customisation 'shipping'; configured: support, billing"):
+    with pytest.raises(ConfigError, match="No customisation 'shipping'; configured: support, billing"):
         two.customisation_named("shipping")
 
 
@@ -101,19 +102,18 @@ def test_without_customisations_the_single_one_is_named_after_the_model(tmp_path
     ({"2bad": {}}, "customisation name '2bad' must start with a letter and hold only letters, digits and underscores"),
     ({"with-dash": {}}, "customisation name 'with-dash' must start with a letter"),
     ({"billing": {"base_model_path": "/models/x"}},
-     r"customisations.billing: unknown settings \['base_model_path'\]; a customisation may set"),
+     r"customisations.billing.base_model_path: unknown key; expected one of \['registered_model_name'"),
     ({"support": {"registered_model_name": "router"}, "billing": {"registered_model_name": "router"}},
      "customisations support and billing share registered_model_name router"),
     ({"support": {"data_dir": "shared"}, "billing": {"data_dir": "shared"}},
      "customisations support and billing share data_dir .*shared"),
     ({"support": None, "support_x": {}, "billing": {"registered_model_name": "support"}},
      "customisations support and billing share registered_model_name support"),
-    (["support", "billing"], "customisations must map each customisation's name to its settings"),
-    ({}, "customisations must map each customisation's name to its settings"),
-    ({"billing": "billing-router"}, "customisations.billing must be a mapping of settings, got str"),
+    (["support", "billing"], "customisations: Input should be a valid dictionary"),
+    ({"billing": "billing-router"}, "customisations.billing: Input should be a valid dictionary"),
 ])
 def test_bad_customisations_are_refused_with_a_clear_message(tmp_path: Path, customisations: object, message: str):
-    with pytest.raises(SettingsError, match=message):
+    with pytest.raises(ConfigError, match=message):
         load_settings(_config(tmp_path, {"customisations": customisations}))
 
 
@@ -183,4 +183,6 @@ def test_cli_materialize_runs_the_job_of_every_customisation_or_of_the_named_one
     assert out.returncode == 2 and "error: No customisation 'shipping'; configured: support, billing" in out.stderr
     bad = _config(tmp_path / "home", {"customisations": {"with-dash": {}}})
     out = _modelops(tmp_path, bad, "materialize", "data_job")
-    assert out.returncode == 2 and out.stderr.startswith("error: customisation name 'with-dash' must start"), out.stderr
+    assert out.returncode == 2 and out.stderr.startswith(
+        f"error: {tmp_path / 'home' / 'modelops.yaml'}: customisations: customisation name 'with-dash' must start"), \
+        out.stderr

@@ -9,7 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from modelops.core.datagen import generate_corpus, generate_scenario
+from modelops.core.datagen import generate_corpus
 from modelops.core.labelling_queue import QUEUE_COLUMNS
 from modelops.core.predictor import AdapterClassifier
 from modelops.core.reference import build_reference, calibration_path, save_reference

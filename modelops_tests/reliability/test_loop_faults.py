@@ -27,7 +27,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from modelops.core.datagen import generate_corpus, generate_scenario
+from modelops.core.datagen import generate_corpus
 from modelops.core.registry import (
     ModelRegistry,
     RegistryError,

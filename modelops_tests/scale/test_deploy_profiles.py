@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from modelops.core.config_files import ConfigError
 from modelops.instance import EMBEDDED_PROFILE, POSTGRES_PROFILE
-from modelops.settings import Settings, SettingsError, postgres_database_url
+from modelops.settings import Settings, postgres_database_url
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -72,7 +73,7 @@ def test_postgres_url_setting_derives_both_stores_and_rejects_garbage():
     settings = Settings(postgres_url="postgresql://modelops:secret@db.internal:5432")
     assert settings.tracking_uri == "postgresql+psycopg2://modelops:secret@db.internal:5432/mlflow"
     assert postgres_database_url("postgresql://u@h:1/other", "dagster", driver="") == "postgresql://u@h:1/dagster"
-    with pytest.raises(SettingsError, match="postgresql://user:password@host:5432"):
+    with pytest.raises(ConfigError, match="postgresql://user:password@host:5432"):
         postgres_database_url("mysql://u@h:1", "dagster")
 
 
@@ -127,14 +128,14 @@ def test_several_training_processes_start_under_torchrun_and_bad_launcher_settin
     command = TrainingLauncher(processes=4).command("python")
     assert command[:3] == ["python", "-m", "torch.distributed.run"] and "--nproc-per-node=4" in command
     assert command[-2:] == ["-m", "modelops.training_process"]
-    with pytest.raises(dg.Failure, match="training_processes must be >= 1"):
-        TrainingLauncher(processes=0).command()
-    with pytest.raises(dg.Failure, match="training_mount_path"):
+    with pytest.raises(ValueError, match="processes"):
+        TrainingLauncher(processes=0)
+    with pytest.raises(dg.Failure, match="training.mount_path"):
         TrainingLauncher(launcher="kubernetes", volume_claim="data").pod_spec()
     monkeypatch.setenv("MODELOPS_TRAINING_LAUNCHER", "slurm")
-    with pytest.raises(SettingsError, match="subprocess or kubernetes"):
+    with pytest.raises(ConfigError, match="MODELOPS_TRAINING_LAUNCHER: Input should be 'subprocess' or 'kubernetes'"):
         load_settings()
     monkeypatch.setenv("MODELOPS_TRAINING_LAUNCHER", "subprocess")
     monkeypatch.setenv("MODELOPS_TRAINING_GPUS", "one")
-    with pytest.raises(SettingsError, match="training_gpus must be an integer"):
+    with pytest.raises(ConfigError, match="MODELOPS_TRAINING_GPUS: Input should be a valid integer.*got 'one'"):
         load_settings()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 import dagster as dg
 
+from modelops.core.defaults import GENERATED_ROWS
 from modelops.core.markdown import frame_table
 from modelops.defs.metadata import counts_table, path_metadata
 from modelops.defs.resources import DataLake, DataLakes, customisation_of
@@ -25,7 +26,7 @@ class RawExamplesConfig(dg.Config):
     source: Literal["auto", "files", "generator"] = "auto"
     text_column: Optional[str] = None  # None: the customisation's text_column setting ("text" unless set)
     label_column: Optional[str] = None  # None: the customisation's label_column setting ("label" unless set)
-    generator_rows: int = 3000
+    generator_rows: int = GENERATED_ROWS
     generator_seed: int = 0
 
 
