@@ -28,7 +28,7 @@ from bench.machine import Measurement
 
 
 def _window(rows: int, seed: int, shift: float) -> pd.DataFrame:
-    from modelops.core.datagen import generate_corpus, generate_scenario
+    from modelops.core.data.datagen import generate_corpus, generate_scenario
 
     rng = np.random.default_rng(seed)
     base = generate_scenario("language_shift", min(rows, 20_000), seed=seed, severity=shift) if shift else \
@@ -49,8 +49,8 @@ def _baseline(reference: pd.DataFrame, current: pd.DataFrame, vocabulary: frozen
     from evidently.metrics import ValueDrift
     from evidently.metrics.embeddings import EmbeddingsDrift, ModelDriftMethod
 
-    from modelops.core.drift import COLUMN_DRIFT_METHOD, checked_table
-    from modelops.core.drift_config import CONFIDENCE_COLUMN, DESCRIPTOR_COLUMNS, LABEL_COLUMN
+    from modelops.core.monitoring.drift import COLUMN_DRIFT_METHOD, checked_table
+    from modelops.core.monitoring.drift_config import CONFIDENCE_COLUMN, DESCRIPTOR_COLUMNS, LABEL_COLUMN
 
     start = time.perf_counter()
     ref = checked_table(reference, vocabulary, config.max_reference_rows, config.seed)
@@ -81,11 +81,11 @@ def _spread(values: list[float]) -> dict[str, float]:
 
 def main() -> None:
     from bench.machine import provenance, write_result
-    from modelops.core.datagen import generate_corpus
-    from modelops.core.drift import build_vocabulary, check_drift
-    from modelops.core.drift_config import DriftConfig
+    from modelops.core.data.datagen import generate_corpus
+    from modelops.core.monitoring.drift import build_vocabulary, check_drift
+    from modelops.core.monitoring.drift_config import DriftConfig
     from modelops.core.config_files import load_config
-    from modelops.core.drift_calibration import calibrate_drift
+    from modelops.core.monitoring.drift_calibration import calibrate_drift
     from modelops.settings import PACKAGE_CONFIG_DIR
 
     config = load_config(PACKAGE_CONFIG_DIR / "drift.yaml", DriftConfig)
@@ -124,8 +124,8 @@ def main() -> None:
         generate_corpus(10_000, seed=0)
         generation_seconds.append(time.perf_counter() - started)
     generation = _spread(generation_seconds)
-    write_result("drift_check_time", {"provenance": provenance(["modelops/core/drift.py",
-                                                                 "modelops/core/drift_calibration.py"]),
+    write_result("drift_check_time", {"provenance": provenance(["modelops/core/monitoring/drift.py",
+                                                                 "modelops/core/monitoring/drift_calibration.py"]),
                                       "repetitions": REPETITIONS, "results": rows,
                                       "calibration_seconds": _spread(calibration_seconds),
                                       "generate_corpus_10k_seconds": generation,

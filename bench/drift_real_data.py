@@ -27,7 +27,7 @@ wrote, and no threshold or policy value was ever set by looking at it):
   the 9 domains drawn at random carry 60 % of the window (20 % each), the other 6 share 40 % (6.7 % each; stable
   traffic has 11.1 % per domain), row counts multinomial, rows drawn within each domain.
 
-**Generator** (`modelops.core.datagen`, the protocol of the former `bench/drift_detection.py`): champion trained on
+**Generator** (`modelops.core.data.datagen`, the protocol of the former `bench/drift_detection.py`): champion trained on
 the curated `generate_corpus(3000, seed=0)` train split for `--generator-epochs` (1), reference = curated
 validation + test predicted by it; stable pool `generate_corpus(--generator-pool, seed=1000)`; per scenario the rows
 the generator changes (`new_product`, `prior_shift`, `language_shift` at severity 1: every row is a changed row;
@@ -77,8 +77,8 @@ import pandas as pd
 from bench.machine import CLINC_DIR, RESULTS, ROOT, Measurement, provenance
 
 if TYPE_CHECKING:
-    from modelops.core.drift_config import DriftConfig
-    from modelops.core.drift_calibration import DriftCalibration
+    from modelops.core.monitoring.drift_config import DriftConfig
+    from modelops.core.monitoring.drift_calibration import DriftCalibration
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -99,8 +99,8 @@ FALSE_ALARM_TARGET, FALSE_ALARM_UPPER_TARGET = 0.01, 0.02
 DETECTION_TARGET, MATERIAL_DROP = 0.95, 0.05
 MAE_TARGET = 0.02
 CALIBRATION_SECONDS_TARGET = 30.0
-SOURCES = ("modelops/core/drift.py", "modelops/core/drift_calibration.py", "modelops/core/reference.py",
-           "modelops/config/drift.yaml", "modelops/core/predictor.py", "modelops/core/train.py")
+SOURCES = ("modelops/core/monitoring/drift.py", "modelops/core/monitoring/drift_calibration.py", "modelops/core/monitoring/reference.py",
+           "modelops/config/drift.yaml", "modelops/core/serving/predictor.py", "modelops/core/training/train.py")
 
 
 @dataclass(frozen=True)
@@ -175,8 +175,8 @@ def _cache(name: str, key: str, options: Options) -> Path:
 def _curated(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """The rows as ingestion and curation leave them (validated, normalised, PII-redacted, deduplicated, with
     curation's own `split`, which CLINC150 ignores: it keeps the data set's splits)."""
-    from modelops.core.curate import curate
-    from modelops.core.schema import validate_records
+    from modelops.core.data.curate import curate
+    from modelops.core.data.schema import validate_records
 
     checked = validate_records(frame[["text", "label"]].to_dict(orient="records"), source)
     return curate(checked.valid)[0]
@@ -186,9 +186,9 @@ def _train(cache: Path, train: pd.DataFrame, validation: pd.DataFrame, epochs: i
     """A LoRA adapter trained with the product's code and training.yaml (epochs capped), cached in `cache`."""
     import yaml
 
-    from modelops.core.base_model import describe_base_model
-    from modelops.core.train import train_classifier_adapter
-    from modelops.core.training_config import TrainingConfig
+    from modelops.core.training.base_model import describe_base_model
+    from modelops.core.training.train import train_classifier_adapter
+    from modelops.core.training.training_config import TrainingConfig
     from modelops.settings import PACKAGE_CONFIG_DIR, default_base_model_path
 
     adapter, info_path = cache / "adapter", cache / "model.json"
@@ -209,8 +209,8 @@ def _train(cache: Path, train: pd.DataFrame, validation: pd.DataFrame, epochs: i
 
 
 def _classifier(adapter: Path) -> Any:
-    from modelops.core.base_model import describe_base_model
-    from modelops.core.predictor import AdapterClassifier
+    from modelops.core.training.base_model import describe_base_model
+    from modelops.core.serving.predictor import AdapterClassifier
     from modelops.settings import default_base_model_path
 
     return AdapterClassifier(describe_base_model(default_base_model_path()), adapter)
@@ -220,7 +220,7 @@ def _reference(cache: Path, classifier: Any, held_out: pd.DataFrame,
                train: list[str]) -> tuple[pd.DataFrame, frozenset[str]]:
     """The champion asset's reference (held-out rows predicted by the champion with their true labels, training
     vocabulary), cached."""
-    from modelops.core.reference import build_reference, load_reference, save_reference
+    from modelops.core.monitoring.reference import build_reference, load_reference, save_reference
 
     folder = cache / "reference-labelled"
     if load_reference(folder, "1") is None:
@@ -251,7 +251,7 @@ def _pool(cache: Path, name: str, classifier: Any, rows: Callable[[], pd.DataFra
 def _calibrate(reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig,
                repeats: int) -> tuple[DriftCalibration, list[float]]:
     """The champion's calibration, and the wall seconds of `repeats` identical calibrations."""
-    from modelops.core.drift_calibration import calibrate_drift
+    from modelops.core.monitoring.drift_calibration import calibrate_drift
 
     calibrations, seconds = [], []
     for _ in range(repeats):
@@ -327,7 +327,7 @@ def clinc150(options: Options, config: DriftConfig) -> Traffic:
             for name in ("train", "validation", "test", "out_of_scope")}
     key = _digest(f"{new}/{options.clinc_per_intent}/{options.clinc_epochs}",
                   *[(folder / f"{n}.csv").read_bytes() for n in read],
-                  (ROOT / "modelops/core/curate.py").read_bytes(), (PACKAGE_CONFIG_DIR / "training.yaml").read_bytes())
+                  (ROOT / "modelops/core/data/curate.py").read_bytes(), (PACKAGE_CONFIG_DIR / "training.yaml").read_bytes())
     cache = _cache("clinc150", key, options)
     known = read["train"][read["train"]["domain"] != new]
     sampled = known.groupby("label", group_keys=False).sample(n=options.clinc_per_intent, random_state=0)
@@ -357,7 +357,7 @@ def clinc150(options: Options, config: DriftConfig) -> Traffic:
 
 def _changed_rows(name: str, severity: float, rows: int) -> pd.DataFrame:
     """`rows` tickets (text, label) the generator changes under scenario `name` at `severity`."""
-    from modelops.core.datagen import generate_corpus, generate_scenario
+    from modelops.core.data.datagen import generate_corpus, generate_scenario
 
     if name in SEVERITY_INDEPENDENT:
         return generate_scenario(name, rows, seed=SCENARIO_SEED, severity=1.0)[["text", "label"]]
@@ -371,7 +371,7 @@ def _changed_rows(name: str, severity: float, rows: int) -> pd.DataFrame:
 
 
 def generator(options: Options, config: DriftConfig) -> Traffic:
-    from modelops.core.datagen import generate_corpus
+    from modelops.core.data.datagen import generate_corpus
     from modelops.settings import PACKAGE_CONFIG_DIR
 
     core = ROOT / "modelops" / "core"
@@ -428,7 +428,7 @@ class Checker:
         self.traffic, self.config = traffic, config
 
     def __call__(self, window: pd.DataFrame, kind: str, level: float, check: bool = True) -> Outcome:
-        from modelops.core.drift import check_drift, estimate_accuracy
+        from modelops.core.monitoring.drift import check_drift, estimate_accuracy
 
         realised = float(window["correct"].mean())
         t = self.traffic
@@ -588,7 +588,7 @@ def summarise(traffic: Traffic, outcomes: list[Outcome], trials: int, options: O
 def run(options: Options) -> dict[str, Any]:
     import torch
 
-    from modelops.core.drift_config import DriftConfig
+    from modelops.core.monitoring.drift_config import DriftConfig
     from modelops.core.config_files import load_config
     from modelops.settings import PACKAGE_CONFIG_DIR
 

@@ -139,8 +139,8 @@ def timeline(settings: Settings, summary: dict[str, Any], loaded_at: dict[str, s
     """Drift landing -> serving, split at the events the loop recorded (traffic, MLflow, Dagster run record)."""
     import dagster as dg
 
-    from modelops.core.registry import ModelRegistry
-    from modelops.core.traffic import list_batches, read_batches
+    from modelops.core.registry.registry import ModelRegistry
+    from modelops.core.monitoring.traffic import list_batches, read_batches
 
     with dg.DagsterInstance.get() as instance:
         record = instance.get_run_records(dg.RunsFilter(run_ids=[summary["retrain_run"]["id"]]), limit=1)[0]
@@ -211,7 +211,7 @@ def run_path(path: str, args: argparse.Namespace) -> dict[str, Any]:
         watcher.start()
         started = time.perf_counter()
         try:  # its own process, as a user runs it: a code location loaded once per installation
-            code = subprocess.run([sys.executable, "-m", "modelops.cli", "demo", "--scenario", SCENARIO,
+            code = subprocess.run([sys.executable, "-m", "modelops.app.cli", "demo", "--scenario", SCENARIO,
                                    "--severity", str(SEVERITY[path]),
                                    "--port", str(port), "--rows", str(args.rows)], cwd=root, timeout=3600).returncode
         finally:

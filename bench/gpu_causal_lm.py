@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from bench.machine import RESULTS, Measurement, write_result
-from modelops.core.train import encode_instructions
+from modelops.core.training.train import encode_instructions
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -71,7 +71,7 @@ def build_base(folder: Path, tokenizer_dir: Path, shape: dict[str, int], device:
 
 def records(n: int, seed: int) -> pd.DataFrame:
     """Long instructions (concatenated tickets) -> a routing answer for every ticket."""
-    from modelops.core.datagen import generate_corpus
+    from modelops.core.data.datagen import generate_corpus
 
     corpus = generate_corpus(n * PER_PROMPT, seed=seed)
     prompts, responses = [], []
@@ -94,7 +94,7 @@ def heldout_loss(model: Any, tokenizer: Any, heldout: pd.DataFrame, max_length: 
     """Mean response-token loss on unseen records (bf16 autocast on a GPU), the same function for every run."""
     import torch
 
-    from modelops.core.train import _pad, response_loss
+    from modelops.core.training.train import _pad, response_loss
 
     ids, labels = encode_instructions(tokenizer, heldout, max_length)
     device = next(model.parameters()).device
@@ -111,8 +111,8 @@ def run_modelops(base_dir: Path, data: pd.DataFrame, heldout: pd.DataFrame, conf
     import torch
     from peft import PeftModel
 
-    from modelops.core.base_model import describe_base_model, load_base_model, load_tokenizer
-    from modelops.core.train import train_causal_lm_adapter
+    from modelops.core.training.base_model import describe_base_model, load_base_model, load_tokenizer
+    from modelops.core.training.train import train_causal_lm_adapter
 
     base = describe_base_model(base_dir, "causal-lm")
     sync()
@@ -201,7 +201,7 @@ def add_rates(run: dict[str, Any], tokens_per_step: float, n_params: int, peak_f
 def main() -> None:
     import torch
 
-    from modelops.core.training_config import TrainingConfig
+    from modelops.core.training.training_config import TrainingConfig
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=60)

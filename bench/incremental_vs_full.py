@@ -2,7 +2,7 @@
 
 One champion is trained once (mode `full`) on the pre-drift default corpus (3,000 generated rows, ingested with
 `validate_records` and curated with `curate`, as `raw_examples` -> `curated_training_set` do) and shared by every
-scenario. For each scenario in `modelops.core.datagen.SCENARIOS` (new_product, prior_shift, language_shift,
+scenario. For each scenario in `modelops.core.data.datagen.SCENARIOS` (new_product, prior_shift, language_shift,
 length_shift) the product's retrain input is rebuilt the way `curated_training_set` builds it: one batch of drifted
 traffic (`generate_scenario`, severity 0.8 as in `modelops demo`), of which the first 500 tickets got annotator
 labels (feedback rows, source `feedback:<scenario>`), curated together with the raw corpus. Then, with the product's
@@ -17,7 +17,7 @@ Both validate on the same curated validation split. Measured for each: wall time
 includes building its new + replay set; curation and evaluation are shared and not timed), macro-F1 on held-out
 post-drift data (the rest of the same drifted traffic batch, never labelled for training, curated, minus any id
 that is in the training data), and macro-F1 on the pre-drift curated test split, whose drop against the champion is
-the catastrophic-forgetting figure. Macro-F1 comes from `modelops.core.evaluate.evaluate` on `AdapterClassifier`
+the catastrophic-forgetting figure. Macro-F1 comes from `modelops.core.evaluation.evaluate.evaluate` on `AdapterClassifier`
 probabilities, exactly as the `evaluation` asset computes it. Targets (per scenario): incremental post-drift
 macro-F1 >= 99% of full's, at <= 25% of full's wall time; pre-drift macro-F1 (forgetting) >= 99% of full's is this
 benchmark's own target, so that incremental may not buy its speed with forgetting.
@@ -48,9 +48,9 @@ from bench.machine import Measurement
 if TYPE_CHECKING:
     import pandas as pd
 
-    from modelops.core.base_model import BaseModelInfo
-    from modelops.core.evaluate import CostModel
-    from modelops.core.training_config import TrainingConfig
+    from modelops.core.training.base_model import BaseModelInfo
+    from modelops.core.evaluation.evaluate import CostModel
+    from modelops.core.training.training_config import TrainingConfig
     from modelops.settings import Settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -67,7 +67,7 @@ def _say(message: str) -> None:
 
 def _ingest(frame: pd.DataFrame, source: str, settings: Settings) -> pd.DataFrame:
     """Valid text,label,source rows, as `raw_examples` ingests them (schema validation, quarantine dropped)."""
-    from modelops.core.schema import validate_records
+    from modelops.core.data.schema import validate_records
 
     return validate_records(frame.to_dict(orient="records"), source, max_chars=settings.max_text_chars).valid
 
@@ -80,7 +80,7 @@ def training_config(settings: Settings, epochs: int | None) -> TrainingConfig:
     """The product's training policy file, with the per-run `epochs` override of `LoraAdapterConfig` (0/None: none)."""
     import yaml
 
-    from modelops.core.training_config import TrainingConfig
+    from modelops.core.training.training_config import TrainingConfig
 
     values: dict[str, Any] = yaml.safe_load(Path(settings.training_config).read_text()) or {}
     values["mode"] = "full"
@@ -92,8 +92,8 @@ def training_config(settings: Settings, epochs: int | None) -> TrainingConfig:
 def _score(adapter_dir: Path, base: BaseModelInfo, cost_model: CostModel,
            test_sets: dict[str, pd.DataFrame]) -> dict[str, dict[str, Any]]:
     """Macro-F1 and accuracy of one adapter on each labelled test set, via the product's evaluation."""
-    from modelops.core.evaluate import evaluate
-    from modelops.core.predictor import AdapterClassifier
+    from modelops.core.evaluation.evaluate import evaluate
+    from modelops.core.serving.predictor import AdapterClassifier
 
     classifier = AdapterClassifier(base, adapter_dir)
     scores: dict[str, dict[str, Any]] = {}
@@ -113,7 +113,7 @@ def _score(adapter_dir: Path, base: BaseModelInfo, cost_model: CostModel,
 def _train(train: pd.DataFrame, validation: pd.DataFrame, base: BaseModelInfo, config: TrainingConfig,
            out: Path, init_adapter: Path | None = None, seen_ids: set[str] | None = None) -> dict[str, Any]:
     """One `lora_adapter`-style training call, timed (incremental: including its new + replay selection)."""
-    from modelops.core.train import incremental_training_set, train_classifier_adapter
+    from modelops.core.training.train import incremental_training_set, train_classifier_adapter
 
     start = time.perf_counter()
     new_rows = None
@@ -133,8 +133,8 @@ def _train(train: pd.DataFrame, validation: pd.DataFrame, base: BaseModelInfo, c
 def run_scenario(name: str, raw: pd.DataFrame, pre_curated: pd.DataFrame, champion: dict[str, Any],
                  base: BaseModelInfo, config: TrainingConfig, cost_model: CostModel, settings: Settings,
                  args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from modelops.core.curate import curate
-    from modelops.core.datagen import generate_scenario
+    from modelops.core.data.curate import curate
+    from modelops.core.data.datagen import generate_scenario
 
     traffic = generate_scenario(name, args.labelled + args.test_rows, seed=DRIFT_SEED, severity=args.severity)
     feedback = traffic.iloc[: args.labelled].assign(source=f"feedback:{name}")
@@ -190,11 +190,11 @@ def measurements(scenarios: dict[str, dict[str, Any]]) -> list[Measurement]:
 
 def main() -> None:
     from bench.machine import write_result
-    from modelops.core.base_model import describe_base_model
-    from modelops.core.curate import curate
-    from modelops.core.datagen import SCENARIOS, generate_corpus
+    from modelops.core.training.base_model import describe_base_model
+    from modelops.core.data.curate import curate
+    from modelops.core.data.datagen import SCENARIOS, generate_corpus
     from modelops.core.config_files import load_config
-    from modelops.core.evaluation_policy import CostModel
+    from modelops.core.evaluation.evaluation_policy import CostModel
     from modelops.settings import load_settings
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

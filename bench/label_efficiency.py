@@ -60,8 +60,8 @@ TARGET_K = (100, 200)
 RATIO_TARGET, SAVING_TARGET, PURITY_TARGET = 2.0, 0.30, 0.80
 FALLBACK_COST, FALLBACK_COSTS_REPORTED = 0.3, (0.1, 0.5)
 OOS_SHARE, TOPIC_SHARE, WINDOW = 0.20, 0.10, 500
-SOURCES = ("modelops/core/labelling_queue.py", "modelops/core/abstention.py", "modelops/core/new_topics.py",
-           "modelops/core/train.py", "modelops/config/training.yaml")
+SOURCES = ("modelops/core/monitoring/labelling_queue.py", "modelops/core/evaluation/abstention.py", "modelops/core/monitoring/new_topics.py",
+           "modelops/core/training/train.py", "modelops/config/training.yaml")
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,9 @@ def _train(cache: Path, name: str, train: pd.DataFrame, validation: pd.DataFrame
     """A full LoRA training with the product's code and training.yaml (epochs capped, seed set), cached."""
     import yaml
 
-    from modelops.core.base_model import describe_base_model
-    from modelops.core.train import train_classifier_adapter
-    from modelops.core.training_config import TrainingConfig
+    from modelops.core.training.base_model import describe_base_model
+    from modelops.core.training.train import train_classifier_adapter
+    from modelops.core.training.training_config import TrainingConfig
     from modelops.settings import PACKAGE_CONFIG_DIR, default_base_model_path
 
     folder = cache / name
@@ -129,7 +129,7 @@ def _labels_needed(curve: dict[int, float], score: float) -> tuple[float, bool]:
 
 def label_efficiency(options: Options, cache: Path, champion_train: pd.DataFrame, validation: pd.DataFrame,
                      pool: pd.DataFrame, test: pd.DataFrame) -> dict[str, Any]:
-    from modelops.core.labelling_queue import select_for_labelling
+    from modelops.core.monitoring.labelling_queue import select_for_labelling
 
     runs = []
     plan = [(k, s) for s in options.seeds for k in sorted(set(options.queue_k) | set(options.random_k))]
@@ -166,8 +166,8 @@ def label_efficiency(options: Options, cache: Path, champion_train: pd.DataFrame
 
 def abstention(options: Options, reference: pd.DataFrame, known_test: pd.DataFrame,
                out_of_scope: pd.DataFrame) -> dict[str, Any]:
-    from modelops.core.abstention import AbstentionPolicy, abstention_report, answer_costs, choose_threshold
-    from modelops.core.evaluate import CostModel
+    from modelops.core.evaluation.abstention import AbstentionPolicy, abstention_report, answer_costs, choose_threshold
+    from modelops.core.evaluation.evaluate import CostModel
 
     cost_model = CostModel(default_error_cost=1.0)
     result: dict[str, Any] = {}
@@ -195,7 +195,7 @@ def abstention(options: Options, reference: pd.DataFrame, known_test: pd.DataFra
 
 
 def new_topics(reference: pd.DataFrame, known_test: pd.DataFrame, new_rows: pd.DataFrame) -> dict[str, Any]:
-    from modelops.core.new_topics import discover_new_topics
+    from modelops.core.monitoring.new_topics import discover_new_topics
 
     trials = []
     for index, (intent, rows) in enumerate(sorted(new_rows.groupby("label"))):

@@ -35,9 +35,9 @@ def _rss_mb() -> float:
 def _make_adapters(folder: Path, count: int) -> list[Path]:
     from peft import LoraConfig, get_peft_model
 
-    from modelops.core.base_model import describe_base_model, load_base_model
-    from modelops.core.train import save_adapter, seed_everything
-    from modelops.core.training_config import TrainingConfig
+    from modelops.core.training.base_model import describe_base_model, load_base_model
+    from modelops.core.training.train import save_adapter, seed_everything
+    from modelops.core.training.training_config import TrainingConfig
     from modelops.settings import default_base_model_path
 
     base = describe_base_model(default_base_model_path())
@@ -58,9 +58,9 @@ def measure(mode: str, adapters: list[str]) -> dict[str, float]:
     import gc
     import time
 
-    from modelops.core.base_model import describe_base_model, load_tokenizer
-    from modelops.core.datagen import generate_corpus
-    from modelops.core.predictor import AdapterClassifier, SharedBases
+    from modelops.core.training.base_model import describe_base_model, load_tokenizer
+    from modelops.core.data.datagen import generate_corpus
+    from modelops.core.serving.predictor import AdapterClassifier, SharedBases
     from modelops.settings import default_base_model_path
 
     base = describe_base_model(default_base_model_path())

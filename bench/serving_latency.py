@@ -6,7 +6,7 @@ saved with it, the 10 intents of the generated corpus), loaded from safetensors 
 into the base (`merge_and_unload`), so the forward pass is the same plain BERT graph and what differs is the serving
 path around it (a check compares the labels the servers give 50 texts).
 
-- modelops: exactly what a user runs, `python -m modelops.cli serve` with default flags: the adapter is registered in
+- modelops: exactly what a user runs, `python -m modelops.app.cli serve` with default flags: the adapter is registered in
   a temporary MLflow SQLite store and promoted to `champion`; the server resolves the alias, downloads and loads the
   adapter, micro-batches concurrent requests (up to 64 texts, 5 ms wait), computes calibrated confidences and 32-d
   embeddings, and captures every prediction to Parquet (traffic capture ON, into the temporary data folder; the
@@ -21,9 +21,9 @@ path around it (a check compares the labels the servers give 50 texts).
   level; the ratio against `naive-batched` is reported beside it.
 
 Every server is a separate subprocess started here, bound to 127.0.0.1 on a free port, run by the same
-`uvicorn.Config` as `modelops.core.serving.run_server` (uvloop + httptools, lifespan on, log level info); all take
+`uvicorn.Config` as `modelops.service.serving.run_server` (uvloop + httptools, lifespan on, log level info); all take
 one text per request, `POST /predict {"text": "..."}`. Two text sources, measured one after the other on the same
-servers: generated support tickets (`modelops.core.datagen.generate_corpus`, seed 11; the model's own domain) and
+servers: generated support tickets (`modelops.core.data.datagen.generate_corpus`, seed 11; the model's own domain) and
 CLINC150's real test queries (`../shared/datasets/clinc150/test.csv`, shorter, another domain: the forward pass is
 the same work whatever the label), each sent round-robin. The load generator is a closed loop in this
 process: `c` keep-alive HTTP/1.1 connections (a minimal asyncio client, so that it takes little of the CPUs it shares
@@ -84,8 +84,8 @@ def build_adapter(out: Path, labels: list[str]) -> Path:
     """A real LoRA adapter + head on the real base, saved by modelops's `save_adapter`, without training steps."""
     from peft import LoraConfig, get_peft_model
 
-    from modelops.core import train
-    from modelops.core.base_model import describe_base_model, load_base_model
+    from modelops.core.training import train
+    from modelops.core.training.base_model import describe_base_model, load_base_model
     from modelops.settings import default_base_model_path
 
     base = describe_base_model(default_base_model_path())
@@ -102,7 +102,7 @@ def build_adapter(out: Path, labels: list[str]) -> Path:
 
 def register_champion(adapter_dir: Path, home: Path) -> str:
     """Register the adapter in a fresh MLflow SQLite store under `home` and promote it to `champion`."""
-    from modelops.core.registry import ModelRegistry
+    from modelops.core.registry.registry import ModelRegistry
 
     registry = ModelRegistry(f"sqlite:///{home / 'mlflow.db'}", MODEL_NAME, home / "mlartifacts")
     with registry.run("bench-serving-latency", {"modelops.bench": "serving_latency"}) as run_id:
@@ -180,7 +180,7 @@ def baseline_app(adapter_dir: Path, mode: str) -> Any:
 
 
 def serve_baseline(port: int, adapter_dir: Path, mode: str) -> None:
-    """Run the baseline with the uvicorn settings of `modelops.core.serving.run_server`."""
+    """Run the baseline with the uvicorn settings of `modelops.service.serving.run_server`."""
     import uvicorn
 
     app = baseline_app(adapter_dir, mode)
@@ -482,7 +482,7 @@ def source_texts(source: str, n: int) -> list[str]:
     """Up to `n` request texts: generated tickets, or CLINC150's test queries in file order."""
     import pandas as pd
 
-    from modelops.core.datagen import generate_corpus
+    from modelops.core.data.datagen import generate_corpus
 
     if source == "generator":
         return generate_corpus(n, seed=11)["text"].tolist()
@@ -502,7 +502,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Build and register the adapter, start every server, measure each source and level, stop them.
 
     Raw figures per server: `levels[source]` is one row per concurrency level."""
-    from modelops.core.datagen import INTENTS
+    from modelops.core.data.datagen import INTENTS
 
     texts = {source: source_texts(source, args.texts) for source in args.sources}
     check_texts = [t for source in args.sources for t in texts[source][:: max(1, len(texts[source]) // 25)][:25]]
@@ -522,7 +522,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                "DAGSTER_HOME": str(home / "dagster"), "PYTHONUNBUFFERED": "1"}
         commands = {f"naive-{mode}": [sys.executable, "-m", "bench.serving_latency", "serve-baseline", "--adapter",
                                       str(adapter_dir), "--baseline-mode", mode] for mode in args.baselines}
-        commands["modelops"] = [sys.executable, "-m", "modelops.cli", "serve"]
+        commands["modelops"] = [sys.executable, "-m", "modelops.app.cli", "serve"]
         try:
             for name, command in commands.items():
                 servers.append(start_server(name, command, env, work / f"{name}.log"))
@@ -596,7 +596,7 @@ def main() -> None:
             "max_length": MAX_LENGTH, "texts_per_source": args.texts, "sources": args.sources,
             "seconds_per_server_and_level": args.seconds, "warmup_seconds_per_server_and_level": args.warmup,
             "block_seconds": args.block,
-            "modelops": "python -m modelops.cli serve, default flags (micro-batch 64 texts / 5 ms, traffic capture "
+            "modelops": "python -m modelops.app.cli serve, default flags (micro-batch 64 texts / 5 ms, traffic capture "
                         "to Parquet on, champion alias polled every 5 s)",
             "naive": {f"naive-{m}": BASELINE_DESCRIPTIONS[m] for m in args.baselines},
             "uvicorn": "same Config for all: 127.0.0.1, lifespan on, log_level info, timeout_graceful_shutdown 30",

@@ -41,8 +41,8 @@ Splits = tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
 
 
 def generator_splits(rows: int) -> Splits:
-    from modelops.core.curate import curate
-    from modelops.core.datagen import generate_corpus
+    from modelops.core.data.curate import curate
+    from modelops.core.data.datagen import generate_corpus
 
     curated, _ = curate(generate_corpus(rows, seed=0).assign(source="generator"))
     return tuple(curated[curated["split"] == s].reset_index(drop=True) for s in ("train", "validation", "test"))
@@ -76,8 +76,8 @@ def run_baseline(splits: Splits, labels: list[str], config, base) -> dict[str, f
     from sklearn.metrics import f1_score
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    from modelops.core.base_model import load_base_model, load_tokenizer
-    from modelops.core.train import _head_modules, seed_everything, uses_bf16
+    from modelops.core.training.base_model import load_base_model, load_tokenizer
+    from modelops.core.training.train import _head_modules, seed_everything, uses_bf16
 
     train, validation, test = splits
     ids = {name: i for i, name in enumerate(labels)}
@@ -121,8 +121,8 @@ def run_baseline(splits: Splits, labels: list[str], config, base) -> dict[str, f
 
 
 def run_modelops(splits: Splits, labels: list[str], config, base) -> dict[str, float]:
-    from modelops.core.predictor import AdapterClassifier
-    from modelops.core.train import train_classifier_adapter
+    from modelops.core.serving.predictor import AdapterClassifier
+    from modelops.core.training.train import train_classifier_adapter
 
     train, validation, test = splits
     with tempfile.TemporaryDirectory() as out:
@@ -182,9 +182,9 @@ def main() -> None:
     import torch
 
     from bench.machine import write_result
-    from modelops.core.base_model import describe_base_model
-    from modelops.core.train import uses_bf16
-    from modelops.core.training_config import TrainingConfig
+    from modelops.core.training.base_model import describe_base_model
+    from modelops.core.training.train import uses_bf16
+    from modelops.core.training.training_config import TrainingConfig
     from modelops.settings import default_base_model_path
 
     parser = argparse.ArgumentParser(description=__doc__)

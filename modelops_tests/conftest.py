@@ -18,7 +18,7 @@ from modelops_tests.helpers import LABELS, build_smaller_base  # noqa: E402 (aft
 @pytest.fixture(scope="session")
 def base_info():
     """The shipped all-MiniLM-L6-v2 base (real weights, offline)."""
-    from modelops.core.base_model import describe_base_model
+    from modelops.core.training.base_model import describe_base_model
     from modelops.settings import default_base_model_path
 
     return describe_base_model(default_base_model_path())
@@ -29,9 +29,9 @@ def untrained_adapter_dir(base_info, tmp_path_factory) -> Path:
     """A real LoRA adapter + head on the real base, saved exactly as training saves it, without training."""
     from peft import LoraConfig, get_peft_model
 
-    from modelops.core.base_model import load_base_model
-    from modelops.core.train import save_adapter, seed_everything
-    from modelops.core.training_config import TrainingConfig
+    from modelops.core.training.base_model import load_base_model
+    from modelops.core.training.train import save_adapter, seed_everything
+    from modelops.core.training.training_config import TrainingConfig
 
     seed_everything(0)
     model = get_peft_model(load_base_model(base_info, num_labels=len(LABELS)),

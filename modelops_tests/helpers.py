@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modelops.core.evaluate import EvaluationReport, evaluate
-from modelops.core.evaluation_policy import CostModel
-from modelops.core.traffic import TrafficRecord, TrafficWriter
+from modelops.core.evaluation.evaluate import EvaluationReport, evaluate
+from modelops.core.evaluation.evaluation_policy import CostModel
+from modelops.core.monitoring.traffic import TrafficRecord, TrafficWriter
 
 LABELS = ["billing", "refund", "shipping"]
 
@@ -43,7 +43,7 @@ def write_captured_batch(folder: Path, classifier, texts: list[str], model_name:
 
 def write_drifted_batch(settings, classifier, seed: int, rows: int = 300) -> list[str]:
     """A captured batch of the generator's language_shift scenario at full severity; returns the ids."""
-    from modelops.core.datagen import generate_scenario
+    from modelops.core.data.datagen import generate_scenario
 
     texts = generate_scenario("language_shift", rows, seed=seed, severity=1.0)["text"].tolist()
     return write_captured_batch(settings.production_dir, classifier, texts, settings.registered_model_name)
@@ -61,9 +61,9 @@ def save_random_adapter(base_info, folder: Path, labels: list[str], seed: int) -
     """A real adapter whose LoRA weights are not zero (init_lora_weights=False), so it changes the base's outputs."""
     from peft import LoraConfig, get_peft_model
 
-    from modelops.core.base_model import load_base_model
-    from modelops.core.train import save_adapter, seed_everything
-    from modelops.core.training_config import TrainingConfig
+    from modelops.core.training.base_model import load_base_model
+    from modelops.core.training.train import save_adapter, seed_everything
+    from modelops.core.training.training_config import TrainingConfig
 
     seed_everything(seed)
     model = get_peft_model(load_base_model(base_info, num_labels=len(labels)),

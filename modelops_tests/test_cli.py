@@ -11,7 +11,7 @@ from pathlib import Path
 def _modelops(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MODELOPS_HOME": str(tmp_path / "home"), "MODELOPS_DATA_DIR": str(tmp_path / "data"),
            "DAGSTER_HOME": str(tmp_path / "dagster")}
-    return subprocess.run([sys.executable, "-m", "modelops.cli", *args], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "modelops.app.cli", *args], env=env, capture_output=True, text=True,
                           timeout=300, cwd=tmp_path)
 
 

@@ -23,7 +23,7 @@ def _environment(tmp_path: Path) -> dict[str, str]:
 def _run_demo(tmp_path: Path, extra: list[str], training_overrides: dict) -> dict:
     training = yaml.safe_load((PACKAGE_CONFIG_DIR / "training.yaml").read_text()) | training_overrides
     (tmp_path / "training.yaml").write_text(yaml.safe_dump(training))
-    out = subprocess.run([sys.executable, "-m", "modelops.cli", "demo", "--port", str(free_port()), *extra],
+    out = subprocess.run([sys.executable, "-m", "modelops.app.cli", "demo", "--port", str(free_port()), *extra],
                          env=_environment(tmp_path), capture_output=True, text=True, timeout=1500, cwd=tmp_path)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     return json.loads((tmp_path / "home" / "demo-summary.json").read_text())
@@ -41,7 +41,7 @@ def test_demo_loop_small(tmp_path: Path):
     """Faster variant: a smaller corpus and fewer epochs, same components and stages."""
     summary = _run_demo(tmp_path, ["--rows", "1000", "--epochs", "2"], {"epochs": 2})
     _assert_loop_closed(summary)
-    lineage = subprocess.run([sys.executable, "-m", "modelops.cli", "lineage", "support-router",
+    lineage = subprocess.run([sys.executable, "-m", "modelops.app.cli", "lineage", "support-router",
                               str(summary["final_champion"])], env=_environment(tmp_path), capture_output=True, text=True,
                              timeout=120, cwd=tmp_path)
     assert lineage.returncode == 0, lineage.stderr[-2000:]
@@ -56,7 +56,7 @@ def test_demo_loop_small(tmp_path: Path):
 def _assert_mlflow_tells_the_story(tmp_path: Path, version: str) -> None:
     """The drift-triggered version's training run holds its adapter, label map and the Evidently report of the drift
     that triggered it; its evaluation run holds the evaluation report; both link back to their Dagster run."""
-    from modelops.core.registry import ModelRegistry
+    from modelops.core.registry.registry import ModelRegistry
 
     registry = ModelRegistry(f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}", "support-router")
     training = registry.client.get_run(registry.client.get_model_version("support-router", version).run_id)

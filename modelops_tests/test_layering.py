@@ -1,4 +1,5 @@
-"""Architecture rules: core never imports dagster; the code location loads fast without heavy ML imports."""
+"""Architecture rules: the import direction between the layers; thin Dagster bodies; the code location loads fast
+without heavy ML imports."""
 
 from __future__ import annotations
 
@@ -10,17 +11,48 @@ from pathlib import Path
 
 import modelops
 
-CORE = Path(modelops.__file__).parent / "core"
+PACKAGE = Path(modelops.__file__).parent
 HEAVY = ("torch", "transformers", "peft", "evidently", "mlflow", "sklearn", "matplotlib", "pandas", "pyarrow")
+# What each layer may import (besides itself and third-party libraries); see ARCHITECTURE.md.
+ALLOWED = {
+    "modelops.core": set(),
+    "modelops.service": {"modelops.core"},
+    "modelops.settings": {"modelops.core"},
+    "modelops.defs": {"modelops.core", "modelops.settings"},
+    "modelops.definitions": {"modelops.defs", "modelops.settings"},
+    "modelops.app": {"modelops.core", "modelops.service", "modelops.settings", "modelops.defs", "modelops.definitions"},
+}
 
 
-def test_core_never_imports_dagster():
+def _layer(module: str) -> str:
+    return next(layer for layer in sorted(ALLOWED, key=len, reverse=True) if module == layer or
+                module.startswith(layer + "."))
+
+
+def _imports(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names += [node.module]
+    return names
+
+
+def test_layers_import_only_downwards():
+    """core imports no other modelops layer and no dagster; service and settings build on core alone; the Dagster
+    definitions on core and settings; the application commands on anything."""
     offenders = []
-    for path in CORE.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "dagster"]
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+        if module == "modelops":
+            continue
+        layer = _layer(module)
+        for name in _imports(path):
+            if name.split(".")[0] == "dagster" and layer in ("modelops.core", "modelops.service", "modelops.settings"):
+                offenders.append(f"{module} imports {name}")
+            elif name.startswith("modelops.") and _layer(name) != layer and _layer(name) not in ALLOWED[layer]:
+                offenders.append(f"{module} imports {name}")
     assert offenders == []
 
 

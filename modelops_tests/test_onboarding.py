@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from modelops.core.onboarding import OnboardingError, gate_defaults, summarise_data
+from modelops.core.data.onboarding import OnboardingError, gate_defaults, summarise_data
 
 CLINC150 = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "clinc150"
 
@@ -21,7 +21,7 @@ CLINC150 = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "clinc1
 def _modelops(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if not key.startswith("MODELOPS_")}
     env["DAGSTER_HOME"] = str(cwd / ".modelops" / "dagster")
-    return subprocess.run([sys.executable, "-m", "modelops.cli", *args], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "modelops.app.cli", *args], env=env, capture_output=True, text=True,
                           timeout=900, cwd=cwd)
 
 
@@ -78,7 +78,7 @@ def test_init_then_bootstrap_a_champion_under_its_own_name(tmp_path: Path) -> No
     boot = _modelops(tmp_path, "materialize", "bootstrap_job")
     assert boot.returncode == 0, boot.stdout + boot.stderr
     assert "bank_router_bootstrap_job: succeeded" in boot.stdout
-    from modelops.core.registry import ModelRegistry
+    from modelops.core.registry.registry import ModelRegistry
 
     registry = ModelRegistry(f"sqlite:///{tmp_path / '.modelops' / 'mlflow.db'}", "bank-router",
                              tmp_path / ".modelops" / "mlartifacts")
@@ -89,8 +89,8 @@ def test_init_then_bootstrap_a_champion_under_its_own_name(tmp_path: Path) -> No
 
     # Traffic as the server captures it: first unseen queries of the same intents from the same collection (CLINC150's
     # train.csv rows the owner's file left out), then out-of-scope queries.
-    from modelops.core.base_model import describe_base_model
-    from modelops.core.predictor import load_registered_classifier
+    from modelops.core.training.base_model import describe_base_model
+    from modelops.core.serving.predictor import load_registered_classifier
     from modelops.settings import default_base_model_path
     from modelops_tests.helpers import write_captured_batch
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import yaml
 
-from modelops.core.abstention import ServedAbstention
-from modelops.core.registry import ModelRegistry
-from modelops.core.traffic import list_batches, read_batches
+from modelops.core.evaluation.abstention import ServedAbstention
+from modelops.core.registry.registry import ModelRegistry
+from modelops.core.monitoring.traffic import list_batches, read_batches
 from modelops_tests.helpers import free_port, save_random_adapter
 
 
@@ -58,7 +58,7 @@ def test_serve_answers_each_customisation_from_its_champion_and_follows_each_pro
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "MODELOPS_CONFIG": str(config), "MODELOPS_HOME": str(home), "MODELOPS_DATA_DIR": str(data),
            "DAGSTER_HOME": str(tmp_path / "dagster")}
-    server = subprocess.Popen([sys.executable, "-m", "modelops.cli", "serve", "--port", str(port), "--reload-seconds",
+    server = subprocess.Popen([sys.executable, "-m", "modelops.app.cli", "serve", "--port", str(port), "--reload-seconds",
                                "0.5", "--batch-seconds", "0.5"], env=env, cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

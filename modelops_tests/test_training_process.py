@@ -6,11 +6,11 @@ import subprocess
 import sys
 import time
 
-from modelops.core.training_run import TrainingJob
+from modelops.core.training.training_run import TrainingJob
 
 WATCHED = """
 import sys, time
-from modelops.training_process import stop_when_owner_dies
+from modelops.app.training_process import stop_when_owner_dies
 stop_when_owner_dies(int(sys.argv[1]), poll_seconds=0.1)
 time.sleep(60)
 """

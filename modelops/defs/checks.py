@@ -11,7 +11,7 @@ from modelops.defs.resources import DataLakes, customisation_of
 
 def curated_no_leakage(context: dg.AssetCheckExecutionContext, lakes: DataLakes) -> dg.AssetCheckResult:
     """No example (by id or identical text) appears in more than one split."""
-    from modelops.core.curate import leakage
+    from modelops.core.data.curate import leakage
 
     curated, _ = read_curated(lakes.of(customisation_of(context)))
     leaked = leakage(curated)
@@ -22,7 +22,7 @@ def curated_no_leakage(context: dg.AssetCheckExecutionContext, lakes: DataLakes)
 def curated_min_examples_per_label(context: dg.AssetCheckExecutionContext, lakes: DataLakes) -> dg.AssetCheckResult:
     """Every label trained on has enough training and test examples to learn and to be evaluated (labels still short
     are held back by curation as pending)."""
-    from modelops.core.curate import (
+    from modelops.core.data.curate import (
         MIN_TEST_EXAMPLES_PER_LABEL, MIN_TRAIN_EXAMPLES_PER_LABEL, short_labels, split_counts,
     )
 
@@ -37,7 +37,7 @@ def curated_min_examples_per_label(context: dg.AssetCheckExecutionContext, lakes
 
 def curated_no_pii_residue(context: dg.AssetCheckExecutionContext, lakes: DataLakes) -> dg.AssetCheckResult:
     """No e-mail, phone, card or IBAN pattern survives redaction."""
-    from modelops.core.curate import pii_residue
+    from modelops.core.data.curate import pii_residue
 
     curated, _ = read_curated(lakes.of(customisation_of(context)))
     residue = pii_residue(curated["text"])
@@ -46,7 +46,7 @@ def curated_no_pii_residue(context: dg.AssetCheckExecutionContext, lakes: DataLa
 
 def curated_schema(context: dg.AssetCheckExecutionContext, lakes: DataLakes) -> dg.AssetCheckResult:
     """Columns id, text, label, split, source; no empty text or label; only known splits."""
-    from modelops.core.curate import CURATED_COLUMNS, SPLITS
+    from modelops.core.data.curate import CURATED_COLUMNS, SPLITS
 
     curated, _ = read_curated(lakes.of(customisation_of(context)))
     problems = []

@@ -20,11 +20,11 @@ from modelops.core.tags import MlflowTag
 from modelops.settings import Settings, TrainingLauncherSettings
 
 if TYPE_CHECKING:
-    from modelops.core.base_model import BaseModelInfo
-    from modelops.core.registry import ModelRegistry
-    from modelops.core.training_run import TrainingJob
+    from modelops.core.training.base_model import BaseModelInfo
+    from modelops.core.registry.registry import ModelRegistry
+    from modelops.core.training.training_run import TrainingJob
 
-TRAINING_MODULE = "modelops.training_process"
+TRAINING_MODULE = "modelops.app.training_process"
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class BaseModel(dg.ConfigurableResource):
 
     def describe(self) -> BaseModelInfo:
         """The base's path, name, task and weights hash; a Failure naming what is wrong when it cannot be used."""
-        from modelops.core.base_model import BaseModelError, describe_base_model
+        from modelops.core.training.base_model import BaseModelError, describe_base_model
         from modelops.settings import default_base_model_path
 
         try:
@@ -122,7 +122,7 @@ class MlflowRegistry(dg.Config):
         return {MlflowTag.DAGSTER_RUN_ID: run_id, MlflowTag.DAGSTER_RUN_URL: f"{self.dagster_ui_url}/runs/{run_id}"}
 
     def registry(self) -> ModelRegistry:
-        from modelops.core.registry import ModelRegistry
+        from modelops.core.registry.registry import ModelRegistry
 
         root = Path(self.artifact_root) if self.artifact_root else None
         return ModelRegistry(self.tracking_uri, self.model_name, root, ui_url=self.ui_url)

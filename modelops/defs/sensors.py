@@ -1,8 +1,8 @@
 """The traffic_drift check and the drift sensor: Evidently checks of captured traffic against the champion's
 reference; on drift, a retraining run (exactly once per window).
 
-The decisions (which window, whether and how to retrain) are `modelops.core.drift_decision`'s and the check itself
-`modelops.core.drift_monitoring`'s; these bodies read, call them and report.
+The decisions (which window, whether and how to retrain) are `modelops.core.monitoring.drift_decision`'s and the check itself
+`modelops.core.monitoring.drift_monitoring`'s; these bodies read, call them and report.
 """
 
 # No `from __future__ import annotations` here: Dagster reads resource annotations at definition time.
@@ -20,16 +20,16 @@ from modelops.defs.resources import (
 )
 
 if TYPE_CHECKING:
-    from modelops.core.drift_decision import PendingDrift, SensorCursor
-    from modelops.core.drift_monitoring import ChampionReference, CheckedWindow
-    from modelops.core.retrain_policy import RetrainDecision
-    from modelops.core.traffic import TrafficWindow
+    from modelops.core.monitoring.drift_decision import PendingDrift, SensorCursor
+    from modelops.core.monitoring.drift_monitoring import ChampionReference, CheckedWindow
+    from modelops.core.monitoring.retrain_policy import RetrainDecision
+    from modelops.core.monitoring.traffic import TrafficWindow
 
 
 def _window_metadata(checked: "CheckedWindow", window: "TrafficWindow", registry_ui: MlflowRegistry) -> dict:
     """What Dagster shows for one checked window: drift scores against their calibrated thresholds, label-free
     accuracy estimate, candidate new intents, report link."""
-    from modelops.core.new_topics import topics_markdown
+    from modelops.core.monitoring.new_topics import topics_markdown
 
     result = checked.result
     return {**result.to_metadata(), "champion_version": checked.champion, "received_rows": window.received,
@@ -61,9 +61,9 @@ def traffic_drift(context: dg.AssetCheckExecutionContext, config: TrafficDriftCo
     drift-check`), it checks the newest batches (at least `rows` valid rows, min_window_rows by default) without
     moving the sensor's cursor or quarantining anything.
     """
-    from modelops.core.drift_config import DriftConfig
+    from modelops.core.monitoring.drift_config import DriftConfig
     from modelops.core.config_files import load_config
-    from modelops.core.drift_monitoring import DriftMonitoringError, champion_reference, check_window, newest_window
+    from modelops.core.monitoring.drift_monitoring import DriftMonitoringError, champion_reference, check_window, newest_window
 
     name = customisation_of(context)
     lake, store = lakes.of(name), mlflow.of(name)
@@ -85,8 +85,8 @@ def traffic_drift(context: dg.AssetCheckExecutionContext, config: TrafficDriftCo
 
 def _quarantine(context: dg.SensorEvaluationContext, lake: DataLake, traffic: "TrafficWindow") -> str:
     """Write each batch's rejected rows (and move unusable batch files) to quarantine; a note for the skip reason."""
-    from modelops.core.schema import UnsafePathError
-    from modelops.core.traffic import quarantine_batch
+    from modelops.core.data.schema import UnsafePathError
+    from modelops.core.monitoring.traffic import quarantine_batch
 
     folder = lake.settings.quarantine_dir / "traffic"
     notes = []
@@ -128,7 +128,7 @@ class _Tick:
 def _check_window(context: dg.SensorEvaluationContext, keys: CustomisationKeys, store: MlflowRegistry,
                   window: "TrafficWindow", reference: "ChampionReference", config, tick: _Tick) -> "CheckedWindow":
     """The sensor's check of a new window, with the observation and check evaluation that chart it in Dagster."""
-    from modelops.core.drift_monitoring import check_window
+    from modelops.core.monitoring.drift_monitoring import check_window
 
     checked = check_window(store.registry(), window, reference, config)
     metadata = {**_window_metadata(checked, window, store), "drift_event": checked.key}
@@ -144,10 +144,10 @@ def _check_window(context: dg.SensorEvaluationContext, keys: CustomisationKeys, 
 def _decide(context: dg.SensorEvaluationContext, keys: CustomisationKeys, lake: DataLake, retrain_config: str,
             tick: _Tick, window: "TrafficWindow", checked_now: bool) -> dg.SensorResult:
     """Whether the pending drift gets a retraining run now (labels, cooldown, budget); asks for labels when short."""
-    from modelops.core.drift_decision import decide_run
-    from modelops.core.feedback import read_feedback
+    from modelops.core.monitoring.drift_decision import decide_run
+    from modelops.core.data.feedback import read_feedback
     from modelops.core.config_files import load_config
-    from modelops.core.retrain_policy import RetrainPolicy
+    from modelops.core.monitoring.retrain_policy import RetrainPolicy
 
     policy = load_config(Path(retrain_config), RetrainPolicy)
     labels = len(read_feedback(lake.settings.feedback_dir).valid)
@@ -182,8 +182,8 @@ def _retrain_request(keys: CustomisationKeys, drift: "PendingDrift", decision: "
 
 def _read_new_traffic(lake: DataLake, store: MlflowRegistry, drift_config, batch_ids: list[str]) -> tuple:
     """The champion's reference (or why there is none) and the new batches, validated."""
-    from modelops.core.drift_monitoring import DriftMonitoringError, champion_reference
-    from modelops.core.traffic import validate_batches
+    from modelops.core.monitoring.drift_monitoring import DriftMonitoringError, champion_reference
+    from modelops.core.monitoring.traffic import validate_batches
 
     try:
         reference = champion_reference(Path(lake.home) / "reference", store.registry().alias_version("champion"),
@@ -216,10 +216,10 @@ def drift_sensor(keys: CustomisationKeys, retrain_job) -> dg.SensorDefinition:
         past them. Drift that calls for retraining waits for enough new labelled feedback, then passes the cooldown
         and daily budget, and requests exactly one run (run_key = fingerprint of the drifted batches).
         """
-        from modelops.core.drift_config import DriftConfig
+        from modelops.core.monitoring.drift_config import DriftConfig
         from modelops.core.config_files import load_config
-        from modelops.core.drift_decision import SensorCursor, plan_window, record_check
-        from modelops.core.traffic import is_batch_id, list_batches
+        from modelops.core.monitoring.drift_decision import SensorCursor, plan_window, record_check
+        from modelops.core.monitoring.traffic import is_batch_id, list_batches
 
         lake, store, files = lakes.of(keys.name), mlflow.of(keys.name), policies.of(keys.name)
         cursor = SensorCursor.from_json(context.cursor)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import yaml
 
-from modelops.core.abstention import ServedAbstention, abstention_report, choose_threshold, fit_abstention
+from modelops.core.evaluation.abstention import ServedAbstention, abstention_report, choose_threshold, fit_abstention
 from modelops.core.config_files import ConfigError, load_config
-from modelops.core.evaluation_policy import AbstentionPolicy, CostModel, EvaluationPolicy, GateRules
-from modelops.core.gate import decide
+from modelops.core.evaluation.evaluation_policy import AbstentionPolicy, CostModel, EvaluationPolicy, GateRules
+from modelops.core.evaluation.gate import decide
 from modelops_tests.helpers import CHAMPION_COUNTS, report_from_counts
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "modelops" / "config" / "evaluation.yaml"

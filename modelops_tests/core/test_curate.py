@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from modelops.core.curate import (
+from modelops.core.data.curate import (
     SplitFractions, assign_split, content_hash, curate, example_id, leakage, normalise_text, pii_residue, redact_pii,
 )
 

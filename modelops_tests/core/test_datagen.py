@@ -9,8 +9,8 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from modelops.core import datagen
-from modelops.core.datagen import (
+from modelops.core.data import datagen
+from modelops.core.data.datagen import (
     INTENTS, SCENARIOS, DriftScenario, UnknownScenarioError, generate_corpus, generate_scenario,
 )
 
@@ -210,7 +210,7 @@ def test_pii_present_at_expected_rates_in_conventional_formats(corpus: pd.DataFr
 
 def test_curation_redacts_exactly_the_generated_pii() -> None:
     """The redaction regexes of curate.py find the PII and nothing else (no dates, amounts or order ids)."""
-    from modelops.core.curate import redact_pii
+    from modelops.core.data.curate import redact_pii
 
     for frame in (generate_corpus(1200, seed=9), generate_scenario("length_shift", 300, seed=9),
                   generate_scenario("language_shift", 300, seed=9)):

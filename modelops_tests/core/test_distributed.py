@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from modelops.core.distributed import average_gradients, broadcast_from_first, shard, world
+from modelops.core.training.distributed import average_gradients, broadcast_from_first, shard, world
 
 
 def _member(rank: int, store: str, out_dir: str) -> None:

@@ -1,6 +1,6 @@
 """Drift checks on synthetic traffic built with numpy: descriptors, no-drift baselines, each kind of shift,
 severity, small windows, the accuracy-drop rule, metadata, the HTML report and config loading. Every check runs
-under thresholds calibrated on the reference (modelops.core.drift_calibration)."""
+under thresholds calibrated on the reference (modelops.core.monitoring.drift_calibration)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import pytest
 import yaml
 
 from modelops.core.config_files import ConfigError, load_config
-from modelops.core.drift import (
+from modelops.core.monitoring.drift import (
     DriftInputError, DriftResult, build_vocabulary, check_drift, estimate_accuracy, text_descriptors,
 )
-from modelops.core.drift_calibration import DriftCalibration, calibrate_drift
-from modelops.core.drift_config import DriftConfig
+from modelops.core.monitoring.drift_calibration import DriftCalibration, calibrate_drift
+from modelops.core.monitoring.drift_config import DriftConfig
 from modelops.settings import PACKAGE_CONFIG_DIR
 from modelops_tests.helpers import SHIFTS, traffic
 

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelops.core import drift_calibration
-from modelops.core.drift import build_vocabulary, check_drift, checked_table
-from modelops.core.drift_config import DriftConfig
+from modelops.core.monitoring import drift_calibration
+from modelops.core.monitoring.drift import build_vocabulary, check_drift, checked_table
+from modelops.core.monitoring.drift_config import DriftConfig
 from modelops.core.config_files import load_config
-from modelops.core.drift_calibration import (
+from modelops.core.monitoring.drift_calibration import (
     JS_COLUMNS,
     DriftCalibration,
     DriftCalibrationError,
@@ -22,7 +22,7 @@ from modelops.core.drift_calibration import (
     calibration_window_sizes,
     js_distance,
 )
-from modelops.core.reference import calibration_path, reference_calibration
+from modelops.core.monitoring.reference import calibration_path, reference_calibration
 from modelops.settings import PACKAGE_CONFIG_DIR
 from modelops_tests.helpers import traffic
 

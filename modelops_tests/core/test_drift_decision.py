@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from modelops.core.drift_decision import (
+from modelops.core.monitoring.drift_decision import (
     PendingDrift,
     SensorCursor,
     decide_run,
@@ -15,7 +15,7 @@ from modelops.core.drift_decision import (
     record_check,
     window_key,
 )
-from modelops.core.retrain_policy import DAY_SECONDS, RetrainPolicy
+from modelops.core.monitoring.retrain_policy import DAY_SECONDS, RetrainPolicy
 
 B1, B2, B3 = "batch-1", "batch-2", "batch-3"
 POLICY = RetrainPolicy(cooldown_minutes=10.0, max_retrains_per_day=2, full_retrain_severity="severe",

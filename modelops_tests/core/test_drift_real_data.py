@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelops.core.drift import DriftResult, build_vocabulary, check_drift
-from modelops.core.drift_config import DriftConfig
+from modelops.core.monitoring.drift import DriftResult, build_vocabulary, check_drift
+from modelops.core.monitoring.drift_config import DriftConfig
 from modelops.core.config_files import load_config
-from modelops.core.drift_calibration import DriftCalibration, calibrate_drift
+from modelops.core.monitoring.drift_calibration import DriftCalibration, calibrate_drift
 from modelops.settings import PACKAGE_CONFIG_DIR
 
 CLINC150 = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "clinc150"

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from modelops.core.config_files import ConfigError, load_config
-from modelops.core.evaluate import (
+from modelops.core.evaluation.evaluate import (
     EvaluationInputError,
     EvaluationReport,
     comparison_markdown,
@@ -21,7 +21,7 @@ from modelops.core.evaluate import (
     evaluate,
     expected_calibration_error,
 )
-from modelops.core.evaluation_policy import CostModel, EvaluationPolicy
+from modelops.core.evaluation.evaluation_policy import CostModel, EvaluationPolicy
 
 
 def load_cost_model(path: Path, label_names: tuple[str, ...] | None = None) -> CostModel:
@@ -184,7 +184,7 @@ def test_comparison_markdown_without_champion(report: EvaluationReport) -> None:
 
 def test_core_modules_import_neither_matplotlib_nor_dagster() -> None:
     code = (
-        "import sys, modelops.core.evaluate, modelops.core.gate; "
+        "import sys, modelops.core.evaluation.evaluate, modelops.core.evaluation.gate; "
         "print(sorted(m for m in ('matplotlib', 'dagster') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from modelops.core.config_files import ConfigError, load_config
-from modelops.core.evaluate import EvaluationReport
-from modelops.core.evaluation_policy import EvaluationPolicy, GateRules
-from modelops.core.gate import GateDecision, decide
+from modelops.core.evaluation.evaluate import EvaluationReport
+from modelops.core.evaluation.evaluation_policy import EvaluationPolicy, GateRules
+from modelops.core.evaluation.gate import GateDecision, decide
 from modelops.settings import PACKAGE_CONFIG_DIR
 from modelops_tests.helpers import CHAMPION_COUNTS, GATE_COSTS, GATE_LABELS, report_from_counts
 

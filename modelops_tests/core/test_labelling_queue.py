@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelops.core.curate import curate
-from modelops.core.feedback import labelled_feedback, read_feedback
-from modelops.core.labelling_queue import (
+from modelops.core.data.curate import curate
+from modelops.core.data.feedback import labelled_feedback, read_feedback
+from modelops.core.monitoring.labelling_queue import (
     QUEUE_COLUMNS,
     LabellingQueueError,
     check_queue_size,
@@ -23,8 +23,8 @@ from modelops.core.labelling_queue import (
     write_queue,
 )
 from modelops.core.config_files import ConfigError, load_config
-from modelops.core.retrain_policy import RetrainPolicy
-from modelops.core.traffic import TrafficRecord, TrafficWriter, list_batches, read_batches
+from modelops.core.monitoring.retrain_policy import RetrainPolicy
+from modelops.core.monitoring.traffic import TrafficRecord, TrafficWriter, list_batches, read_batches
 
 DIM = 8
 

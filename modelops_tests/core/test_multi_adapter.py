@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from modelops.core.predictor import AdapterClassifier, SharedBases
-from modelops.core.serving import Endpoint, LoadedModel, ServingConfig, create_app
-from modelops.core.traffic import TrafficWriter, list_batches, read_batches
+from modelops.core.serving.predictor import AdapterClassifier, SharedBases
+from modelops.service.serving import Endpoint, LoadedModel, ServingConfig, create_app
+from modelops.core.monitoring.traffic import TrafficWriter, list_batches, read_batches
 from modelops_tests.helpers import save_random_adapter
 
 TEXTS = ["where is my parcel", "please refund the broken kettle", "I cannot log in to my account since Monday",

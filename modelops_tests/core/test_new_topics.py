@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelops.core.new_topics import discover_new_topics, topics_markdown
+from modelops.core.monitoring.new_topics import discover_new_topics, topics_markdown
 from modelops_tests.helpers import DIM, traffic
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from modelops.core.registry import ModelRegistry, RegistryError, validate_model_name
+from modelops.core.registry.registry import ModelRegistry, RegistryError, validate_model_name
 
 
 @pytest.fixture()
@@ -60,9 +60,9 @@ def test_fresh_process_loads_champion_and_predicts(registry: ModelRegistry, untr
 import json, os
 os.environ["HF_HUB_OFFLINE"] = "1"
 from pathlib import Path
-from modelops.core.base_model import describe_base_model
-from modelops.core.predictor import load_registered_classifier
-from modelops.core.registry import ModelRegistry
+from modelops.core.training.base_model import describe_base_model
+from modelops.core.serving.predictor import load_registered_classifier
+from modelops.core.registry.registry import ModelRegistry
 from modelops.settings import default_base_model_path
 registry = ModelRegistry({registry.tracking_uri!r}, "support-router")
 version, clf = load_registered_classifier(registry, "champion", describe_base_model(default_base_model_path()),

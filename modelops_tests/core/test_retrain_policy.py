@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from modelops.core.config_files import ConfigError, load_config
-from modelops.core.retrain_policy import RetrainPolicy, decide_retrain
+from modelops.core.monitoring.retrain_policy import RetrainPolicy, decide_retrain
 from modelops.settings import PACKAGE_CONFIG_DIR
 
 POLICY = RetrainPolicy(cooldown_minutes=10, max_retrains_per_day=2, full_retrain_severity="severe", min_new_labels=50)

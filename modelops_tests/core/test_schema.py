@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from modelops.core.schema import Reason, list_example_files, read_examples, validate_records
+from modelops.core.data.schema import Reason, list_example_files, read_examples, validate_records
 
 
 def _reasons(result) -> list[str]:

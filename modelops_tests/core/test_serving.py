@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
-from modelops.core.abstention import ServedAbstention
-from modelops.core.predictor import AdapterClassifier, Predictions, length_buckets
-from modelops.core.serving import Endpoint, LoadedModel, ServingConfig, create_app
-from modelops.core.traffic import TrafficWriter, list_batches, read_batches
+from modelops.core.evaluation.abstention import ServedAbstention
+from modelops.core.serving.predictor import AdapterClassifier, Predictions, length_buckets
+from modelops.service.serving import Endpoint, LoadedModel, ServingConfig, create_app
+from modelops.core.monitoring.traffic import TrafficWriter, list_batches, read_batches
 from modelops_tests.helpers import LABELS
 
 TOKEN = "s3cret-token"
@@ -329,7 +329,7 @@ def test_service_is_unavailable_until_a_model_loads(make_harness) -> None:
 
 def test_a_registry_outage_logs_one_traceback_then_one_line_per_probe(make_harness, caplog) -> None:
     harness = make_harness(reload_poll_seconds=0.02)
-    with caplog.at_level("INFO", logger="modelops.core.serving"), TestClient(harness.app) as client:
+    with caplog.at_level("INFO", logger="modelops.service.serving"), TestClient(harness.app) as client:
         for outage in range(2):
             caplog.clear()
             harness.probe_error = ConnectionError(f"registry down #{outage}")

@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from modelops.core import traffic
-from modelops.core.traffic import (
+from modelops.core.monitoring import traffic
+from modelops.core.monitoring.traffic import (
     TRAFFIC_SCHEMA,
     TrafficBatchError,
     TrafficRecord,

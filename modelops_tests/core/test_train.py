@@ -9,21 +9,21 @@ import pandas as pd
 import pytest
 from safetensors.torch import load_file
 
-from modelops.core.base_model import BaseModelError, describe_base_model
+from modelops.core.training.base_model import BaseModelError, describe_base_model
 from modelops.core.config_files import ConfigError, load_config
-from modelops.core.train import (
+from modelops.core.training.train import (
     TrainingConfigError, incremental_training_set, length_grouped_batches, read_label_names, save_adapter,
     train_causal_lm_adapter, train_classifier_adapter, uses_bf16,
 )
-from modelops.core.training_config import TrainingConfig
+from modelops.core.training.training_config import TrainingConfig
 
 FEW_STEPS = TrainingConfig(epochs=1, max_steps=4, batch_size=8, seed=7)
 
 
 @pytest.fixture(scope="module")
 def frames() -> tuple[pd.DataFrame, pd.DataFrame]:
-    from modelops.core.curate import curate
-    from modelops.core.datagen import generate_corpus
+    from modelops.core.data.curate import curate
+    from modelops.core.data.datagen import generate_corpus
 
     curated, _ = curate(generate_corpus(400, seed=1).assign(source="generator"))
     return curated[curated["split"] == "train"], curated[curated["split"] == "validation"]
@@ -151,8 +151,8 @@ def test_causal_lm_adapter_learns_responses_only(tiny_causal_lm: Path, tmp_path:
 
 
 def test_too_long_instructions_keep_the_response_and_the_end_of_the_prompt(base_info):
-    from modelops.core.base_model import load_tokenizer
-    from modelops.core.train import encode_instructions
+    from modelops.core.training.base_model import load_tokenizer
+    from modelops.core.training.train import encode_instructions
 
     tokenizer = load_tokenizer(base_info)
     frame = pd.DataFrame({"prompt": ["alpha " * 100 + "omega", "short"], "response": [" answer " * 40, " yes"]})
@@ -167,7 +167,7 @@ def test_too_long_instructions_keep_the_response_and_the_end_of_the_prompt(base_
 def test_compile_repeated_blocks_wraps_every_transformer_layer(tiny_causal_lm: Path):
     from transformers import AutoModelForCausalLM
 
-    from modelops.core.train import compile_repeated_blocks
+    from modelops.core.training.train import compile_repeated_blocks
 
     model = AutoModelForCausalLM.from_pretrained(str(tiny_causal_lm))
     assert compile_repeated_blocks(model) == 2
@@ -177,7 +177,7 @@ def test_compile_repeated_blocks_wraps_every_transformer_layer(tiny_causal_lm: P
 def test_temperature_scaling_never_returns_a_non_finite_temperature():
     import numpy as np
 
-    from modelops.core.train import fit_temperature
+    from modelops.core.training.train import fit_temperature
 
     labels = np.array([0, 1, 0, 1])
     assert fit_temperature(np.full((4, 2), np.nan, dtype=np.float32), labels) == 1.0

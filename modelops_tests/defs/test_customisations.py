@@ -153,12 +153,12 @@ def _files(c: Settings) -> set[tuple[Path, int]]:
 def _modelops(tmp_path: Path, config: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MODELOPS_CONFIG": str(config), "MODELOPS_HOME": str(tmp_path / "home"),
            "MODELOPS_DATA_DIR": str(tmp_path / "data"), "DAGSTER_HOME": str(tmp_path / "dagster")}
-    return subprocess.run([sys.executable, "-m", "modelops.cli", *args], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "modelops.app.cli", *args], env=env, capture_output=True, text=True,
                           timeout=300, cwd=tmp_path, check=False)
 
 
 def test_cli_materialize_runs_the_job_of_every_customisation_or_of_the_named_one(tmp_path: Path):
-    from modelops.core.datagen import generate_corpus
+    from modelops.core.data.datagen import generate_corpus
 
     config = _config(tmp_path, {"customisations": {"support": {}, "billing": {}}})
     for seed, name in enumerate(NAMES):

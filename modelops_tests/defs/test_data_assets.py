@@ -38,7 +38,7 @@ def test_generator_data_flows_through_curation_with_checks(customisation, resour
 
 
 def test_user_csv_with_bad_rows_is_ingested_and_bad_rows_quarantined(customisation, resources, instance, settings):
-    from modelops.core.datagen import generate_corpus
+    from modelops.core.data.datagen import generate_corpus
 
     good = generate_corpus(1000, seed=5)
     bad = pd.DataFrame({"text": ["   ", None, "x" * 5000, "no label here"], "label": ["billing", "refund", "refund", None]})
@@ -56,7 +56,7 @@ def test_user_csv_with_bad_rows_is_ingested_and_bad_rows_quarantined(customisati
 
 
 def test_custom_column_names_via_run_config(customisation, resources, instance, settings):
-    from modelops.core.datagen import generate_corpus
+    from modelops.core.data.datagen import generate_corpus
 
     settings.raw_dir.mkdir(parents=True)
     generate_corpus(1000, seed=2).rename(columns={"text": "body", "label": "intent"}).to_json(
@@ -86,7 +86,7 @@ def test_a_new_label_below_the_minimum_waits_as_pending_without_blocking(customi
                                                                         settings):
     """A new intent with a handful of examples is held back (kept, counted, shown), the rest curates and passes the
     blocking checks; once it has enough examples it joins the curated set."""
-    from modelops.core.datagen import generate_corpus
+    from modelops.core.data.datagen import generate_corpus
 
     settings.raw_dir.mkdir(parents=True)
     generate_corpus(1000, seed=5).to_csv(settings.raw_dir / "tickets.csv", index=False)

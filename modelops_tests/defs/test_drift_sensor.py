@@ -9,14 +9,14 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from modelops.core.datagen import generate_corpus
-from modelops.core.labelling_queue import QUEUE_COLUMNS
-from modelops.core.predictor import AdapterClassifier
-from modelops.core.reference import build_reference, calibration_path, save_reference
-from modelops.core.registry import ModelRegistry
+from modelops.core.data.datagen import generate_corpus
+from modelops.core.monitoring.labelling_queue import QUEUE_COLUMNS
+from modelops.core.serving.predictor import AdapterClassifier
+from modelops.core.monitoring.reference import build_reference, calibration_path, save_reference
+from modelops.core.registry.registry import ModelRegistry
 from modelops.defs.customisation import customisation_defs
 from modelops.defs.resources import resources_from_settings
-from modelops.core.drift_decision import window_key
+from modelops.core.monitoring.drift_decision import window_key
 from modelops.settings import Settings
 from modelops_tests.helpers import label_feedback, write_captured_batch, write_drifted_batch
 

@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from modelops.core.registry import ModelRegistry
+from modelops.core.registry.registry import ModelRegistry
 from modelops.defs.customisation import customisation_defs
 from modelops.defs.resources import resources_from_settings
 from modelops.settings import PACKAGE_CONFIG_DIR, Settings
@@ -41,7 +41,7 @@ def _registry(c: Settings) -> ModelRegistry:
 @pytest.fixture()
 def installation(tmp_path: Path, fresh_mlflow_db, untrained_adapter_dir: Path, base_info, monkeypatch) -> Settings:
     """Two customisations, each with its own curated set (LABELS only, another seed) and champion v1 on MiniLM."""
-    from modelops.core.datagen import generate_corpus
+    from modelops.core.data.datagen import generate_corpus
 
     settings = Settings(home=tmp_path / "home", data_dir=tmp_path / "data", customisations=CUSTOMISATIONS,
                         **_policies(tmp_path))
@@ -70,8 +70,8 @@ def installation(tmp_path: Path, fresh_mlflow_db, untrained_adapter_dir: Path, b
 
 def test_migrate_moves_every_customisation_to_the_new_base_with_a_report_section_each(
         installation: Settings, smaller_base_dir: Path, base_info) -> None:
-    from modelops.core.base_model import describe_base_model
-    from modelops.migrate import run_migration
+    from modelops.core.training.base_model import describe_base_model
+    from modelops.app.migrate import run_migration
 
     small = describe_base_model(smaller_base_dir)
     every = installation.customisation_settings()

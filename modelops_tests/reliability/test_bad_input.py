@@ -19,9 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from modelops.core.feedback import labelled_feedback, read_feedback
-from modelops.core.schema import list_example_files, read_examples
-from modelops.core.traffic import (
+from modelops.core.data.feedback import labelled_feedback, read_feedback
+from modelops.core.data.schema import list_example_files, read_examples
+from modelops.core.monitoring.traffic import (
     TRAFFIC_SCHEMA,
     TrafficRecord,
     TrafficWriter,
@@ -234,8 +234,8 @@ def sensor_world(settings, fresh_mlflow_db, untrained_adapter_dir: Path):
     """A champion (v1) with a synthetic drift reference; the sensor reads only the alias and the reference."""
     import numpy as np
 
-    from modelops.core.reference import save_reference
-    from modelops.core.registry import ModelRegistry
+    from modelops.core.monitoring.reference import save_reference
+    from modelops.core.registry.registry import ModelRegistry
 
     fresh_mlflow_db(settings.home / "mlflow.db")
     registry = ModelRegistry(settings.tracking_uri, settings.registered_model_name, settings.mlflow_artifact_root)
@@ -260,7 +260,7 @@ def _tick(settings, instance, resources, cursor: str | None = None):
 
 def test_drift_sensor_skips_bad_batches_with_a_reason_and_keeps_ticking(sensor_world, settings, resources,
                                                                         monkeypatch) -> None:
-    from modelops.core import traffic
+    from modelops.core.monitoring import traffic
 
     instance, quarantine = sensor_world, settings.quarantine_dir / "traffic"
     production = settings.production_dir

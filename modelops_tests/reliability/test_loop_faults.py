@@ -27,14 +27,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from modelops.core.datagen import generate_corpus
-from modelops.core.registry import (
+from modelops.core.data.datagen import generate_corpus
+from modelops.core.registry.registry import (
     ModelRegistry,
     RegistryError,
     RegistryUnavailableError,
 )
 from modelops.core.tags import MlflowTag
-from modelops.core.traffic import TrafficRecord, TrafficWriter
+from modelops.core.monitoring.traffic import TrafficRecord, TrafficWriter
 from modelops.defs.customisation import customisation_defs
 from modelops.defs.resources import MlflowRegistry, resources_from_settings
 from modelops.settings import PACKAGE_CONFIG_DIR, Settings
@@ -414,7 +414,7 @@ class Daemon:
 
 @pytest.fixture(scope="module")
 def classifier(base_info, untrained_adapter_dir: Path):
-    from modelops.core.predictor import AdapterClassifier
+    from modelops.core.serving.predictor import AdapterClassifier
 
     return AdapterClassifier(base_info, untrained_adapter_dir)
 
@@ -422,7 +422,7 @@ def classifier(base_info, untrained_adapter_dir: Path):
 @pytest.fixture(scope="module")
 def drift_reference(classifier):
     """The champion's predictions on held-out data and its training vocabulary."""
-    from modelops.core.reference import build_reference
+    from modelops.core.monitoring.reference import build_reference
 
     return build_reference(classifier, generate_corpus(600, seed=11)["text"].tolist(),
                            generate_corpus(1500, seed=12)["text"].tolist())
@@ -431,8 +431,8 @@ def drift_reference(classifier):
 @pytest.fixture()
 def daemon(tmp_path: Path, fresh_mlflow_db, untrained_adapter_dir: Path, drift_reference) -> Daemon:
     """Champion v1 with its drift reference, an empty traffic folder and the embedded instance profile."""
-    from modelops.core.reference import save_reference
-    from modelops.instance import EMBEDDED_PROFILE
+    from modelops.core.monitoring.reference import save_reference
+    from modelops.app.instance import EMBEDDED_PROFILE
 
     settings = Settings(home=tmp_path / "home", data_dir=tmp_path / "data")
     fresh_mlflow_db(settings.home / "mlflow.db")
@@ -454,7 +454,7 @@ def _serve(settings: Settings, classifier, texts: list[str]) -> list[str]:
 
 
 def _batches(settings: Settings) -> list[str]:
-    from modelops.core.traffic import list_batches
+    from modelops.core.monitoring.traffic import list_batches
 
     return list_batches(settings.production_dir)
 
@@ -479,7 +479,7 @@ def _assert_checked_once(daemon: Daemon) -> None:
 ])
 def test_daemon_killed_mid_tick_and_restarted_checks_every_batch_once_and_requests_one_run(
         daemon: Daemon, classifier, crash_at: str) -> None:
-    from modelops.core.drift_decision import window_key
+    from modelops.core.monitoring.drift_decision import window_key
 
     ids = write_drifted_batch(daemon.settings, classifier, seed=3, rows=150)
     ids += write_drifted_batch(daemon.settings, classifier, seed=4, rows=150)
@@ -526,7 +526,7 @@ def _skip_reasons(daemon: Daemon) -> list[str]:
 
 
 def test_drift_storm_requests_one_training_run_and_respects_the_cooldown(daemon: Daemon, classifier) -> None:
-    from modelops.core.drift_decision import window_key
+    from modelops.core.monitoring.drift_decision import window_key
 
     now = time.time()
     for burst in range(2):  # two bursts of four drifted batches, each with fresh labels, 30 s apart
@@ -586,7 +586,7 @@ def test_training_runs_start_one_at_a_time_and_a_killed_one_is_failed_by_run_mon
     )
 
     from modelops.defs.assets.training import TRAINING_POOL
-    from modelops.instance import EMBEDDED_PROFILE
+    from modelops.app.instance import EMBEDDED_PROFILE
 
     bootstrap_job, data_job, retrain_job = SUPPORT.bootstrap_job, SUPPORT.data_job, SUPPORT.retrain_job
     profile = yaml.safe_load(EMBEDDED_PROFILE.read_text())
@@ -635,7 +635,7 @@ def test_an_ad_hoc_training_run_waits_for_the_training_pool_held_by_another_run(
     by the run queue's tag limit, but its step waits for the modelops_training pool's one slot of the embedded
     profile while another run holds it, and trains once that run frees it."""
     from modelops.defs.assets.training import TRAINING_POOL
-    from modelops.instance import EMBEDDED_PROFILE
+    from modelops.app.instance import EMBEDDED_PROFILE
 
     (tmp_path / "dagster.yaml").write_text(EMBEDDED_PROFILE.read_text())
     registry = installation.registry()

@@ -23,9 +23,9 @@ import pytest
 from starlette.testclient import TestClient
 
 import modelops
-from modelops.core.predictor import Predictions
-from modelops.core.serving import Endpoint, LoadedModel, ServingConfig, ServingConfigError, create_app
-from modelops.core.traffic import TrafficWriter
+from modelops.core.serving.predictor import Predictions
+from modelops.service.serving import Endpoint, LoadedModel, ServingConfig, ServingConfigError, create_app
+from modelops.core.monitoring.traffic import TrafficWriter
 
 PACKAGE = Path(modelops.__file__).parent
 TOKEN = "correct horse battery staple"
@@ -65,7 +65,7 @@ def _captured_strings(folder: Path) -> str:
 
 
 def test_server_listens_on_loopback_by_default_and_never_beyond_it_without_a_token() -> None:
-    from modelops.cli import build_parser, cmd_serve
+    from modelops.app.cli import build_parser, cmd_serve
     from modelops.settings import Settings
 
     assert ServingConfig().host == "127.0.0.1" and ServingConfig().bearer_token is None
@@ -120,8 +120,8 @@ def test_request_size_limits_refuse_without_capturing(tmp_path: Path) -> None:
 
 
 def test_traffic_batch_ids_cannot_escape_the_traffic_folder(tmp_path: Path) -> None:
-    from modelops.core.schema import UnsafePathError
-    from modelops.core.traffic import TrafficBatchError, quarantine_batch, read_batches, validate_batch
+    from modelops.core.data.schema import UnsafePathError
+    from modelops.core.monitoring.traffic import TrafficBatchError, quarantine_batch, read_batches, validate_batch
 
     (tmp_path / "etc").mkdir()
     secret = Path(shutil.copyfile(_one_batch(tmp_path / "elsewhere"), tmp_path / "etc" / "passwd.parquet"))
@@ -144,7 +144,7 @@ def test_traffic_batch_ids_cannot_escape_the_traffic_folder(tmp_path: Path) -> N
 
 
 def _one_batch(folder: Path) -> Path:
-    from modelops.core.traffic import TrafficRecord
+    from modelops.core.monitoring.traffic import TrafficRecord
 
     writer = TrafficWriter(folder)
     writer.append([TrafficRecord("a" * 32, pd.Timestamp.now("UTC").to_pydatetime(), "secret text", "billing", 0.9,
@@ -155,8 +155,8 @@ def _one_batch(folder: Path) -> Path:
 
 
 def test_feedback_file_names_cannot_escape_the_feedback_folder(tmp_path: Path) -> None:
-    from modelops.core.feedback import read_feedback, read_feedback_file
-    from modelops.core.schema import UnsafePathError
+    from modelops.core.data.feedback import read_feedback, read_feedback_file
+    from modelops.core.data.schema import UnsafePathError
 
     feedback = tmp_path / "data" / "feedback"
     feedback.mkdir(parents=True)
@@ -173,7 +173,7 @@ def test_feedback_file_names_cannot_escape_the_feedback_folder(tmp_path: Path) -
 
 
 def test_registered_model_names_are_validated() -> None:
-    from modelops.core.registry import ModelRegistry, RegistryError, validate_model_name
+    from modelops.core.registry.registry import ModelRegistry, RegistryError, validate_model_name
 
     assert validate_model_name("support-router") == "support-router"
     for name in ("../../etc/passwd", "..", "a/b", "a\\b", "", " name", "x" * 101, "name;rm -rf"):
@@ -260,7 +260,7 @@ def test_transformers_loads_are_local_safetensors_only_without_remote_code() -> 
     assert seen >= 3  # tokenizer, classifier and causal-LM loads in core/base_model.py
 
 
-PEFT_ADAPTER_LOADS = {"modelops/core/predictor.py", "modelops/core/train.py"}
+PEFT_ADAPTER_LOADS = {"modelops/core/serving/predictor.py", "modelops/core/training/train.py"}
 
 
 @pytest.mark.parametrize("module", sorted(PEFT_ADAPTER_LOADS))
@@ -278,7 +278,7 @@ def test_every_peft_adapter_load_is_in_a_known_module() -> None:
 
 
 def test_base_model_folder_with_only_pickled_weights_is_refused(tmp_path: Path) -> None:
-    from modelops.core.base_model import BaseModelError, describe_base_model
+    from modelops.core.training.base_model import BaseModelError, describe_base_model
 
     folder = tmp_path / "pickled-model"
     folder.mkdir()
@@ -349,7 +349,7 @@ LOOP_PIECE = textwrap.dedent('''
     from pathlib import Path
 
     work, template_db, adapter = Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
-    from modelops.instance import prepare_environment
+    from modelops.app.instance import prepare_environment
     from modelops.settings import Settings
     settings = Settings(home=work / "home", data_dir=work / "data")
     prepare_environment(settings)  # what every modelops command does first
@@ -359,13 +359,13 @@ LOOP_PIECE = textwrap.dedent('''
     import dagster as dg
     import httpx
     import uvicorn
-    from modelops.core.base_model import describe_base_model
-    from modelops.core.datagen import generate_corpus
-    from modelops.core.predictor import load_registered_classifier
-    from modelops.core.reference import build_reference, save_reference
-    from modelops.core.registry import ModelRegistry
-    from modelops.core.serving import Endpoint, LoadedModel, ServingConfig, create_app
-    from modelops.core.traffic import TrafficWriter
+    from modelops.core.training.base_model import describe_base_model
+    from modelops.core.data.datagen import generate_corpus
+    from modelops.core.serving.predictor import load_registered_classifier
+    from modelops.core.monitoring.reference import build_reference, save_reference
+    from modelops.core.registry.registry import ModelRegistry
+    from modelops.service.serving import Endpoint, LoadedModel, ServingConfig, create_app
+    from modelops.core.monitoring.traffic import TrafficWriter
     from modelops.defs.customisation import customisation_defs
     from modelops.defs.resources import Policies, resources_from_settings
     from modelops_tests.helpers import override
@@ -465,8 +465,8 @@ def test_adapter_folder_with_only_a_pickle_is_refused_before_loading(tmp_path: P
                                                                       untrained_adapter_dir: Path) -> None:
     import shutil
 
-    from modelops.core.base_model import BaseModelError
-    from modelops.core.predictor import AdapterClassifier
+    from modelops.core.training.base_model import BaseModelError
+    from modelops.core.serving.predictor import AdapterClassifier
 
     folder = tmp_path / "tampered"
     shutil.copytree(untrained_adapter_dir, folder)

@@ -24,10 +24,10 @@ import httpx
 import numpy as np
 import pytest
 
-from modelops.core.datagen import generate_corpus
-from modelops.core.registry import ModelRegistry
-from modelops.core.serving import Endpoint, LoadedModel, ServingConfig, create_app
-from modelops.core.traffic import TrafficWriter, list_batches, read_batches
+from modelops.core.data.datagen import generate_corpus
+from modelops.core.registry.registry import ModelRegistry
+from modelops.service.serving import Endpoint, LoadedModel, ServingConfig, create_app
+from modelops.core.monitoring.traffic import TrafficWriter, list_batches, read_batches
 from modelops_tests.helpers import free_port
 
 CONCURRENCY = 32
@@ -131,7 +131,7 @@ def _percentile(values: list[float], q: float) -> float:
 def test_load_with_a_champion_swap_and_a_registry_outage_fails_no_request(
         total: int, mlflow_server, base_info, untrained_adapter_dir: Path, tmp_path: Path,
         caplog: pytest.LogCaptureFixture) -> None:
-    from modelops.core.predictor import load_registered_classifier
+    from modelops.core.serving.predictor import load_registered_classifier
 
     uri, mlflow_process = mlflow_server
     owner = ModelRegistry(uri, "support-router", tmp_path / "artifacts")  # training and promotion side
@@ -151,7 +151,7 @@ def test_load_with_a_champion_swap_and_a_registry_outage_fails_no_request(
                      ServingConfig(reload_poll_seconds=0.5))
     texts = generate_corpus(500, seed=7)["text"].tolist()
     load, outage = Load(), Load()
-    caplog.set_level(logging.ERROR, logger="modelops.core.serving")
+    caplog.set_level(logging.ERROR, logger="modelops.service.serving")
     with Server(app, free_port()) as server:
         assert server.model_version() == "1"
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from modelops.core.config_files import ConfigError
-from modelops.instance import EMBEDDED_PROFILE, POSTGRES_PROFILE
+from modelops.app.instance import EMBEDDED_PROFILE, POSTGRES_PROFILE
 from modelops.settings import Settings, postgres_database_url
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -112,7 +112,7 @@ def test_training_pod_gets_the_gpus_the_shared_volume_and_the_pipes_entry_point(
                          launcher.pod_spec())  # what PipesK8sClient submits: validated against the Kubernetes models
     container = pod.spec.containers[0]
     assert container.image == env["MODELOPS_TRAINING_IMAGE"]
-    assert container.command == ["python", "-m", "modelops.training_process"]
+    assert container.command == ["python", "-m", "modelops.app.training_process"]
     assert container.resources.limits == {"nvidia.com/gpu": "1"}
     assert container.volume_mounts[0].mount_path == "/var/modelops"
     assert pod.spec.volumes[0].persistent_volume_claim.claim_name == env["MODELOPS_TRAINING_VOLUME_CLAIM"]
@@ -127,7 +127,7 @@ def test_several_training_processes_start_under_torchrun_and_bad_launcher_settin
 
     command = TrainingLauncher(processes=4).command("python")
     assert command[:3] == ["python", "-m", "torch.distributed.run"] and "--nproc-per-node=4" in command
-    assert command[-2:] == ["-m", "modelops.training_process"]
+    assert command[-2:] == ["-m", "modelops.app.training_process"]
     with pytest.raises(ValueError, match="processes"):
         TrainingLauncher(processes=0)
     with pytest.raises(dg.Failure, match="training.mount_path"):

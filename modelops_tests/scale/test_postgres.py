@@ -54,8 +54,8 @@ def _query(url: str, database: str, statement: str) -> list[tuple]:
 def test_data_assets_registry_and_sensor_run_on_postgres(tmp_path: Path, postgres_url: str, untrained_adapter_dir,
                                                         monkeypatch):
     """Fast default: Dagster storage and the MLflow registry on the server, through modelops's own code paths."""
-    from modelops.instance import prepare_environment
-    from modelops.core.registry import ModelRegistry
+    from modelops.app.instance import prepare_environment
+    from modelops.core.registry.registry import ModelRegistry
     from modelops.defs.customisation import customisation_defs
     from modelops.defs.resources import resources_from_settings
 
@@ -94,7 +94,7 @@ def test_bootstrap_and_a_sensor_tick_run_on_postgres(tmp_path: Path, postgres_ur
            "MODELOPS_TRAINING_CONFIG": str(tmp_path / "training.yaml"), "DAGSTER_HOME": str(tmp_path / "dagster"),
            "MODELOPS_POSTGRES_URL": postgres_url}
     for command in (["generate", "--rows", "1200"], ["materialize", "bootstrap_job"]):
-        out = subprocess.run([sys.executable, "-m", "modelops.cli", *command], env=env, capture_output=True,
+        out = subprocess.run([sys.executable, "-m", "modelops.app.cli", *command], env=env, capture_output=True,
                              text=True, timeout=900, cwd=tmp_path)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
 
@@ -106,10 +106,10 @@ def test_bootstrap_and_a_sensor_tick_run_on_postgres(tmp_path: Path, postgres_ur
     assert ("support-router", "champion", 1) in aliases
 
     # One tick of the real drift sensor against the Postgres-backed instance and registry.
-    from modelops.core.base_model import describe_base_model
-    from modelops.core.datagen import generate_scenario
-    from modelops.core.predictor import load_registered_classifier
-    from modelops.core.registry import ModelRegistry
+    from modelops.core.training.base_model import describe_base_model
+    from modelops.core.data.datagen import generate_scenario
+    from modelops.core.serving.predictor import load_registered_classifier
+    from modelops.core.registry.registry import ModelRegistry
     from modelops.defs.customisation import customisation_defs
     from modelops.defs.resources import resources_from_settings
 

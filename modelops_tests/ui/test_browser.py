@@ -40,10 +40,10 @@ def _bootstrap_small_state(settings: Settings) -> None:
     window of normal traffic for the drift sensor (which `dagster dev`'s daemon then checks)."""
     import dagster as dg
 
-    from modelops.core.base_model import describe_base_model
-    from modelops.core.datagen import generate_corpus
-    from modelops.core.predictor import AdapterClassifier
-    from modelops.core.registry import ModelRegistry
+    from modelops.core.training.base_model import describe_base_model
+    from modelops.core.data.datagen import generate_corpus
+    from modelops.core.serving.predictor import AdapterClassifier
+    from modelops.core.registry.registry import ModelRegistry
     from modelops.definitions import build_definitions
     from modelops.defs.resources import CustomisationKeys
     from modelops_tests.helpers import write_captured_batch
@@ -62,7 +62,7 @@ def _bootstrap_small_state(settings: Settings) -> None:
 
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory) -> Iterator[Ui]:
-    from modelops.instance import prepare_environment
+    from modelops.app.instance import prepare_environment
 
     saved = dict(os.environ)
     if os.environ.get("MODELOPS_UI_STATE") != "demo":
@@ -78,9 +78,9 @@ def ui(tmp_path_factory) -> Iterator[Ui]:
     dagster_port, mlflow_port = free_port(), free_port()
     logs = tmp_path_factory.mktemp("ui-logs")
     processes = [
-        subprocess.Popen([sys.executable, "-m", "modelops.cli", "ui", "--port", str(dagster_port)], cwd=REPO,
+        subprocess.Popen([sys.executable, "-m", "modelops.app.cli", "ui", "--port", str(dagster_port)], cwd=REPO,
                          stdout=(logs / "dagster.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True),
-        subprocess.Popen([sys.executable, "-m", "modelops.cli", "mlflow-ui", "--port", str(mlflow_port)], cwd=REPO,
+        subprocess.Popen([sys.executable, "-m", "modelops.app.cli", "mlflow-ui", "--port", str(mlflow_port)], cwd=REPO,
                          stdout=(logs / "mlflow.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True),
     ]
     try:

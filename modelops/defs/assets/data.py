@@ -15,7 +15,7 @@ from modelops.defs.resources import DataLake, DataLakes, customisation_of
 if TYPE_CHECKING:  # pandas loads with the first asset that reads data, not with the code location
     import pandas as pd
 
-    from modelops.core.curation_run import CuratedSet
+    from modelops.core.data.curation_run import CuratedSet
 
 RAW_EXAMPLES_FILE = "raw_examples.parquet"
 
@@ -36,8 +36,8 @@ def _columns(config: RawExamplesConfig, lake: DataLake) -> tuple[str, str]:
 
 
 def _load_raw(config: RawExamplesConfig, lake: DataLake, context: dg.AssetExecutionContext):
-    from modelops.core.datagen import generate_corpus
-    from modelops.core.schema import ValidationResult, list_example_files, read_examples, validate_records
+    from modelops.core.data.datagen import generate_corpus
+    from modelops.core.data.schema import ValidationResult, list_example_files, read_examples, validate_records
 
     settings = lake.settings
     text_column, label_column = _columns(config, lake)
@@ -92,7 +92,7 @@ def _pending_table(pending: list) -> str:
     """Labels held back from training, what they have and what they still need (markdown)."""
     if not pending:
         return "No label is waiting for examples."
-    from modelops.core.curate import SplitFractions
+    from modelops.core.data.curate import SplitFractions
 
     fractions = SplitFractions()
     rows = [f"| {p.label} | {p.train} | {p.test} | {p.needs_train} | {p.needs_test} |" for p in pending]
@@ -115,7 +115,7 @@ def read_curated(lake: DataLake) -> tuple["pd.DataFrame", dict]:
     content hash recorded for it, so every hash modelops records (MLflow tags, lineage) names the data really used."""
     import pandas as pd
 
-    from modelops.core.curate import content_hash
+    from modelops.core.data.curate import content_hash
 
     record = lake.read_record("curated_training_set")
     frame = pd.read_parquet(record["path"])
@@ -128,7 +128,7 @@ def read_curated(lake: DataLake) -> tuple["pd.DataFrame", dict]:
 
 def curated_training_set(context: dg.AssetExecutionContext, lakes: DataLakes) -> dg.MaterializeResult:
     """Normalised, deduplicated, PII-redacted examples with a stable train/validation/test split and a content hash."""
-    from modelops.core.curation_run import CurationError, curate_folders, pending_text
+    from modelops.core.data.curation_run import CurationError, curate_folders, pending_text
 
     lake = lakes.of(customisation_of(context))
     settings = lake.settings
@@ -155,7 +155,7 @@ def curated_training_set(context: dg.AssetExecutionContext, lakes: DataLakes) ->
 
 def _curated_metadata(found: "CuratedSet") -> dict:
     """What curation did: feedback read and quarantined, labels held back, duplicates, PII, splits."""
-    from modelops.core.curate import label_counts
+    from modelops.core.data.curate import label_counts
 
     feedback, report, curated = found.feedback, found.report, found.curated
     metadata: dict[str, dg.RawMetadataValue] = {

@@ -32,9 +32,9 @@ def write_labelling_queue(lake: DataLake, window: "pd.DataFrame", batch_id: str,
                           size: int) -> tuple[Path, dict]:
     """Queue the `size` most useful rows of `window` (captured traffic ending with `batch_id`) for labelling, rows
     for the labels curation holds back first; never a row already labelled or in another queue."""
-    from modelops.core.feedback import read_feedback
-    from modelops.core.labelling_queue import pending_needs, queued_ids, select_for_labelling, write_queue
-    from modelops.core.traffic import list_batches, validate_batches
+    from modelops.core.data.feedback import read_feedback
+    from modelops.core.monitoring.labelling_queue import pending_needs, queued_ids, select_for_labelling, write_queue
+    from modelops.core.monitoring.traffic import list_batches, validate_batches
 
     settings = lake.settings
     feedback = read_feedback(settings.feedback_dir).valid
@@ -67,8 +67,8 @@ def labelling_queue(context: dg.AssetExecutionContext, lakes: DataLakes,
     labels first), as data/labelling/<batch>.csv with id,text,predicted,confidence,cluster; labelled, it goes back
     through data/feedback/."""
     from modelops.core.config_files import load_config
-    from modelops.core.retrain_policy import RetrainPolicy
-    from modelops.core.traffic import validate_batch
+    from modelops.core.monitoring.retrain_policy import RetrainPolicy
+    from modelops.core.monitoring.traffic import validate_batch
 
     name, batch_id = customisation_of(context), context.partition_key
     lake = lakes.of(name)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def production_traffic(context: dg.AssetExecutionContext, lakes: DataLakes) -> dg.MaterializeResult:
     """One captured batch of served predictions (text, label, confidence, model version) and the feedback it received."""
-    from modelops.core.traffic import quarantine_batch, validate_batch
+    from modelops.core.monitoring.traffic import quarantine_batch, validate_batch
 
     batch_id = context.partition_key
     settings = lakes.of(customisation_of(context)).settings
@@ -34,7 +34,7 @@ def production_traffic(context: dg.AssetExecutionContext, lakes: DataLakes) -> d
 
 def _batch_metadata(batch: "pd.DataFrame", feedback_dir: "Path") -> dict:
     """A batch's rows, accuracy on the rows labelled since, confidence, versions, labels and latency."""
-    from modelops.core.feedback import read_feedback
+    from modelops.core.data.feedback import read_feedback
 
     labelled = batch.merge(read_feedback(feedback_dir).valid[["id", "label"]], on="id", how="inner",
                            suffixes=("", "_true"))

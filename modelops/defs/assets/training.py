@@ -14,7 +14,7 @@ import pydantic
 
 from modelops.core.markdown import frame_table
 from modelops.core.tags import DagsterTag
-from modelops.core.training_config import RUN_OVERRIDES, TrainingConfig
+from modelops.core.training.training_config import RUN_OVERRIDES, TrainingConfig
 from modelops.defs.assets.data import read_curated
 from modelops.defs.metadata import path_metadata
 from modelops.defs.resources import (
@@ -22,10 +22,10 @@ from modelops.defs.resources import (
 )
 
 if TYPE_CHECKING:  # pandas loads when an asset runs, not when the code location loads
-    from modelops.core.challenger_evaluation import ChallengerEvaluation
-    from modelops.core.promotion import Promotion
-    from modelops.core.registry import ModelRegistry
-    from modelops.core.training_run import TrainedAdapter
+    from modelops.core.evaluation.challenger_evaluation import ChallengerEvaluation
+    from modelops.core.registry.promotion import Promotion
+    from modelops.core.registry.registry import ModelRegistry
+    from modelops.core.training.training_run import TrainedAdapter
 
 TRAINING_POOL = "modelops_training"  # lora_adapter's concurrency pool: one training step at a time, any run
 
@@ -52,8 +52,8 @@ def _training_config(policies: Policies, config: LoraAdapterConfig) -> TrainingC
 def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, lakes: DataLakes, base_model: BaseModel,
                  mlflow: MlflowRegistries, policies: PolicyFiles, training: TrainingLauncher) -> dg.MaterializeResult:
     """A LoRA adapter (+ classification head) trained in its own process (Dagster Pipes), tracked in MLflow, aliased `challenger`."""
-    from modelops.core.train import TrainingConfigError
-    from modelops.core.training_run import TrainingRequest, train_adapter
+    from modelops.core.training.train import TrainingConfigError
+    from modelops.core.training.training_run import TrainingRequest, train_adapter
 
     name = customisation_of(context)
     lake, store = lakes.of(name), mlflow.of(name)
@@ -88,7 +88,7 @@ def _adapter_metadata(trained: "TrainedAdapter", registry: "ModelRegistry", requ
 
 def _classifier_loader(registry: "ModelRegistry", lake: DataLake, base_model: BaseModel):
     """Loads a registered version's adapter (downloaded under the lake's adapters/) on the base model."""
-    from modelops.core.predictor import AdapterClassifier
+    from modelops.core.serving.predictor import AdapterClassifier
 
     def load(version: str) -> AdapterClassifier:
         folder = registry.download_adapter(version, Path(lake.home) / "adapters" / f"registry-v{version}")
@@ -107,7 +107,7 @@ def _inline_png(path: Path) -> str:
 def evaluation(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: BaseModel, mlflow: MlflowRegistries,
                policies: PolicyFiles) -> dg.MaterializeResult:
     """Challenger vs champion on the frozen test split and recent labelled traffic: metrics, business cost, gate decision."""
-    from modelops.core.challenger_evaluation import ChallengerEvaluationError, evaluate_challenger
+    from modelops.core.evaluation.challenger_evaluation import ChallengerEvaluationError, evaluate_challenger
     from modelops.core.config_files import ConfigError
 
     name = customisation_of(context)
@@ -170,9 +170,9 @@ def champion(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: Ba
              policies: PolicyFiles) -> dg.MaterializeResult:
     """The model version serving production: the `champion` alias moves here only when the gate passed; its drift
     thresholds are calibrated on its own held-out rows for the drift policy's false-alarm rate."""
-    from modelops.core.drift_config import DriftConfig
+    from modelops.core.monitoring.drift_config import DriftConfig
     from modelops.core.config_files import load_config
-    from modelops.core.promotion import PromotionRefused, promote_champion
+    from modelops.core.registry.promotion import PromotionRefused, promote_champion
 
     name = customisation_of(context)
     lake, registry = lakes.of(name), mlflow.of(name).registry()

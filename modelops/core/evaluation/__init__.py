@@ -1,0 +1,1 @@
+"""Evaluation: metrics and business cost, the evaluation policy, the promotion gate, abstention."""

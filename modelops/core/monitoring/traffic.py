@@ -1,0 +1,445 @@
+"""Captured production traffic: a thread-safe Parquet batch writer and readers for the batches it leaves behind."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from modelops.core.atomic import write_atomic, write_parquet_atomic
+from modelops.core.defaults import MAX_TEXT_CHARS
+from modelops.core.data.schema import (
+    Reason,
+    UnsafePathError,
+    id_value,
+    label_value,
+    path_inside,
+    printable_name,
+    rejected_frame,
+    rejected_row,
+    table_records,
+    text_reason,
+)
+
+log = logging.getLogger(__name__)
+
+TRAFFIC_SCHEMA = pa.schema([
+    ("id", pa.string()),
+    ("timestamp", pa.timestamp("us", tz="UTC")),
+    ("text", pa.string()),
+    ("predicted_label", pa.string()),
+    ("confidence", pa.float32()),
+    ("model_name", pa.string()),
+    ("model_version", pa.string()),
+    ("latency_ms", pa.float32()),
+    ("embedding", pa.list_(pa.float32())),
+    ("abstained", pa.bool_()),  # the client got the fallback label; predicted_label is still the model's best guess
+])
+OPTIONAL_COLUMNS = {"abstained": False}  # columns batches written before they existed lack, and their value there
+BATCH_PREFIX = "batch-"
+BATCH_SUFFIX = ".parquet"
+_BATCH_ID_PATTERN = re.compile(rf"^{BATCH_PREFIX}[0-9]{{8}}T[0-9]{{12}}-[0-9a-f]{{8}}$")  # what TrafficWriter names
+
+
+class TrafficBatchError(ValueError):
+    """A traffic batch file cannot be read or does not match TRAFFIC_SCHEMA; `reason` classifies the problem."""
+
+    def __init__(self, message: str, reason: Reason = Reason.UNREADABLE_FILE) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class TrafficWriterClosedError(RuntimeError):
+    """Records were appended to a TrafficWriter after close()."""
+
+
+@dataclass(frozen=True)
+class TrafficRecord:
+    """One served prediction, as captured (one row of TRAFFIC_SCHEMA)."""
+
+    id: str
+    timestamp: datetime
+    text: str
+    predicted_label: str
+    confidence: float
+    model_name: str
+    model_version: str
+    latency_ms: float
+    embedding: Sequence[float]
+    abstained: bool = False
+
+
+_RECORD_FIELDS = [f.name for f in fields(TrafficRecord)]
+assert _RECORD_FIELDS == TRAFFIC_SCHEMA.names, "TrafficRecord fields must follow TRAFFIC_SCHEMA"
+
+
+def records_to_table(records: Sequence[TrafficRecord]) -> pa.Table:
+    """Records -> a table of TRAFFIC_SCHEMA; raises ValueError for a record that does not fit the schema."""
+    columns = {name: [getattr(r, name) for r in records] for name in _RECORD_FIELDS}
+    columns["embedding"] = [list(e) for e in columns["embedding"]]
+    try:
+        return pa.Table.from_pydict(columns, schema=TRAFFIC_SCHEMA)
+    except (pa.ArrowException, TypeError, ValueError, UnicodeEncodeError) as exc:
+        raise ValueError(f"Traffic records do not match TRAFFIC_SCHEMA: {exc}") from exc
+
+
+class TrafficWriter:
+    """Thread-safe appender of traffic records into atomically written Parquet batch files.
+
+    A batch is written when the buffer holds max_rows records, when max_age_seconds have passed since the first
+    buffered record (checked on append() and flush_if_due()), and on close(). Files are named
+    `batch-<UTC yyyymmddTHHMMSSffffff>-<8 hex>.parquet`; names from one writer sort in write order, and a file
+    becomes visible only complete (hidden `.…tmp` file, then os.replace).
+    """
+
+    def __init__(self, directory: Path, max_rows: int = 1000, max_age_seconds: float = 60.0) -> None:
+        if max_rows < 1 or max_age_seconds <= 0:
+            raise ValueError(f"max_rows must be >= 1 and max_age_seconds > 0, got {max_rows}, {max_age_seconds}")
+        self.directory = Path(directory)
+        self.max_rows = max_rows
+        self.max_age_seconds = max_age_seconds
+        self._buffer: list[pa.Table] = []
+        self._rows = 0
+        self._first_at: float | None = None  # time.monotonic() of the oldest buffered record
+        self._closed = False
+        self._last_stamp = datetime.min.replace(tzinfo=UTC)
+        self._buffer_lock = threading.Lock()  # guards the buffer; held briefly
+        self._write_lock = threading.Lock()  # serialises writes so file names and completion order agree
+
+    @property
+    def buffered_rows(self) -> int:
+        return self._rows
+
+    def append(self, records: Sequence[TrafficRecord]) -> None:
+        """Buffer records (validated against the schema now), then write full or old batches.
+
+        Raises only when the records were not buffered (schema mismatch: ValueError; closed writer). A failed batch
+        write is logged and its rows stay buffered for the next attempt; flush() and close() do raise it.
+        """
+        if not records:
+            return
+        table = records_to_table(records)
+        with self._buffer_lock:
+            if self._closed:
+                raise TrafficWriterClosedError(f"TrafficWriter for {self.directory} is closed; records not captured")
+            self._buffer.append(table)
+            self._rows += table.num_rows
+            if self._first_at is None:
+                self._first_at = time.monotonic()
+        with contextlib.suppress(Exception):  # already logged by _write; the rows are back in the buffer
+            self.flush_if_due()
+
+    def flush_if_due(self) -> Path | None:
+        """Write full batches (max_rows each) and, when the oldest record is too old, the rest; return the last file."""
+        written: Path | None = None
+        while self._is_due():
+            path = self._write(full_only=not self._is_old())
+            if path is None:
+                break
+            written = path
+        return written
+
+    def flush(self) -> Path | None:
+        """Write everything buffered now (in files of at most max_rows); return the last file or None."""
+        written: Path | None = None
+        while True:
+            path = self._write(full_only=False)
+            if path is None:
+                return written
+            written = path
+
+    def close(self) -> None:
+        """Write what is buffered and refuse further records. Idempotent."""
+        with self._buffer_lock:
+            self._closed = True
+        self.flush()
+
+    def _is_old(self) -> bool:
+        first = self._first_at
+        return first is not None and time.monotonic() - first >= self.max_age_seconds
+
+    def _is_due(self) -> bool:
+        return self._rows >= self.max_rows or (self._rows > 0 and self._is_old())
+
+    def _take(self, full_only: bool) -> pa.Table | None:
+        """Remove up to max_rows rows from the front of the buffer (only a full batch when full_only)."""
+        with self._buffer_lock:
+            if self._rows == 0 or (full_only and self._rows < self.max_rows):
+                return None
+            table = pa.concat_tables(self._buffer)
+            batch, rest = table.slice(0, self.max_rows), table.slice(self.max_rows)
+            self._buffer = [rest] if rest.num_rows else []
+            self._rows = rest.num_rows
+            if not rest.num_rows:
+                self._first_at = None
+            return batch
+
+    def _give_back(self, batch: pa.Table) -> None:
+        """Put a batch whose write failed back at the front of the buffer."""
+        with self._buffer_lock:
+            self._buffer.insert(0, batch)
+            self._rows += batch.num_rows
+            if self._first_at is None:
+                self._first_at = time.monotonic()
+
+    def _write(self, full_only: bool) -> Path | None:
+        with self._write_lock:
+            batch = self._take(full_only)
+            if batch is None:
+                return None
+            path = self.directory / f"{BATCH_PREFIX}{self._next_stamp()}-{uuid.uuid4().hex[:8]}{BATCH_SUFFIX}"
+            try:
+                write_atomic(path, lambda tmp: pq.write_table(batch, tmp))
+            except BaseException:
+                self._give_back(batch)
+                log.exception("Writing traffic batch %s failed; %d rows kept in the buffer", path, batch.num_rows)
+                raise
+            log.info("Wrote traffic batch %s (%d rows)", path.name, batch.num_rows)
+            return path
+
+    def _next_stamp(self) -> str:
+        """A UTC timestamp strictly later than the previous one from this writer (call under _write_lock)."""
+        now = datetime.now(UTC)
+        if now <= self._last_stamp:
+            now = self._last_stamp + timedelta(microseconds=1)
+        self._last_stamp = now
+        return now.strftime("%Y%m%dT%H%M%S%f")
+
+
+def _is_batch_file(path: Path) -> bool:
+    name = path.name
+    return name.startswith(BATCH_PREFIX) and name.endswith(BATCH_SUFFIX) and path.is_file()
+
+
+def list_batches(directory: Path) -> list[str]:
+    """Ids (file stems) of the complete batch files in `directory`, oldest first; [] when it does not exist."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(p.stem for p in directory.iterdir() if _is_batch_file(p))
+
+
+def is_batch_id(batch_id: str) -> bool:
+    """Whether `batch_id` is named as TrafficWriter names batches (such ids sort in time order)."""
+    return isinstance(batch_id, str) and _BATCH_ID_PATTERN.fullmatch(batch_id) is not None
+
+
+def batch_path(directory: Path, batch_id: str) -> Path:
+    """The file of a batch id; TrafficBatchError (reason invalid_name / outside_folder) for ids that are not batch
+    names as TrafficWriter writes them, such as '../../etc/passwd'."""
+    if not is_batch_id(batch_id):
+        raise TrafficBatchError(
+            f"Invalid traffic batch id {batch_id!r}: expected a batch file stem as TrafficWriter names them, "
+            f"'{BATCH_PREFIX}<yyyymmddTHHMMSSffffff>-<8 hex digits>'. Rename or remove the file.",
+            Reason.INVALID_NAME)
+    try:
+        return path_inside(Path(directory), f"{batch_id}{BATCH_SUFFIX}", "traffic batch")
+    except UnsafePathError as exc:
+        raise TrafficBatchError(str(exc), Reason.OUTSIDE_FOLDER) from exc
+
+
+def _check_schema(schema: pa.Schema, path: Path) -> None:
+    problems = []
+    for want in TRAFFIC_SCHEMA:
+        index = schema.get_field_index(want.name)
+        if index < 0 and want.name in OPTIONAL_COLUMNS:
+            continue
+        if index < 0:
+            problems.append(f"missing column {want.name!r}")
+        elif not schema.field(index).type.equals(want.type):
+            problems.append(f"column {want.name!r} is {schema.field(index).type}, expected {want.type}")
+    if problems:
+        raise TrafficBatchError(f"Traffic batch {path} does not match TRAFFIC_SCHEMA: {'; '.join(problems)}. "
+                                "Move it out of the traffic folder or rewrite it with TrafficWriter.",
+                                Reason.SCHEMA_MISMATCH)
+
+
+def _read_table(directory: Path, batch_id: str) -> pa.Table:
+    """The batch's TRAFFIC_SCHEMA columns as stored (string cells not yet checked for valid UTF-8)."""
+    path = batch_path(directory, batch_id)
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise TrafficBatchError(f"Cannot read traffic batch {path}: {exc}") from exc
+    _check_schema(table.schema, path)
+    for name, value in OPTIONAL_COLUMNS.items():
+        if table.schema.get_field_index(name) < 0:
+            table = table.append_column(TRAFFIC_SCHEMA.field(name), pa.array([value] * table.num_rows,
+                                                                             TRAFFIC_SCHEMA.field(name).type))
+    return table.select(TRAFFIC_SCHEMA.names)
+
+
+def read_batch(directory: Path, batch_id: str) -> pa.Table:
+    """One batch as a TRAFFIC_SCHEMA table; TrafficBatchError (naming the file) when unreadable or mismatched."""
+    table = _read_table(directory, batch_id)
+    try:
+        table.validate(full=True)
+    except pa.ArrowInvalid as exc:
+        raise TrafficBatchError(f"Traffic batch {batch_path(directory, batch_id)} holds invalid values ({exc}); "
+                                "use validate_batch() to keep its valid rows.", Reason.UNDECODABLE_BYTES) from exc
+    return table.cast(TRAFFIC_SCHEMA)
+
+
+def _with_batch_id(table: pa.Table, batch_id: str) -> pa.Table:
+    return table.append_column("batch_id", pa.array([batch_id] * table.num_rows, pa.string()))
+
+
+def _empty_frame() -> pd.DataFrame:
+    return _with_batch_id(TRAFFIC_SCHEMA.empty_table(), "").to_pandas()
+
+
+def read_batches(directory: Path, batch_ids: Sequence[str]) -> pd.DataFrame:
+    """The given batches concatenated in the given order, with a `batch_id` column."""
+    tables = [_with_batch_id(read_batch(directory, batch_id), batch_id) for batch_id in batch_ids]
+    return pa.concat_tables(tables).to_pandas() if tables else _empty_frame()
+
+
+# ---------------------------------------------------------------- validation and quarantine of captured batches
+
+
+@dataclass(frozen=True)
+class BatchValidation:
+    """One batch split into valid rows (TRAFFIC_SCHEMA + batch_id) and quarantined rows (QUARANTINE_COLUMNS).
+
+    `error` is set when the whole file is unusable (unreadable, wrong schema, bad name): then `valid` is empty and
+    `rejected` holds one row with row -1 and the reason. valid + rejected == received, always.
+    """
+
+    batch_id: str
+    valid: pd.DataFrame
+    rejected: pd.DataFrame
+    error: str | None = None
+
+    @property
+    def received(self) -> int:
+        return len(self.valid) + len(self.rejected)
+
+    @property
+    def usable(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class TrafficWindow:
+    """Validated batches, in order: the valid rows of the usable ones form the window that is checked."""
+
+    batches: list[BatchValidation]
+
+    @property
+    def valid(self) -> pd.DataFrame:
+        frames = [b.valid for b in self.batches if not b.valid.empty]
+        return pd.concat(frames, ignore_index=True) if frames else _empty_frame()
+
+    @property
+    def usable_ids(self) -> list[str]:
+        return [b.batch_id for b in self.batches if b.usable]
+
+    @property
+    def unusable(self) -> list[BatchValidation]:
+        return [b for b in self.batches if not b.usable]
+
+    @property
+    def received(self) -> int:
+        return sum(b.received for b in self.batches)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(len(b.rejected) for b in self.batches)
+
+
+def _embedding_reason(vector: list[float | None] | None, dim: int | None) -> Reason | None:
+    if vector is None:
+        return None  # a missing embedding is allowed: drift checks only the rows that have one
+    if not vector or (dim is not None and len(vector) != dim) or not all(
+            v is not None and math.isfinite(v) for v in vector):
+        return Reason.INVALID_EMBEDDING
+    return None
+
+
+def _row_reason(record: dict[str, object], max_text_chars: int, embedding_dim: int | None,
+                seen_ids: set[str]) -> Reason | None:
+    """Why a captured row cannot be used (None when it can); a usable row's id is added to `seen_ids`."""
+    identifier, reason = id_value(record["id"])
+    reason = reason or text_reason(record["text"], max_text_chars)
+    reason = reason or label_value(record["predicted_label"])[1]
+    confidence = record["confidence"]
+    if reason is None and (confidence is None or not 0.0 <= confidence <= 1.0):  # NaN fails the comparison too
+        reason = Reason.INVALID_CONFIDENCE
+    if reason is None and any(isinstance(record[c], bytes) for c in ("model_name", "model_version")):
+        reason = Reason.UNDECODABLE_BYTES
+    reason = reason or _embedding_reason(record["embedding"], embedding_dim)  # type: ignore[arg-type]
+    if reason is None and identifier in seen_ids:
+        return Reason.DUPLICATE_ID  # the first row with this id is kept
+    if reason is None and identifier is not None:
+        seen_ids.add(identifier)
+    return reason
+
+
+def validate_batch(directory: Path, batch_id: str, max_text_chars: int = MAX_TEXT_CHARS,
+                   embedding_dim: int | None = None) -> BatchValidation:
+    """Split one batch into valid and quarantined rows (reasons as in schema.Reason); never raises for bad data.
+
+    A row is rejected for a missing/invalid/duplicate id (the first occurrence is kept), a text that the serving
+    limits would have refused, a missing predicted label, a confidence outside [0, 1], undecodable bytes, or an
+    embedding that is empty, non-finite or not `embedding_dim` long. The whole file is rejected when its name,
+    bytes or schema are unusable.
+    """
+    source = printable_name(f"{batch_id}{BATCH_SUFFIX}")
+    try:
+        table = _read_table(directory, batch_id)
+    except TrafficBatchError as exc:
+        log.warning("traffic batch %s is unusable (%s): %s", batch_id, exc.reason, exc)
+        rejected = rejected_frame([rejected_row(source, -1, exc.reason, {"batch_id": batch_id, "error": str(exc)})])
+        return BatchValidation(batch_id, _empty_frame(), rejected, error=f"{exc.reason}: {exc}")
+    keep: list[bool] = []
+    rejected_rows: list[dict[str, object]] = []
+    seen_ids: set[str] = set()
+    for row, record in enumerate(table_records(table)):
+        reason = _row_reason(record, max_text_chars, embedding_dim, seen_ids)
+        keep.append(reason is None)
+        if reason is not None:
+            rejected_rows.append(rejected_row(source, row, reason, record))
+    valid = _with_batch_id(table.filter(pa.array(keep, pa.bool_())).cast(TRAFFIC_SCHEMA), batch_id).to_pandas()
+    if rejected_rows:
+        log.warning("traffic batch %s: %d of %d rows rejected", batch_id, len(rejected_rows), table.num_rows)
+    return BatchValidation(batch_id, valid, rejected_frame(rejected_rows))
+
+
+def validate_batches(directory: Path, batch_ids: Sequence[str], max_text_chars: int = MAX_TEXT_CHARS,
+                     embedding_dim: int | None = None) -> TrafficWindow:
+    """validate_batch for each id, in order."""
+    return TrafficWindow([validate_batch(directory, b, max_text_chars, embedding_dim) for b in batch_ids])
+
+
+def quarantine_batch(directory: Path, validation: BatchValidation, quarantine_dir: Path) -> Path | None:
+    """Keep what validation rejected, with its reason, under `quarantine_dir`; return the reasons file (or None).
+
+    Rejected rows go to `<quarantine_dir>/<batch id>.rejected.parquet` (written atomically, same content on a
+    repeat). An unusable batch file is also moved there, out of the traffic folder, so that no reader trips on it
+    again; the rows of a usable batch stay in its file.
+    """
+    if validation.rejected.empty:
+        return None
+    name = f"{validation.batch_id}{BATCH_SUFFIX}"
+    # Both names are checked: an id such as '../../x' neither moves a file from, nor writes one to, another folder.
+    source = path_inside(Path(directory), name, "traffic batch")
+    reasons = write_parquet_atomic(validation.rejected,
+                                   path_inside(Path(quarantine_dir), f"{validation.batch_id}.rejected.parquet",
+                                               "quarantine file"))
+    if not validation.usable and source.is_file():
+        shutil.move(source, Path(quarantine_dir) / name)
+        log.warning("moved unusable traffic batch %s to %s", name, quarantine_dir)
+    return reasons

@@ -1,0 +1,1 @@
+"""Registry: MLflow tracking and registered adapter versions, promotion, lineage."""

@@ -1,0 +1,70 @@
+"""Promotion of a challenger the gate passed: the `champion` alias moves to it, and its drift reference (predictions
+on held-out curated rows) and drift calibration are saved, the calibration also in the version's MLflow run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from modelops.core.monitoring.drift_config import DriftConfig
+    from modelops.core.monitoring.drift_calibration import DriftCalibration
+    from modelops.core.serving.predictor import AdapterClassifier
+    from modelops.core.registry.registry import ModelRegistry
+
+
+class PromotionRefused(ValueError):
+    """The gate refused the challenger; the champion stays."""
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """The new champion, the one before it, and the drift monitoring made for it (or why there is none)."""
+
+    version: str
+    previous: str | None
+    reference_rows: int
+    calibration: DriftCalibration | None
+    calibration_error: str  # why drift monitoring is off for the new champion; empty when calibrated
+
+
+def promote_champion(registry: ModelRegistry, evaluation: dict, curated: pd.DataFrame,
+                     load_classifier: Callable[[str], AdapterClassifier], reference_dir: Path,
+                     drift_config: DriftConfig) -> Promotion:
+    """Promote the evaluated challenger (the evaluation record's) if the gate passed it, else PromotionRefused."""
+    version = evaluation["challenger_version"]
+    if not evaluation["passed"]:
+        raise PromotionRefused(f"Gate refused v{version}; champion unchanged. Reasons: {evaluation['reasons']}")
+    current = registry.alias_version("champion")
+    rows, calibration = _save_drift_reference(registry, version, curated, load_classifier(version), reference_dir,
+                                              drift_config)
+    previous = current if current == version else registry.promote(version, reason=evaluation["gate_markdown"])
+    if isinstance(calibration, str):
+        return Promotion(version, previous, rows, None, calibration)
+    return Promotion(version, previous, rows, calibration, "")
+
+
+def _save_drift_reference(registry: ModelRegistry, version: str, curated: pd.DataFrame, classifier: AdapterClassifier,
+                          directory: Path, config: DriftConfig) -> tuple[int, DriftCalibration | str]:
+    """Store the new champion's predictions on held-out curated data (the reference its traffic is compared with)
+    and the drift calibration made from them (also in the version's MLflow run), or why it cannot be made."""
+    from modelops.core.monitoring.drift_calibration import DriftCalibrationError
+    from modelops.core.monitoring.reference import build_reference, reference_calibration, save_reference
+
+    held_out = curated[curated["split"] != "train"]
+    frame, vocabulary = build_reference(classifier, held_out["text"].tolist(),
+                                        curated[curated["split"] == "train"]["text"].tolist(),
+                                        held_out["label"].tolist())
+    save_reference(directory, version, frame, vocabulary)
+    try:
+        calibration = reference_calibration(directory, version, frame, vocabulary, config)
+    except DriftCalibrationError as error:
+        return len(frame), str(error)
+    run_id = registry.version_info(version)["run_id"]
+    registry.log_text(run_id, calibration.to_json(), "drift/calibration.json")
+    registry.log_text(run_id, calibration.markdown(), "drift/calibration.md")
+    return len(frame), calibration

@@ -1,0 +1,200 @@
+"""One tracked training run around the training itself: its inputs (an incremental run's warm start), its MLflow run
+(params, config, the drift report that caused it), the training process it hands a `TrainingJob` to, the registered
+adapter; and the clean-up of runs whose process was killed."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from modelops.core.tags import MlflowArtifact, MlflowTag
+from modelops.core.training.train import (
+    TRAINING_CONFIG_ARTIFACT, TrainingConfig, TrainingConfigError, incremental_training_set, partial_dir,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from modelops.core.training.base_model import BaseModelInfo
+    from modelops.core.registry.registry import ModelRegistry
+
+
+class Log(Protocol):
+    def info(self, msg: str) -> None: ...
+
+    def warning(self, msg: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """Everything the training process needs, as plain values (it travels as JSON in the Pipes extras)."""
+
+    train_path: str  # parquet with text,label
+    validation_path: str
+    base_path: str
+    base_task_type: str
+    training: dict[str, Any]  # TrainingConfig.model_validate input
+    output_dir: str
+    tracking_uri: str
+    model_name: str
+    mlflow_run_id: str
+    error_path: str  # where the first process writes why it failed, for the launching asset's error message
+    init_adapter: str | None = None
+    owner_pid: int | None = None  # the launching run worker, when on this host: training stops if it dies
+
+    def to_extras(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_extras(cls, extras: dict[str, Any]) -> TrainingJob:
+        return cls(**{name: extras[name] for name in cls.__dataclass_fields__ if name in extras})
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """What one training run trains (the policy, the curated set, the base) and where its files and links go."""
+
+    config: TrainingConfig
+    curated: pd.DataFrame  # with a split column: train and validation rows are used
+    content_hash: str  # the curated set's
+    base: BaseModelInfo
+    home: Path  # the customisation's state folder: adapters/, training/
+    curated_dir: Path  # where earlier curated sets are (an incremental run replays the champion's)
+    run_tags: dict[str, str]  # MLflow tags linking the run to what launched it
+    launcher: str = "subprocess"
+    processes: int = 1
+    drift_report_run: str | None = None  # the MLflow run of the drift check that caused this run, if any
+
+
+@dataclass(frozen=True)
+class TrainedAdapter:
+    """A registered adapter version, where it is, and what its training process reported."""
+
+    version: str
+    run_id: str
+    adapter_dir: Path
+    mode: str
+    train_rows: int
+    reported: dict[str, Any]
+
+    @property
+    def adapter_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.adapter_dir.glob("*.safetensors"))
+
+
+def train_adapter(request: TrainingRequest, registry: ModelRegistry, launch: Callable[[TrainingJob], dict[str, Any]],
+                  log: Log) -> TrainedAdapter:
+    """Train in an MLflow run: `launch` runs the training process for the job and returns what it reported; the
+    adapter is registered with its data, base and mode. A failed run leaves no adapter folder and no inputs behind.
+    TrainingConfigError when an incremental run cannot warm-start."""
+    from modelops.core.atomic import write_parquet_atomic
+    from modelops.core.data.curate import content_hash
+
+    config, base, curated = request.config, request.base, request.curated
+    train, validation = curated[curated["split"] == "train"], curated[curated["split"] == "validation"]
+    train, found = _warm_start(request, train, registry, log)
+    config = config.model_copy(update={"mode": "incremental" if found and found.champion else "full"})
+    for folder, killed in remove_leftovers_of_killed_runs(registry, request.home):
+        log.info(f"removed {folder}, left by killed MLflow run {killed}")
+    tags = {**request.run_tags, MlflowTag.TRAINING_MODE: config.mode, MlflowTag.DATA_CONTENT_HASH: request.content_hash,
+            MlflowTag.BASE_SHA256: base.sha256}
+    with registry.run(f"train-{config.mode}", tags) as run_id:
+        work = request.home / "training" / run_id  # the training process's inputs and error report
+        registry.log_params(run_id, {**config.to_params(), "base_name": base.name, "base_sha256": base.sha256,
+                                     "data_content_hash": request.content_hash, "train_rows": len(train),
+                                     "validation_rows": len(validation), "warm_start": bool(found and found.adapter),
+                                     "training_processes": request.processes, "training_launcher": request.launcher,
+                                     "train_set_hash": content_hash(train)})
+        registry.log_text(run_id, config.model_dump_json(indent=2), TRAINING_CONFIG_ARTIFACT)
+        if request.drift_report_run:  # a drift-triggered run keeps the report of its drift
+            registry.copy_artifact(request.drift_report_run, MlflowArtifact.DRIFT_REPORT, run_id)
+        output = request.home / "adapters" / run_id
+        job = TrainingJob(
+            train_path=str(write_parquet_atomic(train, work / "train.parquet")),
+            validation_path=str(write_parquet_atomic(validation, work / "validation.parquet")),
+            base_path=str(base.path), base_task_type=base.task_type, training=config.model_dump(),
+            output_dir=str(output), tracking_uri=registry.tracking_uri, model_name=registry.model_name,
+            mlflow_run_id=run_id, error_path=str(work / "error.txt"),
+            init_adapter=str(found.adapter) if found and found.adapter else None,
+            owner_pid=os.getpid() if request.launcher == "subprocess" else None)
+        try:
+            reported = launch(job)
+            version = registry.register_adapter(run_id, output, {
+                "data_content_hash": request.content_hash, "base_name": base.name, "base_sha256": base.sha256,
+                "mode": config.mode, "dagster_run_id": request.run_tags.get(MlflowTag.DAGSTER_RUN_ID, ""),
+                "seed": str(config.seed), **({"warm_start_version": found.champion} if found and found.champion else {})})
+        except BaseException:  # a failed run keeps no adapter folder (the registry holds what was registered)
+            for folder in (output, partial_dir(output)):
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return TrainedAdapter(version, run_id, output, config.mode, len(train), reported)
+
+
+def _warm_start(request: TrainingRequest, train: pd.DataFrame, registry: ModelRegistry,
+                log: Log) -> tuple[pd.DataFrame, IncrementalInputs | None]:
+    """An incremental run's training rows and warm start (None for a full run)."""
+    if request.config.mode != "incremental":
+        return train, None
+    found = incremental_inputs(train, registry, request.home, request.curated_dir, request.config.replay_fraction,
+                               request.config.seed, request.base.sha256)
+    if found.adapter is None:
+        log.warning("no champion yet: incremental run falls back to training from the base")
+    else:
+        log.info(f"incremental: {len(found.train)} examples ({found.new_rows} new) on champion v{found.champion}")
+    return found.train, found
+
+
+@dataclass(frozen=True)
+class IncrementalInputs:
+    """New + replayed examples and the champion adapter they warm-start from (None: no champion, train from the
+    base on every example)."""
+
+    train: pd.DataFrame
+    adapter: Path | None
+    champion: str | None
+    new_rows: int
+
+
+def incremental_inputs(curated_train: pd.DataFrame, registry: ModelRegistry, home: Path, curated_dir: Path,
+                       replay: float, seed: int, base_sha256: str) -> IncrementalInputs:
+    """The champion's adapter (downloaded under `home`/adapters) and the new rows plus a `replay` share of the rows it
+    was trained on; TrainingConfigError when it cannot warm-start (another base, its training data gone)."""
+    import pandas as pd
+
+    champion = registry.alias_version("champion")
+    if champion is None:
+        return IncrementalInputs(curated_train, None, None, len(curated_train))
+    info = registry.version_info(champion)
+    if info["tags"].get("base_sha256", base_sha256) != base_sha256:
+        raise TrainingConfigError(
+            f"The champion v{champion} runs on base {info['tags'].get('base_name')} (sha256 "
+            f"{info['tags']['base_sha256'][:12]}), not on the configured base: an adapter cannot warm-start across "
+            "bases. Set base_model_path to the champion's base (after `modelops migrate`) or run a full retrain.")
+    adapter = registry.download_adapter(champion, home / "adapters" / f"champion-v{champion}")
+    seen_path = curated_dir / f"{info['tags'].get('data_content_hash', '')}.parquet"
+    if not seen_path.is_file():
+        raise TrainingConfigError(f"The champion's training data {seen_path} is gone; run a full retrain instead.")
+    seen = pd.read_parquet(seen_path, columns=["id"])["id"]
+    frame = incremental_training_set(curated_train, set(seen), replay, seed)
+    return IncrementalInputs(frame, adapter, champion, int((~frame["id"].isin(seen)).sum()))
+
+
+def remove_leftovers_of_killed_runs(registry: ModelRegistry, home: Path) -> list[tuple[Path, str]]:
+    """Finalise the MLflow runs of killed training processes and delete what they left on disk: their inputs
+    (`training/<mlflow run>`) and unregistered adapter folders (`adapters/<mlflow run>` and its `.partial`).
+    Returns (folder, MLflow run id) of each folder removed."""
+    removed = []
+    for run in registry.finalise_orphaned_runs():
+        adapter = home / "adapters" / run.info.run_id
+        leftovers = [adapter, partial_dir(adapter), home / "training" / run.info.run_id]
+        for folder in (f for f in leftovers if f.exists()):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append((folder, run.info.run_id))
+    return removed
