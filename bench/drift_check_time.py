@@ -49,8 +49,9 @@ def _baseline(reference: pd.DataFrame, current: pd.DataFrame, vocabulary: frozen
     from evidently.metrics import ValueDrift
     from evidently.metrics.embeddings import EmbeddingsDrift, ModelDriftMethod
 
-    from modelops.core.monitoring.drift import COLUMN_DRIFT_METHOD, checked_table
+    from modelops.core.monitoring.drift import checked_table
     from modelops.core.monitoring.drift_config import CONFIDENCE_COLUMN, DESCRIPTOR_COLUMNS, LABEL_COLUMN
+    from modelops.core.monitoring.drift_report import COLUMN_DRIFT_METHOD
 
     start = time.perf_counter()
     ref = checked_table(reference, vocabulary, config.max_reference_rows, config.seed)
@@ -81,11 +82,11 @@ def _spread(values: list[float]) -> dict[str, float]:
 
 def main() -> None:
     from bench.machine import provenance, write_result
+    from modelops.core.config_files import load_config
     from modelops.core.data.datagen import generate_corpus
     from modelops.core.monitoring.drift import build_vocabulary, check_drift
-    from modelops.core.monitoring.drift_config import DriftConfig
-    from modelops.core.config_files import load_config
     from modelops.core.monitoring.drift_calibration import calibrate_drift
+    from modelops.core.monitoring.drift_config import DriftConfig
     from modelops.settings import PACKAGE_CONFIG_DIR
 
     config = load_config(PACKAGE_CONFIG_DIR / "drift.yaml", DriftConfig)

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from bench.machine import RESULTS, Measurement, write_result
-from modelops.core.training.train import encode_instructions
+from modelops.core.training.causal_lm import encode_instructions
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -94,7 +94,8 @@ def heldout_loss(model: Any, tokenizer: Any, heldout: pd.DataFrame, max_length: 
     """Mean response-token loss on unseen records (bf16 autocast on a GPU), the same function for every run."""
     import torch
 
-    from modelops.core.training.train import _pad, response_loss
+    from modelops.core.training.batching import pad_batch
+    from modelops.core.training.causal_lm import response_loss
 
     ids, labels = encode_instructions(tokenizer, heldout, max_length)
     device = next(model.parameters()).device
@@ -102,7 +103,7 @@ def heldout_loss(model: Any, tokenizer: Any, heldout: pd.DataFrame, max_length: 
     losses = []
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         for i in range(0, len(ids), 4):
-            losses.append(response_loss(model, _pad(ids[i : i + 4], tokenizer.pad_token_id,
+            losses.append(response_loss(model, pad_batch(ids[i : i + 4], tokenizer.pad_token_id,
                                                     labels[i : i + 4]).to(device)).item())
     return float(np.mean(losses))
 
@@ -112,7 +113,7 @@ def run_modelops(base_dir: Path, data: pd.DataFrame, heldout: pd.DataFrame, conf
     from peft import PeftModel
 
     from modelops.core.training.base_model import describe_base_model, load_base_model, load_tokenizer
-    from modelops.core.training.train import train_causal_lm_adapter
+    from modelops.core.training.causal_lm import train_causal_lm_adapter
 
     base = describe_base_model(base_dir, "causal-lm")
     sync()

@@ -2,7 +2,7 @@
 
 One champion is trained once (mode `full`) on the pre-drift default corpus (3,000 generated rows, ingested with
 `validate_records` and curated with `curate`, as `raw_examples` -> `curated_training_set` do) and shared by every
-scenario. For each scenario in `modelops.core.data.datagen.SCENARIOS` (new_product, prior_shift, language_shift,
+scenario. For each scenario in `modelops.core.data.drift_scenarios.SCENARIOS` (new_product, prior_shift, language_shift,
 length_shift) the product's retrain input is rebuilt the way `curated_training_set` builds it: one batch of drifted
 traffic (`generate_scenario`, severity 0.8 as in `modelops demo`), of which the first 500 tickets got annotator
 labels (feedback rows, source `feedback:<scenario>`), curated together with the raw corpus. Then, with the product's
@@ -48,8 +48,8 @@ from bench.machine import Measurement
 if TYPE_CHECKING:
     import pandas as pd
 
-    from modelops.core.training.base_model import BaseModelInfo
     from modelops.core.evaluation.evaluate import CostModel
+    from modelops.core.training.base_model import BaseModelInfo
     from modelops.core.training.training_config import TrainingConfig
     from modelops.settings import Settings
 
@@ -190,11 +190,12 @@ def measurements(scenarios: dict[str, dict[str, Any]]) -> list[Measurement]:
 
 def main() -> None:
     from bench.machine import write_result
-    from modelops.core.training.base_model import describe_base_model
-    from modelops.core.data.curate import curate
-    from modelops.core.data.datagen import SCENARIOS, generate_corpus
     from modelops.core.config_files import load_config
+    from modelops.core.data.curate import curate
+    from modelops.core.data.datagen import generate_corpus
+    from modelops.core.data.drift_scenarios import SCENARIOS
     from modelops.core.evaluation.evaluation_policy import CostModel
+    from modelops.core.training.base_model import describe_base_model
     from modelops.settings import load_settings
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -108,7 +108,8 @@ def _write_batch(production_dir: Path, rows: int) -> str:
     import numpy as np
 
     from modelops.core.data.datagen import generate_corpus
-    from modelops.core.monitoring.traffic import TrafficRecord, TrafficWriter, list_batches
+    from modelops.core.monitoring.traffic import list_batches
+    from modelops.core.monitoring.traffic_writer import TrafficRecord, TrafficWriter
 
     corpus = generate_corpus(rows, seed=7)
     rng = np.random.default_rng(7)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from modelops.core.evaluation.evaluate import EvaluationReport, evaluate
 from modelops.core.evaluation.evaluation_policy import CostModel
-from modelops.core.monitoring.traffic import TrafficRecord, TrafficWriter
+from modelops.core.monitoring.traffic_writer import TrafficRecord, TrafficWriter
 
 LABELS = ["billing", "refund", "shipping"]
 

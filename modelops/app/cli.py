@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from modelops.app.instance import execute_job, prepare_environment, run_job
 from modelops.core.config_files import ConfigError
 from modelops.core.defaults import DAGSTER_UI_PORT, GENERATED_ROWS, LOOPBACK, LOOPBACK_HOSTS, MLFLOW_UI_PORT
-from modelops.app.instance import execute_job, prepare_environment, run_job
 from modelops.settings import Settings, load_settings
 
 log = logging.getLogger("modelops")
@@ -57,8 +57,8 @@ def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
-    from modelops.core.data.onboarding import OnboardingError
     from modelops.app.init_customisation import init_customisation
+    from modelops.core.data.onboarding import OnboardingError
 
     try:
         result = init_customisation(args.name, Path(args.data), args.text_column, args.label_column, settings,
@@ -103,11 +103,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Serve every customisation's champion: one merged model for a single customisation; with several, the base is
     held once and each champion adds only its adapter (swapped on its own when its alias moves)."""
     from modelops.core.evaluation.abstention import ServedAbstention
-    from modelops.core.training.base_model import describe_base_model
-    from modelops.core.serving.predictor import SharedBases, load_registered_classifier
+    from modelops.core.monitoring.traffic_writer import TrafficWriter
     from modelops.core.registry.registry import ModelRegistry
-    from modelops.service.serving import Endpoint, LoadedModel, ServingConfig, create_app, run_server
-    from modelops.core.monitoring.traffic import TrafficWriter
+    from modelops.core.serving.predictor import SharedBases, load_registered_classifier
+    from modelops.core.training.base_model import describe_base_model
+    from modelops.service.batcher import LoadedModel
+    from modelops.service.requests import ServingConfig
+    from modelops.service.serving import Endpoint, create_app, run_server
 
     if args.host not in LOOPBACK_HOSTS and not args.token:
         print("refusing to listen beyond loopback without --token (bearer authentication)", file=sys.stderr)
@@ -144,7 +146,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from modelops.core.registry.registry import ModelRegistry, RegistryError
+    from modelops.core.registry.registry import ModelRegistry
+    from modelops.core.registry.store import RegistryError
 
     c = customisation_for_model(settings, args.name)
     registry = ModelRegistry(c.tracking_uri, c.registered_model_name, c.mlflow_artifact_root)
@@ -160,8 +163,9 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_reproduce(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import UTC, datetime
 
+    from modelops.core.registry.registry import ModelRegistry
+    from modelops.core.registry.store import RegistryError
     from modelops.core.training.base_model import BaseModelError
-    from modelops.core.registry.registry import ModelRegistry, RegistryError
     from modelops.core.training.reproduce import ReproduceError, reproduce
 
     c = customisation_for_model(settings, args.name)
@@ -179,9 +183,9 @@ def cmd_reproduce(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from modelops.core.training.base_model import BaseModelError
-    from modelops.core.registry.registry import RegistryError
     from modelops.app.migrate import MigrationError, run_migration
+    from modelops.core.registry.store import RegistryError
+    from modelops.core.training.base_model import BaseModelError
 
     try:
         outcomes, path = run_migration(settings, Path(args.base), args.epochs)
@@ -208,7 +212,8 @@ def _dagster_run(run_id: str) -> dict | None:
 
 def cmd_lineage(args: argparse.Namespace, settings: Settings) -> int:
     from modelops.core.registry.lineage import champion_history, version_lineage
-    from modelops.core.registry.registry import ModelRegistry, RegistryError
+    from modelops.core.registry.registry import ModelRegistry
+    from modelops.core.registry.store import RegistryError
 
     registry = ModelRegistry(settings.tracking_uri, args.name, settings.mlflow_artifact_root)
     try:

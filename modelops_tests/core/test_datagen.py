@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from modelops.core.data import datagen
-from modelops.core.data.datagen import (
-    INTENTS, SCENARIOS, DriftScenario, UnknownScenarioError, generate_corpus, generate_scenario,
-)
+from modelops.core.data import datagen_templates as tables
+from modelops.core.data.datagen import INTENTS, UnknownScenarioError, generate_corpus, generate_scenario
+from modelops.core.data.drift_scenarios import SCENARIOS, DriftScenario
 
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b")
 CARD = re.compile(r"(?<![\d-])\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?![\d-])")
@@ -77,8 +77,8 @@ def test_intents_and_scenarios_are_the_published_names() -> None:
 
 
 def test_many_templates_per_intent() -> None:
-    assert all(len(datagen.EN_TEMPLATES[i]) >= 12 for i in INTENTS)
-    assert all(len(datagen.DE_TEMPLATES[i]) >= 6 and len(datagen.NEW_PRODUCT_TEMPLATES[i]) >= 4 for i in INTENTS)
+    assert all(len(tables.EN_TEMPLATES[i]) >= 12 for i in INTENTS)
+    assert all(len(tables.DE_TEMPLATES[i]) >= 6 and len(tables.NEW_PRODUCT_TEMPLATES[i]) >= 4 for i in INTENTS)
 
 
 # ------------------------------------------------------------------------------------------------- determinism
@@ -142,13 +142,13 @@ def test_order_numbers_amounts_and_dates_appear(corpus: pd.DataFrame) -> None:
 
 
 def test_typos_in_a_few_percent_of_texts(corpus: pd.DataFrame) -> None:
-    sources = [*(t for ts in datagen.EN_TEMPLATES.values() for t in ts),
-               *(t for ts in datagen.EN_DETAILS.values() for t in ts),
-               *(t for ts in datagen.EN_PII.values() for t in ts),
-               *datagen.EN_OPENINGS, *datagen.EN_CLOSINGS, *datagen.PRODUCTS, *datagen.PLANS, *datagen.DEVICES,
-               *datagen.ERRORS, *datagen.CARRIERS, *datagen.CITIES, *datagen.STREETS, *datagen.NAMES,
-               *datagen.SURNAMES, *datagen.MAIL_DOMAINS, *datagen.MONTHS, *datagen.RELATIVE_DAYS,
-               *datagen.DAY_WORDS, "usd eur also"]
+    sources = [*(t for ts in tables.EN_TEMPLATES.values() for t in ts),
+               *(t for ts in tables.EN_DETAILS.values() for t in ts),
+               *(t for ts in tables.EN_PII.values() for t in ts),
+               *tables.EN_OPENINGS, *tables.EN_CLOSINGS, *tables.PRODUCTS, *tables.PLANS, *tables.DEVICES,
+               *tables.ERRORS, *tables.CARRIERS, *tables.CITIES, *tables.STREETS, *tables.NAMES,
+               *tables.SURNAMES, *tables.MAIL_DOMAINS, *tables.MONTHS, *tables.RELATIVE_DAYS,
+               *tables.DAY_WORDS, "usd eur also"]
     vocabulary = _words(pd.Series(sources))
 
     def plain_words(text: str) -> set[str]:  # words outside e-mails, IBANs, order ids and other tokens with digits
@@ -254,8 +254,8 @@ def test_prior_shift_moves_the_label_mix_towards_shipping_and_complaints() -> No
 
 
 def test_language_shift_adds_german_tickets_in_proportion_to_severity() -> None:
-    german = _words(pd.Series([t for ts in datagen.DE_TEMPLATES.values() for t in ts]))
-    german -= _words(pd.Series([t for ts in datagen.EN_TEMPLATES.values() for t in ts] + list(datagen.PRODUCTS)))
+    german = _words(pd.Series([t for ts in tables.DE_TEMPLATES.values() for t in ts]))
+    german -= _words(pd.Series([t for ts in tables.EN_TEMPLATES.values() for t in ts] + list(tables.PRODUCTS)))
     german_words = re.compile(r"\b(?:" + "|".join(sorted(w for w in german if len(w) >= 5)) + r")\b", re.IGNORECASE)
     base = generate_corpus(2000, seed=6)["text"]
     assert _share(base, UMLAUT) == 0.0 and _share(base, german_words) == 0.0

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from modelops.core.config_files import ConfigError, load_config
 from modelops.core.data.curate import curate
 from modelops.core.data.feedback import labelled_feedback, read_feedback
 from modelops.core.monitoring.labelling_queue import (
@@ -22,9 +23,9 @@ from modelops.core.monitoring.labelling_queue import (
     select_for_labelling,
     write_queue,
 )
-from modelops.core.config_files import ConfigError, load_config
 from modelops.core.monitoring.retrain_policy import RetrainPolicy
-from modelops.core.monitoring.traffic import TrafficRecord, TrafficWriter, list_batches, read_batches
+from modelops.core.monitoring.traffic import list_batches, read_batches
+from modelops.core.monitoring.traffic_writer import TrafficRecord, TrafficWriter
 
 DIM = 8
 

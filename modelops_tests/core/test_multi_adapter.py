@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from modelops.core.monitoring.traffic import list_batches, read_batches
+from modelops.core.monitoring.traffic_writer import TrafficWriter
 from modelops.core.serving.predictor import AdapterClassifier, SharedBases
-from modelops.service.serving import Endpoint, LoadedModel, ServingConfig, create_app
-from modelops.core.monitoring.traffic import TrafficWriter, list_batches, read_batches
+from modelops.service.batcher import LoadedModel
+from modelops.service.requests import ServingConfig
+from modelops.service.serving import Endpoint, create_app
 from modelops_tests.helpers import save_random_adapter
 
 TEXTS = ["where is my parcel", "please refund the broken kettle", "I cannot log in to my account since Monday",

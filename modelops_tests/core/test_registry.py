@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from modelops.core.registry.registry import ModelRegistry, RegistryError, validate_model_name
+from modelops.core.registry.registry import ModelRegistry, validate_model_name
+from modelops.core.registry.store import RegistryError
 
 
 @pytest.fixture()

@@ -17,9 +17,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from modelops.core.evaluation.abstention import ServedAbstention
+from modelops.core.monitoring.traffic import list_batches, read_batches
+from modelops.core.monitoring.traffic_writer import TrafficWriter
 from modelops.core.serving.predictor import AdapterClassifier, Predictions, length_buckets
-from modelops.service.serving import Endpoint, LoadedModel, ServingConfig, create_app
-from modelops.core.monitoring.traffic import TrafficWriter, list_batches, read_batches
+from modelops.service.batcher import LoadedModel
+from modelops.service.requests import ServingConfig
+from modelops.service.serving import Endpoint, create_app
 from modelops_tests.helpers import LABELS
 
 TOKEN = "s3cret-token"

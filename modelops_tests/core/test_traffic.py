@@ -14,15 +14,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from modelops.core.monitoring import traffic
-from modelops.core.monitoring.traffic import (
+from modelops.core.monitoring import traffic_writer
+from modelops.core.monitoring.traffic import TrafficBatchError, list_batches, read_batches
+from modelops.core.monitoring.traffic_writer import (
     TRAFFIC_SCHEMA,
-    TrafficBatchError,
     TrafficRecord,
     TrafficWriter,
     TrafficWriterClosedError,
-    list_batches,
-    read_batches,
 )
 
 
@@ -74,7 +72,7 @@ def test_rotation_by_rows_splits_into_full_batches(tmp_path: Path) -> None:
 
 def test_rotation_by_age(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1000.0]  # the writer's monotonic clock, moved by hand
-    monkeypatch.setattr(traffic, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(traffic_writer, "time", SimpleNamespace(monotonic=lambda: now[0]))
     writer = TrafficWriter(tmp_path, max_rows=1000, max_age_seconds=60)
     writer.append(make_records(2))
     now[0] += 59.9
@@ -113,7 +111,7 @@ def test_failed_write_leaves_no_visible_file_and_keeps_rows(tmp_path: Path, monk
         Path(where).write_bytes(b"PAR1 partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(traffic.pq, "write_table", half_write)
+    monkeypatch.setattr(traffic_writer.pq, "write_table", half_write)
     writer.append(make_records(5))  # due now; the write fails, append still captures
     assert writer.buffered_rows == 5
     assert list(tmp_path.iterdir()) == []  # no partial batch, no temp file left behind

@@ -9,11 +9,17 @@ import pandas as pd
 import pytest
 from safetensors.torch import load_file
 
-from modelops.core.training.base_model import BaseModelError, describe_base_model
 from modelops.core.config_files import ConfigError, load_config
+from modelops.core.training.base_model import BaseModelError, describe_base_model
+from modelops.core.training.batching import length_grouped_batches
+from modelops.core.training.causal_lm import train_causal_lm_adapter
 from modelops.core.training.train import (
-    TrainingConfigError, incremental_training_set, length_grouped_batches, read_label_names, save_adapter,
-    train_causal_lm_adapter, train_classifier_adapter, uses_bf16,
+    TrainingConfigError,
+    incremental_training_set,
+    read_label_names,
+    save_adapter,
+    train_classifier_adapter,
+    uses_bf16,
 )
 from modelops.core.training.training_config import TrainingConfig
 
@@ -152,7 +158,7 @@ def test_causal_lm_adapter_learns_responses_only(tiny_causal_lm: Path, tmp_path:
 
 def test_too_long_instructions_keep_the_response_and_the_end_of_the_prompt(base_info):
     from modelops.core.training.base_model import load_tokenizer
-    from modelops.core.training.train import encode_instructions
+    from modelops.core.training.causal_lm import encode_instructions
 
     tokenizer = load_tokenizer(base_info)
     frame = pd.DataFrame({"prompt": ["alpha " * 100 + "omega", "short"], "response": [" answer " * 40, " yes"]})

@@ -17,10 +17,11 @@ import pytest
 import torch
 import yaml
 
-from modelops.core.evaluation.abstention import ServedAbstention
 from modelops.core.data.curate import content_hash
+from modelops.core.evaluation.abstention import ServedAbstention
+from modelops.core.monitoring.traffic import list_batches, read_batches
+from modelops.core.monitoring.traffic_writer import TrafficRecord, TrafficWriter
 from modelops.core.registry.registry import ModelRegistry
-from modelops.core.monitoring.traffic import TrafficRecord, TrafficWriter, list_batches, read_batches
 from modelops.core.training.train import read_label_names, uses_bf16
 from modelops.defs.customisation import CustomisationDefs, customisation_defs
 from modelops.settings import PACKAGE_CONFIG_DIR, Settings
@@ -292,9 +293,9 @@ def test_lineage_prints_the_chain_and_the_champion_history(bootstrapped, setting
 def test_migrate_to_a_smaller_base_trains_compares_reports_and_promotes_per_gate(
         bootstrapped, settings, resources, instance, c, cli, smaller_base_dir, base_info, monkeypatch, tmp_path, capsys):
     """Runs last in this module: it moves the champion to another base."""
-    from modelops.core.training.base_model import describe_base_model
-    from modelops.core.serving.predictor import load_registered_classifier
     from modelops.app.migrate import run_migration
+    from modelops.core.serving.predictor import load_registered_classifier
+    from modelops.core.training.base_model import describe_base_model
 
     # the owner's cost model with a gate that lets anything pass: this tests the mechanics, not the smaller base's
     # quality (a 4-layer cut of MiniLM learns this task far slower; the default gate refuses it)

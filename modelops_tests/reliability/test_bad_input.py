@@ -21,16 +21,8 @@ import pytest
 
 from modelops.core.data.feedback import labelled_feedback, read_feedback
 from modelops.core.data.schema import list_example_files, read_examples
-from modelops.core.monitoring.traffic import (
-    TRAFFIC_SCHEMA,
-    TrafficRecord,
-    TrafficWriter,
-    list_batches,
-    quarantine_batch,
-    records_to_table,
-    validate_batches,
-)
-
+from modelops.core.monitoring.traffic import list_batches, quarantine_batch, validate_batches
+from modelops.core.monitoring.traffic_writer import TRAFFIC_SCHEMA, TrafficRecord, TrafficWriter, records_to_table
 
 TEN_MB = 10 * 1024 * 1024
 GARBAGE = bytes(range(256)) * 64  # binary garbage, line breaks included

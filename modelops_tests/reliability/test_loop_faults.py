@@ -28,13 +28,10 @@ import pytest
 import yaml
 
 from modelops.core.data.datagen import generate_corpus
-from modelops.core.registry.registry import (
-    ModelRegistry,
-    RegistryError,
-    RegistryUnavailableError,
-)
+from modelops.core.monitoring.traffic_writer import TrafficRecord, TrafficWriter
+from modelops.core.registry.registry import ModelRegistry
+from modelops.core.registry.store import RegistryError, RegistryUnavailableError
 from modelops.core.tags import MlflowTag
-from modelops.core.monitoring.traffic import TrafficRecord, TrafficWriter
 from modelops.defs.customisation import customisation_defs
 from modelops.defs.resources import MlflowRegistry, resources_from_settings
 from modelops.settings import PACKAGE_CONFIG_DIR, Settings
@@ -431,8 +428,8 @@ def drift_reference(classifier):
 @pytest.fixture()
 def daemon(tmp_path: Path, fresh_mlflow_db, untrained_adapter_dir: Path, drift_reference) -> Daemon:
     """Champion v1 with its drift reference, an empty traffic folder and the embedded instance profile."""
-    from modelops.core.monitoring.reference import save_reference
     from modelops.app.instance import EMBEDDED_PROFILE
+    from modelops.core.monitoring.reference import save_reference
 
     settings = Settings(home=tmp_path / "home", data_dir=tmp_path / "data")
     fresh_mlflow_db(settings.home / "mlflow.db")
@@ -585,8 +582,8 @@ def test_training_runs_start_one_at_a_time_and_a_killed_one_is_failed_by_run_mon
         QueuedRunCoordinatorDaemon,
     )
 
-    from modelops.defs.assets.training import TRAINING_POOL
     from modelops.app.instance import EMBEDDED_PROFILE
+    from modelops.defs.assets.training import TRAINING_POOL
 
     bootstrap_job, data_job, retrain_job = SUPPORT.bootstrap_job, SUPPORT.data_job, SUPPORT.retrain_job
     profile = yaml.safe_load(EMBEDDED_PROFILE.read_text())
@@ -634,8 +631,8 @@ def test_an_ad_hoc_training_run_waits_for_the_training_pool_held_by_another_run(
     """A lora_adapter materialisation without the training job tag (the UI, `dagster asset materialize`) is not held
     by the run queue's tag limit, but its step waits for the modelops_training pool's one slot of the embedded
     profile while another run holds it, and trains once that run frees it."""
-    from modelops.defs.assets.training import TRAINING_POOL
     from modelops.app.instance import EMBEDDED_PROFILE
+    from modelops.defs.assets.training import TRAINING_POOL
 
     (tmp_path / "dagster.yaml").write_text(EMBEDDED_PROFILE.read_text())
     registry = installation.registry()

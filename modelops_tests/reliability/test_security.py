@@ -23,9 +23,11 @@ import pytest
 from starlette.testclient import TestClient
 
 import modelops
+from modelops.core.monitoring.traffic_writer import TrafficWriter
 from modelops.core.serving.predictor import Predictions
-from modelops.service.serving import Endpoint, LoadedModel, ServingConfig, ServingConfigError, create_app
-from modelops.core.monitoring.traffic import TrafficWriter
+from modelops.service.batcher import LoadedModel
+from modelops.service.requests import ServingConfig, ServingConfigError
+from modelops.service.serving import Endpoint, create_app
 
 PACKAGE = Path(modelops.__file__).parent
 TOKEN = "correct horse battery staple"
@@ -144,7 +146,7 @@ def test_traffic_batch_ids_cannot_escape_the_traffic_folder(tmp_path: Path) -> N
 
 
 def _one_batch(folder: Path) -> Path:
-    from modelops.core.monitoring.traffic import TrafficRecord
+    from modelops.core.monitoring.traffic_writer import TrafficRecord
 
     writer = TrafficWriter(folder)
     writer.append([TrafficRecord("a" * 32, pd.Timestamp.now("UTC").to_pydatetime(), "secret text", "billing", 0.9,
@@ -173,7 +175,8 @@ def test_feedback_file_names_cannot_escape_the_feedback_folder(tmp_path: Path) -
 
 
 def test_registered_model_names_are_validated() -> None:
-    from modelops.core.registry.registry import ModelRegistry, RegistryError, validate_model_name
+    from modelops.core.registry.registry import ModelRegistry, validate_model_name
+    from modelops.core.registry.store import RegistryError
 
     assert validate_model_name("support-router") == "support-router"
     for name in ("../../etc/passwd", "..", "a/b", "a\\b", "", " name", "x" * 101, "name;rm -rf"):
@@ -364,8 +367,10 @@ LOOP_PIECE = textwrap.dedent('''
     from modelops.core.serving.predictor import load_registered_classifier
     from modelops.core.monitoring.reference import build_reference, save_reference
     from modelops.core.registry.registry import ModelRegistry
-    from modelops.service.serving import Endpoint, LoadedModel, ServingConfig, create_app
-    from modelops.core.monitoring.traffic import TrafficWriter
+    from modelops.service.serving import Endpoint, create_app
+    from modelops.service.requests import ServingConfig
+    from modelops.service.batcher import LoadedModel
+    from modelops.core.monitoring.traffic_writer import TrafficWriter
     from modelops.defs.customisation import customisation_defs
     from modelops.defs.resources import Policies, resources_from_settings
     from modelops_tests.helpers import override
@@ -465,8 +470,8 @@ def test_adapter_folder_with_only_a_pickle_is_refused_before_loading(tmp_path: P
                                                                       untrained_adapter_dir: Path) -> None:
     import shutil
 
-    from modelops.core.training.base_model import BaseModelError
     from modelops.core.serving.predictor import AdapterClassifier
+    from modelops.core.training.base_model import BaseModelError
 
     folder = tmp_path / "tampered"
     shutil.copytree(untrained_adapter_dir, folder)

@@ -25,9 +25,12 @@ import numpy as np
 import pytest
 
 from modelops.core.data.datagen import generate_corpus
+from modelops.core.monitoring.traffic import list_batches, read_batches
+from modelops.core.monitoring.traffic_writer import TrafficWriter
 from modelops.core.registry.registry import ModelRegistry
-from modelops.service.serving import Endpoint, LoadedModel, ServingConfig, create_app
-from modelops.core.monitoring.traffic import TrafficWriter, list_batches, read_batches
+from modelops.service.batcher import LoadedModel
+from modelops.service.requests import ServingConfig
+from modelops.service.serving import Endpoint, create_app
 from modelops_tests.helpers import free_port
 
 CONCURRENCY = 32

@@ -10,7 +10,7 @@ Checked columns (one drift score each):
   classifier learns to tell reference from current rows; the score is its ROC AUC on a held-out half, 0.5 =
   indistinguishable). Evidently's own `EmbeddingsDrift` metric computes the same score but always fits a t-SNE for
   its plot (~30 s on 5k rows here), so the method runs inside a small custom Evidently metric instead
-  (`_embedding_metric`), which keeps it in the HTML report.
+  (`drift_report`), which keeps it in the HTML report.
 - the label-free accuracy estimate (`estimate_accuracy`, the mean calibrated confidence, anchored to the
   champion's measured accuracy on its held-out rows: `DriftCalibration.accuracy_offset`): its drop from the
   reference to the window.
@@ -26,22 +26,25 @@ share >= `moderate_share` or the accuracy drop is beyond its noise band.
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from modelops.core.data.curate import clean_text
 from modelops.core.monitoring.drift_config import (
-    CONFIDENCE_COLUMN, DESCRIPTOR_COLUMNS, EMBEDDING_COLUMN, LABEL_COLUMN, DriftConfig,
+    CONFIDENCE_COLUMN,
+    EMBEDDING_COLUMN,
+    LABEL_COLUMN,
+    DriftConfig,
 )
+from modelops.core.monitoring.drift_report import run_report
 
 if TYPE_CHECKING:
     from modelops.core.monitoring.drift_calibration import DriftCalibration
@@ -52,7 +55,6 @@ log = logging.getLogger(__name__)
 TOKEN_PATTERN = r"\w+"
 TRUE_LABEL_COLUMN = "label"  # the reference's true labels, when known
 REQUIRED_COLUMNS = ("text", LABEL_COLUMN, CONFIDENCE_COLUMN)
-COLUMN_DRIFT_METHOD = "jensenshannon"
 
 _TOKEN_RE = re.compile(TOKEN_PATTERN)
 
@@ -208,7 +210,7 @@ def check_drift(
     current_table = checked_table(current, vocabulary, config.max_current_rows, config.seed + 1)
     embedding_columns = _shared_embedding_columns(reference_table, current_table, config.min_window_rows, notes)
     thresholds = _thresholds(calibration, config, len(reference_table), len(current_table))
-    scores, html = _run_report(reference_table, current_table, embedding_columns, thresholds)
+    scores, html = run_report(reference_table, current_table, embedding_columns, thresholds)
     thresholds = {column: thresholds[column] for column in scores}
     drifted = [column for column, score in scores.items() if score >= thresholds[column]]
     share = len(drifted) / len(scores)
@@ -368,73 +370,3 @@ def _severity(share: float, accuracy_problem: bool, accuracy_drop_significant: b
     if share >= config.moderate_share or accuracy_drop_significant:
         return "moderate"
     return "none"
-
-
-# ---------------------------------------------------------------------------------------------- evidently
-
-
-def _run_report(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    embedding_columns: list[str],
-    thresholds: dict[str, float],
-) -> tuple[dict[str, float], str]:
-    """Run the Evidently report; returns the drift score per checked column and the standalone HTML."""
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import ValueDrift
-    from evidently.tests import lt
-
-    checked = [*DESCRIPTOR_COLUMNS, LABEL_COLUMN, CONFIDENCE_COLUMN]
-    metrics: list[Any] = [
-        ValueDrift(column=column, method=COLUMN_DRIFT_METHOD, threshold=thresholds[column])
-        for column in checked
-    ]
-    if embedding_columns:
-        metrics.append(_embedding_metric()(columns=embedding_columns, tests=[lt(thresholds[EMBEDDING_COLUMN])]))
-    definition = DataDefinition(  # every list given, so Evidently infers nothing; embeddings get no column stats
-        numerical_columns=[*DESCRIPTOR_COLUMNS, CONFIDENCE_COLUMN],
-        categorical_columns=[LABEL_COLUMN],
-        unknown_columns=embedding_columns,
-        text_columns=[],
-        datetime_columns=[],
-        list_columns=[],
-    )
-    columns = [*checked, *embedding_columns]
-    snapshot = Report(metrics).run(
-        Dataset.from_pandas(current[columns], data_definition=definition),
-        Dataset.from_pandas(reference[columns], data_definition=definition),
-    )
-    scores = {
-        metric["config"].get("column", EMBEDDING_COLUMN): float(metric["value"])
-        for metric in snapshot.dict()["metrics"]
-    }
-    return scores, snapshot.get_html_str(as_iframe=False)
-
-
-@functools.cache
-def _embedding_metric() -> type:
-    """The Evidently metric class for embedding drift (defined once, lazily, so evidently loads on demand)."""
-    from evidently.core.metric_types import SingleValue, SingleValueCalculation, SingleValueMetric
-    from evidently.metrics.embeddings import ModelDriftMethod
-
-    class EmbeddingDomainClassifierDrift(SingleValueMetric):
-        """ROC AUC of Evidently's reference-vs-current domain classifier on embedding columns."""
-
-        class Config:
-            type_alias = "modelops:metric_v2:EmbeddingDomainClassifierDrift"
-
-        columns: list[str]
-
-    class EmbeddingDomainClassifierDriftCalculation(SingleValueCalculation[EmbeddingDomainClassifierDrift]):
-        def calculate(self, context: Any, current_data: Any, reference_data: Any) -> SingleValue:
-            columns = self.metric.columns
-            current_rows = current_data.as_dataframe()[columns].dropna().reset_index(drop=True)
-            reference_rows = reference_data.as_dataframe()[columns].dropna().reset_index(drop=True)
-            score, _, _ = ModelDriftMethod()(current_rows, reference_rows)
-            return self.result(float(score))
-
-        def display_name(self) -> str:
-            return f"Embedding drift: domain classifier ROC AUC over {len(self.metric.columns)} dimensions"
-
-    return EmbeddingDomainClassifierDrift
-

@@ -1,26 +1,20 @@
-"""Captured production traffic: a thread-safe Parquet batch writer and readers for the batches it leaves behind."""
+"""Captured production traffic as monitoring reads it: batch listing, reading, validation into windows, and quarantine
+(the batches come from traffic_writer.TrafficWriter)."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import re
 import shutil
-import threading
-import time
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from modelops.core.atomic import write_atomic, write_parquet_atomic
-from modelops.core.defaults import MAX_TEXT_CHARS
+from modelops.core.atomic import write_parquet_atomic
 from modelops.core.data.schema import (
     Reason,
     UnsafePathError,
@@ -33,26 +27,16 @@ from modelops.core.data.schema import (
     table_records,
     text_reason,
 )
+from modelops.core.defaults import MAX_TEXT_CHARS
+from modelops.core.monitoring.traffic_writer import (
+    BATCH_ID_PATTERN,
+    BATCH_PREFIX,
+    BATCH_SUFFIX,
+    OPTIONAL_COLUMNS,
+    TRAFFIC_SCHEMA,
+)
 
 log = logging.getLogger(__name__)
-
-TRAFFIC_SCHEMA = pa.schema([
-    ("id", pa.string()),
-    ("timestamp", pa.timestamp("us", tz="UTC")),
-    ("text", pa.string()),
-    ("predicted_label", pa.string()),
-    ("confidence", pa.float32()),
-    ("model_name", pa.string()),
-    ("model_version", pa.string()),
-    ("latency_ms", pa.float32()),
-    ("embedding", pa.list_(pa.float32())),
-    ("abstained", pa.bool_()),  # the client got the fallback label; predicted_label is still the model's best guess
-])
-OPTIONAL_COLUMNS = {"abstained": False}  # columns batches written before they existed lack, and their value there
-BATCH_PREFIX = "batch-"
-BATCH_SUFFIX = ".parquet"
-_BATCH_ID_PATTERN = re.compile(rf"^{BATCH_PREFIX}[0-9]{{8}}T[0-9]{{12}}-[0-9a-f]{{8}}$")  # what TrafficWriter names
-
 
 class TrafficBatchError(ValueError):
     """A traffic batch file cannot be read or does not match TRAFFIC_SCHEMA; `reason` classifies the problem."""
@@ -60,163 +44,6 @@ class TrafficBatchError(ValueError):
     def __init__(self, message: str, reason: Reason = Reason.UNREADABLE_FILE) -> None:
         super().__init__(message)
         self.reason = reason
-
-
-class TrafficWriterClosedError(RuntimeError):
-    """Records were appended to a TrafficWriter after close()."""
-
-
-@dataclass(frozen=True)
-class TrafficRecord:
-    """One served prediction, as captured (one row of TRAFFIC_SCHEMA)."""
-
-    id: str
-    timestamp: datetime
-    text: str
-    predicted_label: str
-    confidence: float
-    model_name: str
-    model_version: str
-    latency_ms: float
-    embedding: Sequence[float]
-    abstained: bool = False
-
-
-_RECORD_FIELDS = [f.name for f in fields(TrafficRecord)]
-assert _RECORD_FIELDS == TRAFFIC_SCHEMA.names, "TrafficRecord fields must follow TRAFFIC_SCHEMA"
-
-
-def records_to_table(records: Sequence[TrafficRecord]) -> pa.Table:
-    """Records -> a table of TRAFFIC_SCHEMA; raises ValueError for a record that does not fit the schema."""
-    columns = {name: [getattr(r, name) for r in records] for name in _RECORD_FIELDS}
-    columns["embedding"] = [list(e) for e in columns["embedding"]]
-    try:
-        return pa.Table.from_pydict(columns, schema=TRAFFIC_SCHEMA)
-    except (pa.ArrowException, TypeError, ValueError, UnicodeEncodeError) as exc:
-        raise ValueError(f"Traffic records do not match TRAFFIC_SCHEMA: {exc}") from exc
-
-
-class TrafficWriter:
-    """Thread-safe appender of traffic records into atomically written Parquet batch files.
-
-    A batch is written when the buffer holds max_rows records, when max_age_seconds have passed since the first
-    buffered record (checked on append() and flush_if_due()), and on close(). Files are named
-    `batch-<UTC yyyymmddTHHMMSSffffff>-<8 hex>.parquet`; names from one writer sort in write order, and a file
-    becomes visible only complete (hidden `.…tmp` file, then os.replace).
-    """
-
-    def __init__(self, directory: Path, max_rows: int = 1000, max_age_seconds: float = 60.0) -> None:
-        if max_rows < 1 or max_age_seconds <= 0:
-            raise ValueError(f"max_rows must be >= 1 and max_age_seconds > 0, got {max_rows}, {max_age_seconds}")
-        self.directory = Path(directory)
-        self.max_rows = max_rows
-        self.max_age_seconds = max_age_seconds
-        self._buffer: list[pa.Table] = []
-        self._rows = 0
-        self._first_at: float | None = None  # time.monotonic() of the oldest buffered record
-        self._closed = False
-        self._last_stamp = datetime.min.replace(tzinfo=UTC)
-        self._buffer_lock = threading.Lock()  # guards the buffer; held briefly
-        self._write_lock = threading.Lock()  # serialises writes so file names and completion order agree
-
-    @property
-    def buffered_rows(self) -> int:
-        return self._rows
-
-    def append(self, records: Sequence[TrafficRecord]) -> None:
-        """Buffer records (validated against the schema now), then write full or old batches.
-
-        Raises only when the records were not buffered (schema mismatch: ValueError; closed writer). A failed batch
-        write is logged and its rows stay buffered for the next attempt; flush() and close() do raise it.
-        """
-        if not records:
-            return
-        table = records_to_table(records)
-        with self._buffer_lock:
-            if self._closed:
-                raise TrafficWriterClosedError(f"TrafficWriter for {self.directory} is closed; records not captured")
-            self._buffer.append(table)
-            self._rows += table.num_rows
-            if self._first_at is None:
-                self._first_at = time.monotonic()
-        with contextlib.suppress(Exception):  # already logged by _write; the rows are back in the buffer
-            self.flush_if_due()
-
-    def flush_if_due(self) -> Path | None:
-        """Write full batches (max_rows each) and, when the oldest record is too old, the rest; return the last file."""
-        written: Path | None = None
-        while self._is_due():
-            path = self._write(full_only=not self._is_old())
-            if path is None:
-                break
-            written = path
-        return written
-
-    def flush(self) -> Path | None:
-        """Write everything buffered now (in files of at most max_rows); return the last file or None."""
-        written: Path | None = None
-        while True:
-            path = self._write(full_only=False)
-            if path is None:
-                return written
-            written = path
-
-    def close(self) -> None:
-        """Write what is buffered and refuse further records. Idempotent."""
-        with self._buffer_lock:
-            self._closed = True
-        self.flush()
-
-    def _is_old(self) -> bool:
-        first = self._first_at
-        return first is not None and time.monotonic() - first >= self.max_age_seconds
-
-    def _is_due(self) -> bool:
-        return self._rows >= self.max_rows or (self._rows > 0 and self._is_old())
-
-    def _take(self, full_only: bool) -> pa.Table | None:
-        """Remove up to max_rows rows from the front of the buffer (only a full batch when full_only)."""
-        with self._buffer_lock:
-            if self._rows == 0 or (full_only and self._rows < self.max_rows):
-                return None
-            table = pa.concat_tables(self._buffer)
-            batch, rest = table.slice(0, self.max_rows), table.slice(self.max_rows)
-            self._buffer = [rest] if rest.num_rows else []
-            self._rows = rest.num_rows
-            if not rest.num_rows:
-                self._first_at = None
-            return batch
-
-    def _give_back(self, batch: pa.Table) -> None:
-        """Put a batch whose write failed back at the front of the buffer."""
-        with self._buffer_lock:
-            self._buffer.insert(0, batch)
-            self._rows += batch.num_rows
-            if self._first_at is None:
-                self._first_at = time.monotonic()
-
-    def _write(self, full_only: bool) -> Path | None:
-        with self._write_lock:
-            batch = self._take(full_only)
-            if batch is None:
-                return None
-            path = self.directory / f"{BATCH_PREFIX}{self._next_stamp()}-{uuid.uuid4().hex[:8]}{BATCH_SUFFIX}"
-            try:
-                write_atomic(path, lambda tmp: pq.write_table(batch, tmp))
-            except BaseException:
-                self._give_back(batch)
-                log.exception("Writing traffic batch %s failed; %d rows kept in the buffer", path, batch.num_rows)
-                raise
-            log.info("Wrote traffic batch %s (%d rows)", path.name, batch.num_rows)
-            return path
-
-    def _next_stamp(self) -> str:
-        """A UTC timestamp strictly later than the previous one from this writer (call under _write_lock)."""
-        now = datetime.now(UTC)
-        if now <= self._last_stamp:
-            now = self._last_stamp + timedelta(microseconds=1)
-        self._last_stamp = now
-        return now.strftime("%Y%m%dT%H%M%S%f")
 
 
 def _is_batch_file(path: Path) -> bool:
@@ -234,7 +61,7 @@ def list_batches(directory: Path) -> list[str]:
 
 def is_batch_id(batch_id: str) -> bool:
     """Whether `batch_id` is named as TrafficWriter names batches (such ids sort in time order)."""
-    return isinstance(batch_id, str) and _BATCH_ID_PATTERN.fullmatch(batch_id) is not None
+    return isinstance(batch_id, str) and BATCH_ID_PATTERN.fullmatch(batch_id) is not None
 
 
 def batch_path(directory: Path, batch_id: str) -> Path:

@@ -18,6 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelops.core.defaults import MLFLOW_UI_URL
+from modelops.core.registry.store import (
+    RegistryError,
+    RegistryUnavailableError,
+    check_adapter_complete,
+    database_dialect,
+    probe_database_store,
+    shown_uri,
+)
 from modelops.core.tags import MlflowTag
 
 if TYPE_CHECKING:
@@ -38,23 +46,12 @@ HTTP_RETRY_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
 }
-DATABASE_DIALECTS = ("sqlite", "postgresql", "mysql", "mssql")
-DATABASE_CONNECT_TIMEOUT_SECONDS = 10
 # Error codes that mean "no such thing" or "bad request": answers of a working store, not store failures.
 _ANSWER_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS",
                            "INVALID_STATE", "BAD_REQUEST"})
 _NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 _OPEN_RUNS: set[str] = set()  # ids of the runs this process has open (see finalise_orphaned_runs)
 _OPEN_RUNS_LOCK = threading.Lock()  # a run is created and recorded as open in one step, never seen in between
-
-
-class RegistryError(RuntimeError):
-    """The registry cannot do what was asked; the message says what is missing."""
-
-
-class RegistryUnavailableError(RegistryError):
-    """The MLflow store cannot be reached, opened or written."""
 
 
 @dataclass(frozen=True)
@@ -117,70 +114,6 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _database_dialect(uri: str) -> str | None:
-    dialect = uri.split(":", 1)[0].split("+", 1)[0]
-    return dialect if dialect in DATABASE_DIALECTS else None
-
-
-def _shown_uri(uri: str) -> str:
-    """The store URI for messages, without a database server's password."""
-    if _database_dialect(uri) in (None, "sqlite"):
-        return uri
-    import sqlalchemy
-
-    return sqlalchemy.make_url(uri).render_as_string(hide_password=True)
-
-
-def probe_database_store(uri: str) -> None:
-    """Open one connection to a database-backed store (SQLite file, PostgreSQL, MySQL, SQL Server).
-
-    MLflow retries opening its database for about 100 s (mlflow.store.db.utils: 10 attempts, not configurable) and
-    then raises a bare SQLAlchemy error; this probe fails in milliseconds with a message that says what to fix.
-    """
-    import sqlalchemy
-    from sqlalchemy.pool import NullPool
-
-    dialect = _database_dialect(uri)
-    connect_args = {"connect_timeout": DATABASE_CONNECT_TIMEOUT_SECONDS} if dialect in ("postgresql", "mysql") else {}
-    try:
-        url = sqlalchemy.make_url(uri)
-        if dialect == "sqlite" and url.database and not url.database.startswith("file:"):
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)  # as MLflow does
-        engine = sqlalchemy.create_engine(url, poolclass=NullPool, connect_args=connect_args)
-        try:
-            with engine.connect():
-                pass
-        finally:
-            engine.dispose()
-    except (OSError, ImportError, sqlalchemy.exc.SQLAlchemyError) as exc:
-        raise RegistryUnavailableError(
-            f"Cannot open the MLflow store {_shown_uri(uri)}: {str(exc).splitlines()[0]}. Check that the database "
-            "(server, or the SQLite file and its folder) exists and is readable and writable, or set "
-            "MODELOPS_MLFLOW_TRACKING_URI to a reachable store."
-        ) from exc
-
-
-def check_adapter_complete(adapter_dir: Path) -> None:
-    """Raise RegistryError unless `adapter_dir` holds a whole saved adapter.
-
-    save_adapter writes the PEFT files, then the label map, then the manifest last; a folder whose manifest is
-    missing or unreadable was interrupted mid-save and must never become a model version.
-    """
-    from modelops.core.training.train import ADAPTER_MANIFEST, LABELS_FILE
-
-    adapter_dir = Path(adapter_dir)
-    missing = [name for name in (*ADAPTER_FILES, LABELS_FILE, ADAPTER_MANIFEST) if not (adapter_dir / name).is_file()]
-    problem = f"missing {missing}" if missing else ""
-    if not missing:
-        try:
-            json.loads((adapter_dir / ADAPTER_MANIFEST).read_text())
-        except (OSError, ValueError) as exc:
-            problem = f"unreadable {ADAPTER_MANIFEST} ({exc})"
-    if problem:
-        raise RegistryError(f"Adapter folder {adapter_dir} is incomplete ({problem}), so it was not registered: its "
-                            "training was interrupted while saving. Train again.")
-
-
 class ModelRegistry:
     """One registered model in one MLflow tracking/registry store (a SQLite file by default, or a server URI).
 
@@ -203,7 +136,7 @@ class ModelRegistry:
         if self._client is None:
             for name, value in HTTP_RETRY_DEFAULTS.items():
                 os.environ.setdefault(name, value)
-            if _database_dialect(self.tracking_uri):
+            if database_dialect(self.tracking_uri):
                 probe_database_store(self.tracking_uri)
             from mlflow import MlflowClient
 
@@ -223,14 +156,14 @@ class ModelRegistry:
         except MlflowException as exc:
             if exc.error_code in _ANSWER_CODES:
                 raise
-            if _database_dialect(self.tracking_uri):
+            if database_dialect(self.tracking_uri):
                 hint = "Check that the database is reachable and writable"
             else:
                 retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", HTTP_RETRY_DEFAULTS[
                     "MLFLOW_HTTP_REQUEST_MAX_RETRIES"])
                 hint = f"Gave up after {retries} retries; check that the MLflow server runs and is reachable"
             raise RegistryUnavailableError(
-                f"MLflow store {_shown_uri(self.tracking_uri)} could not {action}: "
+                f"MLflow store {shown_uri(self.tracking_uri)} could not {action}: "
                 f"{str(exc.message).splitlines()[0][:500]}. {hint}, or set MODELOPS_MLFLOW_TRACKING_URI to a "
                 "working store."
             ) from exc

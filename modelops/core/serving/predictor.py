@@ -13,9 +13,15 @@ from typing import Any
 import numpy as np
 
 from modelops.core.training.base_model import (
-    BaseModelError, BaseModelInfo, describe_base_model, load_base_model, load_tokenizer, require_safetensors_adapter,
+    BaseModelError,
+    BaseModelInfo,
+    describe_base_model,
+    load_base_model,
+    load_tokenizer,
+    require_safetensors_adapter,
 )
-from modelops.core.training.train import ADAPTER_MANIFEST, pad_sequences, read_label_names
+from modelops.core.training.batching import pad_sequences
+from modelops.core.training.train import ADAPTER_MANIFEST, read_label_names
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +249,7 @@ def load_registered_classifier(registry: Any, alias: str, base: BaseModelInfo, c
                                shared: SharedBases | None = None) -> tuple[str, AdapterClassifier | SharedBaseAdapter]:
     """Resolve `models:/<name>@<alias>`, download that adapter version and load it: merged into its own copy of
     `base`, or next to other adapters on `shared` bases."""
-    from modelops.core.registry.registry import RegistryError
+    from modelops.core.registry.store import RegistryError
 
     version = registry.alias_version(alias)
     if version is None:

@@ -12,7 +12,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,9 +20,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from modelops.core.training.base_model import BaseModelInfo, load_base_model, load_tokenizer, require_safetensors_adapter
+from modelops.core.training.base_model import (
+    BaseModelInfo,
+    load_base_model,
+    load_tokenizer,
+    require_safetensors_adapter,
+)
+from modelops.core.training.batching import Batch, LossFunction, epoch_schedule, pad_batch
+from modelops.core.training.distributed import average_gradients, world
 from modelops.core.training.training_config import TrainingConfig
-from modelops.core.training.distributed import average_gradients, shard, world
 
 if TYPE_CHECKING:
     import torch
@@ -33,7 +39,6 @@ ProgressCallback = Callable[[dict[str, float]], None]
 ADAPTER_MANIFEST = "modelops.json"
 LABELS_FILE = "labels.json"
 TRAINING_CONFIG_ARTIFACT = "training/config.json"  # the run's whole TrainingConfig, as `TrainingConfig.model_validate` reads it
-PAD_MULTIPLE = 8
 
 
 class TrainingConfigError(ValueError):
@@ -57,20 +62,7 @@ class TrainingResult:
     history: list[dict[str, float]]
 
 
-@dataclass
-class _Batch:
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor
-    labels: torch.Tensor
-
-    def to(self, device: torch.device) -> _Batch:
-        return _Batch(*(t.to(device, non_blocking=True) for t in (self.input_ids, self.attention_mask, self.labels)))
-
-
-LossFunction = Callable[[Any, _Batch], "torch.Tensor"]
-
-
-def _model_loss(model: Any, batch: _Batch) -> torch.Tensor:
+def _model_loss(model: Any, batch: Batch) -> torch.Tensor:
     return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels).loss
 
 
@@ -102,52 +94,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int, group_factor: int = 50) -> list[list[int]]:
-    """Shuffle, then sort within chunks of `batch_size * group_factor` by length, so batches need little padding."""
-    rng = random.Random(seed)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    chunk = batch_size * group_factor
-    batches: list[list[int]] = []
-    for start in range(0, len(order), chunk):
-        part = sorted(order[start : start + chunk], key=lambda i: lengths[i])
-        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
-    rng.shuffle(batches)
-    return batches
-
-
-def pad_sequences(sequences: list[list[int]], pad_id: int, multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded token ids and attention mask, as wide as the longest sequence rounded up to `multiple`."""
-    import torch
-
-    width = -(-max(len(s) for s in sequences) // multiple) * multiple
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        ids[row, : len(seq)] = torch.tensor(seq)
-        mask[row, : len(seq)] = 1
-    return ids, mask
-
-
-def _pad(sequences: list[list[int]], pad_id: int, labels: list[list[int]] | list[int]) -> _Batch:
-    import torch
-
-    ids, mask = pad_sequences(sequences, pad_id, PAD_MULTIPLE)  # few distinct shapes: kernels get reused
-    width = ids.shape[1]
-    if labels and isinstance(labels[0], list):
-        label_tensor = torch.full((len(sequences), width), -100, dtype=torch.long)
-        for row, seq_labels in enumerate(labels):
-            label_tensor[row, : len(seq_labels)] = torch.tensor(seq_labels)
-    else:
-        label_tensor = torch.tensor(labels, dtype=torch.long)
-    return _Batch(ids, mask, label_tensor)
-
-
-def _batches(encoded: list[list[int]], targets: list, pad_id: int, index_batches: list[list[int]]) -> Iterator[_Batch]:
-    for batch in index_batches:
-        yield _pad([encoded[i] for i in batch], pad_id, [targets[i] for i in batch])
-
-
 def _head_modules(model: Any) -> list[str]:
     """The classification head plus the pooling layer feeding it (BERT's pooler, DistilBERT's pre_classifier).
 
@@ -158,20 +104,7 @@ def _head_modules(model: Any) -> list[str]:
     return [m for m in ("classifier", "score", "pooler", "pre_classifier") if m in names]
 
 
-def _epoch_schedule(encoded: list[list[int]], targets: list, pad_id: int, config: TrainingConfig
-                    ) -> tuple[Callable[[int], Iterator[_Batch]], int]:
-    """Per-epoch length-grouped batches (reshuffled with seed + epoch; this process's share of each when data-parallel)
-    and the number of steps per epoch."""
-    lengths = [len(x) for x in encoded]
-
-    def epoch_batches(epoch: int) -> Iterator[_Batch]:
-        order = length_grouped_batches(lengths, config.batch_size, config.seed + epoch)
-        return _batches(encoded, targets, pad_id, shard(order))
-
-    return epoch_batches, len(shard(length_grouped_batches(lengths, config.batch_size, config.seed)))
-
-
-def _peft_model(base_model: Any, config: TrainingConfig, task_type: str, init_adapter: Path | None) -> Any:
+def peft_model(base_model: Any, config: TrainingConfig, task_type: str, init_adapter: Path | None) -> Any:
     from peft import LoraConfig, PeftModel, get_peft_model
 
     if init_adapter is not None:
@@ -210,9 +143,9 @@ def compile_repeated_blocks(model: Any) -> int:
     return len(blocks)
 
 
-def _fit(
+def fit_adapter(
     model: Any,
-    train_batches: Callable[[int], list[_Batch]],
+    train_batches: Callable[[int], list[Batch]],
     steps_per_epoch: int,
     validate: Callable[[], dict[str, float]],
     score_key: str,
@@ -299,7 +232,7 @@ def _logits(model: Any, encoded: list[list[int]], pad_id: int, bf16: bool, batch
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            batch = _pad([encoded[i] for i in idx], pad_id, [0] * len(idx)).to(device)
+            batch = pad_batch([encoded[i] for i in idx], pad_id, [0] * len(idx)).to(device)
             logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
             out[idx] = logits.float().cpu().numpy()
     return out
@@ -368,7 +301,7 @@ def train_classifier_adapter(
     label_ids = {name: i for i, name in enumerate(labels)}
     seed_everything(config.seed)
     tokenizer = load_tokenizer(base)
-    model = _peft_model(load_base_model(base, num_labels=len(labels)), config, "SEQ_CLS", init_adapter)
+    model = peft_model(load_base_model(base, num_labels=len(labels)), config, "SEQ_CLS", init_adapter)
     model.to(training_device())
 
     def encode(texts: pd.Series) -> list[list[int]]:
@@ -377,7 +310,7 @@ def train_classifier_adapter(
     train_ids, val_ids = encode(train["text"]), encode(validation["text"])
     train_y = [label_ids[x] for x in train["label"]]
     val_y = np.array([label_ids[x] for x in validation["label"]])
-    epoch_batches, steps_per_epoch = _epoch_schedule(train_ids, train_y, tokenizer.pad_token_id, config)
+    epoch_batches, steps_per_epoch = epoch_schedule(train_ids, train_y, tokenizer.pad_token_id, config)
 
     bf16 = uses_bf16(training_device(), config.mixed_precision)  # validation runs in the training steps' precision
     kept: dict[str, Any] = {}  # validation logits of the state _fit restores: the first evaluation with the top score
@@ -391,7 +324,7 @@ def train_classifier_adapter(
             kept.update(logits=logits, score=metrics["val_macro_f1"])
         return metrics
 
-    best, best_step, steps, samples, stopped, history, seconds = _fit(
+    best, best_step, steps, samples, stopped, history, seconds = fit_adapter(
         model, epoch_batches, steps_per_epoch, validate, "val_macro_f1", config, on_progress
     )
     temperature = fit_temperature(kept["logits"], val_y)  # the restored state's validation logits, not recomputed
@@ -427,89 +360,6 @@ def save_adapter(model: Any, output_dir: Path, labels: list[str], base: BaseMode
     if output_dir.exists():
         shutil.rmtree(output_dir)
     partial.rename(output_dir)
-
-
-def train_causal_lm_adapter(
-    records: pd.DataFrame,
-    validation: pd.DataFrame,
-    base: BaseModelInfo,
-    config: TrainingConfig,
-    output_dir: Path,
-    on_progress: ProgressCallback | None = None,
-) -> TrainingResult:
-    """Instruction -> response LoRA fine-tuning of a causal LM; the loss covers response tokens only."""
-    import torch
-
-    if base.task_type != "causal-lm":
-        raise TrainingConfigError(f"Base {base.name} is configured as {base.task_type}; use train_classifier_adapter.")
-    for frame, name in ((records, "training"), (validation, "validation")):
-        missing = {"prompt", "response"} - set(frame.columns)
-        if missing:
-            raise TrainingConfigError(f"The {name} records lack columns {sorted(missing)}; need prompt,response.")
-    seed_everything(config.seed)
-    tokenizer = load_tokenizer(base)
-    device = training_device()
-    # On a GPU the frozen base is held in bf16: half the memory and no per-step weight casts under autocast.
-    dtype = torch.bfloat16 if device.type == "cuda" else None
-    model = _peft_model(load_base_model(base, dtype=dtype), config, "CAUSAL_LM", None).to(device)
-
-    train_ids, train_targets = encode_instructions(tokenizer, records, config.max_length)
-    val_ids, val_targets = encode_instructions(tokenizer, validation, config.max_length)
-    epoch_batches, steps_per_epoch = _epoch_schedule(train_ids, train_targets, tokenizer.pad_token_id, config)
-
-    def validate() -> dict[str, float]:
-        model.eval()
-        losses = []
-        order = [list(range(i, min(i + config.batch_size, len(val_ids)))) for i in range(0, len(val_ids), config.batch_size)]
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            for batch in _batches(val_ids, val_targets, tokenizer.pad_token_id, order):
-                losses.append(response_loss(model, batch.to(device)).item())
-        loss = float(np.mean(losses))
-        return {"val_loss": loss, "neg_val_loss": -loss}
-
-    best, best_step, steps, samples, stopped, history, seconds = _fit(
-        model, epoch_batches, steps_per_epoch, validate, "neg_val_loss", config, on_progress, response_loss
-    )
-    output_dir = Path(output_dir)
-    if world()[0] == 0:
-        save_adapter(model, output_dir, [], base, config, {"best_val_loss": -best})
-    return TrainingResult(output_dir, [], best, best_step, steps, samples, seconds, samples / max(seconds, 1e-9),
-                          stopped, 1.0, history)
-
-
-def encode_instructions(tokenizer: Any, frame: pd.DataFrame, max_length: int) -> tuple[list[list[int]], list[list[int]]]:
-    """Token ids of prompt + response + EOS and labels that are -100 on the prompt.
-
-    Too long a pair keeps its response (at most half the window) and the end of the prompt, nearest the response,
-    so no training example is left without tokens to learn from.
-    """
-    ids, labels = [], []
-    for prompt, response in zip(frame["prompt"], frame["response"], strict=True):
-        p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        r = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        if len(p) + len(r) > max_length:
-            r = r[: max(max_length // 2, max_length - len(p))]
-            p = p[len(p) - (max_length - len(r)):]
-        ids.append(p + r)
-        labels.append([-100] * len(p) + r)
-    return ids, labels
-
-
-def response_loss(model: Any, batch: _Batch) -> torch.Tensor:
-    """Next-token cross-entropy on response tokens only, projecting only those positions through the LM head.
-
-    Equal to the model's own loss with prompt labels set to -100, without computing vocabulary logits for the
-    (usually much longer) prompt.
-    """
-    import torch
-
-    causal_lm = model.get_base_model()
-    hidden = causal_lm.get_decoder()(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                                    use_cache=False).last_hidden_state  # a KV cache only costs memory here
-    targets = batch.labels[:, 1:]
-    keep = targets != -100
-    logits = causal_lm.get_output_embeddings()(hidden[:, :-1][keep]).float()
-    return torch.nn.functional.cross_entropy(logits, targets[keep])
 
 
 def incremental_training_set(train: pd.DataFrame, seen_ids: set[str], replay_fraction: float, seed: int) -> pd.DataFrame:
