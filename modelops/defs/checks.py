@@ -1,13 +1,17 @@
-"""Asset checks' bodies: guards on the curated set (modelops.defs.customisation attaches them to each customisation)."""
+"""Asset checks' bodies: guards on the curated set, the promotion gate on the evaluation, and the traffic_drift check on
+production traffic (modelops.defs.customisation attaches them to each customisation)."""
 
 # No `from __future__ import annotations` here: Dagster reads config/resource annotations at definition time.
 
+from pathlib import Path
+
 import dagster as dg
 
-from modelops.defs.assets.data import read_curated
 from modelops.core.markdown import frame_table
-from modelops.defs.metadata import counts_table
-from modelops.defs.resources import DataLakes, customisation_of
+from modelops.defs.assets.data import read_curated
+from modelops.defs.metadata import counts_table, drift_evaluation, window_metadata
+from modelops.defs.resources import DataLakes, MlflowRegistries, PolicyFiles, customisation_of
+
 
 def curated_no_leakage(context: dg.AssetCheckExecutionContext, lakes: DataLakes) -> dg.AssetCheckResult:
     """No example (by id or identical text) appears in more than one split."""
@@ -23,7 +27,10 @@ def curated_min_examples_per_label(context: dg.AssetCheckExecutionContext, lakes
     """Every label trained on has enough training and test examples to learn and to be evaluated (labels still short
     are held back by curation as pending)."""
     from modelops.core.data.curate import (
-        MIN_TEST_EXAMPLES_PER_LABEL, MIN_TRAIN_EXAMPLES_PER_LABEL, short_labels, split_counts,
+        MIN_TEST_EXAMPLES_PER_LABEL,
+        MIN_TRAIN_EXAMPLES_PER_LABEL,
+        short_labels,
+        split_counts,
     )
 
     curated, _ = read_curated(lakes.of(customisation_of(context)))
@@ -62,4 +69,55 @@ def curated_schema(context: dg.AssetCheckExecutionContext, lakes: DataLakes) -> 
     return dg.AssetCheckResult(passed=not problems, metadata={"problems": dg.MetadataValue.json(problems)})
 
 
+def promotion_gate(context: dg.AssetCheckExecutionContext, lakes: DataLakes) -> dg.AssetCheckResult:
+    """The owner's promotion gate: the challenger may replace the champion only if every rule passes."""
+    record = lakes.of(customisation_of(context)).read_record("evaluation")
+    return dg.AssetCheckResult(passed=bool(record["passed"]), metadata={
+        "challenger_version": record["challenger_version"], "reasons": dg.MetadataValue.json(record["reasons"]),
+        "decision": dg.MetadataValue.md(record["gate_markdown"])})
+
+
 DATA_CHECKS = [curated_no_leakage, curated_min_examples_per_label, curated_no_pii_residue, curated_schema]
+
+
+class TrafficDriftConfig(dg.Config):
+    """How much of the newest captured traffic an on-demand drift check reads."""
+
+    rows: int = 0  # at least this many valid rows from the newest batches; 0: the policy's min_window_rows
+
+
+def traffic_drift(context: dg.AssetCheckExecutionContext, config: TrafficDriftConfig, lakes: DataLakes,
+                  mlflow: MlflowRegistries, policies: PolicyFiles) -> dg.AssetCheckResult:
+    """Drift of captured traffic against the champion's reference (Evidently), as a non-blocking warning.
+
+    The drift sensor reports one evaluation per window it checks, so this check's *Plots* chart the drift share,
+    per-column drift scores and the label-free accuracy estimate over time. Executed on demand (UI, `modelops
+    drift-check`), it checks the newest batches (at least `rows` valid rows, min_window_rows by default) without
+    moving the sensor's cursor or quarantining anything.
+    """
+    from modelops.core.config_files import load_config
+    from modelops.core.monitoring.drift_config import DriftConfig
+    from modelops.core.monitoring.drift_monitoring import (
+        DriftMonitoringError,
+        champion_reference,
+        check_window,
+        newest_window,
+    )
+
+    name = customisation_of(context)
+    lake, store = lakes.of(name), mlflow.of(name)
+    drift_config = load_config(Path(policies.of(name).drift_config), DriftConfig)
+    if config.rows and config.rows < drift_config.min_window_rows:
+        raise dg.Failure(f"rows={config.rows} is below min_window_rows={drift_config.min_window_rows}: no decision on "
+                         "so few rows")
+    try:
+        registry = store.registry()
+        reference = champion_reference(Path(lake.home) / "reference", registry.alias_version("champion"),
+                                       drift_config)
+        window = newest_window(lake.settings.production_dir, config.rows or drift_config.min_window_rows,
+                               lake.max_text_chars, reference.embedding_dim)
+    except DriftMonitoringError as error:
+        raise dg.Failure(f"{error} (min_window_rows is {drift_config.min_window_rows})") from error
+    checked = check_window(registry, window, reference, drift_config)
+    metadata = window_metadata(checked, window, registry.run_url(checked.report_run))
+    return dg.AssetCheckResult(**drift_evaluation(checked, metadata))

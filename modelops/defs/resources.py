@@ -20,8 +20,8 @@ from modelops.core.tags import MlflowTag
 from modelops.settings import Settings, TrainingLauncherSettings
 
 if TYPE_CHECKING:
-    from modelops.core.training.base_model import BaseModelInfo
     from modelops.core.registry.registry import ModelRegistry
+    from modelops.core.training.base_model import BaseModelInfo
     from modelops.core.training.training_run import TrainingJob
 
 TRAINING_MODULE = "modelops.app.training_process"

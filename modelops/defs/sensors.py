@@ -1,12 +1,13 @@
-"""The traffic_drift check and the drift sensor: Evidently checks of captured traffic against the champion's
-reference; on drift, a retraining run (exactly once per window).
+"""The drift sensor: Evidently checks of each new window of captured traffic against the champion's reference; on
+drift, a retraining run (exactly once per window).
 
-The decisions (which window, whether and how to retrain) are `modelops.core.monitoring.drift_decision`'s and the check itself
-`modelops.core.monitoring.drift_monitoring`'s; these bodies read, call them and report.
+The decisions (which window, whether and how to retrain) are `modelops.core.monitoring.drift_decision`'s and the
+check itself `modelops.core.monitoring.drift_monitoring`'s; the sensor reads, calls them and reports.
 """
 
 # No `from __future__ import annotations` here: Dagster reads resource annotations at definition time.
 import time
+from inspect import cleandoc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,8 +16,14 @@ import dagster as dg
 
 from modelops.core.tags import DagsterTag
 from modelops.defs.assets.labelling import write_labelling_queue
+from modelops.defs.metadata import drift_evaluation, window_metadata
 from modelops.defs.resources import (
-    CustomisationKeys, DataLake, DataLakes, MlflowRegistries, MlflowRegistry, PolicyFiles, customisation_of,
+    CustomisationKeys,
+    DataLake,
+    DataLakes,
+    MlflowRegistries,
+    MlflowRegistry,
+    PolicyFiles,
 )
 
 if TYPE_CHECKING:
@@ -24,63 +31,6 @@ if TYPE_CHECKING:
     from modelops.core.monitoring.drift_monitoring import ChampionReference, CheckedWindow
     from modelops.core.monitoring.retrain_policy import RetrainDecision
     from modelops.core.monitoring.traffic import TrafficWindow
-
-
-def _window_metadata(checked: "CheckedWindow", window: "TrafficWindow", registry_ui: MlflowRegistry) -> dict:
-    """What Dagster shows for one checked window: drift scores against their calibrated thresholds, label-free
-    accuracy estimate, candidate new intents, report link."""
-    from modelops.core.monitoring.new_topics import topics_markdown
-
-    result = checked.result
-    return {**result.to_metadata(), "champion_version": checked.champion, "received_rows": window.received,
-            "quarantined_rows": window.quarantined,
-            "evidently_report": dg.MetadataValue.url(registry_ui.registry().run_url(checked.report_run)),
-            "scores_vs_thresholds": dg.MetadataValue.md(result.scores_markdown()),
-            "new_topics": dg.MetadataValue.md(topics_markdown(result.new_topics)), "batches": len(window.usable_ids)}
-
-
-def _drift_evaluation(checked: "CheckedWindow", metadata: dict) -> dict:
-    """The traffic_drift check's verdict on a window (a warning, never blocking: retraining is the sensor's call)."""
-    result = checked.result
-    return {"passed": not result.drift_detected, "severity": dg.AssetCheckSeverity.WARN, "metadata": metadata,
-            "description": f"severity {result.severity}, share drifted {result.share_drifted:.2f}"}
-
-
-class TrafficDriftConfig(dg.Config):
-    """How much of the newest captured traffic an on-demand drift check reads."""
-
-    rows: int = 0  # at least this many valid rows from the newest batches; 0: the policy's min_window_rows
-
-
-def traffic_drift(context: dg.AssetCheckExecutionContext, config: TrafficDriftConfig, lakes: DataLakes,
-                  mlflow: MlflowRegistries, policies: PolicyFiles) -> dg.AssetCheckResult:
-    """Drift of captured traffic against the champion's reference (Evidently), as a non-blocking warning.
-
-    The drift sensor reports one evaluation per window it checks, so this check's *Plots* chart the drift share,
-    per-column drift scores and the label-free accuracy estimate over time. Executed on demand (UI, `modelops
-    drift-check`), it checks the newest batches (at least `rows` valid rows, min_window_rows by default) without
-    moving the sensor's cursor or quarantining anything.
-    """
-    from modelops.core.monitoring.drift_config import DriftConfig
-    from modelops.core.config_files import load_config
-    from modelops.core.monitoring.drift_monitoring import DriftMonitoringError, champion_reference, check_window, newest_window
-
-    name = customisation_of(context)
-    lake, store = lakes.of(name), mlflow.of(name)
-    drift_config = load_config(Path(policies.of(name).drift_config), DriftConfig)
-    if config.rows and config.rows < drift_config.min_window_rows:
-        raise dg.Failure(f"rows={config.rows} is below min_window_rows={drift_config.min_window_rows}: no decision on "
-                         "so few rows")
-    try:
-        registry = store.registry()
-        reference = champion_reference(Path(lake.home) / "reference", registry.alias_version("champion"),
-                                       drift_config)
-        window = newest_window(lake.settings.production_dir, config.rows or drift_config.min_window_rows,
-                               lake.max_text_chars, reference.embedding_dim)
-    except DriftMonitoringError as error:
-        raise dg.Failure(f"{error} (min_window_rows is {drift_config.min_window_rows})") from error
-    checked = check_window(registry, window, reference, drift_config)
-    return dg.AssetCheckResult(**_drift_evaluation(checked, _window_metadata(checked, window, store)))
 
 
 def _quarantine(context: dg.SensorEvaluationContext, lake: DataLake, traffic: "TrafficWindow") -> str:
@@ -130,23 +80,24 @@ def _check_window(context: dg.SensorEvaluationContext, keys: CustomisationKeys, 
     """The sensor's check of a new window, with the observation and check evaluation that chart it in Dagster."""
     from modelops.core.monitoring.drift_monitoring import check_window
 
-    checked = check_window(store.registry(), window, reference, config)
-    metadata = {**_window_metadata(checked, window, store), "drift_event": checked.key}
+    registry = store.registry()
+    checked = check_window(registry, window, reference, config)
+    metadata = {**window_metadata(checked, window, registry.run_url(checked.report_run)), "drift_event": checked.key}
     traffic_asset, result = keys.asset("production_traffic"), checked.result
     context.log.info(f"window {checked.key}: severity {result.severity}, share drifted {result.share_drifted:.2f}, "
                      f"estimated accuracy {result.estimated_accuracy_current:.3f}")
     tick.events += [dg.AssetObservation(asset_key=traffic_asset, partition=window.usable_ids[-1], metadata=metadata),
                     dg.AssetCheckEvaluation(asset_key=traffic_asset, check_name="traffic_drift",
-                                            **_drift_evaluation(checked, metadata))]
+                                            **drift_evaluation(checked, metadata))]
     return checked
 
 
 def _decide(context: dg.SensorEvaluationContext, keys: CustomisationKeys, lake: DataLake, retrain_config: str,
             tick: _Tick, window: "TrafficWindow", checked_now: bool) -> dg.SensorResult:
     """Whether the pending drift gets a retraining run now (labels, cooldown, budget); asks for labels when short."""
-    from modelops.core.monitoring.drift_decision import decide_run
-    from modelops.core.data.feedback import read_feedback
     from modelops.core.config_files import load_config
+    from modelops.core.data.feedback import read_feedback
+    from modelops.core.monitoring.drift_decision import decide_run
     from modelops.core.monitoring.retrain_policy import RetrainPolicy
 
     policy = load_config(Path(retrain_config), RetrainPolicy)
@@ -205,8 +156,6 @@ def _partition_requests(context: dg.SensorEvaluationContext, keys: Customisation
 def drift_sensor(keys: CustomisationKeys, retrain_job) -> dg.SensorDefinition:
     """The customisation's drift sensor, requesting `retrain_job` runs."""
 
-    @dg.sensor(name=keys.job("drift_sensor"), job=retrain_job, minimum_interval_seconds=15,
-               default_status=dg.DefaultSensorStatus.RUNNING)
     def sensor(context: dg.SensorEvaluationContext, lakes: DataLakes, mlflow: MlflowRegistries,
                policies: PolicyFiles) -> dg.SensorResult | dg.SkipReason:
         """Checks each new window of captured traffic for drift against the champion's reference; retrains on drift.
@@ -216,8 +165,8 @@ def drift_sensor(keys: CustomisationKeys, retrain_job) -> dg.SensorDefinition:
         past them. Drift that calls for retraining waits for enough new labelled feedback, then passes the cooldown
         and daily budget, and requests exactly one run (run_key = fingerprint of the drifted batches).
         """
-        from modelops.core.monitoring.drift_config import DriftConfig
         from modelops.core.config_files import load_config
+        from modelops.core.monitoring.drift_config import DriftConfig
         from modelops.core.monitoring.drift_decision import SensorCursor, plan_window, record_check
         from modelops.core.monitoring.traffic import is_batch_id, list_batches
 
@@ -243,4 +192,5 @@ def drift_sensor(keys: CustomisationKeys, retrain_job) -> dg.SensorDefinition:
                 return tick.skip(context, reason)
         return _decide(context, keys, lake, files.retrain_config, tick, window, plan.check)
 
-    return sensor
+    return dg.sensor(name=keys.job("drift_sensor"), job=retrain_job, minimum_interval_seconds=15,
+                     default_status=dg.DefaultSensorStatus.RUNNING, description=cleandoc(sensor.__doc__))(sensor)

@@ -18,7 +18,14 @@ from modelops.core.training.training_config import RUN_OVERRIDES, TrainingConfig
 from modelops.defs.assets.data import read_curated
 from modelops.defs.metadata import path_metadata
 from modelops.defs.resources import (
-    BaseModel, DataLake, DataLakes, MlflowRegistries, Policies, PolicyFiles, TrainingLauncher, customisation_of,
+    BaseModel,
+    DataLake,
+    DataLakes,
+    MlflowRegistries,
+    Policies,
+    PolicyFiles,
+    TrainingLauncher,
+    customisation_of,
 )
 
 if TYPE_CHECKING:  # pandas loads when an asset runs, not when the code location loads
@@ -107,8 +114,8 @@ def _inline_png(path: Path) -> str:
 def evaluation(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: BaseModel, mlflow: MlflowRegistries,
                policies: PolicyFiles) -> dg.MaterializeResult:
     """Challenger vs champion on the frozen test split and recent labelled traffic: metrics, business cost, gate decision."""
-    from modelops.core.evaluation.challenger_evaluation import ChallengerEvaluationError, evaluate_challenger
     from modelops.core.config_files import ConfigError
+    from modelops.core.evaluation.challenger_evaluation import ChallengerEvaluationError, evaluate_challenger
 
     name = customisation_of(context)
     lake, store = lakes.of(name), mlflow.of(name)
@@ -158,20 +165,12 @@ def _evaluation_metadata(found: "ChallengerEvaluation", run_url: str) -> dict:
     return metadata
 
 
-def promotion_gate(context: dg.AssetCheckExecutionContext, lakes: DataLakes) -> dg.AssetCheckResult:
-    """The owner's promotion gate: the challenger may replace the champion only if every rule passes."""
-    record = lakes.of(customisation_of(context)).read_record("evaluation")
-    return dg.AssetCheckResult(passed=bool(record["passed"]), metadata={
-        "challenger_version": record["challenger_version"], "reasons": dg.MetadataValue.json(record["reasons"]),
-        "decision": dg.MetadataValue.md(record["gate_markdown"])})
-
-
 def champion(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: BaseModel, mlflow: MlflowRegistries,
              policies: PolicyFiles) -> dg.MaterializeResult:
     """The model version serving production: the `champion` alias moves here only when the gate passed; its drift
     thresholds are calibrated on its own held-out rows for the drift policy's false-alarm rate."""
-    from modelops.core.monitoring.drift_config import DriftConfig
     from modelops.core.config_files import load_config
+    from modelops.core.monitoring.drift_config import DriftConfig
     from modelops.core.registry.promotion import PromotionRefused, promote_champion
 
     name = customisation_of(context)
