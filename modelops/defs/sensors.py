@@ -7,8 +7,8 @@ check itself `modelops.core.monitoring.drift_monitoring`'s; the sensor reads, ca
 
 # No `from __future__ import annotations` here: Dagster reads resource annotations at definition time.
 import time
-from inspect import cleandoc
 from dataclasses import dataclass, field
+from inspect import cleandoc
 from pathlib import Path
 from typing import TYPE_CHECKING
 
