@@ -122,15 +122,15 @@ def test_first_model_is_trained_tracked_evaluated_and_promoted(bootstrapped, set
     assert len(registry.client.get_metric_history(run.info.run_id, "val_macro_f1")) >= 2  # step metrics
     artifacts = {a.path for a in registry.client.list_artifacts(run.info.run_id, "adapter")}
     assert {"adapter/adapter_model.safetensors", "adapter/labels.json", "adapter/modelops.json"} <= artifacts
-    record = json.loads((settings.state / "records" / "evaluation.json").read_text())
-    assert record["passed"] and record["champion_version"] is None
+    evaluation = bootstrapped.asset_materializations_for_node(_node(c, "evaluation"))[0].metadata
+    assert evaluation["gate_passed"].value and evaluation["champion_version"].value == "None"
     # A new intent with 4 labelled requests waits as pending; everything else trained and was promoted.
     curated = bootstrapped.asset_materializations_for_node(_node(c, "curated_training_set"))[0].metadata
     assert curated["pending_rows"].value == 4 and "| esim_activation |" in curated["pending_labels"].value
-    adapter_dir = json.loads((settings.state / "records" / "lora_adapter.json").read_text())["adapter_dir"]
-    assert "esim_activation" not in read_label_names(Path(adapter_dir)) and len(read_label_names(Path(adapter_dir))) == 10
+    adapter_dir = adapter["adapter_path"].value  # the bootstrap's adapter (later tests train others)
+    labels = read_label_names(Path(adapter_dir))
+    assert "esim_activation" not in labels and len(labels) == 10
     # The shipped policy prices a fallback: the threshold is chosen, reported and recorded with the version.
-    evaluation = bootstrapped.asset_materializations_for_node(_node(c, "evaluation"))[0].metadata
     threshold = evaluation["abstention_threshold"].value
     assert 0.0 <= threshold < 1.0 and 0.0 < evaluation["abstention_coverage"].value <= 1.0
     assert evaluation["challenger_cost_per_1000_with_fallback"].value <= evaluation["challenger_cost_per_1000"].value
@@ -140,7 +140,8 @@ def test_first_model_is_trained_tracked_evaluated_and_promoted(bootstrapped, set
     # The shipped cost model prices 9 of the generator's 10 labels: the tenth shows where operators look.
     assert evaluation["cost_model_unpriced_labels"].value == ["technical_issue"]
     assert evaluation["cost_model_unknown_labels"].value == []
-    report = registry.client.download_artifacts(record["mlflow_run_id"], "evaluation/report.md")
+    report = registry.client.download_artifacts(evaluation["mlflow_run"].value.rsplit("/", 1)[-1],
+                                                "evaluation/report.md")
     assert "technical_issue" in Path(report).read_text().split("## Cost model and the data's labels")[1]
     assert "## Abstention (fallback 'human_review' at 0.3 per request" in Path(report).read_text()
     # Promotion calibrated the drift thresholds on the champion's held-out rows and stored them with the version.
@@ -178,7 +179,8 @@ def test_a_failing_training_process_fails_the_asset_with_its_reason_and_register
     versions = {v.version for v in registry.client.search_model_versions(f"name='{settings.registered_model_name}'")}
     broken = Policies(**{**resources["policies"].of(c.keys.name).model_dump(), "training_config": str(policy)})
     with pytest.raises(dg.Failure, match="training process failed.*do not match the base model's layers"):
-        dg.materialize([c.lora_adapter], resources=override(resources, "policies", c.keys.name, broken), instance=instance)
+        dg.materialize([c.lora_adapter], resources=override(resources, "policies", c.keys.name, broken),
+                       instance=instance)
     failed = registry.client.search_runs([registry.experiment_id], order_by=["attributes.start_time DESC"],
                                          max_results=1)[0]
     assert failed.info.status == "FAILED"
@@ -291,10 +293,10 @@ def test_lineage_prints_the_chain_and_the_champion_history(bootstrapped, setting
 
 
 def test_migrate_to_a_smaller_base_trains_compares_reports_and_promotes_per_gate(
-        bootstrapped, settings, resources, instance, c, cli, smaller_base_dir, base_info, monkeypatch, tmp_path, capsys):
-    """Runs last in this module: it moves the champion to another base."""
-    from modelops.app.migrate import run_migration
-    from modelops.core.serving.predictor import load_registered_classifier
+        bootstrapped, settings, resources, instance, c, cli, smaller_base_dir, base_info, monkeypatch, tmp_path,
+        capsys):
+    """The migrated champion runs on another base; the test rolls the champion back at the end, so that the other tests
+    of the module find v1 on MiniLM whatever their order."""
     from modelops.core.training.base_model import describe_base_model
 
     # the owner's cost model with a gate that lets anything pass: this tests the mechanics, not the smaller base's
@@ -303,6 +305,22 @@ def test_migrate_to_a_smaller_base_trains_compares_reports_and_promotes_per_gate
     registry = _registry(settings)
     old = registry.alias_version("champion")
     small = describe_base_model(smaller_base_dir)
+    try:
+        new = _migrate_and_check(settings, resources, instance, c, cli, smaller_base_dir, base_info, small, monkeypatch,
+                                 tmp_path, capsys)
+    finally:
+        if registry.alias_version("champion") != old:
+            registry.rollback("the test restores the module's champion")
+    assert registry.alias_version("champion") == old != new
+
+
+def _migrate_and_check(settings, resources, instance, c, cli, smaller_base_dir, base_info, small, monkeypatch,
+                       tmp_path, capsys) -> str:
+    from modelops.app.migrate import run_migration
+    from modelops.core.serving.predictor import load_registered_classifier
+
+    registry = _registry(settings)
+    old = registry.alias_version("champion")
 
     assert cli("migrate", "--base", str(smaller_base_dir), "--epochs", "1") == 0
     out = capsys.readouterr().out
@@ -332,15 +350,14 @@ def test_migrate_to_a_smaller_base_trains_compares_reports_and_promotes_per_gate
     assert "already runs on" in outcomes[0].report and outcomes[0].report in report.read_text()
     assert registry.alias_version("champion") == new
 
-
-def test_reproduce_rebuilds_the_migrated_version_on_the_base_it_was_trained_on(settings, smaller_base_dir, cli,
-                                                                             monkeypatch, capsys):
-    """After the migration test: the champion now runs on the 4-layer base (a short, cheap run to rebuild)."""
-    version = _registry(settings).alias_version("champion")
-    assert cli("reproduce", settings.registered_model_name, version) == 2
+    # the migrated version reproduces on the base it was trained on (a short, cheap run to rebuild)
+    assert cli("reproduce", settings.registered_model_name, new) == 2
     assert "The base model no longer matches" in capsys.readouterr().err  # the configured base is still MiniLM
     monkeypatch.setenv("MODELOPS_BASE_MODEL_PATH", str(smaller_base_dir))
-    assert cli("reproduce", settings.registered_model_name, version) == 0
+    assert cli("reproduce", settings.registered_model_name, new) == 0
     out = capsys.readouterr().out
-    assert f"version {version}: **reproduced**" in out and "test macro-F1" in out
-    assert _registry(settings).version_info(version)["tags"]["reproduced"].startswith("matched within 0.005")
+    assert f"version {new}: **reproduced**" in out and "test macro-F1" in out
+    assert registry.version_info(new)["tags"]["reproduced"].startswith("matched within 0.005")
+    monkeypatch.delenv("MODELOPS_BASE_MODEL_PATH")
+    return new
+
