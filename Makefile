@@ -3,7 +3,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 VENV := .venv/bin
 
-.PHONY: venv demo test test-all ui mlflow-ui screenshots bench clean
+.PHONY: venv demo test test-shuffled test-all ui mlflow-ui screenshots bench clean
 
 venv:
 	@scripts/bootstrap.sh
@@ -11,8 +11,11 @@ venv:
 demo: venv  ## the main job: the whole loop on embedded defaults
 	$(VENV)/modelops demo
 
-test: venv  ## the default test suite (CI runs exactly this)
-	$(VENV)/python -m pytest -q
+test: venv  ## the default test suite, in file order (CI runs exactly this)
+	$(VENV)/python -m pytest -q -p no:randomly
+
+test-shuffled: venv  ## the default test suite in a random order (pytest-randomly; it prints the seed to rerun)
+	$(VENV)/python -m pytest -p randomly
 
 test-all: venv  ## including the slow variants
 	$(VENV)/python -m pytest -q -m "slow or not slow"

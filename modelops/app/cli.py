@@ -11,7 +11,15 @@ from pathlib import Path
 
 from modelops.app.instance import execute_job, prepare_environment, run_job
 from modelops.core.config_files import ConfigError
-from modelops.core.defaults import DAGSTER_UI_PORT, GENERATED_ROWS, LOOPBACK, LOOPBACK_HOSTS, MLFLOW_UI_PORT
+from modelops.core.data.drift_scenarios import DEMO_SCENARIO, SCENARIOS
+from modelops.core.defaults import (
+    DAGSTER_UI_PORT,
+    GENERATED_ROWS,
+    LOOPBACK,
+    LOOPBACK_HOSTS,
+    MLFLOW_UI_PORT,
+    REPRODUCE_TOLERANCE,
+)
 from modelops.settings import Settings, load_settings
 
 log = logging.getLogger("modelops")
@@ -268,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="write the built-in data set (or a drift scenario) as CSV")
     gen.add_argument("--rows", type=int, default=GENERATED_ROWS)
     gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--scenario", choices=["new_product", "prior_shift", "language_shift", "length_shift"])
+    gen.add_argument("--scenario", choices=sorted(SCENARIOS))
     gen.add_argument("--severity", type=float, default=1.0)
     gen.add_argument("--out", help="output CSV (default: the customisation's raw/generated.csv)")
     gen.add_argument("--customisation", help="whose raw folder (default: the only customisation)")
@@ -307,8 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the whole loop, headless: train, serve, drift, retrain, promote, reload")
     demo.add_argument("--keep-state", action="store_true", help="do not wipe .modelops/ and data/ first")
-    demo.add_argument("--scenario", default="new_product",
-                      choices=["new_product", "prior_shift", "language_shift", "length_shift"])
+    demo.add_argument("--scenario", default=DEMO_SCENARIO, choices=sorted(SCENARIOS))
     demo.add_argument("--severity", type=_severity, default=0.8,
                       help="drift strength: 0 = the corpus unchanged, 1 = full drift (default 0.8)")
     demo.add_argument("--port", type=int, default=8765)
@@ -325,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     repro = sub.add_parser("reproduce", help="rebuild a model version from its recorded data, config, base and seed")
     repro.add_argument("name", help="registered-model name")
     repro.add_argument("version")
-    repro.add_argument("--tolerance", type=float, default=0.005, help="allowed macro-F1 difference (absolute)")
+    repro.add_argument("--tolerance", type=float, default=REPRODUCE_TOLERANCE, help="allowed macro-F1 difference (absolute)")
     repro.set_defaults(handler=cmd_reproduce)
 
     migrate = sub.add_parser("migrate", help="move every customisation to a new base model: retrain, compare, gate")

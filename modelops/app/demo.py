@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from modelops.app.instance import prepare_environment, run_job
+from modelops.core.data.drift_scenarios import DEMO_SCENARIO
 from modelops.core.defaults import DAGSTER_UI_URL, GENERATED_ROWS, LOOPBACK, MLFLOW_UI_URL
 from modelops.core.tags import DagsterTag, MlflowTag
-from modelops.app.instance import prepare_environment, run_job
 from modelops.settings import Settings
 
 WORKSPACE = Path(__file__).resolve().parents[2] / "workspace.yaml"
@@ -96,7 +97,7 @@ def _drift_checks(registry) -> list:
     return registry.search_runs(f"tags.`{MlflowTag.DRIFT_EVENT}` LIKE 'drift-%'")
 
 
-def run_demo(settings: Settings, scenario: str = "new_product", port: int = 8765, fresh: bool = True,
+def run_demo(settings: Settings, scenario: str = DEMO_SCENARIO, port: int = 8765, fresh: bool = True,
              rows: int = GENERATED_ROWS, epochs: int | None = None, severity: float = 0.8) -> int:
     """The loop for one customisation (`settings` after customisation_named): its data, model and sensor."""
     import dagster as dg

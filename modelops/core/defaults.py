@@ -12,3 +12,4 @@ MLFLOW_UI_PORT: Final = 5000
 DAGSTER_UI_URL: Final = f"http://{LOOPBACK}:{DAGSTER_UI_PORT}"
 MLFLOW_UI_URL: Final = f"http://{LOOPBACK}:{MLFLOW_UI_PORT}"
 GENERATED_ROWS: Final = 3000  # size of the generated default corpus
+REPRODUCE_TOLERANCE: Final = 0.005  # macro-F1 points (absolute) a rebuilt version may differ by on its test split

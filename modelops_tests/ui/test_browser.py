@@ -166,6 +166,13 @@ def _dismiss_dialogs(browser) -> bool:
     return True
 
 
+def _screenshot(browser, ui: Ui, name: str) -> None:
+    """Save the page as `name` and check it is a real image of a rendered page (a PNG of more than 20 kB)."""
+    path = ui.screenshots / name
+    browser.save_screenshot(str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000, path
+
+
 def test_asset_graph_and_catalog_show_every_stage_materialised_with_kinds(ui: Ui, browser) -> None:
     from selenium.webdriver.common.by import By
 
@@ -174,19 +181,19 @@ def test_asset_graph_and_catalog_show_every_stage_materialised_with_kinds(ui: Ui
         "raw_examples", "production_traffic", "curated_training_set", "lora_adapter", "evaluation", "champion"])
     browser.find_elements(By.XPATH, "//*[@aria-label='panel_show_right']")[-1].click()  # hide the asset list
     time.sleep(2)
-    browser.save_screenshot(str(ui.screenshots / "dagster-asset-graph.png"))
+    _screenshot(browser, ui, "dagster-asset-graph.png")
     catalog = _open(browser, f"{ui.dagster}/assets", [f"{group} / champion", "Materialized"])
     assert "Never materialized" not in catalog
     _open(browser, f"{ui.dagster}/assets/{group}/lora_adapter", [
         "Kinds", "PyTorch", "ML Flow", "modelops/stage: training", "samples_per_second", "mlflow_run"])
-    browser.save_screenshot(str(ui.screenshots / "dagster-lora-adapter.png"))
+    _screenshot(browser, ui, "dagster-lora-adapter.png")
 
 
 def test_evaluation_materialisation_carries_metrics_gate_and_mlflow_link(ui: Ui, browser) -> None:
     text = _open(browser, f"{ui.dagster}/assets/{ui.settings.customisation}/evaluation", [
         "challenger_macro_f1", "challenger_cost_per_1000", "gate_passed", "mlflow_run", "per_class", "comparison"])
     assert "http" in text.split("mlflow_run", 1)[1][:400]  # the MLflow run link itself
-    browser.save_screenshot(str(ui.screenshots / "dagster-evaluation-metadata.png"))
+    _screenshot(browser, ui, "dagster-evaluation-metadata.png")
 
 
 REASONS = ("no new traffic", "waiting for traffic", "does not call for retraining", "awaits labels", "cooldown",
@@ -207,7 +214,7 @@ def test_drift_sensor_ticks_say_why_they_skipped_or_what_they_launched(ui: Ui, b
         if reasons:
             break
     assert reasons and any(reason in reasons[0] for reason in REASONS), reasons
-    browser.save_screenshot(str(ui.screenshots / "dagster-drift-sensor-ticks.png"))
+    _screenshot(browser, ui, "dagster-drift-sensor-ticks.png")
 
 
 def test_drift_scores_and_estimated_accuracy_are_plotted_on_production_traffic(ui: Ui, browser) -> None:
@@ -219,16 +226,10 @@ def test_drift_scores_and_estimated_accuracy_are_plotted_on_production_traffic(u
     plots = browser.find_elements(By.XPATH, "//*[normalize-space(text())='Plots']")[-1]  # the section, not the doc
     browser.execute_script("arguments[0].scrollIntoView({block: 'start'});", plots)
     time.sleep(1)
-    browser.save_screenshot(str(ui.screenshots / "dagster-drift-plots.png"))
+    _screenshot(browser, ui, "dagster-drift-plots.png")
 
 
 def test_mlflow_model_page_shows_versions_and_the_champion_alias(ui: Ui, browser) -> None:
     name = ui.settings.registered_model_name
     _open(browser, f"{ui.mlflow}/#/models/{name}", [name, "Version 1", "champion"])
-    browser.save_screenshot(str(ui.screenshots / "mlflow-registered-model.png"))
-
-
-def test_screenshots_are_real_images(ui: Ui) -> None:
-    shots = sorted(ui.screenshots.glob("*.png"))
-    assert len(shots) >= 4 and all(s.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and s.stat().st_size > 20_000
-                                   for s in shots), shots
+    _screenshot(browser, ui, "mlflow-registered-model.png")

@@ -14,6 +14,7 @@ class DriftScenario:
     expected_effect: str
 
 
+DEMO_SCENARIO = "new_product"  # what `modelops demo` drifts with unless told otherwise
 SCENARIOS: dict[str, DriftScenario] = {
     s.name: s for s in (
         DriftScenario(

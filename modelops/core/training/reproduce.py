@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-DEFAULT_TOLERANCE = 0.005  # macro-F1 points (absolute) a rebuild may differ by on the test split
+from modelops.core.defaults import REPRODUCE_TOLERANCE
 
 
 class ReproduceError(RuntimeError):
@@ -66,11 +66,11 @@ def _checked(name: str, recorded: str, found: str, fix: str) -> None:
 
 
 def reproduce(registry: Any, version: str, curated_dir: Path, base_path: Path,
-              tolerance: float = DEFAULT_TOLERANCE) -> Reproduction:
+              tolerance: float = REPRODUCE_TOLERANCE) -> Reproduction:
     """Retrain `version` from its recorded inputs and compare it with the registered adapter on the test split."""
-    from modelops.core.training.base_model import describe_base_model
     from modelops.core.data.curate import content_hash
     from modelops.core.serving.predictor import AdapterClassifier
+    from modelops.core.training.base_model import describe_base_model
     from modelops.core.training.train import incremental_training_set, train_classifier_adapter
     from modelops.core.training.training_config import TrainingConfig
 
