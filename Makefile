@@ -12,7 +12,7 @@ demo: venv  ## the main job: the whole loop on embedded defaults
 	$(VENV)/modelops demo
 
 test: venv  ## the default test suite, in file order (CI runs exactly this)
-	$(VENV)/python -m pytest -q -p no:randomly
+	$(VENV)/python -m pytest -q
 
 test-shuffled: venv  ## the default test suite in a random order (pytest-randomly; it prints the seed to rerun)
 	$(VENV)/python -m pytest -p randomly

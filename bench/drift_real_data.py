@@ -75,10 +75,11 @@ import numpy as np
 import pandas as pd
 
 from bench.machine import CLINC_DIR, RESULTS, ROOT, Measurement, provenance
+from modelops.core.data.drift_scenarios import SCENARIOS
 
 if TYPE_CHECKING:
-    from modelops.core.monitoring.drift_config import DriftConfig
     from modelops.core.monitoring.drift_calibration import DriftCalibration
+    from modelops.core.monitoring.drift_config import DriftConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -87,7 +88,6 @@ WINDOW_SIZES = (200, 500)
 WINDOWS_PER_SHIFT = 2
 CLINC_SHARES = (0.05, 0.10, 0.20, 0.50)
 DOMAIN_MIX_DOMAINS, DOMAIN_MIX_SHARE = 3, 0.60
-GENERATOR_SCENARIOS = ("new_product", "prior_shift", "language_shift", "length_shift")
 GENERATOR_SEVERITIES = (0.2, 0.5, 0.8)
 SEVERITY_INDEPENDENT = ("new_product", "prior_shift", "language_shift")  # changed rows look alike at any severity
 IN_SCOPE_KINDS = ("stable", "domain_mix", "prior_shift")  # the label mix may move, every row has a known label
@@ -209,8 +209,8 @@ def _train(cache: Path, train: pd.DataFrame, validation: pd.DataFrame, epochs: i
 
 
 def _classifier(adapter: Path) -> Any:
-    from modelops.core.training.base_model import describe_base_model
     from modelops.core.serving.predictor import AdapterClassifier
+    from modelops.core.training.base_model import describe_base_model
     from modelops.settings import default_base_model_path
 
     return AdapterClassifier(describe_base_model(default_base_model_path()), adapter)
@@ -387,7 +387,7 @@ def generator(options: Options, config: DriftConfig) -> Traffic:
                    lambda: generate_corpus(options.generator_pool, seed=BASELINE_SEED)[["text", "label"]])
     calibration, seconds = _calibrate(reference, vocabulary, config, 1)
     cells = []
-    for name in GENERATOR_SCENARIOS:
+    for name in SCENARIOS:
         for severity in GENERATOR_SEVERITIES:
             pool_name = f"{name}-{options.scenario_pool}" if name in SEVERITY_INDEPENDENT else \
                 f"{name}-{severity}-{options.scenario_pool}"
@@ -588,8 +588,8 @@ def summarise(traffic: Traffic, outcomes: list[Outcome], trials: int, options: O
 def run(options: Options) -> dict[str, Any]:
     import torch
 
-    from modelops.core.monitoring.drift_config import DriftConfig
     from modelops.core.config_files import load_config
+    from modelops.core.monitoring.drift_config import DriftConfig
     from modelops.settings import PACKAGE_CONFIG_DIR
 
     torch.set_num_threads(2)

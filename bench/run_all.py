@@ -7,7 +7,7 @@ import sys
 
 BENCHMARKS = ["bench.train_throughput", "bench.drift_check_time", "bench.drift_real_data", "bench.sensor_tick",
               "bench.serving_latency", "bench.incremental_vs_full", "bench.e2e_drift_to_promotion", "bench.gpu_causal_lm",
-              "bench.multi_adapter_memory", "bench.label_efficiency", "bench.code_location_load"]
+              "bench.multi_adapter_memory", "bench.label_efficiency"]
 
 
 def main() -> int:

@@ -116,9 +116,21 @@ class Settings(BaseModel):
     state_dir: ResolvedPath | None = None  # this customisation's curated sets, adapters and records; default: home
     customisations: dict[str, CustomisationOverrides | None] = {}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _launcher_keys_moved(cls, values: Any) -> Any:
+        for key in values if isinstance(values, dict) else ():
+            if key.startswith("training_") and key.removeprefix("training_") in TrainingLauncherSettings.model_fields:
+                raise ValueError(f"{key} is now `{key.removeprefix('training_')}` under `training:` (the variable "
+                                 f"{ENV_PREFIX}{key.upper()} is unchanged)")
+        return values
+
     @field_validator("customisations")
     @classmethod
     def _usable_names(cls, customisations: dict[str, CustomisationOverrides | None]) -> dict:
+        if not customisations:
+            raise ValueError("customisations must map each customisation's name to its settings, e.g. "
+                             "{support: {data_dir: data/support}, billing: {data_dir: data/billing}}")
         for name in customisations:
             if not CUSTOMISATION_NAME.match(name):
                 raise ValueError(f"customisation name {name!r} must start with a letter and hold only letters, "

@@ -86,8 +86,8 @@ def run_migration(settings: Settings, base_path: Path, epochs: int | None = None
     """Migrate every customisation to the base at `base_path`, one after the other; the outcomes and the report."""
     import dagster as dg
 
-    from modelops.core.training.base_model import describe_base_model
     from modelops.core.registry.registry import ModelRegistry
+    from modelops.core.training.base_model import describe_base_model
     from modelops.definitions import build_definitions
 
     every = settings.customisation_settings()

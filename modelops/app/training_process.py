@@ -45,10 +45,10 @@ def run_job(job: TrainingJob, log: Any) -> dict[str, Any]:
     """Train as `job` says; returns the summary that becomes the asset's metadata (Pipes metadata format)."""
     import pandas as pd
 
-    from modelops.core.training.base_model import describe_base_model
-    from modelops.core.training.distributed import world
     from modelops.core.markdown import frame_table
     from modelops.core.registry.registry import ModelRegistry
+    from modelops.core.training.base_model import describe_base_model
+    from modelops.core.training.distributed import world
     from modelops.core.training.train import train_classifier_adapter, training_device, uses_bf16
     from modelops.core.training.training_config import TrainingConfig
 

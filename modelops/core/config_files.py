@@ -8,10 +8,10 @@ typo cannot silently change a policy and a wrong value says where to fix it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar, get_args
+from typing import Any, ClassVar, TypeVar, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, model_validator
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -28,6 +28,17 @@ class PolicyModel(BaseModel):
     """A policy file or section: immutable, unknown keys rejected, no type coercion."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)  # YAML types are meant: "5" is no number
+    written_keys: ClassVar[tuple[str, ...]] = ()  # keys a file must state (their defaults serve code and tests only)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _written_in_file(cls, values: Any, info: ValidationInfo) -> Any:
+        if info.context and info.context.get("from_file") and isinstance(values, dict):
+            missing = [key for key in cls.written_keys if key not in values]
+            if missing:
+                raise ValueError(f"missing required key(s) {missing}; every one of {list(cls.written_keys)} must be "
+                                 "set in the file")
+        return values
 
 
 def read_mapping(path: Path) -> dict[str, Any]:
@@ -48,7 +59,7 @@ def read_mapping(path: Path) -> dict[str, Any]:
 def validated(model: type[Model], values: Any, path: Path | None = None, section: str = "") -> Model:
     """`values` as `model`, or a ConfigError naming the file and the first invalid field (dotted, within `section`)."""
     try:
-        return model.model_validate(values)
+        return model.model_validate(values, context={"from_file": path is not None})
     except ValidationError as error:
         first = error.errors()[0]
         raise ConfigError(_problem(model, first), path, _location(section, first["loc"])) from None
@@ -64,15 +75,11 @@ def load_config(path: Path, model: type[Model], section: str = "") -> Model:
     return validated(model, values, path, section)
 
 
-def has_section(path: Path, section: str) -> bool:
-    return section in read_mapping(path)
-
-
 def _location(section: str, loc: tuple[str | int, ...]) -> str:
     """`section.key.sub[3].key`: where in the file a field is."""
     text = section
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f"{'.' if text else ''}{part}"
+        text += f"[{part}]" if type(part) is int else f"{'.' if text else ''}{part}"
     return text
 
 

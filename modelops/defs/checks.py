@@ -4,13 +4,18 @@ production traffic (modelops.defs.customisation attaches them to each customisat
 # No `from __future__ import annotations` here: Dagster reads config/resource annotations at definition time.
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from modelops.core.markdown import frame_table
 from modelops.defs.assets.data import read_curated
 from modelops.defs.metadata import counts_table, drift_evaluation, window_metadata
-from modelops.defs.resources import DataLakes, MlflowRegistries, PolicyFiles, customisation_of
+from modelops.defs.resources import DataLake, DataLakes, MlflowRegistries, PolicyFiles, customisation_of
+
+if TYPE_CHECKING:
+    from modelops.core.monitoring.drift_config import DriftConfig
+    from modelops.core.registry.registry import ModelRegistry
 
 
 def curated_no_leakage(context: dg.AssetCheckExecutionContext, lakes: DataLakes) -> dg.AssetCheckResult:
@@ -95,29 +100,40 @@ def traffic_drift(context: dg.AssetCheckExecutionContext, config: TrafficDriftCo
     drift-check`), it checks the newest batches (at least `rows` valid rows, min_window_rows by default) without
     moving the sensor's cursor or quarantining anything.
     """
-    from modelops.core.config_files import load_config
+    from modelops.core.config_files import ConfigError, load_config
     from modelops.core.monitoring.drift_config import DriftConfig
     from modelops.core.monitoring.drift_monitoring import (
-        DriftMonitoringError,
-        champion_reference,
         check_window,
-        newest_window,
     )
 
     name = customisation_of(context)
     lake, store = lakes.of(name), mlflow.of(name)
-    drift_config = load_config(Path(policies.of(name).drift_config), DriftConfig)
+    try:
+        drift_config = load_config(Path(policies.of(name).drift_config), DriftConfig)
+    except ConfigError as error:
+        raise dg.Failure(str(error)) from error
     if config.rows and config.rows < drift_config.min_window_rows:
         raise dg.Failure(f"rows={config.rows} is below min_window_rows={drift_config.min_window_rows}: no decision on "
                          "so few rows")
-    try:
-        registry = store.registry()
-        reference = champion_reference(Path(lake.home) / "reference", registry.alias_version("champion"),
-                                       drift_config)
-        window = newest_window(lake.settings.production_dir, config.rows or drift_config.min_window_rows,
-                               lake.max_text_chars, reference.embedding_dim)
-    except DriftMonitoringError as error:
-        raise dg.Failure(f"{error} (min_window_rows is {drift_config.min_window_rows})") from error
+    registry = store.registry()
+    reference, window = _newest_window(lake, registry, drift_config, config.rows or drift_config.min_window_rows)
     checked = check_window(registry, window, reference, drift_config)
     metadata = window_metadata(checked, window, registry.run_url(checked.report_run))
     return dg.AssetCheckResult(**drift_evaluation(checked, metadata))
+
+
+def _newest_window(lake: DataLake, registry: "ModelRegistry", drift_config: "DriftConfig", rows: int) -> tuple:
+    """The champion's reference and the newest captured traffic holding `rows` valid rows, or a Failure saying why
+    there is none."""
+    from modelops.core.monitoring.drift_monitoring import DriftMonitoringError, champion_reference, newest_window
+
+    try:
+        reference = champion_reference(Path(lake.home) / "reference", registry.alias_version("champion"),
+                                       drift_config)
+    except DriftMonitoringError as error:
+        raise dg.Failure(str(error)) from error
+    try:
+        return reference, newest_window(lake.settings.production_dir, rows, lake.max_text_chars,
+                                        reference.embedding_dim)
+    except DriftMonitoringError as error:
+        raise dg.Failure(f"{error} (min_window_rows is {drift_config.min_window_rows})") from error

@@ -20,10 +20,6 @@ class CustomisationJobs:
     migration: AssetJob
     drift_check: AssetJob
 
-    @property
-    def all(self) -> list[AssetJob]:
-        return [self.data, self.retrain, self.bootstrap, self.migration, self.drift_check]
-
 
 def customisation_jobs(keys: CustomisationKeys, assets: dict[str, dg.AssetsDefinition],
                        traffic_drift: dg.AssetChecksDefinition) -> CustomisationJobs:

@@ -201,11 +201,12 @@ class TrainingLauncher(dg.ConfigurableResource, TrainingLauncherSettings):
         reported, or a Failure carrying the process's own error."""
         try:
             return dict(self._launch(context, job).get_materialize_result().metadata or {})
+        except dg.Failure:
+            raise
         except Exception as exc:
             error = Path(job.error_path)
-            if not error.is_file():
-                raise
-            raise dg.Failure(f"The training process failed ({exc}): {error.read_text().strip()}") from exc
+            reason = error.read_text().strip() if error.is_file() else "see the process output in the run's logs"
+            raise dg.Failure(f"The training process failed ({exc}): {reason}") from exc
 
     def _launch(self, context: dg.AssetExecutionContext, job: TrainingJob) -> dg.PipesClientCompletedInvocation:
         if self.launcher == "subprocess":

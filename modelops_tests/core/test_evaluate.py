@@ -222,7 +222,8 @@ def test_pairs_with_quoted_true_key_load(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "key", "message"),
     [
-        (lambda d: d["cost_model"].pop("default_error_cost"), "cost_model.default_error_cost", "missing required key"),
+        (lambda d: d["cost_model"].pop("correct_cost"), "cost_model", r"missing required key\(s\) \['correct_cost'\]"),
+        (lambda d: d["cost_model"].pop("default_error_cost"), "cost_model", r"missing required key\(s\)"),
         (lambda d: d["cost_model"].update(default_eror_cost=1.0), "cost_model.default_eror_cost",
          r"unknown key; expected one of \['default_error_cost'"),
         (lambda d: d.pop("cost_model"), "cost_model", "missing"),

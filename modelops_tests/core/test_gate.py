@@ -196,6 +196,7 @@ def _write_gate(tmp_path: Path, **changes: Any) -> Path:
 @pytest.mark.parametrize(
     ("changes", "key", "message"),
     [
+        ({"min_accuracy": None}, "gate", r"missing required key\(s\) \['min_accuracy'\]"),
         ({"min_acuracy": 0.6}, "gate.min_acuracy", "unknown key; expected one of"),
         ({"min_eval_size": "fifty"}, "gate.min_eval_size", "valid integer"),
         ({"min_eval_size": 50.5}, "gate.min_eval_size", "valid integer"),
@@ -217,7 +218,8 @@ def test_gate_config_errors(tmp_path: Path, changes: dict[str, Any], key: str, m
 
 def test_gate_section_must_exist(tmp_path: Path) -> None:
     path = tmp_path / "evaluation.yaml"
-    path.write_text(yaml.safe_dump({"cost_model": {"default_error_cost": 1.0}}))
+    path.write_text(yaml.safe_dump({"cost_model": {"default_error_cost": 1.0, "correct_cost": 0.0,
+                                                   "missed_class_costs": {}, "pair_costs": []}}))
     with pytest.raises(ConfigError, match="missing") as caught:
         load_config(path, EvaluationPolicy)
     assert caught.value.field == "gate"

@@ -110,11 +110,20 @@ def test_without_customisations_the_single_one_is_named_after_the_model(tmp_path
     ({"support": None, "support_x": {}, "billing": {"registered_model_name": "support"}},
      "customisations support and billing share registered_model_name support"),
     (["support", "billing"], "customisations: Input should be a valid dictionary"),
+    ({}, "customisations: customisations must map each customisation's name to its settings"),
     ({"billing": "billing-router"}, "customisations.billing: Input should be a valid dictionary"),
 ])
 def test_bad_customisations_are_refused_with_a_clear_message(tmp_path: Path, customisations: object, message: str):
     with pytest.raises(ConfigError, match=message):
         load_settings(_config(tmp_path, {"customisations": customisations}))
+
+
+def test_launcher_settings_of_the_old_flat_form_say_where_they_moved(tmp_path: Path):
+    with pytest.raises(ConfigError, match=r"modelops.yaml: training_launcher is now `launcher` under `training:` \(the "
+                                          "variable MODELOPS_TRAINING_LAUNCHER is unchanged\)"):
+        load_settings(_config(tmp_path, {"training_launcher": "kubernetes"}))
+    settings = load_settings(_config(tmp_path, {"training": {"launcher": "kubernetes", "image": "x", "gpus": 1}}))
+    assert (settings.training.launcher, settings.training.image, settings.training.gpus) == ("kubernetes", "x", 1)
 
 
 def test_data_assets_of_each_customisation_materialise_into_their_own_folders(two: Settings):

@@ -18,7 +18,6 @@ from modelops.core.evaluation.evaluation_policy import AbstentionPolicy, CostMod
 from modelops.core.markdown import markdown_table
 
 
-
 def answer_costs(y_true: list[str], predicted: list[str], cost_model: CostModel) -> np.ndarray:
     """The cost of answering each request with its prediction."""
     return np.array([cost_model.cost(t, p) for t, p in zip(y_true, predicted, strict=True)], dtype=float)

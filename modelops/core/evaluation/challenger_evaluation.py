@@ -11,10 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelops.core.evaluation.abstention import ServedAbstention, abstention_markdown, fit_abstention
 from modelops.core.config_files import load_config
+from modelops.core.evaluation.abstention import ServedAbstention, abstention_markdown, fit_abstention
 from modelops.core.evaluation.evaluate import (
-    CostCoverage, EvaluationReport, comparison_markdown, confusion_matrix_png, cost_coverage, evaluate,
+    CostCoverage,
+    EvaluationReport,
+    comparison_markdown,
+    confusion_matrix_png,
+    cost_coverage,
+    evaluate,
 )
 from modelops.core.evaluation.evaluation_policy import AbstentionPolicy, CostModel, EvaluationPolicy
 from modelops.core.evaluation.gate import GateDecision, decide
@@ -24,8 +29,8 @@ from modelops.core.tags import MlflowTag
 if TYPE_CHECKING:
     import pandas as pd
 
-    from modelops.core.serving.predictor import AdapterClassifier
     from modelops.core.registry.registry import ModelRegistry
+    from modelops.core.serving.predictor import AdapterClassifier
 
 
 class ChallengerEvaluationError(ValueError):

@@ -45,6 +45,7 @@ class PairCost(PolicyModel):
 class CostModel(PolicyModel):
     """Business cost of a (true, predicted) pair."""
 
+    written_keys = ("default_error_cost", "correct_cost", "missed_class_costs", "pair_costs")
     default_error_cost: Cost
     correct_cost: Cost = 0.0
     missed_class_costs: dict[Label, Cost] = {}
@@ -96,6 +97,8 @@ class CostModel(PolicyModel):
 class GateRules(PolicyModel):
     """When a challenger may replace the champion (see config/evaluation.yaml for each rule)."""
 
+    written_keys = ("min_eval_size", "min_macro_f1", "min_accuracy", "min_class_f1", "macro_f1_tolerance",
+                    "max_cost_increase", "max_class_f1_drop")
     min_eval_size: int = Field(50, ge=1)
     min_macro_f1: Share = 0.5
     min_accuracy: Share = 0.6

@@ -12,7 +12,13 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
-from modelops.core.monitoring.retrain_policy import DAY_SECONDS, SEVERITIES, RetrainDecision, RetrainPolicy, decide_retrain
+from modelops.core.monitoring.retrain_policy import (
+    DAY_SECONDS,
+    SEVERITIES,
+    RetrainDecision,
+    RetrainPolicy,
+    decide_retrain,
+)
 
 
 def window_key(batch_ids: list[str]) -> str:

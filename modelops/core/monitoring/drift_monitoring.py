@@ -14,10 +14,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from modelops.core.monitoring.drift import DriftResult
-    from modelops.core.monitoring.drift_config import DriftConfig
     from modelops.core.monitoring.drift_calibration import DriftCalibration
-    from modelops.core.registry.registry import ModelRegistry
+    from modelops.core.monitoring.drift_config import DriftConfig
     from modelops.core.monitoring.traffic import TrafficWindow
+    from modelops.core.registry.registry import ModelRegistry
 
 
 class DriftMonitoringError(ValueError):

@@ -12,8 +12,8 @@ import pandas as pd
 from modelops.core.atomic import write_parquet_atomic, write_text_atomic
 
 if TYPE_CHECKING:
-    from modelops.core.monitoring.drift_config import DriftConfig
     from modelops.core.monitoring.drift_calibration import DriftCalibration
+    from modelops.core.monitoring.drift_config import DriftConfig
 
 
 def reference_paths(directory: Path, version: str) -> tuple[Path, Path]:

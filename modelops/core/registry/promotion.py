@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from modelops.core.monitoring.drift_config import DriftConfig
     from modelops.core.monitoring.drift_calibration import DriftCalibration
-    from modelops.core.serving.predictor import AdapterClassifier
+    from modelops.core.monitoring.drift_config import DriftConfig
     from modelops.core.registry.registry import ModelRegistry
+    from modelops.core.serving.predictor import AdapterClassifier
 
 
 class PromotionRefused(ValueError):

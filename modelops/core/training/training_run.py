@@ -14,14 +14,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from modelops.core.tags import MlflowArtifact, MlflowTag
 from modelops.core.training.train import (
-    TRAINING_CONFIG_ARTIFACT, TrainingConfig, TrainingConfigError, incremental_training_set, partial_dir,
+    TRAINING_CONFIG_ARTIFACT,
+    TrainingConfigError,
+    incremental_training_set,
+    partial_dir,
 )
+from modelops.core.training.training_config import TrainingConfig
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from modelops.core.training.base_model import BaseModelInfo
     from modelops.core.registry.registry import ModelRegistry
+    from modelops.core.training.base_model import BaseModelInfo
 
 
 class Log(Protocol):

@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pandas loads when an asset runs, not when the code location
     from modelops.core.evaluation.challenger_evaluation import ChallengerEvaluation
     from modelops.core.registry.promotion import Promotion
     from modelops.core.registry.registry import ModelRegistry
-    from modelops.core.training.training_run import TrainedAdapter
+    from modelops.core.training.training_run import TrainedAdapter, TrainingRequest
 
 TRAINING_POOL = "modelops_training"  # lora_adapter's concurrency pool: one training step at a time, any run
 
@@ -84,7 +84,7 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
     return dg.MaterializeResult(metadata=_adapter_metadata(trained, registry, request))
 
 
-def _adapter_metadata(trained: "TrainedAdapter", registry: "ModelRegistry", request) -> dict:
+def _adapter_metadata(trained: "TrainedAdapter", registry: "ModelRegistry", request: "TrainingRequest") -> dict:
     return {**trained.reported, "model_version": trained.version, "mode": trained.mode,
             "mlflow_run_id": trained.run_id, "mlflow_run": dg.MetadataValue.url(registry.run_url(trained.run_id)),
             "train_rows": trained.train_rows, "adapter_bytes": trained.adapter_bytes,
@@ -169,7 +169,7 @@ def champion(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: Ba
              policies: PolicyFiles) -> dg.MaterializeResult:
     """The model version serving production: the `champion` alias moves here only when the gate passed; its drift
     thresholds are calibrated on its own held-out rows for the drift policy's false-alarm rate."""
-    from modelops.core.config_files import load_config
+    from modelops.core.config_files import ConfigError, load_config
     from modelops.core.monitoring.drift_config import DriftConfig
     from modelops.core.registry.promotion import PromotionRefused, promote_champion
 
@@ -180,7 +180,7 @@ def champion(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: Ba
         promoted = promote_champion(registry, record, read_curated(lake)[0],
                                     _classifier_loader(registry, lake, base_model), Path(lake.home) / "reference",
                                     load_config(Path(policies.of(name).drift_config), DriftConfig))
-    except PromotionRefused as refused:
+    except (PromotionRefused, ConfigError) as refused:
         raise dg.Failure(str(refused)) from refused
     lake.write_record("champion", {"version": promoted.version, "previous": promoted.previous,
                                    "promoted_at": time.time()})
