@@ -101,7 +101,7 @@ class Settings(BaseModel):
     registered_model_name: str = "support-router"
     mlflow_tracking_uri: str | None = None
     dagster_ui_url: str = DAGSTER_UI_URL  # where MLflow runs link back to their Dagster runs
-    postgres_url: str | None = None  # a PostgreSQL server: Dagster storage in its `dagster` database, MLflow in `mlflow`
+    postgres_url: str | None = None  # PostgreSQL server: Dagster storage in its `dagster` database, MLflow in `mlflow`
     evaluation_config: ResolvedPath = PACKAGE_CONFIG_DIR / "evaluation.yaml"
     drift_config: ResolvedPath = PACKAGE_CONFIG_DIR / "drift.yaml"
     training_config: ResolvedPath = PACKAGE_CONFIG_DIR / "training.yaml"

@@ -53,7 +53,8 @@ def curated_no_pii_residue(context: dg.AssetCheckExecutionContext, lakes: DataLa
 
     curated, _ = read_curated(lakes.of(customisation_of(context)))
     residue = pii_residue(curated["text"])
-    return dg.AssetCheckResult(passed=sum(residue.values()) == 0, metadata={"residue": counts_table(residue, "pii_type")})
+    return dg.AssetCheckResult(passed=sum(residue.values()) == 0,
+                               metadata={"residue": counts_table(residue, "pii_type")})
 
 
 def curated_schema(context: dg.AssetCheckExecutionContext, lakes: DataLakes) -> dg.AssetCheckResult:

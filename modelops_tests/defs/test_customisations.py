@@ -82,7 +82,8 @@ def test_each_customisation_has_its_own_data_state_and_registered_model(two: Set
         lake = resources["lakes"].of(c.customisation)
         assert (lake.data_dir, lake.home) == (str(c.data_dir), str(c.state))
         assert resources["mlflow"].of(c.customisation).model_name == c.registered_model_name
-    with pytest.raises(dg.Failure, match="No data lake for customisation 'nobody'; configured: \\['billing', 'support'\\]"):
+    with pytest.raises(dg.Failure,
+                       match=r"No data lake for customisation 'nobody'; configured: \['billing', 'support'\]"):
         resources["lakes"].of("nobody")
     assert two.customisation_named("billing") == billing
     with pytest.raises(ConfigError, match="Name a customisation; configured: support, billing"):
