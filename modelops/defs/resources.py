@@ -129,7 +129,7 @@ class MlflowRegistry(dg.Config):
 
 
 class Policies(dg.Config):
-    """Owner-editable policy files: training defaults, evaluation cost model + gate, drift thresholds, retrain guards."""
+    """Owner-editable policy files: training defaults, evaluation cost model + gate, drift policy, retrain guards."""
 
     training_config: str
     evaluation_config: str

@@ -31,7 +31,8 @@ class Batch:
 LossFunction = Callable[[Any, Batch], "torch.Tensor"]
 
 
-def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int, group_factor: int = 50) -> list[list[int]]:
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int,
+                           group_factor: int = 50) -> list[list[int]]:
     """Shuffle, then sort within chunks of `batch_size * group_factor` by length, so batches need little padding."""
     rng = random.Random(seed)
     order = list(range(len(lengths)))
@@ -72,7 +73,8 @@ def pad_batch(sequences: list[list[int]], pad_id: int, labels: list[list[int]] |
     return Batch(ids, mask, label_tensor)
 
 
-def iterate_batches(encoded: list[list[int]], targets: list, pad_id: int, index_batches: list[list[int]]) -> Iterator[Batch]:
+def iterate_batches(encoded: list[list[int]], targets: list, pad_id: int,
+                    index_batches: list[list[int]]) -> Iterator[Batch]:
     for batch in index_batches:
         yield pad_batch([encoded[i] for i in batch], pad_id, [targets[i] for i in batch])
 

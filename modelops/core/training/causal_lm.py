@@ -59,7 +59,8 @@ def train_causal_lm_adapter(
     def validate() -> dict[str, float]:
         model.eval()
         losses = []
-        order = [list(range(i, min(i + config.batch_size, len(val_ids)))) for i in range(0, len(val_ids), config.batch_size)]
+        size = config.batch_size
+        order = [list(range(i, min(i + size, len(val_ids)))) for i in range(0, len(val_ids), size)]
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             for batch in iterate_batches(val_ids, val_targets, tokenizer.pad_token_id, order):
                 losses.append(response_loss(model, batch.to(device)).item())
@@ -76,7 +77,8 @@ def train_causal_lm_adapter(
                           stopped, 1.0, history)
 
 
-def encode_instructions(tokenizer: Any, frame: pd.DataFrame, max_length: int) -> tuple[list[list[int]], list[list[int]]]:
+def encode_instructions(tokenizer: Any, frame: pd.DataFrame,
+                        max_length: int) -> tuple[list[list[int]], list[list[int]]]:
     """Token ids of prompt + response + EOS and labels that are -100 on the prompt.
 
     Too long a pair keeps its response (at most half the window) and the end of the prompt, nearest the response,

@@ -131,7 +131,8 @@ def train_adapter(request: TrainingRequest, registry: ModelRegistry, launch: Cal
             version = registry.register_adapter(run_id, output, {
                 "data_content_hash": request.content_hash, "base_name": base.name, "base_sha256": base.sha256,
                 "mode": config.mode, "dagster_run_id": request.run_tags.get(MlflowTag.DAGSTER_RUN_ID, ""),
-                "seed": str(config.seed), **({"warm_start_version": found.champion} if found and found.champion else {})})
+                "seed": str(config.seed),
+                **({"warm_start_version": found.champion} if found and found.champion else {})})
         except BaseException:  # a failed run keeps no adapter folder (the registry holds what was registered)
             for folder in (output, partial_dir(output)):
                 shutil.rmtree(folder, ignore_errors=True)

@@ -39,7 +39,8 @@ TRAINING_POOL = "modelops_training"  # lora_adapter's concurrency pool: one trai
 
 # Per-run training choices over the training policy file: its mode (default full) and RUN_OVERRIDES (unset: the file's).
 LoraAdapterConfig = pydantic.create_model(
-    "LoraAdapterConfig", __base__=dg.Config, __doc__="Per-run training choices; unset values come from the policy file.",
+    "LoraAdapterConfig", __base__=dg.Config,
+    __doc__="Per-run training choices; unset values come from the policy file.",
     mode=(TrainingConfig.model_fields["mode"].annotation, "full"),
     **{name: (Optional[TrainingConfig.model_fields[name].annotation], None) for name in RUN_OVERRIDES})
 
@@ -58,7 +59,8 @@ def _training_config(policies: Policies, config: LoraAdapterConfig) -> TrainingC
 
 def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, lakes: DataLakes, base_model: BaseModel,
                  mlflow: MlflowRegistries, policies: PolicyFiles, training: TrainingLauncher) -> dg.MaterializeResult:
-    """A LoRA adapter (+ classification head) trained in its own process (Dagster Pipes), tracked in MLflow, aliased `challenger`."""
+    """A LoRA adapter (+ classification head) trained in its own process (Dagster Pipes), tracked in MLflow,
+    aliased `challenger`."""
     from modelops.core.training.train import TrainingConfigError
     from modelops.core.training.training_run import TrainingRequest, train_adapter
 
@@ -77,7 +79,8 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
         trained = train_adapter(request, registry, lambda job: training.train(context, job), context.log)
     except TrainingConfigError as exc:
         raise dg.Failure(str(exc)) from exc
-    context.instance.add_run_tags(context.run_id, {DagsterTag.MODEL_VERSION: f"{registry.model_name}/{trained.version}"})
+    context.instance.add_run_tags(context.run_id,
+                                  {DagsterTag.MODEL_VERSION: f"{registry.model_name}/{trained.version}"})
     lake.write_record("lora_adapter", {"version": trained.version, "run_id": trained.run_id,
                                        "adapter_dir": str(trained.adapter_dir), "mode": trained.mode,
                                        "content_hash": record["content_hash"]})
@@ -113,7 +116,8 @@ def _inline_png(path: Path) -> str:
 
 def evaluation(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: BaseModel, mlflow: MlflowRegistries,
                policies: PolicyFiles) -> dg.MaterializeResult:
-    """Challenger vs champion on the frozen test split and recent labelled traffic: metrics, business cost, gate decision."""
+    """Challenger vs champion on the frozen test split and recent labelled traffic: metrics, business cost, gate
+    decision."""
     from modelops.core.config_files import ConfigError
     from modelops.core.evaluation.challenger_evaluation import ChallengerEvaluationError, evaluate_challenger
 
@@ -159,7 +163,8 @@ def _evaluation_metadata(found: "ChallengerEvaluation", run_url: str) -> dict:
                          "challenger_cost_per_1000_with_fallback": challenger.abstention.cost_per_1000,
                          "abstention": dg.MetadataValue.md(found.abstention_table)})
     if champion is not None:
-        metadata.update({"champion_macro_f1": champion.macro_f1, "champion_cost_per_1000": champion.expected_cost_per_1000})
+        metadata.update({"champion_macro_f1": champion.macro_f1,
+                         "champion_cost_per_1000": champion.expected_cost_per_1000})
     if found.recent_challenger_macro_f1 is not None:
         metadata["recent_traffic_challenger_macro_f1"] = found.recent_challenger_macro_f1
     return metadata
