@@ -302,8 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--rows", type=int, default=0, help="newest valid rows to check (default: min_window_rows)")
     drift.set_defaults(handler=cmd_drift_check)
 
-    serve = sub.add_parser("serve", help="serve each customisation's champion over HTTP (POST /predict/<customisation>) "
-                                         "and capture its traffic to its production/ folder")
+    serve = sub.add_parser("serve", help="serve each customisation's champion over HTTP "
+                                         "(POST /predict/<customisation>) and capture its traffic to its production/ "
+                                         "folder")
     serve.add_argument("--host", default=LOOPBACK)
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--token", default=os.environ.get("MODELOPS_SERVE_TOKEN", ""),
@@ -332,7 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     repro = sub.add_parser("reproduce", help="rebuild a model version from its recorded data, config, base and seed")
     repro.add_argument("name", help="registered-model name")
     repro.add_argument("version")
-    repro.add_argument("--tolerance", type=float, default=REPRODUCE_TOLERANCE, help="allowed macro-F1 difference (absolute)")
+    repro.add_argument("--tolerance", type=float, default=REPRODUCE_TOLERANCE,
+                       help="allowed macro-F1 difference (absolute)")
     repro.set_defaults(handler=cmd_reproduce)
 
     migrate = sub.add_parser("migrate", help="move every customisation to a new base model: retrain, compare, gate")

@@ -146,14 +146,16 @@ def run_demo(settings: Settings, scenario: str = DEMO_SCENARIO, port: int = 8765
                        "--batch-seconds", "3", "--reload-seconds", "2"], logs / "server.log")
         daemon = Path(sys.executable).with_name("dagster-daemon")
         _start(stack, [str(daemon), "run", "-w", str(WORKSPACE)], logs / "daemon.log")
-        _wait_for("the server to load the champion", lambda: (_try_json(f"{url}/health") or {}).get("status") == "ok", 180)
+        _wait_for("the server to load the champion",
+                  lambda: (_try_json(f"{url}/health") or {}).get("status") == "ok", 180)
         stage("server + daemon start")
 
         _say("4/7 sending 400 normal tickets")
         normal = generate_corpus(400, seed=101)
         normal_predictions = _send(url, normal["text"].tolist())
         checks_before = len(_drift_checks(registry))
-        _wait_for("the drift sensor to check the normal traffic", lambda: len(_drift_checks(registry)) > checks_before, 180)
+        _wait_for("the drift sensor to check the normal traffic",
+                  lambda: len(_drift_checks(registry)) > checks_before, 180)
         normal_check = _drift_checks(registry)[0]
         stage("normal traffic + drift check")
 

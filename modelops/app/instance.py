@@ -20,7 +20,8 @@ def instance_profile(settings: Settings) -> Path:
     if not settings.postgres_url:
         return EMBEDDED_PROFILE
     ensure_postgres_databases(settings.postgres_url, [DAGSTER_DATABASE, MLFLOW_DATABASE])
-    os.environ.setdefault("MODELOPS_DAGSTER_POSTGRES_URL", postgres_database_url(settings.postgres_url, DAGSTER_DATABASE))
+    os.environ.setdefault("MODELOPS_DAGSTER_POSTGRES_URL",
+                          postgres_database_url(settings.postgres_url, DAGSTER_DATABASE))
     return POSTGRES_PROFILE
 
 

@@ -1,9 +1,10 @@
 """`modelops migrate --base <folder>`: move every customisation to a new base model without touching code or data.
 
-For each customisation, runs its `migration_job` (adapter -> evaluation -> champion) with the new base: a fresh adapter is trained on the
-current curated set with the owner's training policy, the owner's evaluation suite scores the old champion (on its
-own base) and the new challenger side by side, and the promotion gate decides. The migration report (markdown, also
-an MLflow artifact of the evaluation run) records per-customisation metrics, business cost and the decision.
+For each customisation, runs its `migration_job` (adapter -> evaluation -> champion) with the new base: a fresh
+adapter is trained on the current curated set with the owner's training policy, the owner's evaluation suite scores
+the old champion (on its own base) and the new challenger side by side, and the promotion gate decides. The
+migration report (markdown, also an MLflow artifact of the evaluation run) records per-customisation metrics,
+business cost and the decision.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def migration_report(name: str, old: dict, new: dict, record: dict, curated: dic
             f"| | base | sha256 | version |\n|---|---|---|---|\n"
             f"| from | {old['base_name']} | {old['base_sha256'][:16]} | v{record['champion_version']} |\n"
             f"| to | {new['base_name']} | {new['base_sha256'][:16]} | v{record['challenger_version']} |\n\n"
-            f"Curated set {curated['content_hash'][:16]} ({curated['rows']} rows; the champion's data: {same_data}).\n\n"
+            f"Curated set {curated['content_hash'][:16]} ({curated['rows']} rows; "
+            f"the champion's data: {same_data}).\n\n"
             f"| metric (test split) | champion (old base) | challenger (new base) | difference |\n|---|---|---|---|\n"
             f"{rows}\n\n## Decision\n\n{decision}\n\n{record['gate_markdown']}\n")
 
@@ -82,7 +84,8 @@ def _migrate_one(c: Settings, definitions, new_base, config: dict, instance) -> 
     return MigrationOutcome(c.customisation, "promoted" if promoted else "refused", report)
 
 
-def run_migration(settings: Settings, base_path: Path, epochs: int | None = None) -> tuple[list[MigrationOutcome], Path]:
+def run_migration(settings: Settings, base_path: Path,
+                  epochs: int | None = None) -> tuple[list[MigrationOutcome], Path]:
     """Migrate every customisation to the base at `base_path`, one after the other; the outcomes and the report."""
     import dagster as dg
 

@@ -2,9 +2,9 @@
 
 The `lora_adapter` asset launches it as a local subprocess (default) or in a Kubernetes pod, under torchrun when
 several processes train data-parallel. It reads a `TrainingJob` from the Pipes extras, trains with
-`modelops.core.training.train`, logs each evaluation period's metrics to the MLflow run the asset opened, streams progress to
-the Dagster run's logs and reports the training summary as the asset's materialisation metadata. Only the first
-process (rank 0) talks to Dagster and MLflow and writes the adapter.
+`modelops.core.training.train`, logs each evaluation period's metrics to the MLflow run the asset opened, streams
+progress to the Dagster run's logs and reports the training summary as the asset's materialisation metadata. Only
+the first process (rank 0) talks to Dagster and MLflow and writes the adapter.
 """
 
 from __future__ import annotations

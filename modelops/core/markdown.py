@@ -27,7 +27,8 @@ def frame_table(frame: pd.DataFrame, index: bool = True, max_rows: int = 50, flo
 
 
 REPORT_CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-              "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 10px;text-align:left}"
+              "table{border-collapse:collapse;margin:1em 0}"
+              "th,td{border:1px solid #ccc;padding:4px 10px;text-align:left}"
               "th{background:#f3f3f3}img{max-width:48%;margin-right:1%}")
 
 

@@ -115,9 +115,11 @@ def assign_split(ids: pd.Series, fractions: SplitFractions) -> pd.Series:
 def _resolve_labels(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """One row per id: feedback beats raw data, then the most frequent label, then the alphabetically first."""
     frame = frame.assign(_priority=frame["source"].str.startswith("feedback").astype(int))
-    votes = frame.groupby(["id", "label"], sort=False).agg(n=("text", "size"), priority=("_priority", "max")).reset_index()
+    votes = frame.groupby(["id", "label"], sort=False).agg(n=("text", "size"),
+                                                           priority=("_priority", "max")).reset_index()
     conflicts = int((votes.groupby("id")["label"].nunique() > 1).sum())
-    winners = votes.sort_values(["id", "priority", "n", "label"], ascending=[True, False, False, True]).drop_duplicates("id")
+    winners = votes.sort_values(["id", "priority", "n", "label"],
+                                ascending=[True, False, False, True]).drop_duplicates("id")
     first = frame.drop_duplicates("id")[["id", "text", "source"]]
     return first.merge(winners[["id", "label"]], on="id"), conflicts
 

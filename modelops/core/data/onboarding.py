@@ -86,8 +86,9 @@ def gate_defaults(summary: DataSummary) -> dict[str, float | int]:
 
 def evaluation_policy(summary: DataSummary) -> str:
     """evaluation.yaml for these labels: every label priced at the default error cost, for the owner to edit."""
-    costs = yaml.safe_dump({"missed_class_costs": {label: DEFAULT_ERROR_COST for label in sorted(summary.label_counts)}},
-                           sort_keys=False, allow_unicode=True).replace("\n  ", "\n    ").rstrip()
+    priced = {label: DEFAULT_ERROR_COST for label in sorted(summary.label_counts)}
+    costs = yaml.safe_dump({"missed_class_costs": priced}, sort_keys=False, allow_unicode=True)
+    costs = costs.replace("\n  ", "\n    ").rstrip()
     gate = yaml.safe_dump({"gate": gate_defaults(summary)}, sort_keys=False).rstrip()
     return f"""# Evaluation policy written by `modelops init` for {summary.path.name} ({len(summary.label_counts)} labels).
 # Read as modelops.core.evaluation.evaluation_policy.EvaluationPolicy; unknown keys are rejected.

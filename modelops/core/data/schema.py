@@ -315,7 +315,8 @@ def missing_column_rejection(path: Path, records: list[dict[str, object]], colum
                            for i, r in enumerate(records)])
 
 
-def read_examples(path: Path, text_column: str = "text", label_column: str = "label", max_chars: int = MAX_TEXT_CHARS) -> ValidationResult:
+def read_examples(path: Path, text_column: str = "text", label_column: str = "label",
+                  max_chars: int = MAX_TEXT_CHARS) -> ValidationResult:
     """Read one CSV/Parquet/JSONL file and validate it; an unusable file becomes one quarantined row."""
     path = Path(path)
     try:

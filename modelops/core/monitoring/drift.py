@@ -138,7 +138,7 @@ class DriftResult:
     thresholds: dict[str, float] = field(default_factory=dict)  # the threshold each column's score was held to
     accuracy_drop_band: float = float("nan")  # estimated-accuracy drop that a stable window exceeds rarely
     accuracy_drop_significant: bool = False  # the estimated accuracy fell by more than its noise band
-    new_topics: list[TopicCandidate] = field(default_factory=list)  # candidate new intents (modelops.core.monitoring.new_topics)
+    new_topics: list[TopicCandidate] = field(default_factory=list)  # candidate new intents (monitoring.new_topics)
     notes: list[str] = field(default_factory=list)
 
     def to_metadata(self) -> dict[str, float | int | str | bool]:
@@ -356,7 +356,8 @@ def _shared_embedding_columns(
     return reference_columns
 
 
-def _thresholds(calibration: DriftCalibration, config: DriftConfig, n_reference: int, n_current: int) -> dict[str, float]:
+def _thresholds(calibration: DriftCalibration, config: DriftConfig, n_reference: int,
+                n_current: int) -> dict[str, float]:
     """Each checked column's threshold for these window sizes: the policy's fixed override, else calibrated."""
     calibrated = {column: calibration.column_threshold(column, n_current) for column in calibration.thresholds}
     calibrated[EMBEDDING_COLUMN] = calibration.embedding_threshold(n_reference, n_current)

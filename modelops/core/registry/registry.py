@@ -342,7 +342,8 @@ class ModelRegistry:
 
     def _record(self, action: str, version: str, previous: str | None, reason: str) -> None:
         event = {"action": action, "version": version, "previous": previous, "reason": reason[:4000]}
-        self.client.set_registered_model_tag(self.model_name, f"{PROMOTION_TAG_PREFIX}{time.time():.6f}", json.dumps(event))
+        self.client.set_registered_model_tag(self.model_name, f"{PROMOTION_TAG_PREFIX}{time.time():.6f}",
+                                             json.dumps(event))
 
     def promote(self, version: str, reason: str) -> str | None:
         """Move `champion` to `version`; remember the previous champion for rollback. Returns the previous one."""
@@ -362,7 +363,8 @@ class ModelRegistry:
             raise RegistryError(f"{self.model_name} has no champion to roll back from.")
         previous = self.version_info(current)["tags"].get("previous_champion")
         if not previous:
-            raise RegistryError(f"{self.model_name} version {current} is the first champion; there is nothing to roll back to.")
+            raise RegistryError(f"{self.model_name} version {current} is the first champion; there is nothing to "
+                                "roll back to.")
         with self._store_call(f"roll {CHAMPION} back to version {previous}"):
             self.client.set_registered_model_alias(self.model_name, CHAMPION, previous)
             self.client.set_model_version_tag(self.model_name, current, "rolled_back", "true")

@@ -95,7 +95,8 @@ def load_base_model(info: BaseModelInfo, num_labels: int | None = None, dtype: A
     """The base model for the task: a classifier with `num_labels` outputs, or a causal LM (fp32 unless `dtype`)."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    common = {"local_files_only": True, "trust_remote_code": False, "use_safetensors": True, "dtype": dtype or "float32"}
+    common = {"local_files_only": True, "trust_remote_code": False, "use_safetensors": True,
+              "dtype": dtype or "float32"}
     if info.task_type == "sequence-classification":
         if not num_labels or num_labels < 2:
             raise BaseModelError("A sequence-classification base needs at least two labels.")

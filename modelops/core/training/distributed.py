@@ -45,7 +45,8 @@ def leave_process_group() -> None:
 
 
 def shard(index_batches: list[list[int]]) -> list[list[int]]:
-    """This process's rows of every batch; batches smaller than the group are dropped so every process steps together."""
+    """This process's rows of every batch; batches smaller than the group are dropped so every process steps
+    together."""
     rank, size = world()
     if size == 1:
         return index_batches

@@ -54,8 +54,8 @@ def _recorded_inputs(registry: Any, version: str) -> tuple[dict[str, str], Any, 
         try:
             path = registry.download_artifact(info["run_id"], TRAINING_CONFIG_ARTIFACT, Path(tmp))
         except Exception as exc:
-            raise ReproduceError(f"Version {version} has no recorded {TRAINING_CONFIG_ARTIFACT} (trained before modelops "
-                                 "recorded whole training configs), so it cannot be rebuilt exactly.") from exc
+            raise ReproduceError(f"Version {version} has no recorded {TRAINING_CONFIG_ARTIFACT} (trained before "
+                                 "modelops recorded whole training configs), so it cannot be rebuilt exactly.") from exc
         config = json.loads(Path(path).read_text())
     return info["tags"], run, config
 
@@ -92,8 +92,8 @@ def reproduce(registry: Any, version: str, curated_dir: Path, base_path: Path,
         if config.mode == "incremental":
             warm = tags["warm_start_version"]
             init_adapter = registry.download_adapter(warm, Path(tmp) / f"warm-v{warm}")
-            seen = pd.read_parquet(Path(curated_dir) / f"{registry.version_info(warm)['tags']['data_content_hash']}.parquet",
-                                   columns=["id"])["id"]
+            seen_hash = registry.version_info(warm)["tags"]["data_content_hash"]
+            seen = pd.read_parquet(Path(curated_dir) / f"{seen_hash}.parquet", columns=["id"])["id"]
             train = incremental_training_set(train, set(seen), config.replay_fraction, config.seed)
         _checked("The training set (after new+replay selection)", run.data.params["train_set_hash"],
                  content_hash(train),

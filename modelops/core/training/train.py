@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[dict[str, float]], None]
 ADAPTER_MANIFEST = "modelops.json"
 LABELS_FILE = "labels.json"
-TRAINING_CONFIG_ARTIFACT = "training/config.json"  # the run's whole TrainingConfig, as `TrainingConfig.model_validate` reads it
+TRAINING_CONFIG_ARTIFACT = "training/config.json"  # the run's whole TrainingConfig (TrainingConfig.model_validate)
 
 
 class TrainingConfigError(ValueError):
@@ -177,7 +177,8 @@ def fit_adapter(
     scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(total_steps * config.warmup_ratio), total_steps)
     eval_every = max(1, steps_per_epoch // config.evaluations_per_epoch)
     best_score, best_step, bad_evals, step, samples = -math.inf, 0, 0, 0, 0
-    best_state = {k: v.detach().clone() for k, v in model.state_dict().items() if "lora_" in k or "modules_to_save" in k}
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()
+                  if "lora_" in k or "modules_to_save" in k}
     history: list[dict[str, float]] = []
     train_time = 0.0
     stopped_early = False
@@ -362,7 +363,8 @@ def save_adapter(model: Any, output_dir: Path, labels: list[str], base: BaseMode
     partial.rename(output_dir)
 
 
-def incremental_training_set(train: pd.DataFrame, seen_ids: set[str], replay_fraction: float, seed: int) -> pd.DataFrame:
+def incremental_training_set(train: pd.DataFrame, seen_ids: set[str], replay_fraction: float,
+                             seed: int) -> pd.DataFrame:
     """New examples (ids the champion never saw) plus a seeded replay sample of earlier ones, against forgetting.
 
     The replay sample has `replay_fraction` times as many rows as the new data (capped by what exists).

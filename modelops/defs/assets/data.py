@@ -56,7 +56,8 @@ def _load_raw(config: RawExamplesConfig, lake: DataLake, context: dg.AssetExecut
 
 def raw_examples(context: dg.AssetExecutionContext, config: RawExamplesConfig,
                  lakes: DataLakes) -> dg.MaterializeResult:
-    """Labelled examples ingested from data/raw/ (CSV, Parquet, JSONL) or the generator; bad rows quarantined with a reason."""
+    """Labelled examples ingested from data/raw/ (CSV, Parquet, JSONL) or the generator; bad rows quarantined with a
+    reason."""
     from modelops.core.atomic import write_parquet_atomic
 
     lake = lakes.of(customisation_of(context))
@@ -73,7 +74,8 @@ def raw_examples(context: dg.AssetExecutionContext, config: RawExamplesConfig,
     if result.valid.empty:
         text_column, label_column = _columns(config, lake)
         raise dg.Failure(
-            f"No valid examples among {result.received} received rows; see {metadata.get('quarantine_path', 'quarantine')} "
+            f"No valid examples among {result.received} received rows; see "
+            f"{metadata.get('quarantine_path', 'quarantine')} "
             f"for the reasons. Check the text/label column names (text_column={text_column!r}, "
             f"label_column={label_column!r}).",
             metadata=metadata,
@@ -96,9 +98,10 @@ def _pending_table(pending: list) -> str:
 
     fractions = SplitFractions()
     rows = [f"| {p.label} | {p.train} | {p.test} | {p.needs_train} | {p.needs_test} |" for p in pending]
-    return "\n".join(["| pending label | train | test | needs train | needs test |", "|---|---:|---:|---:|---:|", *rows]
-                     ) + (f"\n\nAbout {1 - fractions.validation - fractions.test:.0%} of new examples land in train and "
-                          f"{fractions.test:.0%} in test (stable hash split).")
+    header = ["| pending label | train | test | needs train | needs test |", "|---|---:|---:|---:|---:|"]
+    train_share = 1 - fractions.validation - fractions.test
+    return "\n".join([*header, *rows]) + (f"\n\nAbout {train_share:.0%} of new examples land in train and "
+                                          f"{fractions.test:.0%} in test (stable hash split).")
 
 
 def read_raw_examples(lake: DataLake) -> "pd.DataFrame":
@@ -122,7 +125,8 @@ def read_curated(lake: DataLake) -> tuple["pd.DataFrame", dict]:
     found = content_hash(frame)
     if found != record["content_hash"]:
         raise dg.Failure(f"The curated set {record['path']} has content hash {found[:16]}, not the recorded "
-                         f"{record['content_hash'][:16]}: it changed after curation. Materialise curated_training_set again.")
+                         f"{record['content_hash'][:16]}: it changed after curation. Materialise "
+                         "curated_training_set again.")
     return frame, record
 
 
