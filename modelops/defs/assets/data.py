@@ -56,8 +56,7 @@ def _load_raw(config: RawExamplesConfig, lake: DataLake, context: dg.AssetExecut
 
 def raw_examples(context: dg.AssetExecutionContext, config: RawExamplesConfig,
                  lakes: DataLakes) -> dg.MaterializeResult:
-    """Labelled examples ingested from data/raw/ (CSV, Parquet, JSONL) or the generator; bad rows quarantined with a
-    reason."""
+    """Labelled examples from data/raw/ (CSV, Parquet, JSONL) or the generator; bad rows quarantined with a reason."""
     from modelops.core.atomic import write_parquet_atomic
 
     lake = lakes.of(customisation_of(context))

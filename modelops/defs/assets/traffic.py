@@ -14,8 +14,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 def production_traffic(context: dg.AssetExecutionContext, lakes: DataLakes) -> dg.MaterializeResult:
-    """One captured batch of served predictions (text, label, confidence, model version) and the feedback it
-    received."""
+    """One captured batch of served predictions (text, label, confidence, version) and the feedback it received."""
     from modelops.core.monitoring.traffic import quarantine_batch, validate_batch
 
     batch_id = context.partition_key

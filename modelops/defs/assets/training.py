@@ -59,8 +59,7 @@ def _training_config(policies: Policies, config: LoraAdapterConfig) -> TrainingC
 
 def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, lakes: DataLakes, base_model: BaseModel,
                  mlflow: MlflowRegistries, policies: PolicyFiles, training: TrainingLauncher) -> dg.MaterializeResult:
-    """A LoRA adapter (+ classification head) trained in its own process (Dagster Pipes), tracked in MLflow,
-    aliased `challenger`."""
+    """A LoRA adapter (+ head) trained in its own process (Dagster Pipes), tracked in MLflow, aliased `challenger`."""
     from modelops.core.training.train import TrainingConfigError
     from modelops.core.training.training_run import TrainingRequest, train_adapter
 
@@ -116,8 +115,7 @@ def _inline_png(path: Path) -> str:
 
 def evaluation(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: BaseModel, mlflow: MlflowRegistries,
                policies: PolicyFiles) -> dg.MaterializeResult:
-    """Challenger vs champion on the frozen test split and recent labelled traffic: metrics, business cost, gate
-    decision."""
+    """Challenger vs champion on the test split and recent labelled traffic: metrics, business cost, gate decision."""
     from modelops.core.config_files import ConfigError
     from modelops.core.evaluation.challenger_evaluation import ChallengerEvaluationError, evaluate_challenger
 
