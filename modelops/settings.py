@@ -208,6 +208,11 @@ class Settings(BaseModel):
         return self.state / "adapters"
 
     @property
+    def reference_dir(self) -> Path:
+        """The champions' drift references and calibrations (monitoring.reference)."""
+        return self.state / "reference"
+
+    @property
     def tracking_uri(self) -> str:
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri

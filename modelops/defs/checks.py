@@ -103,9 +103,7 @@ def traffic_drift(context: dg.AssetCheckExecutionContext, config: TrafficDriftCo
     """
     from modelops.core.config_files import ConfigError, load_config
     from modelops.core.monitoring.drift_config import DriftConfig
-    from modelops.core.monitoring.drift_monitoring import (
-        check_window,
-    )
+    from modelops.core.monitoring.drift_monitoring import check_window
 
     name = customisation_of(context)
     lake, store = lakes.of(name), mlflow.of(name)
@@ -129,8 +127,7 @@ def _newest_window(lake: DataLake, registry: "ModelRegistry", drift_config: "Dri
     from modelops.core.monitoring.drift_monitoring import DriftMonitoringError, champion_reference, newest_window
 
     try:
-        reference = champion_reference(Path(lake.home) / "reference", registry.alias_version("champion"),
-                                       drift_config)
+        reference = champion_reference(registry, lake.settings.reference_dir, drift_config)
     except DriftMonitoringError as error:
         raise dg.Failure(str(error)) from error
     try:

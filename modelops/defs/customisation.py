@@ -91,11 +91,9 @@ def customisation_defs(name: str) -> CustomisationDefs:
     traffic_drift = check(checks.traffic_drift, "production_traffic", blocking=False)
     jobs = customisation_jobs(keys, assets, traffic_drift)
     return CustomisationDefs(
-        keys=keys, **assets,
+        keys=keys, **assets, **jobs,
         data_checks=[check(body, "curated_training_set") for body in checks.DATA_CHECKS],
-        promotion_gate=check(checks.promotion_gate, "evaluation"),
-        data_job=jobs.data, retrain_job=jobs.retrain, bootstrap_job=jobs.bootstrap, migration_job=jobs.migration,
-        drift_check_job=jobs.drift_check, traffic_drift=traffic_drift,
-        drift_sensor=sensors.drift_sensor(keys, jobs.retrain),
-        weekly_retrain=weekly_full_retrain(keys, jobs.retrain),
+        promotion_gate=check(checks.promotion_gate, "evaluation"), traffic_drift=traffic_drift,
+        drift_sensor=sensors.drift_sensor(keys, jobs["retrain_job"]),
+        weekly_retrain=weekly_full_retrain(keys, jobs["retrain_job"]),
     )

@@ -22,7 +22,6 @@ from modelops.defs.resources import (
     DataLake,
     DataLakes,
     MlflowRegistries,
-    MlflowRegistry,
     PolicyFiles,
 )
 
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
     from modelops.core.monitoring.drift_monitoring import ChampionReference, CheckedWindow
     from modelops.core.monitoring.retrain_policy import RetrainDecision
     from modelops.core.monitoring.traffic import TrafficWindow
+    from modelops.core.registry.registry import ModelRegistry
 
 
 def _quarantine(context: dg.SensorEvaluationContext, lake: DataLake, traffic: "TrafficWindow") -> str:
@@ -75,12 +75,11 @@ class _Tick:
                                asset_events=self.events, **kwargs)
 
 
-def _check_window(context: dg.SensorEvaluationContext, keys: CustomisationKeys, store: MlflowRegistry,
+def _check_window(context: dg.SensorEvaluationContext, keys: CustomisationKeys, registry: "ModelRegistry",
                   window: "TrafficWindow", reference: "ChampionReference", config, tick: _Tick) -> "CheckedWindow":
     """The sensor's check of a new window, with the observation and check evaluation that chart it in Dagster."""
     from modelops.core.monitoring.drift_monitoring import check_window
 
-    registry = store.registry()
     checked = check_window(registry, window, reference, config)
     metadata = {**window_metadata(checked, window, registry.run_url(checked.report_run)), "drift_event": checked.key}
     traffic_asset, result = keys.asset("production_traffic"), checked.result
@@ -131,14 +130,13 @@ def _retrain_request(keys: CustomisationKeys, drift: "PendingDrift", decision: "
     )
 
 
-def _read_new_traffic(lake: DataLake, store: MlflowRegistry, drift_config, batch_ids: list[str]) -> tuple:
+def _read_new_traffic(lake: DataLake, registry: "ModelRegistry", drift_config, batch_ids: list[str]) -> tuple:
     """The champion's reference (or why there is none) and the new batches, validated."""
     from modelops.core.monitoring.drift_monitoring import DriftMonitoringError, champion_reference
     from modelops.core.monitoring.traffic import validate_batches
 
     try:
-        reference = champion_reference(Path(lake.home) / "reference", store.registry().alias_version("champion"),
-                                       drift_config)
+        reference = champion_reference(registry, lake.settings.reference_dir, drift_config)
     except DriftMonitoringError as error:
         reference = str(error)
     traffic = validate_batches(lake.settings.production_dir, batch_ids, lake.max_text_chars,
@@ -170,13 +168,13 @@ def drift_sensor(keys: CustomisationKeys, retrain_job) -> dg.SensorDefinition:
         from modelops.core.monitoring.drift_decision import SensorCursor, plan_window, record_check
         from modelops.core.monitoring.traffic import is_batch_id, list_batches
 
-        lake, store, files = lakes.of(keys.name), mlflow.of(keys.name), policies.of(keys.name)
+        lake, files = lakes.of(keys.name), policies.of(keys.name)
         cursor = SensorCursor.from_json(context.cursor)
         pending = cursor.new_batches(list_batches(lake.settings.production_dir), is_batch_id)
         if not pending and cursor.pending_drift is None:
             return dg.SkipReason("no new traffic batches")
-        config = load_config(Path(files.drift_config), DriftConfig)
-        reference, window = _read_new_traffic(lake, store, config, pending)
+        config, registry = load_config(Path(files.drift_config), DriftConfig), mlflow.of(keys.name).registry()
+        reference, window = _read_new_traffic(lake, registry, config, pending)
         tick = _Tick(cursor, _partition_requests(context, keys, window.usable_ids), _quarantine(context, lake, window))
         ordered = [b for b in pending if is_batch_id(b)]
         plan = plan_window(cursor, ordered, window.usable_ids, len(window.valid), config.min_window_rows,
@@ -185,7 +183,7 @@ def drift_sensor(keys: CustomisationKeys, retrain_job) -> dg.SensorDefinition:
         if plan.skip_reason:
             return tick.skip(context, plan.skip_reason)
         if plan.check:
-            checked = _check_window(context, keys, store, window, reference, config, tick)
+            checked = _check_window(context, keys, registry, window, reference, config, tick)
             tick.cursor, reason = record_check(tick.cursor, ordered, window.usable_ids, checked.result.severity,
                                                checked.result.retrain_recommended, checked.report_run)
             if reason:

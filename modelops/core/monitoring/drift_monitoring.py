@@ -52,12 +52,13 @@ class CheckedWindow:
     report_run: str
 
 
-def champion_reference(directory: Path, champion: str | None, config: DriftConfig) -> ChampionReference:
-    """The champion's reference and drift calibration (calibrated now when it has none for this policy);
-    DriftMonitoringError when there is none."""
+def champion_reference(registry: ModelRegistry, directory: Path, config: DriftConfig) -> ChampionReference:
+    """The current champion's reference in `directory` and its drift calibration (calibrated now when it has none
+    for this policy); DriftMonitoringError when there is none."""
     from modelops.core.monitoring.drift_calibration import DriftCalibrationError
     from modelops.core.monitoring.reference import load_reference, reference_calibration
 
+    champion = registry.alias_version("champion")
     reference = load_reference(directory, champion) if champion else None
     if reference is None:
         raise DriftMonitoringError(f"no drift reference for champion {champion} yet; bootstrap a champion first")

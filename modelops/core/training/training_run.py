@@ -101,8 +101,8 @@ def train_adapter(request: TrainingRequest, registry: ModelRegistry, launch: Cal
 
     config, base, curated = request.config, request.base, request.curated
     train, validation = curated[curated["split"] == "train"], curated[curated["split"] == "validation"]
-    train, found = _warm_start(request, train, registry, log)
-    config = config.model_copy(update={"mode": "incremental" if found and found.champion else "full"})
+    train, warm = _warm_start(request, train, registry, log)
+    config = config.model_copy(update={"mode": "incremental" if warm else "full"})
     for folder, killed in remove_leftovers_of_killed_runs(registry, request.home):
         log.info(f"removed {folder}, left by killed MLflow run {killed}")
     tags = {**request.run_tags, MlflowTag.TRAINING_MODE: config.mode, MlflowTag.DATA_CONTENT_HASH: request.content_hash,
@@ -111,7 +111,7 @@ def train_adapter(request: TrainingRequest, registry: ModelRegistry, launch: Cal
         work = request.home / "training" / run_id  # the training process's inputs and error report
         registry.log_params(run_id, {**config.to_params(), "base_name": base.name, "base_sha256": base.sha256,
                                      "data_content_hash": request.content_hash, "train_rows": len(train),
-                                     "validation_rows": len(validation), "warm_start": bool(found and found.adapter),
+                                     "validation_rows": len(validation), "warm_start": warm is not None,
                                      "training_processes": request.processes, "training_launcher": request.launcher,
                                      "train_set_hash": content_hash(train)})
         registry.log_text(run_id, config.model_dump_json(indent=2), TRAINING_CONFIG_ARTIFACT)
@@ -124,7 +124,7 @@ def train_adapter(request: TrainingRequest, registry: ModelRegistry, launch: Cal
             base_path=str(base.path), base_task_type=base.task_type, training=config.model_dump(),
             output_dir=str(output), tracking_uri=registry.tracking_uri, model_name=registry.model_name,
             mlflow_run_id=run_id, error_path=str(work / "error.txt"),
-            init_adapter=str(found.adapter) if found and found.adapter else None,
+            init_adapter=str(warm.adapter) if warm else None,
             owner_pid=os.getpid() if request.launcher == "subprocess" else None)
         try:
             reported = launch(job)
@@ -132,7 +132,7 @@ def train_adapter(request: TrainingRequest, registry: ModelRegistry, launch: Cal
                 "data_content_hash": request.content_hash, "base_name": base.name, "base_sha256": base.sha256,
                 "mode": config.mode, "dagster_run_id": request.run_tags.get(MlflowTag.DAGSTER_RUN_ID, ""),
                 "seed": str(config.seed),
-                **({"warm_start_version": found.champion} if found and found.champion else {})})
+                **({"warm_start_version": warm.champion} if warm else {})})
         except BaseException:  # a failed run keeps no adapter folder (the registry holds what was registered)
             for folder in (output, partial_dir(output)):
                 shutil.rmtree(folder, ignore_errors=True)
@@ -144,15 +144,16 @@ def train_adapter(request: TrainingRequest, registry: ModelRegistry, launch: Cal
 
 def _warm_start(request: TrainingRequest, train: pd.DataFrame, registry: ModelRegistry,
                 log: Log) -> tuple[pd.DataFrame, IncrementalInputs | None]:
-    """An incremental run's training rows and warm start (None for a full run)."""
+    """An incremental run's training rows and the champion it warm-starts from; None for a full run and for an
+    incremental one without a champion (it trains from the base on every row)."""
     if request.config.mode != "incremental":
         return train, None
     found = incremental_inputs(train, registry, request.home, request.curated_dir, request.config.replay_fraction,
                                request.config.seed, request.base.sha256)
     if found.adapter is None:
         log.warning("no champion yet: incremental run falls back to training from the base")
-    else:
-        log.info(f"incremental: {len(found.train)} examples ({found.new_rows} new) on champion v{found.champion}")
+        return found.train, None
+    log.info(f"incremental: {len(found.train)} examples ({found.new_rows} new) on champion v{found.champion}")
     return found.train, found
 
 

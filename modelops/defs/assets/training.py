@@ -99,9 +99,11 @@ def _classifier_loader(registry: "ModelRegistry", lake: DataLake, base_model: Ba
     """Loads a registered version's adapter (downloaded under the lake's adapters/) on the base model."""
     from modelops.core.serving.predictor import AdapterClassifier
 
+    base = base_model.describe()  # hashes the base's weights: once for every version loaded
+
     def load(version: str) -> AdapterClassifier:
-        folder = registry.download_adapter(version, Path(lake.home) / "adapters" / f"registry-v{version}")
-        return AdapterClassifier(base_model.describe(), folder)
+        folder = registry.download_adapter(version, lake.settings.adapters_dir / f"registry-v{version}")
+        return AdapterClassifier(base, folder)
 
     return load
 
@@ -181,7 +183,7 @@ def champion(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: Ba
     record = lake.read_record("evaluation")
     try:
         promoted = promote_champion(registry, record, read_curated(lake)[0],
-                                    _classifier_loader(registry, lake, base_model), Path(lake.home) / "reference",
+                                    _classifier_loader(registry, lake, base_model), lake.settings.reference_dir,
                                     load_config(Path(policies.of(name).drift_config), DriftConfig))
     except (PromotionRefused, ConfigError) as refused:
         raise dg.Failure(str(refused)) from refused
