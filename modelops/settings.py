@@ -110,6 +110,9 @@ class Settings(BaseModel):
     text_column: str = "text"  # the column of raw/ files that holds the text (`modelops init --text-column`)
     label_column: str = "label"  # ... and the one that holds the label
     redact_traffic: bool = False  # serving: redact e-mails, IBANs, card and phone numbers before traffic touches disk
+    # serving several customisations: each champion's own chosen variant (fastest), or PyTorch holding the base once
+    # for all of them (shared-base: less memory with many customisations, slower; bench/multi_adapter_memory.py)
+    serving_runtime: Literal["fastest", "shared-base"] = "fastest"
     training: TrainingLauncherSettings = TrainingLauncherSettings()
     # Name of this customisation (asset group and key prefix, job and sensor names); default: from the model name.
     name: str = ""

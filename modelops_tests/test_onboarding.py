@@ -90,12 +90,11 @@ def test_init_then_bootstrap_a_champion_under_its_own_name(tmp_path: Path) -> No
     # Traffic as the server captures it: first unseen queries of the same intents from the same collection (CLINC150's
     # train.csv rows the owner's file left out), then out-of-scope queries.
     from modelops.core.training.base_model import describe_base_model
-    from modelops.core.serving.predictor import load_registered_classifier
+    from modelops.core.serving.served_model import load_champion
     from modelops.settings import default_base_model_path
     from modelops_tests.helpers import write_captured_batch
 
-    _, classifier = load_registered_classifier(registry, "champion", describe_base_model(default_base_model_path()),
-                                               tmp_path / "cache")
+    classifier = load_champion(registry, describe_base_model(default_base_model_path()), tmp_path / "cache").classifier
     production = tmp_path / entry["data_dir"] / "production"
     source = pd.read_csv(CLINC150 / "train.csv")
     owned = set(pd.read_csv(data)["query"])

@@ -108,12 +108,14 @@ def cmd_drift_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    """Serve every customisation's champion: one merged model for a single customisation; with several, the base is
-    held once and each champion adds only its adapter (swapped on its own when its alias moves)."""
+    """Serve every customisation's champion as its evaluation chose (int8 or fp32 ONNX, else PyTorch); with
+    `serving_runtime: shared-base` and several customisations, PyTorch holds the base once and each champion adds
+    only its adapter (swapped on its own when its alias moves)."""
     from modelops.core.evaluation.abstention import ServedAbstention
     from modelops.core.monitoring.traffic_writer import TrafficWriter
     from modelops.core.registry.registry import ModelRegistry
-    from modelops.core.serving.predictor import SharedBases, load_registered_classifier
+    from modelops.core.serving.predictor import SharedBases
+    from modelops.core.serving.served_model import load_champion
     from modelops.core.training.base_model import describe_base_model
     from modelops.service.batcher import LoadedModel
     from modelops.service.requests import ServingConfig
@@ -124,20 +126,19 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     base = describe_base_model(settings.resolved_base_model_path)
     every = settings.customisation_settings()
-    shared = SharedBases(base) if len(every) > 1 else None
+    shared = SharedBases(base) if len(every) > 1 and settings.serving_runtime == "shared-base" else None
 
     def endpoint(c: Settings) -> Endpoint:
         registry = ModelRegistry(c.tracking_uri, c.registered_model_name, c.mlflow_artifact_root)
 
-        def load_champion() -> LoadedModel:
-            version, classifier = load_registered_classifier(registry, "champion", base, c.state / "serving-cache",
-                                                             shared)
-            abstention = ServedAbstention.from_tags(registry.version_info(version)["tags"])
-            return LoadedModel(registry.model_name, version, base.sha256, classifier,
-                               classifier.release if shared is not None else None, abstention)
+        def load() -> LoadedModel:
+            served = load_champion(registry, base, c.state / "serving-cache", shared)
+            abstention = ServedAbstention.from_tags(registry.version_info(served.version)["tags"])
+            return LoadedModel(registry.model_name, served.version, base.sha256, served.classifier, served.release,
+                               abstention, served.variant, served.reason)
 
         writer = TrafficWriter(c.production_dir, max_rows=args.batch_rows, max_age_seconds=args.batch_seconds)
-        return Endpoint(load_champion, lambda: registry.alias_version("champion"), writer)
+        return Endpoint(load, lambda: registry.alias_version("champion"), writer)
 
     config = ServingConfig(host=args.host, port=args.port, bearer_token=args.token or None,
                            max_text_chars=settings.max_text_chars, reload_poll_seconds=args.reload_seconds,

@@ -39,5 +39,15 @@ class MlflowTag:
     GATE_PASSED: Final = "modelops.gate_passed"
 
 
+class VersionTag:
+    """Tags on a registered model version that the server reads."""
+
+    SERVING_VARIANT: Final = "modelops.serving_variant"  # pytorch, onnx-fp32 or onnx-int8
+    SERVING_VARIANT_REASON: Final = "modelops.serving_variant_reason"
+    SERVING_VARIANT_RUN_ID: Final = "modelops.serving_variant_run_id"  # the MLflow run holding the variant files
+    # JSON {variant: {"file": artifact path in that run, "sha256": ...}} of every variant that passed, fastest first
+    SERVING_VARIANT_FILES: Final = "modelops.serving_variant_files"
+
+
 class MlflowArtifact:
     DRIFT_REPORT: Final = "drift/report.html"  # a drift check's Evidently report; retraining runs keep a copy

@@ -33,6 +33,8 @@ class LoadedModel:
     predictor: Any
     release: Callable[[], None] | None = None
     abstention: ServedAbstention | None = None  # recorded with the version at evaluation; None: always answer
+    variant: str = "pytorch"  # the runtime serving it: pytorch, onnx-fp32 or onnx-int8
+    variant_reason: str = ""  # why that one (the evaluation's choice, or the fallback's cause)
 
 
 ModelLoader = Callable[[], LoadedModel]

@@ -78,8 +78,8 @@ class ServedCustomisation:
         self.model, self.loaded_at = model, datetime.now(UTC)  # on the event loop, no await between: atomic
         if previous is not None:
             self.batcher.retire(previous)
-        log.info("%s: loaded model %s version %s (%s, was %s) in %.1fs", self.name, model.name, model.version, reason,
-                 previous.version if previous else None, time.perf_counter() - started)
+        log.info("%s: loaded model %s version %s as %s (%s, was %s) in %.1fs", self.name, model.name, model.version,
+                 model.variant, reason, previous.version if previous else None, time.perf_counter() - started)
         return True
 
     async def check_for_new_version(self) -> bool:
@@ -181,7 +181,7 @@ class PredictionService:
                             status_code=200 if ready else 503)
 
     async def model_info(self, request: Request) -> Response:
-        """Name, version, base hash and load time of a customisation's served model."""
+        """Name, version, base hash, load time and serving variant (and why) of a customisation's served model."""
         if not self._authorized(request):
             return _error(401, "Missing or invalid bearer token (Authorization: Bearer <token>)")
         try:
@@ -193,6 +193,7 @@ class PredictionService:
             return _error(503, "No model is loaded yet; retry shortly")
         return JSONResponse({"customisation": served.name, "name": model.name, "version": model.version,
                              "base_sha256": model.base_sha256, "loaded_at": loaded_at.isoformat(),
+                             "variant": model.variant, "variant_reason": model.variant_reason,
                              "abstention": model.abstention.__dict__ if model.abstention is not None else None})
 
     async def predict(self, request: Request) -> Response:

@@ -62,12 +62,13 @@ import json, os
 os.environ["HF_HUB_OFFLINE"] = "1"
 from pathlib import Path
 from modelops.core.training.base_model import describe_base_model
-from modelops.core.serving.predictor import load_registered_classifier
+from modelops.core.serving.served_model import load_champion
 from modelops.core.registry.registry import ModelRegistry
 from modelops.settings import default_base_model_path
 registry = ModelRegistry({registry.tracking_uri!r}, "support-router")
-version, clf = load_registered_classifier(registry, "champion", describe_base_model(default_base_model_path()),
-                                          Path({str(tmp_path / 'cache')!r}))
+served = load_champion(registry, describe_base_model(default_base_model_path()),
+                       Path({str(tmp_path / 'cache')!r}))
+version, clf = served.version, served.classifier
 p = clf.predict(["my invoice is wrong", "where is my parcel"])
 print(json.dumps({{"version": version, "labels": p.labels, "conf": p.confidences.tolist()}}))
 """

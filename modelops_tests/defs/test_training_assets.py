@@ -317,7 +317,7 @@ def test_migrate_to_a_smaller_base_trains_compares_reports_and_promotes_per_gate
 def _migrate_and_check(settings, resources, instance, c, cli, smaller_base_dir, base_info, small, monkeypatch,
                        tmp_path, capsys) -> str:
     from modelops.app.migrate import run_migration
-    from modelops.core.serving.predictor import load_registered_classifier
+    from modelops.core.serving.served_model import load_champion
 
     registry = _registry(settings)
     old = registry.alias_version("champion")
@@ -338,7 +338,8 @@ def _migrate_and_check(settings, resources, instance, c, cli, smaller_base_dir, 
     assert artifacts == ["migration/report.md"]
 
     # serving keeps the configured (old) base setting and still loads the new champion on the base it was trained on
-    version, classifier = load_registered_classifier(registry, "champion", base_info, tmp_path / "cache")
+    served = load_champion(registry, base_info, tmp_path / "cache")
+    version, classifier = served.version, served.classifier
     assert version == new and classifier.model.config.num_hidden_layers == 4
     assert len(classifier.predict(["where is my parcel"]).labels) == 1
     # warm-starting across bases is refused with the fix; a second migration to the same base has nothing to do

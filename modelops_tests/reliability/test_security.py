@@ -364,7 +364,7 @@ LOOP_PIECE = textwrap.dedent('''
     import uvicorn
     from modelops.core.training.base_model import describe_base_model
     from modelops.core.data.datagen import generate_corpus
-    from modelops.core.serving.predictor import load_registered_classifier
+    from modelops.core.serving.served_model import load_champion as load_served
     from modelops.core.monitoring.reference import build_reference, save_reference
     from modelops.core.registry.registry import ModelRegistry
     from modelops.service.serving import Endpoint, create_app
@@ -382,7 +382,8 @@ LOOP_PIECE = textwrap.dedent('''
     base = describe_base_model(settings.resolved_base_model_path)
 
     def load_champion():  # as `modelops serve` does
-        loaded, classifier = load_registered_classifier(registry, "champion", base, settings.home / "serving-cache")
+        served = load_served(registry, base, settings.home / "serving-cache")
+        loaded, classifier = served.version, served.classifier
         return LoadedModel(registry.model_name, loaded, base.sha256, classifier)
 
     config = ServingConfig(port=int(sys.argv[5]), redact_traffic=True, reload_poll_seconds=0.2)

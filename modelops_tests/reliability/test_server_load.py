@@ -134,7 +134,7 @@ def _percentile(values: list[float], q: float) -> float:
 def test_load_with_a_champion_swap_and_a_registry_outage_fails_no_request(
         total: int, mlflow_server, base_info, untrained_adapter_dir: Path, tmp_path: Path,
         caplog: pytest.LogCaptureFixture) -> None:
-    from modelops.core.serving.predictor import load_registered_classifier
+    from modelops.core.serving.served_model import load_champion as load_served
 
     uri, mlflow_process = mlflow_server
     owner = ModelRegistry(uri, "support-router", tmp_path / "artifacts")  # training and promotion side
@@ -145,7 +145,8 @@ def test_load_with_a_champion_swap_and_a_registry_outage_fails_no_request(
     served = ModelRegistry(uri, "support-router")  # the server's own client, as `modelops serve` builds it
 
     def load_champion() -> LoadedModel:
-        loaded, classifier = load_registered_classifier(served, "champion", base_info, tmp_path / "serving-cache")
+        champion = load_served(served, base_info, tmp_path / "serving-cache")
+        loaded, classifier = champion.version, champion.classifier
         return LoadedModel(served.model_name, loaded, base_info.sha256, classifier)
 
     traffic = tmp_path / "production"

@@ -108,7 +108,7 @@ def test_bootstrap_and_a_sensor_tick_run_on_postgres(tmp_path: Path, postgres_ur
     # One tick of the real drift sensor against the Postgres-backed instance and registry.
     from modelops.core.training.base_model import describe_base_model
     from modelops.core.data.datagen import generate_scenario
-    from modelops.core.serving.predictor import load_registered_classifier
+    from modelops.core.serving.served_model import load_champion
     from modelops.core.registry.registry import ModelRegistry
     from modelops.defs.customisation import customisation_defs
     from modelops.defs.resources import resources_from_settings
@@ -117,8 +117,7 @@ def test_bootstrap_and_a_sensor_tick_run_on_postgres(tmp_path: Path, postgres_ur
     settings = Settings(home=tmp_path / "home", data_dir=tmp_path / "data", postgres_url=postgres_url,
                         training_config=tmp_path / "training.yaml")
     registry = ModelRegistry(settings.tracking_uri, settings.registered_model_name, settings.mlflow_artifact_root)
-    _, classifier = load_registered_classifier(registry, "champion", describe_base_model(default_base_model_path()),
-                                               tmp_path / "champion")
+    classifier = load_champion(registry, describe_base_model(default_base_model_path()), tmp_path / "champion").classifier
     texts = generate_scenario("language_shift", 300, seed=3, severity=1.0)["text"].tolist()
     write_captured_batch(settings.production_dir, classifier, texts)
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:

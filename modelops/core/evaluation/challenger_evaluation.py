@@ -23,6 +23,7 @@ from modelops.core.evaluation.evaluate import (
 )
 from modelops.core.evaluation.evaluation_policy import AbstentionPolicy, CostModel, EvaluationPolicy
 from modelops.core.evaluation.gate import GateDecision, decide
+from modelops.core.evaluation.serving_variants import VARIANT_ARTIFACT_DIR, ServingChoice, choose_serving_variant
 from modelops.core.markdown import html_report
 from modelops.core.tags import MlflowTag
 
@@ -55,6 +56,7 @@ class ChallengerEvaluation:
     recent_rows: int  # test rows that came from labelled production traffic
     recent_challenger_macro_f1: float | None
     warnings: list[str]
+    serving: ServingChoice | None  # which variant serves the challenger; None when the gate refused it
 
     def record(self) -> dict[str, Any]:
         """The evaluation record the champion asset and the operators' tools read."""
@@ -65,7 +67,9 @@ class ChallengerEvaluation:
                 "challenger_metrics": challenger.metrics(),
                 "champion_metrics": champion.metrics() if champion else None,
                 "abstention": challenger.abstention.to_dict() if challenger.abstention else None,
-                "gate_markdown": self.decision.markdown()}
+                "gate_markdown": self.decision.markdown(),
+                "serving_variant": self.serving.variant if self.serving is not None else None,
+                "serving_variant_reason": self.serving.reason if self.serving is not None else None}
 
 
 def _abstention(classifier: AdapterClassifier, validation: pd.DataFrame, test: pd.DataFrame, test_predictions,
@@ -99,8 +103,9 @@ def evaluate_challenger(registry: ModelRegistry, challenger_version: str, curate
         versions["champion"] = champion_version
     reports: dict[str, EvaluationReport] = {}
     recent: dict[str, EvaluationReport] = {}
+    loaded: dict[str, AdapterClassifier] = {}
     for role, version in versions.items():
-        classifier = load_classifier(version)
+        classifier = loaded[role] = load_classifier(version)
         unknown = set(test["label"]) - set(classifier.label_names)
         if unknown:
             warnings.append(f"{role} v{version} does not know labels {sorted(unknown)}; not evaluated")
@@ -118,6 +123,9 @@ def evaluate_challenger(registry: ModelRegistry, challenger_version: str, curate
         raise ChallengerEvaluationError("The challenger cannot be evaluated on the test split (label set mismatch).")
     challenger, champion = reports["challenger"], reports.get("champion")
     decision = decide(challenger, champion, rules)
+    serving = None if not decision.passed else choose_serving_variant(
+        loaded["challenger"], test["text"].tolist(), test["label"].tolist(), challenger, cost_model, policy.serving,
+        rules, out_dir / "serving")
     abstained = {role: report.abstention for role, report in reports.items() if report.abstention is not None}
     abstention_table = abstention_markdown(abstained) if abstained else ""
     comparison = comparison_markdown(challenger, champion)
@@ -131,29 +139,36 @@ def evaluate_challenger(registry: ModelRegistry, challenger_version: str, curate
             registry.log_artifact(run_id, pngs[-1], "evaluation")
         for role, report in recent.items():
             registry.log_metrics(run_id, report.metrics(prefix=f"recent_traffic_{role}_"))
+        if serving is not None:
+            for path in serving.passed_files.values():
+                registry.log_artifact(run_id, path, VARIANT_ARTIFACT_DIR)
+        serving_md = serving.markdown(challenger) if serving is not None else ""
         report_md = _report_markdown(registry.model_name, challenger_version, comparison, decision, abstention,
-                                     abstention_table, coverage, challenger, pngs)
+                                     abstention_table, coverage, challenger, pngs, serving_md)
         registry.log_text(run_id, report_md, "evaluation/report.md")
         registry.log_text(run_id, html_report(f"Evaluation of v{challenger_version}",
                                               report_md.split("## Confusion")[0], pngs), "evaluation/report.html")
         registry.set_tags(run_id, {MlflowTag.GATE_PASSED: str(decision.passed)})
     registry.set_version_tags(challenger_version, {"gate_passed": str(decision.passed)})
+    if serving is not None:
+        registry.set_version_tags(challenger_version, serving.tags(run_id))
     if challenger.abstention is not None:
         registry.set_version_tags(challenger_version, ServedAbstention(challenger.abstention.threshold,
                                                                       challenger.abstention.fallback_label).tags())
     return ChallengerEvaluation(challenger_version, champion_version, challenger, champion, decision, coverage,
                                 comparison, abstention_table, out_dir / "confusion_challenger.png", run_id, len(test),
                                 int(from_feedback.sum()),
-                                recent["challenger"].macro_f1 if "challenger" in recent else None, warnings)
+                                recent["challenger"].macro_f1 if "challenger" in recent else None, warnings, serving)
 
 
 def _report_markdown(model_name: str, version: str, comparison: str, decision: GateDecision,
                      abstention: AbstentionPolicy | None, abstention_table: str, coverage: CostCoverage,
-                     challenger: EvaluationReport, pngs: list[Path]) -> str:
+                     challenger: EvaluationReport, pngs: list[Path], serving_md: str) -> str:
     abstention_section = (f"## Abstention (fallback '{abstention.fallback_label}' at {abstention.fallback_cost} per "
                           f"request; thresholds chosen on the validation split, shown on test)\n\n"
                           f"{abstention_table}\n\n") if abstention is not None and abstention_table else ""
+    serving_section = f"## Serving variant\n\n{serving_md}\n\n" if serving_md else ""
     return (f"# Evaluation of {model_name} v{version}\n\n{comparison}\n\n## Gate\n\n{decision.markdown()}\n\n"
-            f"{abstention_section}## Cost model and the data's labels\n\n{coverage.markdown()}\n\n"
+            f"{serving_section}{abstention_section}## Cost model and the data's labels\n\n{coverage.markdown()}\n\n"
             f"## Per class (challenger, test split)\n\n{challenger.per_class_markdown()}\n\n## Confusion matrices\n\n"
             + "\n".join(f"![{png.stem}]({png.name})" for png in pngs) + "\n")

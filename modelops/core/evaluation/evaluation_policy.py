@@ -1,4 +1,5 @@
-"""The evaluation policy (config/evaluation.yaml): the owner's business costs, promotion gate and abstention fallback.
+"""The evaluation policy (config/evaluation.yaml): the owner's business costs, promotion gate, abstention fallback
+and which optimised serving variants may serve.
 
 Costs are in the owner's currency units; a (true, predicted) pair costs, in this order: `correct_cost` when right,
 its `pair_costs` entry, its true class's `missed_class_costs` entry, else `default_error_cost`.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
@@ -121,9 +122,19 @@ class AbstentionPolicy(PolicyModel):
                               "the model never predicts (e.g. human_review)", path, "abstention.fallback_label")
 
 
+class ServingPolicy(PolicyModel):
+    """Which optimised variants may serve a challenger the gate passed, and how close to its PyTorch model each must
+    stay on the same test split; the fastest variant listed that stays close enough serves, else PyTorch does."""
+
+    variants: tuple[Literal["onnx-int8", "onnx-fp32"], ...] = ("onnx-int8", "onnx-fp32")
+    max_macro_f1_drop: Share = 0.005  # 0.5 macro-F1 points; per-class drops are held to gate.max_class_f1_drop
+
+
 class EvaluationPolicy(PolicyModel):
-    """The whole evaluation.yaml: costs and gate (required), abstention (optional: without it, answer everything)."""
+    """The whole evaluation.yaml: costs and gate (required); abstention (optional: without it, answer everything)
+    and serving (optional: without it, the defaults above)."""
 
     cost_model: CostModel
     gate: GateRules
     abstention: AbstentionPolicy | None = None
+    serving: ServingPolicy = ServingPolicy()

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from modelops.core.monitoring.drift_calibration import DriftCalibration
     from modelops.core.monitoring.drift_config import DriftConfig
     from modelops.core.registry.registry import ModelRegistry
-    from modelops.core.serving.predictor import AdapterClassifier
+    from modelops.core.serving.predictor import Classifier
 
 
 class PromotionRefused(ValueError):
@@ -33,7 +33,7 @@ class Promotion:
 
 
 def promote_champion(registry: ModelRegistry, evaluation: dict, curated: pd.DataFrame,
-                     load_classifier: Callable[[str], AdapterClassifier], reference_dir: Path,
+                     load_classifier: Callable[[str], Classifier], reference_dir: Path,
                      drift_config: DriftConfig) -> Promotion:
     """Promote the evaluated challenger (the evaluation record's) if the gate passed it, else PromotionRefused."""
     version = evaluation["challenger_version"]
@@ -48,7 +48,7 @@ def promote_champion(registry: ModelRegistry, evaluation: dict, curated: pd.Data
     return Promotion(version, previous, rows, calibration, "")
 
 
-def _save_drift_reference(registry: ModelRegistry, version: str, curated: pd.DataFrame, classifier: AdapterClassifier,
+def _save_drift_reference(registry: ModelRegistry, version: str, curated: pd.DataFrame, classifier: Classifier,
                           directory: Path, config: DriftConfig) -> tuple[int, DriftCalibration | str]:
     """Store the new champion's predictions on held-out curated data (the reference its traffic is compared with)
     and the drift calibration made from them (also in the version's MLflow run), or why it cannot be made."""

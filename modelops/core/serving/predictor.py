@@ -39,7 +39,7 @@ class Predictions:
     embeddings: np.ndarray  # (n, EMBEDDING_DIM) random projection of the mean-pooled last hidden state
 
 
-def _projection(hidden_size: int) -> np.ndarray:
+def embedding_projection(hidden_size: int) -> np.ndarray:
     """A fixed Gaussian random projection (seed 0): same base size, same projection, across processes."""
     rng = np.random.default_rng(0)
     return (rng.standard_normal((hidden_size, EMBEDDING_DIM)) / np.sqrt(EMBEDDING_DIM)).astype(np.float32)
@@ -62,7 +62,7 @@ def adapter_base(configured: BaseModelInfo, adapter_dir: Path, recorded: dict[st
     )
 
 
-class _Classifier:
+class Classifier:
     """Predictions from a sequence-classification model: calibrated probabilities and compact embeddings."""
 
     label_names: list[str]
@@ -76,31 +76,52 @@ class _Classifier:
         self.label_names = read_label_names(adapter_dir)
         self.temperature = float(manifest.get("temperature", 1.0))
 
-    def _model(self) -> Any:
+    def _forward(self, sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Logits and mean-pooled last hidden states for token-id sequences of similar length."""
         raise NotImplementedError
 
     def predict(self, texts: list[str], batch_size: int = 64) -> Predictions:
-        """Predict under inference mode, tokenising once and running length-bucketed sub-batches (little padding)."""
-        import torch
-
+        """Predict, tokenising once and running length-bucketed sub-batches (little padding)."""
         n = len(texts)
         probs = np.zeros((n, len(self.label_names)), dtype=np.float32)
         embeddings = np.zeros((n, EMBEDDING_DIM), dtype=np.float32)
         encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
-        model = self._model()
-        with torch.inference_mode():
-            for idx in length_buckets([len(ids) for ids in encoded], batch_size):
-                input_ids, mask = pad_sequences([encoded[i] for i in idx], self.tokenizer.pad_token_id)
-                out = model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
-                probs[idx] = torch.softmax(out.logits.float() / self.temperature, dim=-1).numpy()
-                weights = mask.unsqueeze(-1).float()
-                pooled = (out.hidden_states[-1] * weights).sum(1) / weights.sum(1).clamp(min=1)
-                embeddings[idx] = pooled.numpy() @ self._projection
+        for idx in length_buckets([len(ids) for ids in encoded], batch_size):
+            logits, pooled = self._forward([encoded[i] for i in idx])
+            probs[idx] = softmax(logits / self.temperature)
+            embeddings[idx] = pooled @ self._projection
         best = probs.argmax(axis=1)
         return Predictions([self.label_names[i] for i in best], probs.max(axis=1), probs, embeddings)
 
 
-class AdapterClassifier(_Classifier):
+class _TorchClassifier(Classifier):
+    """A classifier whose forward pass is a PyTorch model."""
+
+    def _model(self) -> Any:
+        raise NotImplementedError
+
+    def _forward(self, sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        input_ids, mask = pad_sequences(sequences, self.tokenizer.pad_token_id)
+        with torch.inference_mode():
+            out = self._model()(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
+            pooled = mean_pool(out.hidden_states[-1], mask)
+        return out.logits.float().numpy(), pooled.float().numpy()
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def mean_pool(hidden: Any, mask: Any) -> Any:
+    """Mean of the hidden states over the real (unmasked) tokens: torch tensors in, torch tensor out."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+
+class AdapterClassifier(_TorchClassifier):
     """A sequence classifier: the base model with one LoRA adapter (and its head) merged in for inference."""
 
     def __init__(self, base: BaseModelInfo, adapter_dir: Path, max_length: int = 128) -> None:
@@ -114,7 +135,7 @@ class AdapterClassifier(_Classifier):
         model = PeftModel.from_pretrained(load_base_model(base, num_labels=len(self.label_names)),
                                           str(require_safetensors_adapter(adapter_dir)))
         self.model: Any = model.merge_and_unload().eval()
-        self._projection = _projection(self.model.config.hidden_size)
+        self._projection = embedding_projection(self.model.config.hidden_size)
 
     @classmethod
     def from_paths(cls, base_path: Path, adapter_dir: Path) -> AdapterClassifier:
@@ -149,7 +170,7 @@ class SharedBase:
             if self.model is None:
                 base_model = load_base_model(self.base, num_labels=len(labels))
                 self.model = PeftModel.from_pretrained(base_model, folder, adapter_name=slot).eval()
-                self.projection = _projection(self.model.config.hidden_size)
+                self.projection = embedding_projection(self.model.config.hidden_size)
             else:
                 self.model.add_adapter(slot, PeftConfig.from_pretrained(folder))
                 _size_heads(self.model, slot, len(labels))
@@ -184,7 +205,7 @@ def _size_heads(model: Any, slot: str, num_labels: int) -> None:
                 module.modules_to_save[slot] = torch.nn.Linear(head.in_features, num_labels, bias=head.bias is not None)
 
 
-class SharedBaseAdapter(_Classifier):
+class SharedBaseAdapter(_TorchClassifier):
     """One adapter on a SharedBase: predicts with that adapter active."""
 
     def __init__(self, shared: SharedBase, slot: str, adapter_dir: Path) -> None:
@@ -243,16 +264,3 @@ def length_buckets(lengths: list[int], max_size: int, max_padding: float = PADDI
     if group:
         groups.append(group)
     return groups
-
-
-def load_registered_classifier(registry: Any, alias: str, base: BaseModelInfo, cache_dir: Path,
-                               shared: SharedBases | None = None) -> tuple[str, AdapterClassifier | SharedBaseAdapter]:
-    """Resolve `models:/<name>@<alias>`, download that adapter version and load it: merged into its own copy of
-    `base`, or next to other adapters on `shared` bases."""
-    from modelops.core.registry.store import RegistryError
-
-    version = registry.alias_version(alias)
-    if version is None:
-        raise RegistryError(f"{registry.model_name} has no '{alias}' version yet; train and promote a model first.")
-    folder = registry.download_adapter(version, Path(cache_dir) / f"{registry.model_name}-v{version}")
-    return version, shared.load(folder) if shared is not None else AdapterClassifier(base, folder)

@@ -108,6 +108,19 @@ def _classifier_loader(registry: "ModelRegistry", lake: DataLake, base_model: Ba
     return load
 
 
+def _served_loader(registry: "ModelRegistry", lake: DataLake, base_model: BaseModel):
+    """Loads a registered version as it will serve (its chosen ONNX variant, else PyTorch): the drift reference must
+    come from the model whose traffic it is compared with."""
+    from modelops.core.serving.served_model import load_served_classifier
+
+    base = base_model.describe()
+
+    def load(version: str):
+        return load_served_classifier(registry, version, base, lake.settings.adapters_dir / "served").classifier
+
+    return load
+
+
 def _inline_png(path: Path) -> str:
     """Markdown that shows a PNG inside the Dagster UI's metadata panel."""
     import base64
@@ -156,6 +169,9 @@ def _evaluation_metadata(found: "ChallengerEvaluation", run_url: str) -> dict:
         "confusion_matrix": path_metadata(found.confusion_png),
         "confusion_matrix_image": dg.MetadataValue.md(_inline_png(found.confusion_png)),
     }
+    if found.serving is not None:
+        metadata.update({"serving_variant": found.serving.variant, "serving_variant_reason": found.serving.reason,
+                         "serving_variants": dg.MetadataValue.md(found.serving.markdown(challenger))})
     if challenger.abstention is not None:
         metadata.update({"abstention_threshold": challenger.abstention.threshold,
                          "abstention_coverage": challenger.abstention.coverage,
@@ -183,7 +199,7 @@ def champion(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: Ba
     record = lake.read_record("evaluation")
     try:
         promoted = promote_champion(registry, record, read_curated(lake)[0],
-                                    _classifier_loader(registry, lake, base_model), lake.settings.reference_dir,
+                                    _served_loader(registry, lake, base_model), lake.settings.reference_dir,
                                     load_config(Path(policies.of(name).drift_config), DriftConfig))
     except (PromotionRefused, ConfigError) as refused:
         raise dg.Failure(str(refused)) from refused
