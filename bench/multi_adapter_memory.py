@@ -1,8 +1,11 @@
-"""Memory of serving N customisations: N adapters on one shared base vs N separate merged models (the baseline).
+"""Memory of serving N customisations: N adapters on one shared base vs N separate merged models (the baseline),
+and N int8 ONNX graphs (what `modelops serve` runs per customisation by default, `serving_runtime: fastest`).
 
 Each configuration loads in a fresh process: N real LoRA adapters (r=8 on query/value, distinct heads, random
 non-zero LoRA weights, saved as training saves them) on the shipped MiniLM, as `modelops serve` loads champions:
-`SharedBases.load` for the shared base, `AdapterClassifier` (one merged copy of the base each) for the baseline.
+`SharedBases.load` for the shared base, `AdapterClassifier` (one merged copy of the base each) for the baseline,
+`OnnxClassifier.from_adapter` on each adapter's int8 variant (exported and quantised beforehand by `export_variants`)
+for int8.
 Reported: resident memory after loading and one prediction per customisation, minus the same process's memory
 before loading (imports, tokenizer and a warm-up forward of another model included in neither), the memory each
 added customisation costs, and the time of a 64-text prediction (unmerged LoRA costs a little per forward).
@@ -60,6 +63,7 @@ def measure(mode: str, adapters: list[str]) -> dict[str, float]:
 
     from modelops.core.training.base_model import describe_base_model, load_tokenizer
     from modelops.core.data.datagen import generate_corpus
+    from modelops.core.serving.onnx_variants import ONNX_INT8, VARIANT_FILES, OnnxClassifier
     from modelops.core.serving.predictor import AdapterClassifier, SharedBases
     from modelops.settings import default_base_model_path
 
@@ -73,7 +77,10 @@ def measure(mode: str, adapters: list[str]) -> dict[str, float]:
     gc.collect()
     before = _rss_mb()
     shared = SharedBases(base)
-    models = [shared.load(Path(a)) if mode == "shared" else AdapterClassifier(base, Path(a)) for a in adapters]
+    loaders = {"shared": shared.load, "separate": lambda a: AdapterClassifier(base, a),
+               "int8": lambda a: OnnxClassifier.from_adapter(base, a, a.parent / f"{a.name}-variants" /
+                                                             VARIANT_FILES[ONNX_INT8])}
+    models = [loaders[mode](Path(a)) for a in adapters]
     for model in models:
         model.predict(texts[:8])
     gc.collect()
@@ -93,19 +100,26 @@ def _in_fresh_process(mode: str, adapters: list[Path]) -> dict[str, float]:
 def main() -> None:
     from bench.machine import write_result
 
+    from modelops.core.serving.onnx_variants import export_variants
+    from modelops.core.serving.predictor import AdapterClassifier
+    from modelops.core.training.base_model import describe_base_model
+    from modelops.settings import default_base_model_path
+
+    base = describe_base_model(default_base_model_path())
     with tempfile.TemporaryDirectory() as tmp:
         adapters = _make_adapters(Path(tmp), max(COUNTS))
+        for adapter in adapters:
+            export_variants(AdapterClassifier(base, adapter), adapter.parent / f"{adapter.name}-variants")
         rows = []
         for n in COUNTS:
-            shared, separate = _in_fresh_process("shared", adapters[:n]), _in_fresh_process("separate", adapters[:n])
-            rows.append({"customisations": n, "shared_mb": shared["memory_mb"], "separate_mb": separate["memory_mb"],
-                         "memory_ratio": round(shared["memory_mb"] / separate["memory_mb"], 3),
-                         "shared_predict_64_ms": shared["predict_64_ms"],
-                         "separate_predict_64_ms": separate["predict_64_ms"]})
+            found = {mode: _in_fresh_process(mode, adapters[:n]) for mode in ("shared", "separate", "int8")}
+            rows.append({"customisations": n, **{f"{mode}_mb": r["memory_mb"] for mode, r in found.items()},
+                         "memory_ratio": round(found["shared"]["memory_mb"] / found["separate"]["memory_mb"], 3),
+                         **{f"{mode}_predict_64_ms": r["predict_64_ms"] for mode, r in found.items()}})
     first, last = rows[0], rows[-1]
     added = last["customisations"] - first["customisations"]
-    marginal = {"shared_mb_per_added_customisation": round((last["shared_mb"] - first["shared_mb"]) / added, 2),
-                "separate_mb_per_added_customisation": round((last["separate_mb"] - first["separate_mb"]) / added, 2)}
+    marginal = {f"{mode}_mb_per_added_customisation": round((last[f"{mode}_mb"] - first[f"{mode}_mb"]) / added, 2)
+                for mode in ("shared", "separate", "int8")}
     write_result("multi_adapter_memory", {"results": rows, **marginal,
                                           "target": f"an added customisation <= {TARGET_MARGINAL} x an added model"},
                  measurements(rows, marginal))
@@ -121,6 +135,11 @@ def measurements(rows: list[dict], marginal: dict[str, float]) -> list[Measureme
     at_four = next(row for row in rows if row["customisations"] == 4)
     out.append(Measurement("serving_predict_64_shared_base", at_four["shared_predict_64_ms"], "ms",
                            at_four["separate_predict_64_ms"], "reported (unmerged LoRA per forward)", None))
+    out += [Measurement(f"serving_memory_{row['customisations']}_customisations_int8_vs_shared", row["int8_mb"], "MB",
+                        row["shared_mb"], "reported (one int8 graph each vs one shared PyTorch base)", None)
+            for row in rows]
+    out.append(Measurement("serving_predict_64_int8_vs_shared_base", at_four["int8_predict_64_ms"], "ms",
+                           at_four["shared_predict_64_ms"], "reported (4 customisations; lower is faster)", None))
     return out
 
 

@@ -1,39 +1,42 @@
-"""Serving latency and throughput: the modelops prediction server vs a naive `pipeline("text-classification")` server.
+"""Serving latency and throughput: the modelops prediction server, in each serving variant, against a naive
+per-request transformers server and a batched transformers server.
 
 Same model on every server: the all-MiniLM-L6-v2 base (`modelops.settings.default_base_model_path()`) with one
 LoRA adapter saved by modelops's `save_adapter` without training (r=16/alpha=32 on query+value, classifier and pooler
-saved with it, the 10 intents of the generated corpus), loaded from safetensors only. Every server merges the adapter
-into the base (`merge_and_unload`), so the forward pass is the same plain BERT graph and what differs is the serving
-path around it (a check compares the labels the servers give 50 texts).
+saved with it, the 10 intents of the generated corpus), loaded from safetensors only and merged into the base
+(`merge_and_unload`) everywhere, so what differs is the runtime and the serving path around the same network.
+Untrained, because the forward pass costs the same; the variants' quality is measured on trained models by
+`bench/serving_int8_quality.py`.
 
-- modelops: exactly what a user runs, `python -m modelops.app.cli serve` with default flags: the adapter is registered in
-  a temporary MLflow SQLite store and promoted to `champion`; the server resolves the alias, downloads and loads the
-  adapter, micro-batches concurrent requests (up to 64 texts, 5 ms wait), computes calibrated confidences and 32-d
-  embeddings, and captures every prediction to Parquet (traffic capture ON, into the temporary data folder; the
-  benchmark checks that every request answered was captured) while polling the alias every 5 s.
-- naive: what a user would otherwise write, a Starlette app whose `/predict` runs a Hugging Face transformers
-  `pipeline("text-classification", model=<base + PEFT adapter, merged>)` once per request (truncation to 128 tokens
-  like modelops), no batching, no capture, in two variants: `naive-threadpool` calls the pipeline in Starlette's
-  thread pool (what a FastAPI `def` endpoint does), `naive-serial` calls it on the event loop (the transformers docs'
-  web-server recipe); and the batched server a user would pick for throughput, `naive-batched`: requests wait in a
-  queue and every pipeline call takes all of them that are waiting (up to 64, `batch_size` = their number), run in
-  the thread pool while the next ones queue. The target's ratio is against the faster per-request variant at that
-  level; the ratio against `naive-batched` is reported beside it.
+- modelops-int8 / modelops-fp32 / modelops-pytorch: exactly what a user runs, `python -m modelops.app.cli serve`
+  with default flags, one server per variant, each with its own MLflow SQLite store and data folder: the adapter is
+  registered, its variant recorded through `choose_serving_variant` (the evaluation's path; the policy lists only
+  that variant) and promoted to `champion`; the server resolves the alias, downloads and loads that variant (it
+  checks `/model` names it), micro-batches concurrent requests (up to 64 texts, 5 ms wait, none for a lone client),
+  computes calibrated confidences and 32-d embeddings, and captures every prediction to Parquet (the benchmark
+  checks that every request answered was captured) while polling the alias every 5 s. modelops-int8 is what serves
+  when the int8 variant passes the serving policy; modelops-pytorch is the server before ONNX variants.
+- naive-threadpool: a Starlette app whose `/predict` runs a Hugging Face transformers `pipeline("text-
+  classification")` once per request in Starlette's thread pool (what a FastAPI `def` endpoint does), truncation at
+  128 tokens like modelops, no batching, no capture. naive-batched: the batched server a user would pick for
+  throughput: requests wait in a queue and every pipeline call takes all of them that are waiting (up to 64,
+  `batch_size` = their number), run in the thread pool while the next ones queue. (naive-serial, the pipeline on
+  the event loop, is available with --baselines.)
 
 Every server is a separate subprocess started here, bound to 127.0.0.1 on a free port, run by the same
 `uvicorn.Config` as `modelops.service.serving.run_server` (uvloop + httptools, lifespan on, log level info); all take
-one text per request, `POST /predict {"text": "..."}`. Two text sources, measured one after the other on the same
-servers: generated support tickets (`modelops.core.data.datagen.generate_corpus`, seed 11; the model's own domain) and
-CLINC150's real test queries (`../shared/datasets/clinc150/test.csv`, shorter, another domain: the forward pass is
-the same work whatever the label), each sent round-robin. The load generator is a closed loop in this
-process: `c` keep-alive HTTP/1.1 connections (a minimal asyncio client, so that it takes little of the CPUs it shares
-with the servers), each sending its next request as soon as the previous answer arrived. Per concurrency level every
-server gets a warm-up, then the measured time in alternating blocks (A B C C B A ...) so that load from other
-processes on a shared machine falls on all servers alike; `other_processes_cpu_cores` records how much there was.
-Latency is measured by the client from sending a request to reading its whole response; throughput is requests
-answered per second of measured time; anything but a 200 with one prediction counts as an error.
+one text per request, `POST /predict {"text": "..."}`. Three text mixes, measured one after the other on the same
+servers: generated support tickets (`generate_corpus`, seed 11; 29 tokens median, 72 max), CLINC150's real test
+queries (`../shared/datasets/clinc150/test.csv`; 10 tokens median, 26 max) and long requests (three generated tickets
+joined; truncated at 128 tokens), each sent round-robin. The load generator is a closed loop in this process: `c`
+keep-alive HTTP/1.1 connections (a minimal asyncio client, so that it takes little of the CPUs it shares with the
+servers), each sending its next request as soon as the previous answer arrived. Per concurrency level every server
+gets a warm-up, then the measured time in alternating blocks (A B C C B A ...) so that load from other processes
+falls on all servers alike; `other_processes_cpu_cores` records how much there was. Latency is measured by the
+client from sending a request to reading its whole response; throughput is requests answered per second of measured
+time; anything but a 200 with one prediction counts as an error. Memory: each server's peak resident set (VmHWM).
 
-Usage: python -m bench.serving_latency [--seconds 30] [--warmup 5] [--concurrency 1 16] [--baselines ...]
+Usage: python -m bench.serving_latency [--seconds 12] [--warmup 3] [--concurrency 1 4 16 64] [--sources ...]
 """
 
 from __future__ import annotations
@@ -65,7 +68,10 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 MODEL_NAME = "support-router"
 MAX_LENGTH = 128  # what modelops's AdapterClassifier truncates to; the baseline pipeline gets the same
 REQUEST_TIMEOUT = 60.0  # seconds; a request not answered by then counts as an error
-THROUGHPUT_TARGET = 3.0  # modelops >= 3x the naive pipeline server at concurrency 16
+TARGETS = {"c16_vs_naive": 3.5, "c16_vs_batched": 1.5, "c1_p50_vs_naive": 1.5, "c16_p99_ms": 100.0}
+MODELOPS_VARIANTS = ("onnx-int8", "onnx-fp32", "pytorch")
+SERVER_OF = {"onnx-int8": "modelops-int8", "onnx-fp32": "modelops-fp32", "pytorch": "modelops-pytorch"}
+SERVED = "modelops-int8"  # what `modelops serve` runs when the int8 variant passed the serving policy
 BASELINE_MODES = ("threadpool", "serial", "batched")
 BASELINE_DESCRIPTIONS = {
     "threadpool": "Starlette; pipeline call per request in Starlette's thread pool (the FastAPI `def` endpoint)",
@@ -73,7 +79,8 @@ BASELINE_DESCRIPTIONS = {
     "batched": "Starlette; requests queued and the pipeline called on every request waiting (up to 64, batch_size "
                "= their number) in the thread pool while the next ones queue: dynamic batching for throughput",
 }
-TEXT_SOURCES = ("generator", "clinc150")
+TEXT_SOURCES = ("generator", "clinc150", "long")
+SHORT_SOURCES = ("generator", "clinc150")  # inputs up to 72 tokens (99% <= 60): the targets bind on these
 BATCH_MAX = 64  # the batched baseline's largest pipeline call, as modelops's micro-batch
 
 
@@ -100,14 +107,46 @@ def build_adapter(out: Path, labels: list[str]) -> Path:
     return out
 
 
-def register_champion(adapter_dir: Path, home: Path) -> str:
-    """Register the adapter in a fresh MLflow SQLite store under `home` and promote it to `champion`."""
+def register_champion(adapter_dir: Path, home: Path, variant: str) -> str:
+    """Register the adapter in a fresh MLflow SQLite store under `home` with `variant` as its serving choice and
+    promote it to `champion`."""
     from modelops.core.registry.registry import ModelRegistry
 
     registry = ModelRegistry(f"sqlite:///{home / 'mlflow.db'}", MODEL_NAME, home / "mlartifacts")
-    with registry.run("bench-serving-latency", {"modelops.bench": "serving_latency"}) as run_id:
-        version = registry.register_adapter(run_id, adapter_dir, {"data_content_hash": "bench"})
+    version = register_version(registry, adapter_dir, variant, home / "variants")
     registry.promote(version, "serving latency benchmark")
+    return version
+
+
+def register_version(registry: Any, adapter_dir: Path, variant: str, work: Path) -> str:
+    """Register the adapter and, unless `variant` is pytorch, record that ONNX variant as its serving choice through
+    `choose_serving_variant` (the evaluation's own path; the serving policy lists only `variant` and tolerates any
+    drop, as the adapter is untrained: the variants' quality is measured on trained models by
+    bench/serving_int8_quality.py)."""
+    from modelops.core.data.datagen import generate_corpus
+    from modelops.core.evaluation.evaluate import evaluate
+    from modelops.core.evaluation.evaluation_policy import CostModel, GateRules, ServingPolicy
+    from modelops.core.evaluation.serving_variants import choose_serving_variant
+    from modelops.core.serving.predictor import AdapterClassifier
+    from modelops.core.training.base_model import describe_base_model
+    from modelops.settings import default_base_model_path
+
+    with registry.run("bench-serving", {"modelops.bench": "serving"}) as run_id:
+        version = registry.register_adapter(run_id, adapter_dir, {"data_content_hash": "bench"})
+    if variant == "pytorch":
+        return version
+    classifier = AdapterClassifier(describe_base_model(default_base_model_path()), adapter_dir)
+    texts = generate_corpus(200, seed=1)["text"].tolist()
+    labels = [classifier.label_names[i % len(classifier.label_names)] for i in range(len(texts))]  # any: untrained
+    cost = CostModel(default_error_cost=1.0)
+    reference = evaluate(labels, classifier.predict(texts).probabilities, classifier.label_names, cost)
+    choice = choose_serving_variant(classifier, texts, labels, reference, cost,
+                                    ServingPolicy(variants=[variant], max_macro_f1_drop=1.0),
+                                    GateRules(max_class_f1_drop=1.0), work / f"v{version}")
+    if choice.variant != variant:
+        raise RuntimeError(f"could not build the {variant} variant: {choice.reason}")
+    with registry.run("bench-serving-variant", {"modelops.bench": "serving"}) as run_id:
+        choice.record(registry, version, run_id)
     return version
 
 
@@ -210,6 +249,12 @@ class Server:
         """User + system CPU seconds of the server process so far (Linux /proc)."""
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def memory_mib(self) -> dict[str, float]:
+        """Resident memory of the server process now and at its peak (Linux /proc), MiB."""
+        status = dict(line.split(":", 1) for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines()
+                      if ":" in line)
+        return {key: int(status[field].split()[0]) / 1024 for key, field in (("rss", "VmRSS"), ("peak", "VmHWM"))}
 
     def wait_ready(self, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout
@@ -479,13 +524,16 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def source_texts(source: str, n: int) -> list[str]:
-    """Up to `n` request texts: generated tickets, or CLINC150's test queries in file order."""
+    """Up to `n` request texts: generated tickets, three tickets joined (long), or CLINC150's test queries."""
     import pandas as pd
 
     from modelops.core.data.datagen import generate_corpus
 
     if source == "generator":
         return generate_corpus(n, seed=11)["text"].tolist()
+    if source == "long":  # three tickets per request: 80-128 tokens (truncated at MAX_LENGTH)
+        tickets = generate_corpus(3 * n, seed=12)["text"].tolist()
+        return [" ".join(tickets[i : i + 3]) for i in range(0, 3 * n, 3)]
     if not (CLINC_DIR / "test.csv").is_file():
         raise SystemExit(f"CLINC150 not found at {CLINC_DIR}; see ../shared/datasets/clinc150/README")
     return pd.read_csv(CLINC_DIR / "test.csv")["text"].head(n).tolist()
@@ -498,10 +546,14 @@ def body_cycle(texts: list[str]) -> Callable[[], bytes]:
     return lambda: bodies[next(counter) % len(bodies)]
 
 
-def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    """Build and register the adapter, start every server, measure each source and level, stop them.
+def served_variant(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/model", timeout=10) as response:
+        return str(json.loads(response.read())["variant"])
 
-    Raw figures per server: `levels[source]` is one row per concurrency level."""
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    """Build the adapter, register it once per modelops variant (own MLflow store and data folder each), start every
+    server, measure each text mix and level, stop them. Raw figures per server: `levels[source]`, a row per level."""
     from modelops.core.data.datagen import INTENTS
 
     texts = {source: source_texts(source, args.texts) for source in args.sources}
@@ -511,44 +563,54 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     servers: list[Server] = []
     with tempfile.TemporaryDirectory(prefix="modelops-bench-serving-") as tmp:
         work = Path(tmp)
-        home, data = work / "home", work / "data"
-        started = time.perf_counter()
         adapter_dir = build_adapter(work / "adapter", sorted(INTENTS))
-        version = register_champion(adapter_dir, home)
-        print(f"adapter saved and registered as {MODEL_NAME} v{version} (champion) in "
-              f"{time.perf_counter() - started:.1f}s", flush=True)
-        env = {**os.environ, "MODELOPS_HOME": str(home), "MODELOPS_DATA_DIR": str(data),
-               "MODELOPS_CONFIG": str(work / "no-modelops.yaml"), "MODELOPS_REGISTERED_MODEL_NAME": MODEL_NAME,
-               "DAGSTER_HOME": str(home / "dagster"), "PYTHONUNBUFFERED": "1"}
-        commands = {f"naive-{mode}": [sys.executable, "-m", "bench.serving_latency", "serve-baseline", "--adapter",
-                                      str(adapter_dir), "--baseline-mode", mode] for mode in args.baselines}
-        commands["modelops"] = [sys.executable, "-m", "modelops.app.cli", "serve"]
+        commands, envs = {}, {}
+        for mode in args.baselines:
+            commands[f"naive-{mode}"] = [sys.executable, "-m", "bench.serving_latency", "serve-baseline",
+                                         "--adapter", str(adapter_dir), "--baseline-mode", mode]
+        for variant in args.variants:
+            home = work / variant
+            started = time.perf_counter()
+            version = register_champion(adapter_dir, home / "home", variant)
+            print(f"{variant}: registered as {MODEL_NAME} v{version} (champion) in "
+                  f"{time.perf_counter() - started:.1f}s", flush=True)
+            commands[SERVER_OF[variant]] = [sys.executable, "-m", "modelops.app.cli", "serve"]
+            envs[SERVER_OF[variant]] = {"MODELOPS_HOME": str(home / "home"), "MODELOPS_DATA_DIR": str(home / "data")}
+        env = {**os.environ, "MODELOPS_CONFIG": str(work / "no-modelops.yaml"),
+               "MODELOPS_REGISTERED_MODEL_NAME": MODEL_NAME, "DAGSTER_HOME": str(work / "dagster"),
+               "PYTHONUNBUFFERED": "1"}
         try:
             for name, command in commands.items():
-                servers.append(start_server(name, command, env, work / f"{name}.log"))
+                servers.append(start_server(name, command, {**env, **envs.get(name, {})}, work / f"{name}.log"))
                 started = time.perf_counter()
                 servers[-1].wait_ready()
                 print(f"{name} server ready on port {servers[-1].port} in {time.perf_counter() - started:.1f}s",
                       flush=True)
+            for variant in args.variants:
+                server = next(s for s in servers if s.name == SERVER_OF[variant])
+                if served_variant(server.port) != variant:
+                    raise RuntimeError(f"{server.name} serves {served_variant(server.port)}, not {variant}")
             if args.wait_idle:
                 results["busy_cores_at_start"] = wait_for_idle_machine(args.wait_idle)
             tallies = {source: {level: loop.run_until_complete(measure_level(
                 servers, level, body_cycle(texts[source]), args.warmup, args.seconds, args.block))
                 for level in args.concurrency} for source in args.sources}
             checks = {s.name: loop.run_until_complete(sample_labels(s.port, check_texts)) for s in servers}
+            memory = {s.name: s.memory_mib() for s in servers}
         finally:
             codes = {server.name: server.stop() for server in servers}
         for server in servers:
             results[server.name] = {
                 "levels": {source: [tallies[source][level][server.name].row(level) for level in args.concurrency]
                            for source in args.sources},
-                "check_labels": checks[server.name], "exit_code": codes[server.name],
+                "check_labels": checks[server.name], "exit_code": codes[server.name], "memory_mib": memory[server.name],
                 # uvicorn re-raises SIGTERM after its graceful shutdown: -15 is a clean stop
                 "log_tail": server.log_tail(8) if codes[server.name] not in (0, -signal.SIGTERM) else None}
-        modelops = results["modelops"]
-        modelops["requests_sent"] = sum(r["warmup_requests"] + r["requests"] for rows in modelops["levels"].values()
+        for variant in args.variants:
+            ours = results[SERVER_OF[variant]]
+            ours["requests_sent"] = sum(r["warmup_requests"] + r["requests"] for rows in ours["levels"].values()
                                         for r in rows) + len(check_texts)
-        modelops["captured_rows"], modelops["micro_batch_sizes"] = captured_traffic(data / "production")
+            ours["captured_rows"], ours["micro_batch_sizes"] = captured_traffic(work / variant / "data" / "production")
     loop.close()
     return results
 
@@ -557,14 +619,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", nargs="?", default="bench", choices=["bench", "serve-baseline"],
                         help="serve-baseline: how the benchmark starts a naive server subprocess")
-    parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds per server and level")
-    parser.add_argument("--warmup", type=float, default=5.0, help="warm-up seconds per server and level")
-    parser.add_argument("--block", type=float, default=5.0, help="seconds per measured block (servers alternate)")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--seconds", type=float, default=12.0, help="measured seconds per server and level")
+    parser.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds per server and level")
+    parser.add_argument("--block", type=float, default=4.0, help="seconds per measured block (servers alternate)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--texts", type=int, default=2000, help="distinct texts per source, sent round-robin")
     parser.add_argument("--sources", nargs="+", choices=TEXT_SOURCES, default=list(TEXT_SOURCES))
-    parser.add_argument("--baselines", nargs="+", choices=BASELINE_MODES, default=list(BASELINE_MODES),
-                        help="naive servers to run: pipeline call in Starlette's thread pool and/or on the event loop")
+    parser.add_argument("--baselines", nargs="+", choices=BASELINE_MODES, default=["threadpool", "batched"],
+                        help="transformers servers to run (threadpool is the naive per-request one)")
+    parser.add_argument("--variants", nargs="+", choices=MODELOPS_VARIANTS, default=list(MODELOPS_VARIANTS))
     parser.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
                         help="on a shared machine: wait up to this long for other load to stop before measuring")
     parser.add_argument("--no-write", action="store_true", help="print the result, do not write bench/results")
@@ -575,114 +638,126 @@ def main() -> None:
     if args.command == "serve-baseline":
         serve_baseline(args.port, args.adapter, args.baseline_mode)
         return
-
-    if set(args.baselines) <= {"batched"}:
-        parser.error("--baselines needs threadpool or serial: the target compares modelops with the faster "
-                     "per-request server; batched is reported beside it")
+    if not {"threadpool", "batched"} <= set(args.baselines) or "onnx-int8" not in args.variants:
+        parser.error("the targets compare modelops-int8 with naive-threadpool and naive-batched: keep all three")
     from bench.machine import write_result
 
     load_before = os.getloadavg()
     results = run_benchmark(args)
-    names = [f"naive-{mode}" for mode in args.baselines]
-    per_request = [n for n in names if n != "naive-batched"]
-    compared = {source: compare(results, source, names, per_request) for source in args.sources}
+    names = [f"naive-{mode}" for mode in args.baselines] + [SERVER_OF[v] for v in args.variants]
+    compared = {source: compare(results, source, names) for source in args.sources}
     agreement = {n: sum(a == b and a is not None for a, b in zip(results[n]["check_labels"],
-                                                                 results["modelops"]["check_labels"], strict=True))
+                                                                 results[SERVED]["check_labels"], strict=True))
                  / len(results[n]["check_labels"]) for n in names}
     summary = {
         "setup": {
             "model": "all-MiniLM-L6-v2 + LoRA r=16/alpha=32 on query,value (classifier+pooler saved with it), "
-                     "untrained, 10 intents, merged into the base on both sides, safetensors only",
+                     "untrained, 10 intents, merged into the base on every server, safetensors only",
             "max_length": MAX_LENGTH, "texts_per_source": args.texts, "sources": args.sources,
             "seconds_per_server_and_level": args.seconds, "warmup_seconds_per_server_and_level": args.warmup,
             "block_seconds": args.block,
             "modelops": "python -m modelops.app.cli serve, default flags (micro-batch 64 texts / 5 ms, traffic capture "
-                        "to Parquet on, champion alias polled every 5 s)",
-            "naive": {f"naive-{m}": BASELINE_DESCRIPTIONS[m] for m in args.baselines},
+                        "to Parquet on, champion alias polled every 5 s), one server per variant: modelops-int8 "
+                        "(what serves when int8 passes the serving policy), modelops-fp32, modelops-pytorch (the "
+                        "server before ONNX variants)",
+            "baselines": {f"naive-{m}": BASELINE_DESCRIPTIONS[m] for m in args.baselines},
             "uvicorn": "same Config for all: 127.0.0.1, lifespan on, log_level info, timeout_graceful_shutdown 30",
-            "request": 'POST /predict {"text": "..."}: one text per request; keep-alive; closed loop',
-            "ratio": "modelops / the faster per-request pipeline server at that concurrency (the target's baseline); "
-                     "also modelops / the batched pipeline server (reported)"},
+            "request": 'POST /predict {"text": "..."}: one text per request; keep-alive; closed loop'},
         "levels": compared,
-        "label_agreement_with_modelops": agreement,
-        "captured_rows": results["modelops"]["captured_rows"],
-        "modelops_requests_sent": results["modelops"]["requests_sent"],  # warm-up + measured + label check
+        "memory_mib": {n: results[n]["memory_mib"] for n in names},
+        "label_agreement_with_modelops_int8": agreement,
+        "captured_rows": {n: results[n]["captured_rows"] for n in names if "captured_rows" in results[n]},
+        "requests_sent": {n: results[n]["requests_sent"] for n in names if "requests_sent" in results[n]},
         # {texts in the micro-batch: how many micro-batches}, over the whole run (all levels, warm-ups, check)
-        "modelops_micro_batch_sizes": results["modelops"]["micro_batch_sizes"],
+        "micro_batch_sizes": {n: results[n]["micro_batch_sizes"] for n in names if "micro_batch_sizes" in results[n]},
         # the CPUs may be shared: other_processes_cpu_cores per server and level says how much
         "load_average_1m": {"before": load_before[0], "after": os.getloadavg()[0]},
         "busy_cores_at_start": results.get("busy_cores_at_start"),
-        "server_exit_codes": {n: results[n]["exit_code"] for n in [*names, "modelops"]},
-        "target": f"throughput at concurrency 16 >= {THROUGHPUT_TARGET:g}x the faster per-request pipeline server",
+        "server_exit_codes": {n: results[n]["exit_code"] for n in names},
     }
-    for source, levels in compared.items():
-        for level in levels:
-            print(f"{source} c={level['concurrency']}: modelops {level['modelops']['throughput_rps']:.1f} req/s -> "
-                  f"{level['throughput_ratio']:.2f}x {level['best_naive']}, "
-                  f"{level['throughput_ratio_per_naive'].get('naive-batched') or float('nan'):.2f}x naive-batched",
-                  flush=True)
-    if results["modelops"]["captured_rows"] != results["modelops"]["requests_sent"]:
-        print(f"WARNING: modelops captured {results['modelops']['captured_rows']} rows for "
-              f"{results['modelops']['requests_sent']} requests", flush=True)
+    for n in summary["captured_rows"]:
+        if summary["captured_rows"][n] != summary["requests_sent"][n]:
+            print(f"WARNING: {n} captured {summary['captured_rows'][n]} rows for {summary['requests_sent'][n]} "
+                  f"requests", flush=True)
     if args.no_write:
         print(json.dumps(summary, indent=2))
         return
-    write_result("serving_latency", summary, [m for source, levels in compared.items()
-                                              for m in measurements(source, levels)] + [error_row(results, names)])
+    rows = [m for source, levels in compared.items() for m in measurements(source, levels, args.variants)]
+    rows += [Measurement(f"serving_memory_mib_{SERVER_OF[v].removeprefix('modelops-')}", results[SERVER_OF[v]]
+                         ["memory_mib"]["peak"], "MiB", results["naive-threadpool"]["memory_mib"]["peak"],
+                         "reported (peak resident memory; baseline: naive-threadpool)", None) for v in args.variants]
+    write_result("serving_latency", summary, rows + [error_row(results, [SERVER_OF[v] for v in args.variants])])
 
 
-def compare(results: dict[str, Any], source: str, names: list[str], per_request: list[str]) -> list[dict[str, Any]]:
-    """Per level of one text source: every server's row, the faster per-request naive server and the ratios."""
-    rows = {name: {row["concurrency"]: row for row in results[name]["levels"][source]} for name in [*names, "modelops"]}
-    ours = rows["modelops"]
+def compare(results: dict[str, Any], source: str, names: list[str]) -> list[dict[str, Any]]:
+    """Per level of one text source: every server's row and the throughput ratios against both baselines."""
+    rows = {name: {row["concurrency"]: row for row in results[name]["levels"][source]} for name in names}
     levels = []
-    for c in sorted(ours):
-        best = max(per_request, key=lambda n: rows[n][c]["throughput_rps"])
-        ratios = {n: ours[c]["throughput_rps"] / rows[n][c]["throughput_rps"] if rows[n][c]["throughput_rps"]
-                  else None for n in names}
-        levels.append({"concurrency": c, "modelops": ours[c], **{n: rows[n][c] for n in names},
-                       "best_naive": best, "throughput_ratio": ratios[best], "throughput_ratio_per_naive": ratios,
-                       # server CPU per request, naive / modelops: what the throughput ratio becomes when both
-                       # servers get the same CPU (on a busy machine the scheduler shares CPU per runnable
-                       # thread, which favours the naive server's many threads)
-                       "cpu_per_request_ratio": rows[best][c]["server_cpu_ms_per_request"]
-                       / ours[c]["server_cpu_ms_per_request"]})
+    for c in sorted(rows[SERVED]):
+        level: dict[str, Any] = {"concurrency": c, **{n: rows[n][c] for n in names}}
+        for baseline in ("naive-threadpool", "naive-batched"):
+            level[f"throughput_ratio_vs_{baseline}"] = {
+                n: rows[n][c]["throughput_rps"] / rows[baseline][c]["throughput_rps"]
+                if rows[baseline][c]["throughput_rps"] else None for n in names if n.startswith("modelops")}
+        levels.append(level)
     return levels
 
 
-def measurements(source: str, levels: list[dict[str, Any]]) -> list[Measurement]:
-    """Throughput and latency per level against the faster per-request naive server (the target binds at c=16 on
-    every source) and, reported, throughput against the batched pipeline server."""
+def measurements(source: str, levels: list[dict[str, Any]], variants: list[str]) -> list[Measurement]:
+    """The targets' rows (on the short-text sources; reported on the long mix) for modelops-int8, plus reported
+    throughput and p99 at every level and the other variants' throughput at c16."""
     suffix = "" if source == "generator" else f"_{source}"
+    binding = source in SHORT_SOURCES
+    by_level = {level["concurrency"]: level for level in levels}
     out: list[Measurement] = []
-    for level in levels:
-        c, ours, naive = level["concurrency"], level["modelops"], level[level["best_naive"]]
-        binding = c == 16
-        ratio = level["throughput_ratio"] or 0.0
-        out.append(Measurement(
-            f"serving_throughput_c{c}{suffix}", ours["throughput_rps"], "req/s", naive["throughput_rps"],
-            f">= {THROUGHPUT_TARGET:g}x the faster per-request pipeline server" if binding
-            else "reported (target at c16)", ratio >= THROUGHPUT_TARGET if binding else None))
-        if "naive-batched" in level:
-            out.append(Measurement(f"serving_throughput_c{c}_vs_batched{suffix}", ours["throughput_rps"], "req/s",
-                                   level["naive-batched"]["throughput_rps"],
-                                   "reported (baseline: the batched pipeline server)", None))
-        for q in ("p50", "p99"):
-            out.append(Measurement(f"serving_{q}_ms_c{c}{suffix}", ours[f"{q}_ms"], "ms", naive[f"{q}_ms"],
-                                   "reported (lower is better)", None))
+
+    def target(words: str, met: bool) -> tuple[str, bool | None]:
+        return (words, met) if binding else (f"reported (targets bind on {', '.join(SHORT_SOURCES)})", None)
+
+    if 16 in by_level:
+        ours, naive, batched = (by_level[16][n] for n in (SERVED, "naive-threadpool", "naive-batched"))
+        ratio = ours["throughput_rps"] / naive["throughput_rps"]
+        out.append(Measurement(f"serving_c16_vs_naive{suffix}", ours["throughput_rps"], "req/s",
+                               naive["throughput_rps"], *target(f">= {TARGETS['c16_vs_naive']}x the naive "
+                               "per-request server", ratio >= TARGETS["c16_vs_naive"])))
+        ratio = ours["throughput_rps"] / batched["throughput_rps"]
+        out.append(Measurement(f"serving_c16_vs_batched_baseline{suffix}", ours["throughput_rps"], "req/s",
+                               batched["throughput_rps"], *target(f">= {TARGETS['c16_vs_batched']}x the "
+                               "batched transformers server", ratio >= TARGETS["c16_vs_batched"])))
+        out.append(Measurement(f"serving_c16_p99_ms{suffix}", ours["p99_ms"], "ms", naive["p99_ms"],
+                               *target(f"<= {TARGETS['c16_p99_ms']:g} ms at c16",
+                                       ours["p99_ms"] <= TARGETS["c16_p99_ms"])))
+        for variant in variants:
+            if SERVER_OF[variant] != SERVED:
+                other = by_level[16][SERVER_OF[variant]]
+                out.append(Measurement(f"serving_c16_{variant.replace('-', '_')}_vs_naive{suffix}",
+                                       other["throughput_rps"], "req/s", naive["throughput_rps"],
+                                       "reported (another variant of the same server)", None))
+    if 1 in by_level:
+        ours, naive = by_level[1][SERVED], by_level[1]["naive-threadpool"]
+        speedup = naive["p50_ms"] / ours["p50_ms"]
+        out.append(Measurement(f"serving_c1_p50_vs_naive{suffix}", speedup, "x (naive p50 / modelops p50)", None,
+                               *target(f">= {TARGETS['c1_p50_vs_naive']}x (modelops p50 {ours['p50_ms']:.2f} ms,"
+                                       f" naive {naive['p50_ms']:.2f} ms)", speedup >= TARGETS["c1_p50_vs_naive"])))
+    for c, level in by_level.items():
+        ours, naive = level[SERVED], level["naive-threadpool"]
+        out.append(Measurement(f"serving_throughput_c{c}{suffix}", ours["throughput_rps"], "req/s",
+                               naive["throughput_rps"], "reported (baseline: naive per-request server)", None))
+        out.append(Measurement(f"serving_p99_ms_c{c}{suffix}", ours["p99_ms"], "ms", naive["p99_ms"],
+                               "reported (lower is better)", None))
         out.append(Measurement(f"serving_cpu_ms_per_request_c{c}{suffix}", ours["server_cpu_ms_per_request"], "ms",
                                naive["server_cpu_ms_per_request"], "reported (lower is better)", None))
     return out
 
 
 def error_row(results: dict[str, Any], names: list[str]) -> Measurement:
-    """Non-200 or malformed answers over every source, level and warm-up."""
+    """Non-200 or malformed answers from the modelops servers over every source, level and warm-up."""
     def errors(name: str) -> int:
         return sum(r["errors"] + r["warmup_errors"] for rows in results[name]["levels"].values() for r in rows)
 
-    ours = errors("modelops")
-    return Measurement("serving_errors", ours, "responses", sum(errors(n) for n in names),
-                       "0 non-200 or malformed responses from modelops", ours == 0)
+    ours = sum(errors(n) for n in names)
+    return Measurement("serving_errors", ours, "responses", None,
+                       "0 non-200 or malformed responses from the modelops servers", ours == 0)
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ def test_policy_refuses_a_broken_int8_and_fp32_serves(classifier, test_rows, tmp
 
 def test_an_empty_variant_list_serves_pytorch(classifier, test_rows, tmp_path):
     choice = choose_serving_variant(classifier, *test_rows, _reference(classifier, test_rows), COST,
-                                    ServingPolicy(variants=()), LENIENT, tmp_path)
+                                    ServingPolicy(variants=[]), LENIENT, tmp_path)
     assert (choice.variant, choice.results, choice.files) == (PYTORCH, [], {})
 
 
@@ -133,9 +133,7 @@ def _registered(choice, adapter_dir: Path, tmp_path: Path, fresh_mlflow_db) -> t
     with registry.run("train", {}) as run_id:
         version = registry.register_adapter(run_id, adapter_dir, {})
     with registry.run("evaluate", {}) as run_id:
-        for path in choice.passed_files.values():
-            registry.log_artifact(run_id, path, VARIANT_ARTIFACT_DIR)
-    registry.set_version_tags(version, choice.tags(run_id))
+        choice.record(registry, version, run_id)
     return registry, version
 
 

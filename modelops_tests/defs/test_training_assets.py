@@ -317,6 +317,7 @@ def test_migrate_to_a_smaller_base_trains_compares_reports_and_promotes_per_gate
 def _migrate_and_check(settings, resources, instance, c, cli, smaller_base_dir, base_info, small, monkeypatch,
                        tmp_path, capsys) -> str:
     from modelops.app.migrate import run_migration
+    from modelops.core.serving.predictor import SharedBases
     from modelops.core.serving.served_model import load_champion
 
     registry = _registry(settings)
@@ -337,11 +338,13 @@ def _migrate_and_check(settings, resources, instance, c, cli, smaller_base_dir, 
     artifacts = [a.path for a in registry.client.list_artifacts(evaluation["mlflow_run_id"], "migration")]
     assert artifacts == ["migration/report.md"]
 
-    # serving keeps the configured (old) base setting and still loads the new champion on the base it was trained on
+    # serving keeps the configured (old) base setting and still loads the new champion on the base it was trained on:
+    # as its exported variant, or in PyTorch on a shared copy of that base
     served = load_champion(registry, base_info, tmp_path / "cache")
-    version, classifier = served.version, served.classifier
-    assert version == new and classifier.model.config.num_hidden_layers == 4
-    assert len(classifier.predict(["where is my parcel"]).labels) == 1
+    assert served.version == new and served.variant.startswith("onnx-")
+    on_shared = load_champion(registry, base_info, tmp_path / "cache", SharedBases(base_info)).classifier
+    assert on_shared.shared.model.config.num_hidden_layers == 4
+    assert served.classifier.predict(["where is my parcel"]).labels == on_shared.predict(["where is my parcel"]).labels
     # warm-starting across bases is refused with the fix; a second migration to the same base has nothing to do
     with pytest.raises(dg.Failure, match="cannot warm-start across bases"):
         dg.materialize([c.lora_adapter], resources=resources, instance=instance,

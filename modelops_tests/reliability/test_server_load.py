@@ -31,7 +31,7 @@ from modelops.core.registry.registry import ModelRegistry
 from modelops.service.batcher import LoadedModel
 from modelops.service.requests import ServingConfig
 from modelops.service.serving import Endpoint, create_app
-from modelops_tests.helpers import free_port
+from modelops_tests.helpers import LABELS, free_port, save_random_adapter
 
 CONCURRENCY = 32
 MLFLOW_SERVER = """
@@ -138,9 +138,10 @@ def test_load_with_a_champion_swap_and_a_registry_outage_fails_no_request(
 
     uri, mlflow_process = mlflow_server
     owner = ModelRegistry(uri, "support-router", tmp_path / "artifacts")  # training and promotion side
-    for _ in range(2):
+    other_labels = ["alpha", "beta", "gamma"]  # v2 answers other labels: an answer misattributed to a version shows
+    for adapter in (untrained_adapter_dir, save_random_adapter(base_info, tmp_path / "v2", other_labels, seed=3)):
         with owner.run("train", {}) as run_id:
-            version = owner.register_adapter(run_id, untrained_adapter_dir, {})
+            version = owner.register_adapter(run_id, adapter, {})
     owner.promote("1", "first champion")
     served = ModelRegistry(uri, "support-router")  # the server's own client, as `modelops serve` builds it
 
@@ -159,11 +160,14 @@ def test_load_with_a_champion_swap_and_a_registry_outage_fails_no_request(
     with Server(app, free_port()) as server:
         assert server.model_version() == "1"
 
-        async def load_with_a_swap() -> None:
-            async def swap() -> None:
-                while load.completed < total // 3:
-                    await asyncio.sleep(0.05)
-                await asyncio.to_thread(owner.promote, version, "promoted in the middle of the load")
+        async def load_with_swaps() -> None:
+            async def swap() -> None:  # v2, v1, v2 while the load runs: three swaps under load
+                for step, promoted in enumerate([version, "1", version], start=1):
+                    while load.completed < total * step // 4:
+                        await asyncio.sleep(0.05)
+                    await asyncio.to_thread(owner.promote, promoted, "promoted in the middle of the load")
+                    while await asyncio.to_thread(server.model_version) != promoted:
+                        await asyncio.sleep(0.05)
 
             started = time.perf_counter()
             await asyncio.gather(_send(server.url, total, texts, load), swap())
@@ -172,7 +176,7 @@ def test_load_with_a_champion_swap_and_a_registry_outage_fails_no_request(
                   f"{seconds:.1f}s: {total / seconds:.0f} req/s, p50 {_percentile(load.latencies_ms, 50):.1f} ms, "
                   f"p99 {_percentile(load.latencies_ms, 99):.1f} ms, max {max(load.latencies_ms):.0f} ms")
 
-        asyncio.run(load_with_a_swap())
+        asyncio.run(load_with_swaps())
         assert server.model_version() == version
 
         mlflow_process.send_signal(signal.SIGKILL)  # the registry goes away while the server is busy
@@ -187,6 +191,10 @@ def test_load_with_a_champion_swap_and_a_registry_outage_fails_no_request(
     assert set(load.statuses) == {200} and set(outage.statuses) == {200}
     versions = [p["model_version"] for p in load.predictions]
     assert {"1", version} == set(versions) and versions.count(version) > 0
+    labels_of = {"1": set(LABELS), version: set(other_labels)}
+    assert all(p["predicted_label"] in labels_of[p["model_version"]] for p in load.predictions + outage.predictions)
+    changes = sum(a != b for a, b in zip(versions, versions[1:]))  # answers complete out of order around a swap
+    assert changes >= 3
     assert {p["model_version"] for p in outage.predictions} == {version}
     probe_failures = [r for r in caplog.records if "champion version failed; keeping version" in r.getMessage()]
     assert "RegistryUnavailableError" in (probe_failures[0].exc_text or "")

@@ -23,7 +23,7 @@ from modelops.core.evaluation.evaluate import (
 )
 from modelops.core.evaluation.evaluation_policy import AbstentionPolicy, CostModel, EvaluationPolicy
 from modelops.core.evaluation.gate import GateDecision, decide
-from modelops.core.evaluation.serving_variants import VARIANT_ARTIFACT_DIR, ServingChoice, choose_serving_variant
+from modelops.core.evaluation.serving_variants import ServingChoice, choose_serving_variant
 from modelops.core.markdown import html_report
 from modelops.core.tags import MlflowTag
 
@@ -140,8 +140,7 @@ def evaluate_challenger(registry: ModelRegistry, challenger_version: str, curate
         for role, report in recent.items():
             registry.log_metrics(run_id, report.metrics(prefix=f"recent_traffic_{role}_"))
         if serving is not None:
-            for path in serving.passed_files.values():
-                registry.log_artifact(run_id, path, VARIANT_ARTIFACT_DIR)
+            serving.record(registry, challenger_version, run_id)
         serving_md = serving.markdown(challenger) if serving is not None else ""
         report_md = _report_markdown(registry.model_name, challenger_version, comparison, decision, abstention,
                                      abstention_table, coverage, challenger, pngs, serving_md)
@@ -150,8 +149,6 @@ def evaluate_challenger(registry: ModelRegistry, challenger_version: str, curate
                                               report_md.split("## Confusion")[0], pngs), "evaluation/report.html")
         registry.set_tags(run_id, {MlflowTag.GATE_PASSED: str(decision.passed)})
     registry.set_version_tags(challenger_version, {"gate_passed": str(decision.passed)})
-    if serving is not None:
-        registry.set_version_tags(challenger_version, serving.tags(run_id))
     if challenger.abstention is not None:
         registry.set_version_tags(challenger_version, ServedAbstention(challenger.abstention.threshold,
                                                                       challenger.abstention.fallback_label).tags())

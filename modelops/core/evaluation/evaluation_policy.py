@@ -126,7 +126,7 @@ class ServingPolicy(PolicyModel):
     """Which optimised variants may serve a challenger the gate passed, and how close to its PyTorch model each must
     stay on the same test split; the fastest variant listed that stays close enough serves, else PyTorch does."""
 
-    variants: tuple[Literal["onnx-int8", "onnx-fp32"], ...] = ("onnx-int8", "onnx-fp32")
+    variants: list[Literal["onnx-int8", "onnx-fp32"]] = ["onnx-int8", "onnx-fp32"]
     max_macro_f1_drop: Share = 0.005  # 0.5 macro-F1 points; per-class drops are held to gate.max_class_f1_drop
 
 

@@ -17,6 +17,7 @@ from modelops.core.tags import VersionTag
 
 if TYPE_CHECKING:
     from modelops.core.evaluation.evaluation_policy import CostModel, GateRules, ServingPolicy
+    from modelops.core.registry.registry import ModelRegistry
     from modelops.core.serving.predictor import AdapterClassifier
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,12 @@ class ServingChoice:
     def passed_files(self) -> dict[str, Path]:
         """The files of the variants that passed, fastest first: what the server may load."""
         return {result.variant: self.files[result.variant] for result in self.results if result.passed}
+
+    def record(self, registry: ModelRegistry, version: str, run_id: str) -> None:
+        """Log the passed variants' files to run `run_id` and tag `version` with the choice (what the server reads)."""
+        for path in self.passed_files.values():
+            registry.log_artifact(run_id, path, VARIANT_ARTIFACT_DIR)
+        registry.set_version_tags(version, self.tags(run_id))
 
     def tags(self, run_id: str) -> dict[str, str]:
         """Version tags the server reads: the variant, why, and the passed variants' files (in run `run_id`, where
