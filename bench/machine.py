@@ -17,7 +17,7 @@ RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
 CLINC_DIR = ROOT.parent / "shared" / "datasets" / "clinc150"  # ../shared/datasets/clinc150 (README there)
 LIBRARIES = ("torch", "transformers", "peft", "dagster", "evidently", "mlflow", "pandas", "numpy", "scipy",
-             "scikit-learn")
+             "scikit-learn", "onnxruntime", "onnx")
 ROW_LIBRARIES = ("torch", "transformers", "peft", "dagster", "mlflow", "evidently")  # repeated on every summary row
 
 
