@@ -191,6 +191,7 @@ def run_demo(settings: Settings, scenario: str = DEMO_SCENARIO, port: int = 8765
             _say(f"7/7 the gate kept v{first}: {evaluation['reasons']}")
         answers_after = _send(url, held_out["text"].tolist())
         after = _accuracy(answers_after, held_out["label"].tolist())
+        served = _try_json(f"{url}/model") or {}
         stage("reload + after-check")
 
     summary = {
@@ -202,6 +203,7 @@ def run_demo(settings: Settings, scenario: str = DEMO_SCENARIO, port: int = 8765
         "gate_passed": evaluation["passed"], "gate_reasons": evaluation["reasons"],
         "challenger_test_macro_f1": evaluation["challenger_metrics"]["macro_f1"],
         "champion_test_macro_f1_same_split": (evaluation["champion_metrics"] or {}).get("macro_f1"),
+        "served_variant": served.get("variant"), "served_variant_reason": served.get("variant_reason"),
         "normal_traffic_share_drifted": normal_check.data.metrics.get("share_drifted"),
         "drifted_traffic_share_drifted": drift_run.data.metrics.get("share_drifted"),
         "drifted_estimated_accuracy": drift_run.data.metrics.get("estimated_accuracy_current"),

@@ -139,3 +139,24 @@ def _registered(choice, adapter_dir: Path, tmp_path: Path, fresh_mlflow_db) -> t
 
 def _files_tag(registry: ModelRegistry, version: str) -> str:
     return registry.version_info(version)["tags"].get("modelops.serving_variant_files", "")
+
+
+def test_the_serving_policy_is_read_from_evaluation_yaml_and_checked(tmp_path):
+    import yaml
+
+    from modelops.core.config_files import ConfigError, load_config
+    from modelops.core.evaluation.evaluation_policy import EvaluationPolicy
+    from modelops.settings import PACKAGE_CONFIG_DIR
+
+    shipped = yaml.safe_load((PACKAGE_CONFIG_DIR / "evaluation.yaml").read_text())
+    assert load_config(PACKAGE_CONFIG_DIR / "evaluation.yaml", EvaluationPolicy).serving == ServingPolicy()
+    for serving, field in (({"variants": ["onnx-int4"]}, "serving.variants"),
+                           ({"max_macro_f1_drop": 2}, "serving.max_macro_f1_drop"),
+                           ({"max_f1_drop": 0.01}, "serving")):
+        path = tmp_path / "evaluation.yaml"
+        path.write_text(yaml.safe_dump({**shipped, "serving": serving}))
+        with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+            load_config(path, EvaluationPolicy)
+    del shipped["serving"]
+    path.write_text(yaml.safe_dump(shipped))
+    assert load_config(path, EvaluationPolicy).serving == ServingPolicy()  # optional: the defaults
