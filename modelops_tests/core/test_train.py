@@ -67,11 +67,51 @@ def test_mixed_precision_runs_bf16_only_where_the_cpu_computes_it_natively(frame
     assert not uses_bf16(torch.device("cpu"), mixed_precision=False)
 
 
-def test_warm_start_rejects_a_different_label_set(frames, base_info, untrained_adapter_dir: Path, tmp_path: Path):
+def test_warm_start_grows_the_head_for_new_labels(frames, base_info, untrained_adapter_dir: Path, tmp_path: Path):
+    """The champion knows 3 of the generator's 10 labels: its order is kept, the 7 new ones are appended, and the
+    grown model trains, saves and loads like any other."""
+    from modelops.core.serving.predictor import AdapterClassifier
+
     train, validation = frames
+    config = TrainingConfig(mode="incremental", epochs=1, max_steps=2)
+    result = train_classifier_adapter(train, validation, base_info, config, tmp_path / "grown",
+                                      init_adapter=untrained_adapter_dir)
+    new = sorted(set(train["label"]) - {"billing", "refund", "shipping"})
+    assert len(new) == 7 and result.label_names == ["billing", "refund", "shipping", *new]
+    assert read_label_names(result.adapter_dir) == result.label_names
+    predictions = AdapterClassifier(base_info, result.adapter_dir).predict(validation["text"].head(20).tolist())
+    assert predictions.probabilities.shape == (20, 10)
+
+
+def test_grown_head_keeps_the_old_rows_and_adds_fresh_ones(base_info, untrained_adapter_dir: Path):
+    import torch
+    from peft import PeftModel
+
+    from modelops.core.training.base_model import load_base_model
+    from modelops.core.training.classifier_head import grow_classifier_head
+
+    model = PeftModel.from_pretrained(load_base_model(base_info, num_labels=3), str(untrained_adapter_dir),
+                                      is_trainable=True)
+    head = model.base_model.model.classifier
+    old_weight, old_bias = head.modules_to_save["default"].weight.detach().clone(), head.modules_to_save[
+        "default"].bias.detach().clone()
+    assert grow_classifier_head(model, 5) == 2 and grow_classifier_head(model, 5) == 0
+    grown = head.modules_to_save["default"]
+    assert grown.weight.shape == (5, 384) and grown.weight.requires_grad
+    assert torch.equal(grown.weight[:3], old_weight) and torch.equal(grown.bias[:3], old_bias)
+    assert grown.weight[3:].abs().sum() > 0 and torch.equal(grown.bias[3:], torch.zeros(2))
+    ids = torch.tensor([[101, 2054, 102]])
+    out = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.tensor([4]))
+    assert out.logits.shape == (1, 5) and torch.isfinite(out.loss)
+
+
+def test_warm_start_refuses_data_without_one_of_the_champion_labels(base_info, untrained_adapter_dir: Path,
+                                                                   tmp_path: Path):
+    frame = pd.DataFrame([("my invoice is wrong", "billing"), ("refund my order", "refund")] * 6,
+                         columns=["text", "label"])
     config = TrainingConfig(mode="incremental", epochs=1, max_steps=1)
-    with pytest.raises(TrainingConfigError, match="Label set mismatch"):
-        train_classifier_adapter(train, validation, base_info, config, tmp_path / "x", init_adapter=untrained_adapter_dir)
+    with pytest.raises(TrainingConfigError, match=r"no examples of the champion's labels \['shipping'\]"):
+        train_classifier_adapter(frame, frame, base_info, config, tmp_path / "x", init_adapter=untrained_adapter_dir)
 
 
 def test_warm_start_continues_from_the_adapter(base_info, untrained_adapter_dir: Path, tmp_path: Path):

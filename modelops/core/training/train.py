@@ -27,6 +27,7 @@ from modelops.core.training.base_model import (
     require_safetensors_adapter,
 )
 from modelops.core.training.batching import Batch, LossFunction, epoch_schedule, pad_batch
+from modelops.core.training.classifier_head import grow_classifier_head, warm_start_labels
 from modelops.core.training.distributed import average_gradients, world
 from modelops.core.training.training_config import TrainingConfig
 
@@ -261,21 +262,24 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(min(max(temperature, 0.05), 20.0))
 
 
-def _check_labels(train: pd.DataFrame, validation: pd.DataFrame, init_adapter: Path | None) -> list[str]:
+def _check_labels(train: pd.DataFrame, validation: pd.DataFrame, init_adapter: Path | None) -> tuple[list[str], int]:
+    """The model's label list (a warm start keeps the champion's order and appends new labels) and how many of them
+    the warm-start adapter's head already has."""
     labels = sorted(set(train["label"]))
     if len(labels) < 2:
         raise TrainingConfigError(f"Training data has {len(labels)} label(s); a classifier needs at least two.")
     unseen = set(validation["label"]) - set(labels)
     if unseen:
         raise TrainingConfigError(f"Validation labels {sorted(unseen)} never occur in the training data.")
-    if init_adapter is not None:
-        champion_labels = read_label_names(init_adapter)
-        if champion_labels != labels:
-            raise TrainingConfigError(
-                f"Label set mismatch with the adapter to warm-start from ({init_adapter}): it knows "
-                f"{champion_labels}, the data has {labels}. Run a 'full' retrain to change the label set."
-            )
-    return labels
+    if init_adapter is None:
+        return labels, len(labels)
+    champion_labels = read_label_names(init_adapter)
+    try:
+        labels, _ = warm_start_labels(champion_labels, set(labels))
+    except ValueError as error:
+        raise TrainingConfigError(f"Cannot warm-start from {init_adapter}: {error}. Run a 'full' retrain to drop a "
+                                  "label.") from error
+    return labels, len(champion_labels)
 
 
 def read_label_names(adapter_dir: Path) -> list[str]:
@@ -298,11 +302,12 @@ def train_classifier_adapter(
         raise TrainingConfigError(f"Base {base.name} is configured as {base.task_type}; use train_causal_lm_adapter.")
     if config.mode == "incremental" and init_adapter is None:
         raise TrainingConfigError("Incremental training needs an adapter to warm-start from (the current champion).")
-    labels = _check_labels(train, validation, init_adapter)
+    labels, head_rows = _check_labels(train, validation, init_adapter)
     label_ids = {name: i for i, name in enumerate(labels)}
     seed_everything(config.seed)
     tokenizer = load_tokenizer(base)
-    model = peft_model(load_base_model(base, num_labels=len(labels)), config, "SEQ_CLS", init_adapter)
+    model = peft_model(load_base_model(base, num_labels=head_rows), config, "SEQ_CLS", init_adapter)
+    grow_classifier_head(model, len(labels))  # new classes in a warm start: one fresh head row each
     model.to(training_device())
 
     def encode(texts: pd.Series) -> list[list[int]]:
