@@ -130,13 +130,28 @@ def test_a_class_the_champion_already_failed_cannot_hide_behind_a_better_macro_f
                                                 max_class_f1_drop=0.30)).passed  # the floor was the only guard
 
 
-def test_label_set_mismatch_fails_without_exception(champion: EvaluationReport) -> None:
-    labels = [*LABELS, "shipping"]
-    counts = {**CHAMPION_COUNTS, ("shipping", "shipping"): 20}
+def test_a_challenger_without_one_of_the_champion_labels_fails_without_exception(champion: EvaluationReport) -> None:
+    labels = ["billing", "refund"]
+    counts = {key: n for key, n in CHAMPION_COUNTS.items() if "fraud_report" not in key}
     decision = decide(report_from_counts(counts, labels), champion, RULES)
     assert not decision.passed
     assert check_names(decision)["label_set"] is False
-    assert any("label sets differ" in reason and "shipping" in reason for reason in decision.reasons)
+    assert any("label sets differ" in reason and "fraud_report" in reason for reason in decision.reasons)
+
+
+def test_a_new_label_is_compared_on_the_champion_rows_and_held_to_the_floors(champion: EvaluationReport) -> None:
+    labels = [*LABELS, "shipping"]
+    on_old_rows = report_from_counts(CHAMPION_COUNTS, labels)  # the challenger on the champion's rows
+    learnt = report_from_counts({**CHAMPION_COUNTS, ("shipping", "shipping"): 20}, labels)
+    decision = decide(learnt, champion, RULES, compared=on_old_rows)
+    assert decision.passed, decision.reasons
+    assert "adds new labels ['shipping']" in next(c.detail for c in decision.checks if c.name == "label_set")
+    unlearnt = report_from_counts({**CHAMPION_COUNTS, ("shipping", "billing"): 20}, labels)
+    decision = decide(unlearnt, champion, RULES, compared=on_old_rows)
+    assert [c.name for c in decision.checks if not c.passed] == ["min_class_f1"]
+    assert "shipping 0.000" in decision.reasons[0]
+    # without the comparison on the champion's rows, the new label's rows make the evaluation sets differ
+    assert check_names(decide(learnt, champion, RULES))["eval_set"] is False
 
 
 def test_different_eval_sets_fail(champion: EvaluationReport) -> None:

@@ -16,6 +16,7 @@ from modelops.core.training.causal_lm import train_causal_lm_adapter
 from modelops.core.training.train import (
     TrainingConfigError,
     incremental_training_set,
+    stratified_sample,
     read_label_names,
     save_adapter,
     train_classifier_adapter,
@@ -155,6 +156,18 @@ def test_incremental_training_set_mixes_new_and_replay():
     assert len(mixed) == 30 and mixed["id"].isin([f"i{i}" for i in range(80, 100)]).sum() == 20
     with pytest.raises(TrainingConfigError, match="no examples"):
         incremental_training_set(train, set(train["id"]), 0.5, 0)
+
+
+def test_replay_is_stratified_over_the_old_labels():
+    """90/9/1 old rows, 10 replayed: 9 and 1 in proportion (a random 10 misses `b` about a third of the time), the
+    one-row class only once a tenth of its share reaches half a row; seeded, and never more rows than asked."""
+    old = pd.DataFrame({"id": [f"o{i}" for i in range(100)], "text": "t", "label": ["a"] * 90 + ["b"] * 9 + ["c"]})
+    replay = stratified_sample(old, 10, seed=3)
+    assert replay["label"].value_counts().to_dict() == {"a": 9, "b": 1} and replay["id"].is_unique
+    assert replay.equals(stratified_sample(old, 10, seed=3)) and not replay.equals(stratified_sample(old, 10, seed=4))
+    assert stratified_sample(old, 20, seed=0)["label"].value_counts().to_dict() == {"a": 18, "b": 2}
+    assert set(stratified_sample(old, 100, seed=0)["id"]) == set(old["id"])
+    assert stratified_sample(old, 0, seed=0).empty
 
 
 def test_length_grouped_batches_cover_every_index_once():

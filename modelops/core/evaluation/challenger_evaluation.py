@@ -28,6 +28,7 @@ from modelops.core.markdown import html_report
 from modelops.core.tags import MlflowTag
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from modelops.core.registry.registry import ModelRegistry
@@ -97,32 +98,46 @@ def evaluate_challenger(registry: ModelRegistry, challenger_version: str, curate
     coverage = cost_coverage(cost_model, sorted(curated["label"].unique()), policy_path)
     warnings = [f"cost model vs data labels: {coverage.markdown()}"] if coverage.unpriced or coverage.unknown else []
     test, validation = curated[curated["split"] == "test"], curated[curated["split"] == "validation"]
-    from_feedback = test["source"].str.startswith("feedback").to_numpy()
+    from_feedback = test["source"].str.startswith("feedback").to_numpy()  # the challenger's recent-traffic rows
     versions = {"challenger": challenger_version}
     if champion_version is not None and champion_version != challenger_version:
         versions["champion"] = champion_version
     reports: dict[str, EvaluationReport] = {}
     recent: dict[str, EvaluationReport] = {}
     loaded: dict[str, AdapterClassifier] = {}
+    probabilities: dict[str, np.ndarray] = {}
+    rows = test  # the rows the champion is evaluated on: all, or those of its labels when the challenger adds some
     for role, version in versions.items():
         classifier = loaded[role] = load_classifier(version)
-        unknown = set(test["label"]) - set(classifier.label_names)
-        if unknown:
+        unknown = set(rows["label"]) - set(classifier.label_names)
+        if unknown and role == "champion" and "challenger" in reports:
+            rows = test[test["label"].isin(classifier.label_names)]
+            warnings.append(f"champion v{version} does not know the new labels {sorted(unknown)}: the challenger is "
+                            f"compared with it on the {len(rows)} test rows of its labels; the new labels are held to "
+                            "the gate's floors")
+        elif unknown:
             warnings.append(f"{role} v{version} does not know labels {sorted(unknown)}; not evaluated")
             continue
-        predictions = classifier.predict(test["text"].tolist())
-        reports[role] = evaluate(test["label"].tolist(), predictions.probabilities, classifier.label_names, cost_model)
+        predictions = classifier.predict(rows["text"].tolist())
+        probabilities[role] = predictions.probabilities
+        reports[role] = evaluate(rows["label"].tolist(), predictions.probabilities, classifier.label_names, cost_model)
         if abstention is not None:
             abstention.check_not_a_model_label(classifier.label_names, policy_path)
             reports[role] = dataclasses.replace(reports[role], abstention=_abstention(
-                classifier, validation, test, predictions, abstention, cost_model))
-        if from_feedback.any():
-            recent[role] = evaluate(test["label"][from_feedback].tolist(), predictions.probabilities[from_feedback],
+                classifier, validation, rows, predictions, abstention, cost_model))
+        feedback = rows["source"].str.startswith("feedback").to_numpy()
+        if feedback.any():
+            recent[role] = evaluate(rows["label"][feedback].tolist(), predictions.probabilities[feedback],
                                     classifier.label_names, cost_model)
     if "challenger" not in reports:
         raise ChallengerEvaluationError("The challenger cannot be evaluated on the test split (label set mismatch).")
     challenger, champion = reports["challenger"], reports.get("champion")
-    decision = decide(challenger, champion, rules)
+    compared = None
+    if champion is not None and len(rows) < len(test):  # new labels: both on the champion's rows, without fallback
+        champion = dataclasses.replace(champion, abstention=None)
+        compared = evaluate(rows["label"].tolist(), probabilities["challenger"][test.index.isin(rows.index)],
+                            challenger.label_names, cost_model)
+    decision = decide(challenger, champion, rules, compared)
     serving = None if not decision.passed else choose_serving_variant(
         loaded["challenger"], test["text"].tolist(), test["label"].tolist(), challenger, cost_model, policy.serving,
         rules, out_dir / "serving")

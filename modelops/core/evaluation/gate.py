@@ -47,11 +47,14 @@ class GateDecision:
         return f"**Promotion gate {verdict}**\n\n" + markdown_table(["check", "result", "detail"], rows)
 
 
-def decide(challenger: EvaluationReport, champion: EvaluationReport | None, rules: GateRules) -> GateDecision:
-    """Apply `rules` to the challenger (and against the champion when there is one)."""
+def decide(challenger: EvaluationReport, champion: EvaluationReport | None, rules: GateRules,
+           compared: EvaluationReport | None = None) -> GateDecision:
+    """Apply `rules` to the challenger (and against the champion when there is one). `compared` is the challenger
+    on the champion's evaluation rows when the challenger knows new labels (the champion is evaluated on the rows of
+    its own labels): the comparison uses it, the floors the whole report."""
     checks = absolute_checks(challenger, rules)
     if champion is not None:
-        checks += relative_checks(challenger, champion, rules)
+        checks += relative_checks(compared if compared is not None else challenger, champion, rules)
     decision = GateDecision(passed=all(check.passed for check in checks), checks=checks)
     verdict = "passed" if decision.passed else "failed"
     log.info("promotion gate %s: %s", verdict, decision.reasons or "all checks passed")
@@ -109,10 +112,15 @@ def relative_checks(challenger: EvaluationReport, champion: EvaluationReport, ru
 
 
 def label_set_check(challenger: EvaluationReport, champion: EvaluationReport) -> GateCheck:
-    """Both reports must cover the same labels."""
+    """The challenger must know every label of the champion; labels it adds are new classes (compared nowhere,
+    held to the floors)."""
     ours, theirs = set(challenger.label_names), set(champion.label_names)
     if ours == theirs:
         return GateCheck("label_set", True, f"challenger and champion share the same {len(ours)} labels")
+    if ours > theirs:
+        return GateCheck("label_set", True, f"challenger adds new labels {sorted(ours - theirs)}: compared with the "
+                                            f"champion on the rows of its {len(theirs)} labels; the new labels are "
+                                            "held to the floors")
     detail = (
         "label sets differ (only in challenger: "
         f"{sorted(ours - theirs) or 'none'}; only in champion: {sorted(theirs - ours) or 'none'}); "
@@ -123,7 +131,8 @@ def label_set_check(challenger: EvaluationReport, champion: EvaluationReport) ->
 
 def eval_set_check(challenger: EvaluationReport, champion: EvaluationReport) -> GateCheck:
     """Both reports must come from the same evaluation set (same size and per-class support)."""
-    ours, theirs = challenger.support_by_label(), champion.support_by_label()
+    ours, theirs = ({label: n for label, n in report.support_by_label().items() if n}
+                    for report in (challenger, champion))
     if ours == theirs:
         return GateCheck("eval_set", True, f"both evaluated on the same n={challenger.n} examples")
     differing = sorted(label for label in ours if ours[label] != theirs.get(label))
@@ -157,9 +166,9 @@ def cost_check(challenger: EvaluationReport, champion: EvaluationReport, rules: 
 
 
 def class_f1_check(challenger: EvaluationReport, champion: EvaluationReport, rules: GateRules) -> GateCheck:
-    """No class F1 may drop by more than the allowed amount."""
+    """No class F1 of the champion's may drop by more than the allowed amount (new classes have nothing to drop)."""
     ours, theirs, limit = challenger.f1_by_label(), champion.f1_by_label(), rules.max_class_f1_drop
-    drops = {label: theirs[label] - ours[label] for label in ours}
+    drops = {label: theirs[label] - ours[label] for label in ours if label in theirs}
     failing = sorted((label for label, drop in drops.items() if drop > limit + EPSILON), key=lambda x: -drops[x])
     if failing:
         listed = ", ".join(

@@ -372,12 +372,20 @@ def incremental_training_set(train: pd.DataFrame, seen_ids: set[str], replay_fra
                              seed: int) -> pd.DataFrame:
     """New examples (ids the champion never saw) plus a seeded replay sample of earlier ones, against forgetting.
 
-    The replay sample has `replay_fraction` times as many rows as the new data (capped by what exists).
+    The replay sample has `replay_fraction` times as many rows as the new data (capped by what exists), spread over
+    the old labels in proportion to their share (`stratified_sample`): a random sample can skip a small class.
     """
     is_new = ~train["id"].isin(seen_ids)
     new, old = train[is_new], train[~is_new]
     if new.empty:
         raise TrainingConfigError("Incremental training found no examples the champion has not seen; nothing to learn.")
-    n_replay = min(len(old), round(len(new) * replay_fraction))
-    replay = old.sample(n=n_replay, random_state=seed)
+    replay = stratified_sample(old, min(len(old), round(len(new) * replay_fraction)), seed)
     return pd.concat([new, replay]).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def stratified_sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """`n` seeded rows of `frame`, each label's share as in `frame` (systematic sampling: the k-th row of a label
+    with c rows is taken at position (k + 0.5) / c, so every label comes in as soon as its share reaches half a row)."""
+    shuffled = frame.sample(frac=1.0, random_state=seed)
+    position = (shuffled.groupby("label").cumcount() + 0.5) / shuffled.groupby("label")["label"].transform("size")
+    return shuffled.iloc[np.argsort(position.to_numpy(), kind="stable")[:n]]
