@@ -110,17 +110,21 @@ def label_efficiency(payload: dict[str, Any]) -> str:
 
 
 def incremental_vs_full(payload: dict[str, Any]) -> str:
+    """Per scenario, medians over the seeds (min-max beside the F1s and times)."""
+    def cell(figure: dict[str, float], digits: int, unit: str = "") -> str:
+        return (f"{figure['median']:.{digits}f}{unit} ({figure['min']:.{digits}f}-{figure['max']:.{digits}f})")
+
     rows = []
     for name, scenario in payload["scenarios"].items():
-        full, inc = scenario["full"], scenario["incremental"]
-        rows.append([name, f"{scenario['champion_post_drift_macro_f1']:.3f}",
-                     f"{full['post_drift_macro_f1']:.4f} / {full['seconds']:.1f} s",
-                     f"{inc['post_drift_macro_f1']:.4f} / {inc['seconds']:.1f} s",
-                     _pct(scenario["macro_f1_ratio"], 1), f"{scenario['time_ratio']:.3f}",
-                     f"{inc['train_loop_seconds'] / full['train_loop_seconds']:.3f}",
-                     f"{inc['pre_drift_macro_f1']:.4f} / {full['pre_drift_macro_f1']:.4f}"])
-    return _table(["scenario", "champion post-drift", "full: F1 / time", "incremental: F1 / time", "F1 ratio",
-                   "time ratio", "training-loop time ratio", "pre-drift F1 inc / full"], rows)
+        m = scenario["medians"]
+        ratio = m["incremental_post_drift_macro_f1"]["median"] / m["full_post_drift_macro_f1"]["median"]
+        time_ratio = m["incremental_seconds"]["median"] / m["full_seconds"]["median"]
+        rows.append([name, str(len(scenario["runs"])), f"{m['champion_post_drift_macro_f1']['median']:.3f}",
+                     cell(m["full_post_drift_macro_f1"], 4), cell(m["incremental_post_drift_macro_f1"], 4),
+                     _pct(ratio, 1), cell(m["forgetting_points"], 2), cell(m["full_seconds"], 1, " s"),
+                     cell(m["incremental_seconds"], 1, " s"), f"{time_ratio:.3f}"])
+    return _table(["scenario", "seeds", "champion post-drift", "full F1", "incremental F1", "F1 ratio",
+                   "forgetting (points)", "full time", "incremental time", "time ratio"], rows)
 
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"drift_real_data": drift_real_data,
