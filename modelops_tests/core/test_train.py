@@ -106,13 +106,20 @@ def test_grown_head_keeps_the_old_rows_and_adds_fresh_ones(base_info, untrained_
     assert out.logits.shape == (1, 5) and torch.isfinite(out.loss)
 
 
-def test_warm_start_refuses_data_without_one_of_the_champion_labels(base_info, untrained_adapter_dir: Path,
-                                                                   tmp_path: Path):
+def test_a_warm_start_keeps_champion_labels_its_rows_lack_and_checks_validation(base_info, untrained_adapter_dir: Path,
+                                                                                 tmp_path: Path):
+    """An incremental run's new rows and replay sample need not hold every old class: the champion's labels stay
+    (validation rows of them are fine); a validation label neither the data nor the champion knows is refused."""
     frame = pd.DataFrame([("my invoice is wrong", "billing"), ("refund my order", "refund")] * 6,
                          columns=["text", "label"])
+    validation = pd.concat([frame, pd.DataFrame([("where is my parcel", "shipping")], columns=["text", "label"])])
     config = TrainingConfig(mode="incremental", epochs=1, max_steps=1)
-    with pytest.raises(TrainingConfigError, match=r"no examples of the champion's labels \['shipping'\]"):
-        train_classifier_adapter(frame, frame, base_info, config, tmp_path / "x", init_adapter=untrained_adapter_dir)
+    result = train_classifier_adapter(frame, validation, base_info, config, tmp_path / "kept",
+                                      init_adapter=untrained_adapter_dir)
+    assert result.label_names == ["billing", "refund", "shipping"]
+    unknown = pd.DataFrame([("hello", "greeting")], columns=["text", "label"])
+    with pytest.raises(TrainingConfigError, match=r"\['greeting'\] never occur in the training data or the warm"):
+        train_classifier_adapter(frame, unknown, base_info, config, tmp_path / "x", init_adapter=untrained_adapter_dir)
 
 
 def test_warm_start_continues_from_the_adapter(base_info, untrained_adapter_dir: Path, tmp_path: Path):

@@ -10,11 +10,9 @@ HEAD_NAMES = ("classifier", "score")  # the output layer of a sequence classifie
 
 def warm_start_labels(champion_labels: list[str], data_labels: set[str]) -> tuple[list[str], list[str]]:
     """The label list of a model warm-started from a champion that knows `champion_labels`, on data with
-    `data_labels`: the champion's labels in its order, then the new ones sorted; and the new ones. ValueError when
-    the data lacks one of the champion's labels (the head would keep a class nothing trains or evaluates)."""
-    missing = sorted(set(champion_labels) - data_labels)
-    if missing:
-        raise ValueError(f"the data has no examples of the champion's labels {missing}")
+    `data_labels`: the champion's labels in its order, then the new ones sorted; and the new ones. A champion label
+    the data lacks stays (an incremental run trains on new rows and a replay sample, which need not hold every old
+    class); only a full retrain drops a label."""
     new = sorted(data_labels - set(champion_labels))
     return [*champion_labels, *new], new
 

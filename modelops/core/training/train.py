@@ -266,20 +266,16 @@ def _check_labels(train: pd.DataFrame, validation: pd.DataFrame, init_adapter: P
     """The model's label list (a warm start keeps the champion's order and appends new labels) and how many of them
     the warm-start adapter's head already has."""
     labels = sorted(set(train["label"]))
+    if init_adapter is not None:
+        champion_labels = read_label_names(init_adapter)
+        labels = warm_start_labels(champion_labels, set(labels))[0]
     if len(labels) < 2:
         raise TrainingConfigError(f"Training data has {len(labels)} label(s); a classifier needs at least two.")
     unseen = set(validation["label"]) - set(labels)
     if unseen:
-        raise TrainingConfigError(f"Validation labels {sorted(unseen)} never occur in the training data.")
-    if init_adapter is None:
-        return labels, len(labels)
-    champion_labels = read_label_names(init_adapter)
-    try:
-        labels, _ = warm_start_labels(champion_labels, set(labels))
-    except ValueError as error:
-        raise TrainingConfigError(f"Cannot warm-start from {init_adapter}: {error}. Run a 'full' retrain to drop a "
-                                  "label.") from error
-    return labels, len(champion_labels)
+        raise TrainingConfigError(f"Validation labels {sorted(unseen)} never occur in the training data"
+                                  + (" or the warm-start adapter" if init_adapter is not None else "") + ".")
+    return labels, len(champion_labels) if init_adapter is not None else len(labels)
 
 
 def read_label_names(adapter_dir: Path) -> list[str]:
