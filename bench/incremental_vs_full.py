@@ -39,7 +39,7 @@ epochs, so the time ratio hardly depends on the choice; `--epochs 0` reproduces 
 flags shrink the data for smoke runs.
 
 Usage: python -m bench.incremental_vs_full [--rows 3000] [--labelled 500] [--test-rows 1000] [--severity 0.8]
-                                           [--epochs 3] [--scenarios new_product ...] [--no-clinc] [--seeds 0 1 2]
+                                           [--epochs 3] [--scenarios new_product ...] [--clinc ...] [--seeds 0 1 2]
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 F1_TARGET = 0.99  # incremental post-drift macro-F1 >= 99% of full's
 FORGETTING_TARGET = 1.0  # incremental loses at most 1 macro-F1 point against the champion on the old test split
 TIME_TARGET = 0.25  # incremental wall time <= 25% of full's
+CLINC_SCENARIOS = ("clinc150_new_domain", "clinc150_domain_mix")
 DRIFT_SEED = 202  # the seed `modelops demo` uses for its drifted traffic
 
 
@@ -89,8 +90,9 @@ def _split(curated: pd.DataFrame, split: str) -> pd.DataFrame:
     return curated[curated["split"] == split].reset_index(drop=True)
 
 
-def training_config(settings: Settings, epochs: int | None) -> TrainingConfig:
-    """The product's training policy file, with the per-run `epochs` override of `LoraAdapterConfig` (0/None: none)."""
+def training_config(settings: Settings, epochs: int | None, replay_per_old_label: int | None = None) -> TrainingConfig:
+    """The product's training policy file, with the per-run `epochs` override of `LoraAdapterConfig` (0/None: none)
+    and, for replay experiments, another `replay_per_old_label`."""
     import yaml
 
     from modelops.core.training.training_config import TrainingConfig
@@ -99,6 +101,8 @@ def training_config(settings: Settings, epochs: int | None) -> TrainingConfig:
     values["mode"] = "full"
     if epochs:
         values["epochs"] = epochs
+    if replay_per_old_label is not None:
+        values["replay_per_old_label"] = replay_per_old_label
     return TrainingConfig.model_validate(values)
 
 
@@ -143,7 +147,7 @@ def _train(train: pd.DataFrame, validation: pd.DataFrame, base: BaseModelInfo, c
     new_rows = None
     if config.mode == "incremental":
         assert seen_ids is not None
-        train = incremental_training_set(train, seen_ids, config.replay_fraction, config.seed)
+        train = incremental_training_set(train, seen_ids, config)
         new_rows = int((~train["id"].isin(seen_ids)).sum())
     result = train_classifier_adapter(train, validation, base, config, out, init_adapter)
     seconds = time.perf_counter() - start
@@ -293,11 +297,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3,
                         help="epochs of every run (training.yaml: 4; see above); 0 = training.yaml's value")
     parser.add_argument("--scenarios", nargs="*", choices=sorted(SCENARIOS), default=list(SCENARIOS))
-    parser.add_argument("--clinc", action=argparse.BooleanOptionalAction, default=True,
-                        help="also the two CLINC150 scenarios")
+    parser.add_argument("--clinc", nargs="*", choices=CLINC_SCENARIOS, default=list(CLINC_SCENARIOS),
+                        help="the CLINC150 scenarios to run (none: generator only)")
     parser.add_argument("--clinc-dir", default=str(CLINC_DIR))
     parser.add_argument("--clinc-per-intent", type=int, default=20)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--replay-per-old-label", type=int, help="override training.yaml's (replay experiments)")
+    parser.add_argument("--no-write", action="store_true", help="print the result, do not write bench/results")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -305,12 +311,15 @@ def main() -> None:
     base = describe_base_model(settings.resolved_base_model_path)
     policy_costs = load_config(Path(settings.evaluation_config), CostModel, "cost_model")
     plain_costs = CostModel(default_error_cost=1.0)  # CLINC150's intents are not the support labels priced above
-    setups = {"generator": generator_setting(args, settings), **(clinc_settings(args, settings) if args.clinc else {})}
+    setups = {**({"generator": generator_setting(args, settings)} if args.scenarios else {}),
+              **{name: setup for name, setup in (clinc_settings(args, settings) if args.clinc else {}).items()
+                 if name in args.clinc}}
     results: dict[str, list[dict[str, Any]]] = {}
     champions: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-incremental-") as tmp:
         for seed in args.seeds:
-            config = training_config(settings, args.epochs).model_copy(update={"seed": seed})
+            config = training_config(settings, args.epochs, args.replay_per_old_label).model_copy(
+                update={"seed": seed})
             for setup_name, setup in setups.items():
                 costs = policy_costs if setup_name == "generator" else plain_costs
                 pre_curated, _ = curate(setup.raw)
@@ -328,11 +337,14 @@ def main() -> None:
                 champion.pop("adapter_dir")
                 champions.setdefault(setup_name, []).append({"seed": seed, **champion})
     scenarios = {name: {"medians": medians(runs), "runs": runs} for name, runs in results.items()}
+    if args.no_write:
+        print(json.dumps({name: result["medians"] for name, result in scenarios.items()}, indent=1))
+        return
     write_result("incremental_vs_full", {
         "data": {"rows": args.rows, "labelled_drifted": args.labelled, "held_out_drifted": args.test_rows,
                  "severity": args.severity, "drift_seed": DRIFT_SEED, "clinc150_per_intent": args.clinc_per_intent},
         "seeds": args.seeds,
-        "config": training_config(settings, args.epochs).to_params(),
+        "config": training_config(settings, args.epochs, args.replay_per_old_label).to_params(),
         "champions": champions,
         "scenarios": scenarios,
         "target": f"per scenario (medians over the seeds): incremental post-drift macro-F1 >= {F1_TARGET:.0%} of "

@@ -159,10 +159,17 @@ def test_unknown_target_modules_fail_with_clear_message(frames, base_info, tmp_p
 
 def test_incremental_training_set_mixes_new_and_replay():
     train = pd.DataFrame({"id": [f"i{i}" for i in range(100)], "text": "t", "label": ["a", "b"] * 50})
-    mixed = incremental_training_set(train, {f"i{i}" for i in range(80)}, replay_fraction=0.5, seed=0)
+    mixed = incremental_training_set(train, {f"i{i}" for i in range(80)}, TrainingConfig(replay_fraction=0.5))
     assert len(mixed) == 30 and mixed["id"].isin([f"i{i}" for i in range(80, 100)]).sum() == 20
     with pytest.raises(TrainingConfigError, match="no examples"):
-        incremental_training_set(train, set(train["id"]), 0.5, 0)
+        incremental_training_set(train, set(train["id"]), TrainingConfig())
+    # many old labels: at least replay_per_old_label rows of each (capped by what exists)
+    many = pd.DataFrame({"id": [f"i{i}" for i in range(400)], "text": "t", "label": [f"l{i % 40}" for i in range(400)]})
+    seen = {f"i{i}" for i in range(380)}
+    assert len(incremental_training_set(many, seen, TrainingConfig(replay_fraction=0.5))) == 20 + 10
+    per_label = incremental_training_set(many, seen, TrainingConfig(replay_fraction=0.5, replay_per_old_label=3))
+    assert len(per_label) == 20 + 120 and per_label[~per_label["id"].isin({f"i{i}" for i in range(380, 400)})][
+        "label"].value_counts().eq(3).all()
 
 
 def test_replay_is_stratified_over_the_old_labels():

@@ -94,7 +94,7 @@ def reproduce(registry: Any, version: str, curated_dir: Path, base_path: Path,
             init_adapter = registry.download_adapter(warm, Path(tmp) / f"warm-v{warm}")
             seen_hash = registry.version_info(warm)["tags"]["data_content_hash"]
             seen = pd.read_parquet(Path(curated_dir) / f"{seen_hash}.parquet", columns=["id"])["id"]
-            train = incremental_training_set(train, set(seen), config.replay_fraction, config.seed)
+            train = incremental_training_set(train, set(seen), config)
         _checked("The training set (after new+replay selection)", run.data.params["train_set_hash"],
                  content_hash(train),
                  "The selection rules changed since this version was trained.")

@@ -364,19 +364,20 @@ def save_adapter(model: Any, output_dir: Path, labels: list[str], base: BaseMode
     partial.rename(output_dir)
 
 
-def incremental_training_set(train: pd.DataFrame, seen_ids: set[str], replay_fraction: float,
-                             seed: int) -> pd.DataFrame:
+def incremental_training_set(train: pd.DataFrame, seen_ids: set[str], config: TrainingConfig) -> pd.DataFrame:
     """New examples (ids the champion never saw) plus a seeded replay sample of earlier ones, against forgetting.
 
-    The replay sample has `replay_fraction` times as many rows as the new data (capped by what exists), spread over
-    the old labels in proportion to their share (`stratified_sample`): a random sample can skip a small class.
+    The replay sample has `replay_fraction` times as many rows as the new data, and at least `replay_per_old_label`
+    rows per old label (capped by what exists), spread over the old labels in proportion to their share
+    (`stratified_sample`): a random sample can skip a small class.
     """
     is_new = ~train["id"].isin(seen_ids)
     new, old = train[is_new], train[~is_new]
     if new.empty:
         raise TrainingConfigError("Incremental training found no examples the champion has not seen; nothing to learn.")
-    replay = stratified_sample(old, min(len(old), round(len(new) * replay_fraction)), seed)
-    return pd.concat([new, replay]).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    wanted = max(round(len(new) * config.replay_fraction), config.replay_per_old_label * old["label"].nunique())
+    replay = stratified_sample(old, min(len(old), wanted), config.seed)
+    return pd.concat([new, replay]).sample(frac=1.0, random_state=config.seed).reset_index(drop=True)
 
 
 def stratified_sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:

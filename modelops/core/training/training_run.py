@@ -148,8 +148,7 @@ def _warm_start(request: TrainingRequest, train: pd.DataFrame, registry: ModelRe
     incremental one without a champion (it trains from the base on every row)."""
     if request.config.mode != "incremental":
         return train, None
-    found = incremental_inputs(train, registry, request.home, request.curated_dir, request.config.replay_fraction,
-                               request.config.seed, request.base.sha256)
+    found = incremental_inputs(train, registry, request.home, request.curated_dir, request.config, request.base.sha256)
     if found.adapter is None:
         log.warning("no champion yet: incremental run falls back to training from the base")
         return found.train, None
@@ -169,9 +168,10 @@ class IncrementalInputs:
 
 
 def incremental_inputs(curated_train: pd.DataFrame, registry: ModelRegistry, home: Path, curated_dir: Path,
-                       replay: float, seed: int, base_sha256: str) -> IncrementalInputs:
-    """The champion's adapter (downloaded under `home`/adapters) and the new rows plus a `replay` share of the rows it
-    was trained on; TrainingConfigError when it cannot warm-start (another base, its training data gone)."""
+                       config: TrainingConfig, base_sha256: str) -> IncrementalInputs:
+    """The champion's adapter (downloaded under `home`/adapters) and the new rows plus the replay sample `config`
+    asks for of the rows it was trained on; TrainingConfigError when it cannot warm-start (another base, its
+    training data gone)."""
     import pandas as pd
 
     champion = registry.alias_version("champion")
@@ -188,7 +188,7 @@ def incremental_inputs(curated_train: pd.DataFrame, registry: ModelRegistry, hom
     if not seen_path.is_file():
         raise TrainingConfigError(f"The champion's training data {seen_path} is gone; run a full retrain instead.")
     seen = pd.read_parquet(seen_path, columns=["id"])["id"]
-    frame = incremental_training_set(curated_train, set(seen), replay, seed)
+    frame = incremental_training_set(curated_train, set(seen), config)
     return IncrementalInputs(frame, adapter, champion, int((~frame["id"].isin(seen)).sum()))
 
 
