@@ -166,8 +166,8 @@ def test_incremental_training_set_mixes_new_and_replay():
     # many old labels: at least replay_per_old_label rows of each (capped by what exists)
     many = pd.DataFrame({"id": [f"i{i}" for i in range(400)], "text": "t", "label": [f"l{i % 40}" for i in range(400)]})
     seen = {f"i{i}" for i in range(380)}
-    assert len(incremental_training_set(many, seen, TrainingConfig(replay_fraction=0.5))) == 20 + 10
-    per_label = incremental_training_set(many, seen, TrainingConfig(replay_fraction=0.5, replay_per_old_label=3))
+    assert len(incremental_training_set(many, seen, TrainingConfig(replay_per_old_label=0))) == 20 + 10
+    per_label = incremental_training_set(many, seen, TrainingConfig(replay_per_old_label=3))
     assert len(per_label) == 20 + 120 and per_label[~per_label["id"].isin({f"i{i}" for i in range(380, 400)})][
         "label"].value_counts().eq(3).all()
 

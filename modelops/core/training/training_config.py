@@ -39,7 +39,7 @@ class TrainingConfig(PolicyModel):
     evaluations_per_epoch: int = Field(1, ge=1)
     max_steps: int | None = Field(None, ge=1)
     replay_fraction: float = Field(0.5, ge=0, le=1)
-    replay_per_old_label: int = Field(0, ge=0)
+    replay_per_old_label: int = Field(2, ge=0)  # every old class rehearsed at least this often (if it has the rows)
     compile_min_steps: int = Field(400, ge=0)  # GPU only: compile the transformer blocks for runs this long
     mixed_precision: bool = True  # bf16 autocast where the hardware computes bf16 natively (see `uses_bf16`)
     lora: LoraSettings = LoraSettings()
