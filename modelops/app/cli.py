@@ -133,9 +133,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
         def load() -> LoadedModel:
             served = load_champion(registry, base, c.state / "serving-cache", shared)
-            abstention = ServedAbstention.from_tags(registry.version_info(served.version)["tags"])
             return LoadedModel(registry.model_name, served.version, base.sha256, served.classifier, served.release,
-                               abstention, served.variant, served.reason)
+                               ServedAbstention.from_tags(served.tags), served.variant, served.reason)
 
         writer = TrafficWriter(c.production_dir, max_rows=args.batch_rows, max_age_seconds=args.batch_seconds)
         return Endpoint(load, lambda: registry.alias_version("champion"), writer)

@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelops.core.serving.predictor import Classifier, adapter_base, embedding_projection, mean_pool
+from modelops.core.serving.predictor import (
+    Classifier,
+    adapter_base,
+    embedding_projection,
+    labels_and_temperature,
+    mean_pool,
+)
 
 if TYPE_CHECKING:
     from modelops.core.serving.predictor import AdapterClassifier
@@ -71,14 +77,13 @@ def export_onnx(model: Any, path: Path) -> Path:
             return out.logits, mean_pool(out.hidden_states[-1], attention_mask)
 
     example = torch.ones((2, 16), dtype=torch.long)
-    dynamic = {"batch": 0, "tokens": 1}
+    axes = {0: "batch", 1: "tokens"}
     with warnings.catch_warnings(), torch.inference_mode():  # the tracer's warnings are about code paths not taken
         warnings.simplefilter("ignore")
         torch.onnx.export(LogitsAndPooled().eval(), (example, example), str(path), dynamo=False, opset_version=OPSET,
                           input_names=["input_ids", "attention_mask"], output_names=["logits", "pooled"],
-                          dynamic_axes={"input_ids": {v: k for k, v in dynamic.items()},
-                                        "attention_mask": {v: k for k, v in dynamic.items()},
-                                        "logits": {0: "batch"}, "pooled": {0: "batch"}})
+                          dynamic_axes={"input_ids": axes, "attention_mask": axes, "logits": {0: "batch"},
+                                        "pooled": {0: "batch"}})
     return path
 
 
@@ -88,13 +93,16 @@ def quantise_int8(fp32: Path, path: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # quantize_dynamic logs a pre-processing hint on the root logger at WARNING
+    root.addFilter(_without_preprocessing_hint)  # quantize_dynamic logs a pre-processing hint on the root logger
     try:
         quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8, per_channel=True)
     finally:
-        root.setLevel(level)
+        root.removeFilter(_without_preprocessing_hint)
     return path
+
+
+def _without_preprocessing_hint(record: logging.LogRecord) -> bool:
+    return "pre-processing before quantization" not in record.getMessage()
 
 
 class OnnxClassifier(Classifier):
@@ -122,14 +130,9 @@ class OnnxClassifier(Classifier):
     @classmethod
     def from_adapter(cls, base: BaseModelInfo, adapter_dir: Path, model_file: Path) -> OnnxClassifier:
         """The variant at `model_file` of the adapter at `adapter_dir` (its labels, temperature and base tokenizer)."""
-        import json
-
         from modelops.core.training.base_model import load_tokenizer
-        from modelops.core.training.train import ADAPTER_MANIFEST, read_label_names
 
-        manifest = json.loads((Path(adapter_dir) / ADAPTER_MANIFEST).read_text())
-        tokenizer = load_tokenizer(adapter_base(base, Path(adapter_dir), manifest["base"]))
-        return cls(tokenizer, read_label_names(Path(adapter_dir)), float(manifest.get("temperature", 1.0)),
+        return cls(load_tokenizer(adapter_base(base, Path(adapter_dir))), *labels_and_temperature(Path(adapter_dir)),
                    model_file)
 
     def _forward(self, sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:

@@ -45,9 +45,10 @@ def embedding_projection(hidden_size: int) -> np.ndarray:
     return (rng.standard_normal((hidden_size, EMBEDDING_DIM)) / np.sqrt(EMBEDDING_DIM)).astype(np.float32)
 
 
-def adapter_base(configured: BaseModelInfo, adapter_dir: Path, recorded: dict[str, str]) -> BaseModelInfo:
-    """The base an adapter belongs to: the configured one, or (after a migration) the base its manifest names
-    (`recorded`), when that folder still holds the very weights (sha256) the adapter was trained on."""
+def adapter_base(configured: BaseModelInfo, adapter_dir: Path) -> BaseModelInfo:
+    """The base an adapter belongs to: the configured one, or (after a migration) the base its manifest names, when
+    that folder still holds the very weights (sha256) the adapter was trained on."""
+    recorded = json.loads((Path(adapter_dir) / ADAPTER_MANIFEST).read_text())["base"]
     if recorded["sha256"] == configured.sha256:
         return configured
     candidate = Path(recorded["path"])
@@ -62,6 +63,12 @@ def adapter_base(configured: BaseModelInfo, adapter_dir: Path, recorded: dict[st
     )
 
 
+def labels_and_temperature(adapter_dir: Path) -> tuple[list[str], float]:
+    """An adapter's label names and its calibration temperature (1.0 when it records none)."""
+    manifest = json.loads((Path(adapter_dir) / ADAPTER_MANIFEST).read_text())
+    return read_label_names(Path(adapter_dir)), float(manifest.get("temperature", 1.0))
+
+
 class Classifier:
     """Predictions from a sequence-classification model: calibrated probabilities and compact embeddings."""
 
@@ -72,9 +79,7 @@ class Classifier:
     _projection: np.ndarray
 
     def _read_manifest(self, adapter_dir: Path) -> None:
-        manifest = json.loads((adapter_dir / ADAPTER_MANIFEST).read_text())
-        self.label_names = read_label_names(adapter_dir)
-        self.temperature = float(manifest.get("temperature", 1.0))
+        self.label_names, self.temperature = labels_and_temperature(adapter_dir)
 
     def _forward(self, sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         """Logits and mean-pooled last hidden states for token-id sequences of similar length."""
@@ -128,7 +133,7 @@ class AdapterClassifier(_TorchClassifier):
         from peft import PeftModel
 
         adapter_dir = Path(adapter_dir)
-        base = adapter_base(base, adapter_dir, json.loads((adapter_dir / ADAPTER_MANIFEST).read_text())["base"])
+        base = adapter_base(base, adapter_dir)
         self._read_manifest(adapter_dir)
         self.max_length = max_length
         self.tokenizer = load_tokenizer(base)
@@ -239,8 +244,7 @@ class SharedBases:
 
     def load(self, adapter_dir: Path) -> SharedBaseAdapter:
         adapter_dir = Path(adapter_dir)
-        base = adapter_base(self.configured, adapter_dir,
-                            json.loads((adapter_dir / ADAPTER_MANIFEST).read_text())["base"])
+        base = adapter_base(self.configured, adapter_dir)
         with self._lock:
             shared = self.bases.setdefault(base.sha256, SharedBase(base, self.max_length))
         return shared.add(adapter_dir)

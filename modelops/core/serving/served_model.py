@@ -24,12 +24,13 @@ NOT_EVALUATED = "no serving variant recorded for this version (evaluated before 
 
 @dataclass(frozen=True)
 class ServedClassifier:
-    """A loaded version: its classifier, the variant running it and why that one."""
+    """A loaded version: its classifier, the variant running it and why that one, and the version's tags."""
 
     version: str
     classifier: Classifier
     variant: str
     reason: str
+    tags: dict[str, str]
 
     @property
     def release(self) -> Any:
@@ -42,8 +43,7 @@ def load_served_classifier(registry: ModelRegistry, version: str, base: BaseMode
     """Load `version` as it should serve: its chosen ONNX variant (checked against its recorded sha256), else the
     next variant that passed, else PyTorch (merged into its own base copy, or on `shared` bases when given: then
     the variants are not used, all customisations share one base)."""
-    info = registry.version_info(version)
-    tags = info["tags"]
+    tags = registry.version_info(version)["tags"]
     folder = Path(cache_dir) / f"{registry.model_name}-v{version}"
     adapter_dir = registry.download_adapter(version, folder)
     chosen, reason = tags.get(VersionTag.SERVING_VARIANT, PYTORCH), tags.get(VersionTag.SERVING_VARIANT_REASON,
@@ -64,11 +64,12 @@ def load_served_classifier(registry: ModelRegistry, version: str, base: BaseMode
                 failures.append(f"{variant}: {type(error).__name__}: {error}")
                 continue
             return ServedClassifier(version, classifier, variant, reason if variant == chosen else
-                                    _fallback(chosen, failures))
+                                    _fallback(chosen, failures), tags)
     elif chosen != PYTORCH:
         failures.append(f"{chosen}: not used with a shared base (serving_runtime: shared-base)")
     classifier = shared.load(adapter_dir) if shared is not None else AdapterClassifier(base, adapter_dir)
-    return ServedClassifier(version, classifier, PYTORCH, reason if chosen == PYTORCH else _fallback(chosen, failures))
+    return ServedClassifier(version, classifier, PYTORCH, reason if chosen == PYTORCH else _fallback(chosen, failures),
+                            tags)
 
 
 def load_champion(registry: ModelRegistry, base: BaseModelInfo, cache_dir: Path,

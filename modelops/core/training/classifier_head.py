@@ -8,13 +8,12 @@ from typing import Any
 HEAD_NAMES = ("classifier", "score")  # the output layer of a sequence classifier (BERT-like, decoder-based)
 
 
-def warm_start_labels(champion_labels: list[str], data_labels: set[str]) -> tuple[list[str], list[str]]:
+def warm_start_labels(champion_labels: list[str], data_labels: set[str]) -> list[str]:
     """The label list of a model warm-started from a champion that knows `champion_labels`, on data with
-    `data_labels`: the champion's labels in its order, then the new ones sorted; and the new ones. A champion label
+    `data_labels`: the champion's labels in its order, then the new ones sorted. A champion label
     the data lacks stays (an incremental run trains on new rows and a replay sample, which need not hold every old
     class); only a full retrain drops a label."""
-    new = sorted(data_labels - set(champion_labels))
-    return [*champion_labels, *new], new
+    return [*champion_labels, *sorted(data_labels - set(champion_labels))]
 
 
 def grow_classifier_head(model: Any, num_labels: int) -> int:

@@ -268,7 +268,7 @@ def _check_labels(train: pd.DataFrame, validation: pd.DataFrame, init_adapter: P
     labels = sorted(set(train["label"]))
     if init_adapter is not None:
         champion_labels = read_label_names(init_adapter)
-        labels = warm_start_labels(champion_labels, set(labels))[0]
+        labels = warm_start_labels(champion_labels, set(labels))
     if len(labels) < 2:
         raise TrainingConfigError(f"Training data has {len(labels)} label(s); a classifier needs at least two.")
     unseen = set(validation["label"]) - set(labels)
