@@ -11,7 +11,8 @@ from modelops.settings import Settings, load_settings
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """Every customisation's assets, checks, jobs, sensor and schedule, and the resources they run with."""
-    every = [customisation_defs(c.customisation) for c in settings.customisation_settings()]
+    every = [customisation_defs(c.customisation, settings.drift_sensor_interval_seconds)
+             for c in settings.customisation_settings()]
     return dg.Definitions(
         assets=[a for c in every for a in c.assets],
         asset_checks=[check for c in every for check in c.checks],

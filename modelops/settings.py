@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modelops.core.config_files import ConfigError, read_mapping, validated
-from modelops.core.defaults import DAGSTER_UI_URL, MAX_TEXT_CHARS
+from modelops.core.defaults import DAGSTER_UI_URL, DRIFT_SENSOR_INTERVAL_SECONDS, MAX_TEXT_CHARS
 
 PACKAGE_CONFIG_DIR = Path(__file__).parent / "config"
 CUSTOMISATION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -113,6 +113,8 @@ class Settings(BaseModel):
     # serving several customisations: each champion's own chosen variant (fastest), or PyTorch holding the base once
     # for all of them (shared-base: less memory with many customisations, slower; bench/multi_adapter_memory.py)
     serving_runtime: Literal["fastest", "shared-base"] = "fastest"
+    # seconds between two ticks of each drift sensor (a tick checks the traffic batches that landed since the last one)
+    drift_sensor_interval_seconds: int = Field(DRIFT_SENSOR_INTERVAL_SECONDS, ge=1)
     training: TrainingLauncherSettings = TrainingLauncherSettings()
     # Name of this customisation (asset group and key prefix, job and sensor names); default: from the model name.
     name: str = ""

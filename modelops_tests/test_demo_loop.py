@@ -17,7 +17,8 @@ from modelops_tests.helpers import free_port
 
 def _environment(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "MODELOPS_HOME": str(tmp_path / "home"), "MODELOPS_DATA_DIR": str(tmp_path / "data"),
-            "MODELOPS_TRAINING_CONFIG": str(tmp_path / "training.yaml"), "DAGSTER_HOME": str(tmp_path / "dagster")}
+            "MODELOPS_TRAINING_CONFIG": str(tmp_path / "training.yaml"), "DAGSTER_HOME": str(tmp_path / "dagster"),
+            "MODELOPS_DRIFT_SENSOR_INTERVAL_SECONDS": "3"}  # the demo's waits follow the sensor's ticks
 
 
 def _run_demo(tmp_path: Path, extra: list[str], training_overrides: dict) -> dict:

@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 
+from modelops.core.defaults import DRIFT_SENSOR_INTERVAL_SECONDS
 from modelops.core.tags import DagsterTag
 from modelops.defs import checks, sensors
 from modelops.defs.assets import data, labelling, traffic, training
@@ -64,7 +65,7 @@ class CustomisationDefs:
         return [self.data_job, self.retrain_job, self.bootstrap_job, self.migration_job, self.drift_check_job]
 
 
-def customisation_defs(name: str) -> CustomisationDefs:
+def customisation_defs(name: str, sensor_interval_seconds: int = DRIFT_SENSOR_INTERVAL_SECONDS) -> CustomisationDefs:
     """Assets, checks, jobs, sensor and schedule of the customisation `name` (its resources come from settings)."""
     keys = CustomisationKeys(name)
 
@@ -94,6 +95,6 @@ def customisation_defs(name: str) -> CustomisationDefs:
         keys=keys, **assets, **jobs,
         data_checks=[check(body, "curated_training_set") for body in checks.DATA_CHECKS],
         promotion_gate=check(checks.promotion_gate, "evaluation"), traffic_drift=traffic_drift,
-        drift_sensor=sensors.drift_sensor(keys, jobs["retrain_job"]),
+        drift_sensor=sensors.drift_sensor(keys, jobs["retrain_job"], sensor_interval_seconds),
         weekly_retrain=weekly_full_retrain(keys, jobs["retrain_job"]),
     )

@@ -151,7 +151,7 @@ def _partition_requests(context: dg.SensorEvaluationContext, keys: Customisation
     return [dg.AddDynamicPartitionsRequest(keys.traffic_batches, new)] if new else []
 
 
-def drift_sensor(keys: CustomisationKeys, retrain_job) -> dg.SensorDefinition:
+def drift_sensor(keys: CustomisationKeys, retrain_job, interval_seconds: int) -> dg.SensorDefinition:
     """The customisation's drift sensor, requesting `retrain_job` runs."""
 
     def sensor(context: dg.SensorEvaluationContext, lakes: DataLakes, mlflow: MlflowRegistries,
@@ -190,5 +190,5 @@ def drift_sensor(keys: CustomisationKeys, retrain_job) -> dg.SensorDefinition:
                 return tick.skip(context, reason)
         return _decide(context, keys, lake, files.retrain_config, tick, window, plan.check)
 
-    return dg.sensor(name=keys.job("drift_sensor"), job=retrain_job, minimum_interval_seconds=15,
+    return dg.sensor(name=keys.job("drift_sensor"), job=retrain_job, minimum_interval_seconds=interval_seconds,
                      default_status=dg.DefaultSensorStatus.RUNNING, description=cleandoc(sensor.__doc__))(sensor)

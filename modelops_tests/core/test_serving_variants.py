@@ -53,6 +53,13 @@ def test_onnx_round_trip_matches_pytorch(classifier, variants, test_rows):
     assert variants[ONNX_INT8].stat().st_size < 0.35 * variants[ONNX_FP32].stat().st_size
 
 
+def test_int8_quantisation_logs_no_per_node_chatter(variants, tmp_path, caplog):
+    with caplog.at_level(logging.DEBUG):
+        onnx_variants.quantise_int8(variants[ONNX_FP32], tmp_path / "int8.onnx")
+    assert (tmp_path / "int8.onnx").stat().st_size < 0.35 * variants[ONNX_FP32].stat().st_size
+    assert not [r.getMessage() for r in caplog.records if "onnxruntime" in r.pathname], "quantiser lines leaked"
+
+
 def test_a_graph_for_other_labels_is_refused(base_info, untrained_adapter_dir, variants, classifier):
     with pytest.raises(onnx_variants.VariantError, match="not this classifier's graph"):
         OnnxClassifier(classifier.tokenizer, [*LABELS, "extra"], 1.0, variants[ONNX_FP32])

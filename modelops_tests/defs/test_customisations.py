@@ -92,6 +92,18 @@ def test_each_customisation_has_its_own_data_state_and_registered_model(two: Set
         two.customisation_named("shipping")
 
 
+def test_every_drift_sensor_ticks_at_the_configured_interval(two: Settings, monkeypatch: pytest.MonkeyPatch):
+    from modelops.definitions import build_definitions
+
+    config = two.home.parent / "modelops.yaml"
+    assert {s.minimum_interval_seconds for s in build_definitions(two).sensors} == {15}
+    monkeypatch.setenv("MODELOPS_DRIFT_SENSOR_INTERVAL_SECONDS", "3")
+    assert {s.minimum_interval_seconds for s in build_definitions(load_settings(config)).sensors} == {3}
+    monkeypatch.setenv("MODELOPS_DRIFT_SENSOR_INTERVAL_SECONDS", "0")
+    with pytest.raises(ConfigError, match="MODELOPS_DRIFT_SENSOR_INTERVAL_SECONDS"):
+        load_settings(config)
+
+
 def test_without_customisations_the_single_one_is_named_after_the_model(tmp_path: Path):
     settings = Settings(home=tmp_path / "home", data_dir=tmp_path / "data")
     (only,) = settings.customisation_settings()
