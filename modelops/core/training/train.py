@@ -28,6 +28,7 @@ from modelops.core.training.base_model import (
 )
 from modelops.core.training.batching import Batch, LossFunction, epoch_schedule, pad_batch
 from modelops.core.training.classifier_head import grow_classifier_head, warm_start_labels
+from modelops.core.training.cpu_dropout import use_cpu_dropout
 from modelops.core.training.distributed import average_gradients, world
 from modelops.core.training.training_config import TrainingConfig
 
@@ -305,6 +306,8 @@ def train_classifier_adapter(
     model = peft_model(load_base_model(base, num_labels=head_rows), config, "SEQ_CLS", init_adapter)
     grow_classifier_head(model, len(labels))  # new classes in a warm start: one fresh head row each
     model.to(training_device())
+    if training_device().type == "cpu":
+        use_cpu_dropout(model)  # the same dropout at a fraction of its random-number cost (cpu_dropout.py)
 
     def encode(texts: pd.Series) -> list[list[int]]:
         return tokenizer(list(texts), truncation=True, max_length=config.max_length)["input_ids"]
