@@ -30,6 +30,7 @@ from modelops.core.training.batching import Batch, LossFunction, epoch_schedule,
 from modelops.core.training.classifier_head import grow_classifier_head, warm_start_labels
 from modelops.core.training.cpu_dropout import use_cpu_dropout
 from modelops.core.training.distributed import average_gradients, world
+from modelops.core.training.first_token_layer import first_token_last_layer
 from modelops.core.training.training_config import TrainingConfig
 
 if TYPE_CHECKING:
@@ -308,6 +309,7 @@ def train_classifier_adapter(
     model.to(training_device())
     if training_device().type == "cpu":
         use_cpu_dropout(model)  # the same dropout at a fraction of its random-number cost (cpu_dropout.py)
+    first_token_last_layer(model)  # the head reads only the first token of the last layer (first_token_layer.py)
 
     def encode(texts: pd.Series) -> list[list[int]]:
         return tokenizer(list(texts), truncation=True, max_length=config.max_length)["input_ids"]
