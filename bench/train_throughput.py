@@ -11,8 +11,8 @@ The baseline is what a strong user configures: length-grouped batches (`group_by
 `DataCollatorWithPadding(pad_to_multiple_of=8)`, validation once per epoch and the best validation checkpoint
 restored at the end (`load_best_model_at_end`), as modelops does. Both clocks cover the same work: tokenizer and
 model load, tokenisation, training with per-epoch validation, keeping the best state, and writing the adapter.
-No early stopping: both run exactly `epochs` epochs. Repetition i runs both with seed i, alternating which goes
-first; throughput and test macro-F1 are the medians over repetitions, the ratio is of the medians.
+No early stopping: both run exactly `epochs` epochs. Both first run once, untimed, on two rows of every label
+(warm file cache, imports and kernels). Repetition i runs both with seed i, alternating which goes first; throughput and test macro-F1 are the medians over repetitions, the ratio is of the medians.
 
 Usage: python -m bench.train_throughput [--rows 3000] [--epochs 2] [--repetitions 3]
 """
@@ -144,6 +144,9 @@ def _spread(runs: list[dict[str, float]], key: str) -> dict[str, float]:
 def compare(name: str, splits: Splits, config, base, repetitions: int) -> dict[str, object]:
     """`repetitions` alternating pairs (seed = repetition); medians and min-max of both systems."""
     labels = sorted(set(splits[0]["label"]))
+    warm_up = tuple(split.groupby("label").head(2) for split in splits)  # every label, two rows each
+    for system in (run_baseline, run_modelops):  # untimed: files, imports and kernels warm for both
+        system(warm_up, labels, config.model_copy(update={"epochs": 1}), base)
     runs: dict[str, list[dict[str, float]]] = {"baseline": [], "modelops": []}
     for repetition in range(repetitions):
         seeded = config.model_copy(update={"seed": repetition})
