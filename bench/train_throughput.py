@@ -12,7 +12,10 @@ The baseline is what a strong user configures: length-grouped batches (`group_by
 restored at the end (`load_best_model_at_end`), as modelops does. Both clocks cover the same work: tokenizer and
 model load, tokenisation, training with per-epoch validation, keeping the best state, and writing the adapter.
 No early stopping: both run exactly `epochs` epochs. Both first run once, untimed, on two rows of every label
-(warm file cache, imports and kernels). Repetition i runs both with seed i, alternating which goes first; throughput and test macro-F1 are the medians over repetitions, the ratio is of the medians.
+(warm file cache, imports and kernels). Repetition i runs both with seed i, alternating which goes first;
+throughput and test macro-F1 are the medians over repetitions, the ratio is of the medians. One difference is
+modelops's own choice: on a CPU it pads each batch to its longest text, where the baseline keeps the multiple of 8
+named as its configuration (bench/README.md gives the padding each way).
 
 Usage: python -m bench.train_throughput [--rows 3000] [--epochs 2] [--repetitions 3]
 """

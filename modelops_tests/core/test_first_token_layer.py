@@ -1,5 +1,6 @@
-"""The first-token last layer: the same logits, loss and gradients as the full layer on padded batches, under every
-attention it accepts; unchanged state-dict keys; other architectures left as they are."""
+"""The first-token last layer: the same logits, loss and gradients as the full layer on padded and unpadded batches,
+under every attention it accepts; the full layer where hidden states are asked for; unchanged state-dict keys; other
+architectures and checkpointed layers left as they are."""
 
 from __future__ import annotations
 
@@ -24,7 +25,11 @@ def _tiny_bert(attention: str) -> BertForSequenceClassification:
     torch.manual_seed(0)
     config = BertConfig(vocab_size=200, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
                         intermediate_size=64, num_labels=4, attn_implementation=attention)
-    return peft_model(BertForSequenceClassification(config), TrainingConfig(), "SEQ_CLS", None)
+    model = peft_model(BertForSequenceClassification(config), TrainingConfig(), "SEQ_CLS", None)
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:  # B starts at zero, which would leave every lora_A gradient zero on both sides
+            torch.nn.init.normal_(parameter, std=0.1)
+    return model
 
 
 def _logits_loss_and_gradients(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor):
@@ -46,18 +51,37 @@ def test_first_token_last_layer_gives_the_full_layers_logits_loss_and_gradients_
     assert first_token_last_layer(first_only)
     assert list(first_only.state_dict()) == keys  # nothing renamed: the adapter saves and loads as before
 
-    ids = torch.randint(5, 200, (4, 11))
-    mask = torch.ones_like(ids)
-    mask[1, 6:], mask[2, 2:] = 0, 0  # padded rows: the first token must not attend to padding
-    labels = torch.tensor([0, 1, 2, 3])
-    expected = _logits_loss_and_gradients(full, ids, mask, labels)
-    logits, loss, gradients = _logits_loss_and_gradients(first_only, ids, mask, labels)
+    expected_attention = "modelops_cpu_dropout" if attention == "cpu_dropout" else attention
+    assert first_only.get_base_model().config._attn_implementation == expected_attention
 
-    torch.testing.assert_close(logits, expected[0])
-    torch.testing.assert_close(loss, expected[1])
-    assert gradients.keys() == expected[2].keys() and any("lora_" in name for name in gradients)
-    for name, gradient in gradients.items():
-        torch.testing.assert_close(gradient, expected[2][name], msg=name)
+    ids = torch.randint(5, 200, (4, 11))
+    padded = torch.ones_like(ids)
+    padded[1, 6:], padded[2, 2:] = 0, 0  # the first token must not attend to padding
+    labels = torch.tensor([0, 1, 2, 3])
+    for mask in (padded, torch.ones_like(ids)):  # sdpa gets no mask at all for an unpadded batch
+        expected = _logits_loss_and_gradients(full, ids, mask, labels)
+        logits, loss, gradients = _logits_loss_and_gradients(first_only, ids, mask, labels)
+        torch.testing.assert_close(logits, expected[0])
+        torch.testing.assert_close(loss, expected[1])
+        assert gradients.keys() == expected[2].keys()
+        assert all(gradients[name].abs().sum() > 0 for name in gradients if "lora_A" in name)
+        for name, gradient in gradients.items():
+            torch.testing.assert_close(gradient, expected[2][name], msg=name)
+
+
+def test_a_call_asking_for_hidden_states_or_attentions_gets_the_full_last_layer():
+    full = _tiny_bert("eager").eval()
+    first_only = copy.deepcopy(full)
+    assert first_token_last_layer(first_only)
+    ids = torch.randint(5, 200, (2, 9))
+    for flag in ("output_hidden_states", "output_attentions"):
+        with torch.no_grad():
+            expected = full(input_ids=ids, **{flag: True})
+            got = first_only(input_ids=ids, **{flag: True})
+        key = flag.removeprefix("output_")
+        assert len(got[key]) == len(expected[key])
+        for mine, theirs in zip(got[key], expected[key], strict=True):
+            torch.testing.assert_close(mine, theirs)
 
 
 def test_only_the_last_layer_changes_and_training_mode_still_trains():
@@ -72,7 +96,7 @@ def test_only_the_last_layer_changes_and_training_mode_still_trains():
     assert torch.isfinite(loss)
 
 
-def test_models_whose_head_reads_more_than_the_first_token_or_another_architecture_are_left_alone():
+def test_models_whose_head_reads_more_than_the_first_token_another_architecture_or_checkpointing_are_left_alone():
     distilbert = DistilBertForSequenceClassification(DistilBertConfig(
         vocab_size=200, dim=32, n_layers=2, n_heads=4, hidden_dim=64, num_labels=3))
     assert not first_token_last_layer(distilbert)
@@ -80,3 +104,6 @@ def test_models_whose_head_reads_more_than_the_first_token_or_another_architectu
                                                          num_attention_heads=4, intermediate_size=64))
     no_pooler.bert.pooler = None
     assert not first_token_last_layer(no_pooler)
+    checkpointed = _tiny_bert("eager")
+    checkpointed.get_base_model().gradient_checkpointing_enable()
+    assert not first_token_last_layer(checkpointed)

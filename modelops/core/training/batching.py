@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from modelops.core.training.training_config import TrainingConfig
 
 
-
 @dataclass
 class Batch:
     input_ids: torch.Tensor

@@ -3,9 +3,11 @@
 A BERT sequence classifier reads a single position of its last layer: the first ([CLS]) token, through the pooler.
 The layer's outputs at every other position are computed and thrown away. `first_token_last_layer` makes that layer
 compute keys and values for every position (the first token attends to all of them) and its query, attention output
-and feed-forward block for the first token alone: the same logits, loss and gradients, and in a 6-layer MiniLM
-about a seventh less compute per training step (the causal-LM path's counterpart: logits only at response positions).
-The module tree, and so every state-dict key, is unchanged; nothing of it is saved with the adapter.
+and feed-forward block for the first token alone: the same logits, loss and gradients (in training, the same dropout
+at the same rates, from fewer random draws), and in a 6-layer MiniLM about a seventh less compute per training step
+(the causal-LM path's counterpart: logits only at response positions). A call that asks for hidden states or
+attentions gets the full layer. The module tree, and so every state-dict key, is unchanged; nothing of it is saved
+with the adapter. Under gradient checkpointing, or with an attention that takes a 2-d mask, the model is left as it is.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     import torch
 
 FOUR_D_MASK_ATTENTION = {"eager", "sdpa", ATTENTION}  # implementations taking a (batch, 1, query, key) mask
+OUTPUT_FLAGS = ("output_hidden_states", "output_attentions")
 
 
 def first_token_last_layer(model: Any) -> bool:
@@ -32,20 +35,23 @@ def first_token_last_layer(model: Any) -> bool:
     config = inner.config
     if config.is_decoder or config.add_cross_attention or config.chunk_size_feed_forward:
         return False
-    if config._attn_implementation not in FOUR_D_MASK_ATTENTION:
-        return False
     layer = inner.bert.encoder.layer[-1]
+    if config._attn_implementation not in FOUR_D_MASK_ATTENTION or layer.gradient_checkpointing:
+        return False
     layer.forward = functools.partial(_first_token_forward, layer)
     return True
 
 
 def _first_token_forward(layer: Any, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
                          *args: Any, **kwargs: Any) -> torch.Tensor:
-    """`BertLayer.forward` for self-attention only, returning the first position: (batch, 1, hidden)."""
+    """`BertLayer.forward` for self-attention only, returning the first position: (batch, 1, hidden). The remaining
+    keyword arguments (cache, output flags) concern outputs this layer no longer produces."""
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
     from transformers.models.bert.modeling_bert import eager_attention_forward
 
     attention = layer.attention.self
+    if any(kwargs.get(flag) or getattr(attention.config, flag) for flag in OUTPUT_FLAGS):  # every position wanted
+        return type(layer).forward(layer, hidden_states, attention_mask, *args, **kwargs)
     batch = hidden_states.shape[0]
 
     def heads(x: torch.Tensor) -> torch.Tensor:

@@ -131,7 +131,8 @@ def peft_model(base_model: Any, config: TrainingConfig, task_type: str, init_ada
 def compile_repeated_blocks(model: Any) -> int:
     """Compile every block of the model's longest `ModuleList` (its transformer layers) with `torch.compile`.
 
-    Regional compilation: the blocks share code, so one compilation serves all of them (parameters are inputs),
+    Regional compilation: the blocks share code, so one compilation serves all of them (parameters are inputs; a
+    last layer that computes only the first token, first_token_layer.py, compiles once more),
     which keeps compile time to seconds while fusing the memory-bound work (norms, rotary embeddings, activations,
     LoRA scaling) that dominates a frozen-base step. Returns the number of blocks compiled.
     """
@@ -309,7 +310,8 @@ def train_classifier_adapter(
     model.to(training_device())
     if training_device().type == "cpu":
         use_cpu_dropout(model)  # the same dropout at a fraction of its random-number cost (cpu_dropout.py)
-    first_token_last_layer(model)  # the head reads only the first token of the last layer (first_token_layer.py)
+    if first_token_last_layer(model):  # the head reads only the first token of the last layer
+        log.info("last encoder layer computes the first token only (first_token_layer.py)")
 
     def encode(texts: pd.Series) -> list[list[int]]:
         return tokenizer(list(texts), truncation=True, max_length=config.max_length)["input_ids"]
