@@ -127,6 +127,22 @@ def incremental_vs_full(payload: dict[str, Any]) -> str:
                    "forgetting (points)", "full time", "incremental time", "time ratio"], rows)
 
 
+SERVERS = {"naive-threadpool": "naive per-request", "naive-batched": "batched transformers",
+           "modelops-int8": "modelops int8", "modelops-fp32": "modelops fp32", "modelops-pytorch": "modelops PyTorch"}
+
+
+def serving_latency(payload: dict[str, Any]) -> str:
+    """Per text mix and concurrency, each server's requests per second (p50 / p99 latency in ms)."""
+    rows = []
+    for mix, levels in payload["levels"].items():
+        for level in levels:
+            rows.append([f"{mix}, c{level['concurrency']}",
+                         *[f"{level[s]['throughput_rps']:.0f} ({level[s]['p50_ms']:.1f} / {level[s]['p99_ms']:.0f})"
+                           for s in SERVERS]])
+    return _table(["mix, concurrency", *SERVERS.values()], rows)
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"drift_real_data": drift_real_data,
                                                           "incremental_vs_full": incremental_vs_full,
-                                                          "label_efficiency": label_efficiency}
+                                                          "label_efficiency": label_efficiency,
+                                                          "serving_latency": serving_latency}
