@@ -374,8 +374,8 @@ def generator(options: Options, config: DriftConfig) -> Traffic:
     from modelops.core.data.datagen import generate_corpus
     from modelops.settings import PACKAGE_CONFIG_DIR
 
-    core = ROOT / "modelops" / "core"
-    key = _digest(f"{options.generator_epochs}", (core / "datagen.py").read_bytes(), (core / "curate.py").read_bytes(),
+    data = ROOT / "modelops" / "core" / "data"
+    key = _digest(f"{options.generator_epochs}", (data / "datagen.py").read_bytes(), (data / "curate.py").read_bytes(),
                   (PACKAGE_CONFIG_DIR / "training.yaml").read_bytes())
     cache = _cache("generator", key, options)
     curated = _curated(generate_corpus(CORPUS_ROWS, seed=CORPUS_SEED), "generator")
