@@ -127,6 +127,25 @@ def incremental_vs_full(payload: dict[str, Any]) -> str:
                    "forgetting (points)", "full time", "incremental time", "time ratio"], rows)
 
 
+GPU_RUNS = {"baseline_hf_trainer_peft": "HF `Trainer` + PEFT, bf16 weights (baseline)",
+            "modelops_eager": "modelops, eager", "modelops": "modelops (default on a GPU: blocks compiled)"}
+
+
+def gpu_causal_lm(payload: dict[str, Any]) -> str:
+    """Per run: whole-run and steady tokens/s, steady MFU, held-out loss, peak memory; then modelops / baseline."""
+    runs = payload["runs"]
+    rows = [[label, f"{runs[r]['tokens_per_second']:,.0f}", f"{runs[r]['steady_tokens_per_second']:,.0f}",
+             _pct(runs[r]["steady_mfu"], 1), f"{runs[r]['heldout_loss']:.3f}", f"{runs[r]['peak_memory_gb']:.1f} GB"]
+            for r, label in GPU_RUNS.items()]
+    ours, theirs = runs["modelops"], runs["baseline_hf_trainer_peft"]
+    rows.append(["ratio modelops / baseline",
+                 f"{ours['tokens_per_second'] / theirs['tokens_per_second']:.2f}x",
+                 f"{ours['steady_tokens_per_second'] / theirs['steady_tokens_per_second']:.2f}x", "",
+                 f"{ours['heldout_loss'] - theirs['heldout_loss']:+.3f}",
+                 f"{ours['peak_memory_gb'] / theirs['peak_memory_gb']:.2f}x"])
+    return _table(["run", "whole run tokens/s", "steady tokens/s", "steady MFU", "held-out loss", "peak memory"], rows)
+
+
 SERVERS = {"naive-threadpool": "naive per-request", "naive-batched": "batched transformers",
            "modelops-int8": "modelops int8", "modelops-fp32": "modelops fp32", "modelops-pytorch": "modelops PyTorch"}
 
@@ -143,6 +162,7 @@ def serving_latency(payload: dict[str, Any]) -> str:
 
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"drift_real_data": drift_real_data,
+                                                          "gpu_causal_lm": gpu_causal_lm,
                                                           "incremental_vs_full": incremental_vs_full,
                                                           "label_efficiency": label_efficiency,
                                                           "serving_latency": serving_latency}
