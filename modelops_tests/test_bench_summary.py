@@ -83,3 +83,24 @@ def test_detail_tables_are_rendered_from_the_benchmark_json(tmp_path: Path) -> N
     assert "| 0.3 | 0.640 | 55.6 % | 44.7 % (39.8 %-47.9 %) |" in rendered
     assert "1.5 (1 / 1 / 0 of 2)" in rendered
     assert render_readme(rendered, [], tmp_path) == rendered
+
+
+def test_serving_and_gpu_tables_are_rendered_from_their_json(tmp_path: Path) -> None:
+    def server(rps: float, p50: float, p99: float) -> dict[str, float]:
+        return {"throughput_rps": rps, "p50_ms": p50, "p99_ms": p99}
+
+    level = {"concurrency": 16, "naive-threadpool": server(85.6, 184.1, 261.8), "naive-batched": server(141, 108, 160),
+             "modelops-int8": server(520.8, 29.4, 49.0), "modelops-fp32": server(318, 50, 73),
+             "modelops-pytorch": server(160, 97, 137)}
+    (tmp_path / "serving_latency.json").write_text(json.dumps({"levels": {"clinc150": [level]}}))
+    run = {"tokens_per_second": 40000.0, "steady_tokens_per_second": 42000.0, "steady_mfu": 0.185,
+           "heldout_loss": 1.865, "peak_memory_gb": 19.9}
+    fast = {**run, "steady_tokens_per_second": 84000.0, "heldout_loss": 1.9, "peak_memory_gb": 13.9}
+    (tmp_path / "gpu_causal_lm.json").write_text(json.dumps(
+        {"runs": {"baseline_hf_trainer_peft": run, "modelops_eager": run, "modelops": fast}}))
+    readme = ("<!-- details:serving_latency -->\nold\n<!-- /details -->\n"
+              "<!-- details:gpu_causal_lm -->\nold\n<!-- /details -->\n")
+    rendered = render_readme(readme, [], tmp_path)
+    assert "old" not in rendered
+    assert "| clinc150, c16 | 86 (184.1 / 262) | 141 (108.0 / 160) | 521 (29.4 / 49) |" in rendered
+    assert "| ratio modelops / baseline | 1.00x | 2.00x |  | +0.035 | 0.70x |" in rendered
