@@ -172,7 +172,7 @@ def abstention(options: Options, reference: pd.DataFrame, known_test: pd.DataFra
     cost_model = CostModel(default_error_cost=1.0)
     result: dict[str, Any] = {}
     for fallback in (FALLBACK_COST, *FALLBACK_COSTS_REPORTED):
-        policy = AbstentionPolicy("human_review", fallback)
+        policy = AbstentionPolicy(fallback_label="human_review", fallback_cost=fallback)
         costs = answer_costs(reference["label"].tolist(), reference["predicted_label"].tolist(), cost_model)
         threshold = choose_threshold(reference["confidence"].to_numpy(), costs, fallback)
         savings, coverage = [], []
