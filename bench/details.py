@@ -3,6 +3,7 @@ bench/README.md between `<!-- details:<benchmark> -->` and `<!-- /details -->` (
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from typing import Any
 
@@ -119,12 +120,17 @@ def incremental_vs_full(payload: dict[str, Any]) -> str:
         m = scenario["medians"]
         ratio = m["incremental_post_drift_macro_f1"]["median"] / m["full_post_drift_macro_f1"]["median"]
         time_ratio = m["incremental_seconds"]["median"] / m["full_seconds"]["median"]
-        rows.append([name, str(len(scenario["runs"])), f"{m['champion_post_drift_macro_f1']['median']:.3f}",
-                     cell(m["full_post_drift_macro_f1"], 4), cell(m["incremental_post_drift_macro_f1"], 4),
-                     _pct(ratio, 1), cell(m["forgetting_points"], 2), cell(m["full_seconds"], 1, " s"),
-                     cell(m["incremental_seconds"], 1, " s"), f"{time_ratio:.3f}"])
-    return _table(["scenario", "seeds", "champion post-drift", "full F1", "incremental F1", "F1 ratio",
-                   "forgetting (points)", "full time", "incremental time", "time ratio"], rows)
+        runs = scenario["runs"]
+        drift = ", ".join(sorted({f"{r['drift_severity']} ({r['product_mode']})" for r in runs
+                                  if "drift_severity" in r}))
+        replay = statistics.median(r["incremental"]["replay_rows"] / r["incremental"]["train_rows"] for r in runs)
+        rows.append([name, str(len(runs)), drift or "-", f"{m['champion_post_drift_macro_f1']['median']:.3f}",
+                     _pct(replay, 0), cell(m["full_post_drift_macro_f1"], 4),
+                     cell(m["incremental_post_drift_macro_f1"], 4), _pct(ratio, 1), cell(m["forgetting_points"], 2),
+                     cell(m["full_seconds"], 1, " s"), cell(m["incremental_seconds"], 1, " s"), f"{time_ratio:.3f}"])
+    return _table(["scenario", "seeds", "drift severity (product's mode)", "champion post-drift", "replayed rows",
+                   "full F1", "incremental F1", "F1 ratio", "forgetting (points)", "full time", "incremental time",
+                   "time ratio"], rows)
 
 
 GPU_RUNS = {"baseline_hf_trainer_peft": "HF `Trainer` + PEFT, bf16 weights (baseline)",

@@ -21,8 +21,13 @@ differ), both retrain modes run through `train_classifier_adapter` from the same
 
 - `full` (baseline): a new adapter from the base on the whole curated train split;
 - `incremental`: warm start from the champion adapter (`init_adapter`) on `incremental_training_set`: the curated
-  train examples the champion never saw (by id) plus a replay sample, stratified over the old labels, of
-  `replay_fraction` x as many old ones.
+  train examples the champion never saw (by id) plus a replay sample, stratified over the old labels, making up
+  training.yaml's `replay_share` for the drift's severity (and at least `replay_per_old_label` rows per old label).
+
+The severity is the one the drift sensor would tag the retrain with: `check_drift` of the drifted traffic (labelled
+and held-out rows together) against the champion's reference and calibration, built as the `champion` asset builds
+them (its curated validation + test rows, `calibrate_drift` under drift.yaml). The mode the product itself would pick
+for it (retrain.yaml: `full_retrain_severity`) is recorded beside the figures; both modes run in every scenario.
 
 Both validate on the same curated validation split (old and new rows). Measured for each: wall time of the training
 call (incremental includes building its new + replay set; curation and evaluation are shared and not timed),
@@ -61,6 +66,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from modelops.core.evaluation.evaluate import CostModel
+    from modelops.core.monitoring.drift_config import DriftConfig
+    from modelops.core.monitoring.retrain_policy import RetrainPolicy
     from modelops.core.training.base_model import BaseModelInfo
     from modelops.core.training.training_config import TrainingConfig
     from modelops.settings import Settings
@@ -138,16 +145,36 @@ def _champion_before(adapter_dir: Path, base: BaseModelInfo, traffic: pd.DataFra
     return float(f1_score(traffic["label"], predicted, average="macro", labels=sorted(set(traffic["label"]))))
 
 
+def drift_severity(champion_dir: Path, base: BaseModelInfo, pre_curated: pd.DataFrame, window: list[str],
+                   drift_config: DriftConfig) -> str:
+    """The severity the drift sensor gives `window` (traffic texts) for this champion: `check_drift` against the
+    reference and calibration the `champion` asset would store (`core.registry.promotion`)."""
+    from modelops.core.monitoring.drift import check_drift
+    from modelops.core.monitoring.drift_calibration import calibrate_drift
+    from modelops.core.monitoring.reference import build_reference
+    from modelops.core.serving.predictor import AdapterClassifier
+
+    classifier = AdapterClassifier(base, champion_dir)
+    held_out = pre_curated[pre_curated["split"] != "train"]
+    reference, vocabulary = build_reference(classifier, held_out["text"].tolist(), _split(pre_curated, "train")[
+        "text"].tolist(), held_out["label"].tolist())
+    current, _ = build_reference(classifier, window, [])
+    calibration = calibrate_drift(reference, vocabulary, drift_config)
+    return check_drift(reference, current, vocabulary, drift_config, calibration).severity
+
+
 def _train(train: pd.DataFrame, validation: pd.DataFrame, base: BaseModelInfo, config: TrainingConfig,
-           out: Path, init_adapter: Path | None = None, seen_ids: set[str] | None = None) -> dict[str, Any]:
-    """One `lora_adapter`-style training call, timed (incremental: including its new + replay selection)."""
+           out: Path, init_adapter: Path | None = None, seen_ids: set[str] | None = None,
+           severity: str | None = None) -> dict[str, Any]:
+    """One `lora_adapter`-style training call, timed (incremental: including its new + replay selection for drift
+    of `severity`)."""
     from modelops.core.training.train import incremental_training_set, train_classifier_adapter
 
     start = time.perf_counter()
     new_rows = None
     if config.mode == "incremental":
         assert seen_ids is not None
-        train = incremental_training_set(train, seen_ids, config)
+        train = incremental_training_set(train, seen_ids, config, severity)
         new_rows = int((~train["id"].isin(seen_ids)).sum())
     result = train_classifier_adapter(train, validation, base, config, out, init_adapter)
     seconds = time.perf_counter() - start
@@ -156,6 +183,15 @@ def _train(train: pd.DataFrame, validation: pd.DataFrame, base: BaseModelInfo, c
             "steps": result.steps, "train_samples": result.train_samples, "stopped_early": result.stopped_early,
             "samples_per_second": result.samples_per_second, "best_val_macro_f1": result.best_score,
             "adapter_dir": result.adapter_dir}
+
+
+@dataclass(frozen=True)
+class Policies:
+    """The product's drift and retrain policies (drift.yaml, retrain.yaml): the severity a drifted window gets, and
+    the mode the product would pick for it."""
+
+    drift: DriftConfig
+    retrain: RetrainPolicy
 
 
 @dataclass(frozen=True)
@@ -211,8 +247,9 @@ def clinc_settings(args: argparse.Namespace, settings: Settings) -> dict[str, Se
 
 def run_scenario(name: str, feedback: pd.DataFrame, traffic: pd.DataFrame, raw: pd.DataFrame,
                  pre_curated: pd.DataFrame, champion: dict[str, Any], base: BaseModelInfo, config: TrainingConfig,
-                 cost_model: CostModel, settings: Settings, work: Path) -> dict[str, Any]:
+                 cost_model: CostModel, settings: Settings, policies: Policies, work: Path) -> dict[str, Any]:
     from modelops.core.data.curate import curate
+    from modelops.core.monitoring.retrain_policy import SEVERITIES
 
     curated, report = curate(raw, feedback.assign(source=f"feedback:{name}"))
     held_out, _ = curate(_ingest(traffic, "held-out", settings))
@@ -221,6 +258,12 @@ def run_scenario(name: str, feedback: pd.DataFrame, traffic: pd.DataFrame, raw: 
     test_sets = {"post_drift": held_out, "pre_drift": _split(pre_curated, "test")}
     _say(f"{name} seed {config.seed}: {len(curated)} curated ({report.feedback_rows} labelled drifted rows), "
          f"{len(train)} train, {len(validation)} validation, {len(held_out)} held-out drifted test")
+    severity = drift_severity(champion["adapter_dir"], base, pre_curated,
+                              [*feedback["text"].tolist(), *traffic["text"].tolist()], policies.drift)
+    product_mode = ("none" if severity == "none" else "full" if SEVERITIES.index(severity) >= SEVERITIES.index(
+        policies.retrain.full_retrain_severity) else "incremental")
+    _say(f"{name} seed {config.seed}: drift severity {severity} (the product would run: {product_mode}), replay "
+         f"share {config.replay_share.share(None if severity == 'none' else severity):.0%}")
 
     runs: dict[str, dict[str, Any]] = {}
     for mode in ("full", "incremental"):
@@ -228,7 +271,8 @@ def run_scenario(name: str, feedback: pd.DataFrame, traffic: pd.DataFrame, raw: 
         incremental = mode == "incremental"
         run = _train(train, validation, base, mode_config, work / name / mode,
                      init_adapter=champion["adapter_dir"] if incremental else None,
-                     seen_ids=set(pre_curated["id"]) if incremental else None)
+                     seen_ids=set(pre_curated["id"]) if incremental else None,
+                     severity=None if severity == "none" else severity)
         scores = _score(run.pop("adapter_dir"), base, cost_model, test_sets)
         run.update({f"{test}_{metric}": value for test, values in scores.items() for metric, value in values.items()
                     if metric != "rows"})
@@ -238,7 +282,8 @@ def run_scenario(name: str, feedback: pd.DataFrame, traffic: pd.DataFrame, raw: 
              f"{run['post_drift_macro_f1']:.4f}, pre-drift {run['pre_drift_macro_f1']:.4f} "
              f"({run['forgetting_points']:+.2f} points lost vs champion)")
     full, inc = runs["full"], runs["incremental"]
-    return {"seed": config.seed, "curated_rows": len(curated), "train_rows": len(train),
+    return {"seed": config.seed, "drift_severity": severity, "product_mode": product_mode,
+            "curated_rows": len(curated), "train_rows": len(train),
             "validation_rows": len(validation), "feedback_rows": report.feedback_rows,
             "post_drift_test_rows": len(held_out), "champion_pre_drift_macro_f1": champion["pre_drift_macro_f1"],
             "champion_post_drift_macro_f1": _champion_before(champion["adapter_dir"], base, held_out),
@@ -286,6 +331,8 @@ def main() -> None:
     from modelops.core.data.curate import curate
     from modelops.core.data.drift_scenarios import SCENARIOS
     from modelops.core.evaluation.evaluation_policy import CostModel
+    from modelops.core.monitoring.drift_config import DriftConfig
+    from modelops.core.monitoring.retrain_policy import RetrainPolicy
     from modelops.core.training.base_model import describe_base_model
     from modelops.settings import load_settings
 
@@ -310,6 +357,8 @@ def main() -> None:
     settings = load_settings()
     base = describe_base_model(settings.resolved_base_model_path)
     policy_costs = load_config(Path(settings.evaluation_config), CostModel, "cost_model")
+    policies = Policies(load_config(Path(settings.drift_config), DriftConfig),
+                        load_config(Path(settings.retrain_config), RetrainPolicy))
     plain_costs = CostModel(default_error_cost=1.0)  # CLINC150's intents are not the support labels priced above
     setups = {**({"generator": generator_setting(args, settings)} if args.scenarios else {}),
               **{name: setup for name, setup in (clinc_settings(args, settings) if args.clinc else {}).items()
@@ -333,7 +382,7 @@ def main() -> None:
                 for name, (feedback, traffic) in setup.scenarios.items():
                     results.setdefault(name, []).append(run_scenario(
                         name, feedback, traffic, setup.raw, pre_curated, champion, base, config, costs, settings,
-                        work))
+                        policies, work))
                 champion.pop("adapter_dir")
                 champions.setdefault(setup_name, []).append({"seed": seed, **champion})
     scenarios = {name: {"medians": medians(runs), "runs": runs} for name, runs in results.items()}

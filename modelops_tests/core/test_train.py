@@ -135,6 +135,15 @@ def test_bad_configuration_fails_early(tmp_path: Path):
     policy.write_text("lora:\n  target_modules: []\n")
     with pytest.raises(ConfigError, match=r"training.yaml: lora.target_modules: Tuple should have at least 1 item"):
         load_config(policy, TrainingConfig)
+    policy.write_text("replay_share:\n  moderate: 1.0\n")
+    with pytest.raises(ConfigError, match=r"training.yaml: replay_share.moderate: Input should be less than 1"):
+        load_config(policy, TrainingConfig)
+    policy.write_text("replay_share:\n  moderate: 0.3\n  severe: 0.1\n")
+    with pytest.raises(ConfigError, match=r"replay_share: .*severe \(0.1\) must be at least moderate \(0.3\)"):
+        load_config(policy, TrainingConfig)
+    policy.write_text("replay_share:\n  moderate: -0.1\n")
+    with pytest.raises(ConfigError, match=r"replay_share.moderate: Input should be greater than or equal to 0"):
+        load_config(policy, TrainingConfig)
     policy.write_text("epoch: 3\n")
     with pytest.raises(ConfigError, match=r"training.yaml: epoch: unknown key; expected one of \['mode', 'epochs'"):
         load_config(policy, TrainingConfig)
@@ -158,15 +167,22 @@ def test_unknown_target_modules_fail_with_clear_message(frames, base_info, tmp_p
 
 
 def test_incremental_training_set_mixes_new_and_replay():
+    """The replayed share of the rows follows the drift's severity; a run started by hand takes the severe share."""
     train = pd.DataFrame({"id": [f"i{i}" for i in range(100)], "text": "t", "label": ["a", "b"] * 50})
-    mixed = incremental_training_set(train, {f"i{i}" for i in range(80)}, TrainingConfig(replay_fraction=0.5))
-    assert len(mixed) == 30 and mixed["id"].isin([f"i{i}" for i in range(80, 100)]).sum() == 20
+    seen = {f"i{i}" for i in range(80)}  # 20 new rows
+    config = TrainingConfig(replay_share={"moderate": 0.2, "severe": 0.5}, replay_per_old_label=0)
+    mixed = incremental_training_set(train, seen, config, "moderate")
+    assert len(mixed) == 25 and mixed["id"].isin([f"i{i}" for i in range(80, 100)]).sum() == 20
+    assert len(incremental_training_set(train, seen, config, "severe")) == 40
+    assert incremental_training_set(train, seen, config).equals(incremental_training_set(train, seen, config, "severe"))
+    no_replay = TrainingConfig(replay_share={"moderate": 0.0, "severe": 0.0}, replay_per_old_label=0)
+    assert len(incremental_training_set(train, seen, no_replay)) == 20
     with pytest.raises(TrainingConfigError, match="no examples"):
         incremental_training_set(train, set(train["id"]), TrainingConfig())
     # many old labels: at least replay_per_old_label rows of each (capped by what exists)
     many = pd.DataFrame({"id": [f"i{i}" for i in range(400)], "text": "t", "label": [f"l{i % 40}" for i in range(400)]})
     seen = {f"i{i}" for i in range(380)}
-    assert len(incremental_training_set(many, seen, TrainingConfig(replay_per_old_label=0))) == 20 + 10
+    assert len(incremental_training_set(many, seen, TrainingConfig(replay_per_old_label=0), "moderate")) == 20 + 1
     per_label = incremental_training_set(many, seen, TrainingConfig(replay_per_old_label=3))
     assert len(per_label) == 20 + 120 and per_label[~per_label["id"].isin({f"i{i}" for i in range(380, 400)})][
         "label"].value_counts().eq(3).all()

@@ -31,7 +31,7 @@ from modelops.core.data.datagen import generate_corpus
 from modelops.core.monitoring.traffic_writer import TrafficRecord, TrafficWriter
 from modelops.core.registry.registry import ModelRegistry
 from modelops.core.registry.store import RegistryError, RegistryUnavailableError
-from modelops.core.tags import MlflowTag
+from modelops.core.tags import DagsterTag, MlflowTag
 from modelops.defs.customisation import customisation_defs
 from modelops.defs.resources import MlflowRegistry, resources_from_settings
 from modelops.settings import PACKAGE_CONFIG_DIR, Settings
@@ -161,12 +161,16 @@ def test_poisoned_feedback_challenger_is_refused_with_reasons(trained: World) ->
     pd.DataFrame({"id": ids, "label": poisoned}).to_csv(trained.settings.feedback_dir / "poisoned.csv", index=False)
 
     result = dg.materialize(RETRAIN, resources=trained.resources, instance=trained.instance, raise_on_error=False,
-                            run_config=SUPPORT.keys.run_config(lora_adapter={"mode": "incremental", "epochs": EPOCHS}))
+                            run_config=SUPPORT.keys.run_config(lora_adapter={"mode": "incremental", "epochs": EPOCHS}),
+                            tags={DagsterTag.DRIFT_SEVERITY: "moderate"})  # as a run for moderate drift is tagged
 
     assert not result.success
     assert not result.asset_materializations_for_node(_node("champion"))
     gate = trained.record("evaluation")
     challenger = gate["challenger_version"]
+    params = registry.get_run(registry.version_info(challenger)["run_id"]).data.params
+    assert params["drift_severity"] == "moderate" and params["replay_share_moderate"] == "0.05"
+    assert int(params["new_rows"]) + int(params["replay_rows"]) == int(params["train_rows"])
     assert challenger != champion_before and gate["passed"] is False
     assert registry.alias_version("champion") == champion_before
     assert registry.alias_version("challenger") == challenger

@@ -68,10 +68,12 @@ def _checked(name: str, recorded: str, found: str, fix: str) -> None:
 def reproduce(registry: Any, version: str, curated_dir: Path, base_path: Path,
               tolerance: float = REPRODUCE_TOLERANCE) -> Reproduction:
     """Retrain `version` from its recorded inputs and compare it with the registered adapter on the test split."""
+    from pydantic import ValidationError
+
     from modelops.core.data.curate import content_hash
     from modelops.core.serving.predictor import AdapterClassifier
     from modelops.core.training.base_model import describe_base_model
-    from modelops.core.training.train import incremental_training_set, train_classifier_adapter
+    from modelops.core.training.train import NO_DRIFT, incremental_training_set, train_classifier_adapter
     from modelops.core.training.training_config import TrainingConfig
 
     tags, run, config_values = _recorded_inputs(registry, version)
@@ -85,7 +87,11 @@ def reproduce(registry: Any, version: str, curated_dir: Path, base_path: Path,
     curated = pd.read_parquet(curated_path)
     _checked(f"The curated set {curated_path.name}", tags["data_content_hash"], content_hash(curated),
              "The file was modified after training; restore the original.")
-    config = TrainingConfig.model_validate(config_values)
+    try:
+        config = TrainingConfig.model_validate(config_values)
+    except ValidationError as error:
+        raise ReproduceError(f"Version {version}'s recorded training config does not fit this modelops's training "
+                             f"policy (it was trained under another release): {error}") from error
     train = curated[curated["split"] == "train"]
     with tempfile.TemporaryDirectory() as tmp:
         init_adapter = None
@@ -94,7 +100,8 @@ def reproduce(registry: Any, version: str, curated_dir: Path, base_path: Path,
             init_adapter = registry.download_adapter(warm, Path(tmp) / f"warm-v{warm}")
             seen_hash = registry.version_info(warm)["tags"]["data_content_hash"]
             seen = pd.read_parquet(Path(curated_dir) / f"{seen_hash}.parquet", columns=["id"])["id"]
-            train = incremental_training_set(train, set(seen), config)
+            severity = run.data.params.get("drift_severity", NO_DRIFT)
+            train = incremental_training_set(train, set(seen), config, None if severity == NO_DRIFT else severity)
         _checked("The training set (after new+replay selection)", run.data.params["train_set_hash"],
                  content_hash(train),
                  "The selection rules changed since this version was trained.")

@@ -42,6 +42,7 @@ ProgressCallback = Callable[[dict[str, float]], None]
 ADAPTER_MANIFEST = "modelops.json"
 LABELS_FILE = "labels.json"
 TRAINING_CONFIG_ARTIFACT = "training/config.json"  # the run's whole TrainingConfig (TrainingConfig.model_validate)
+NO_DRIFT = "none"  # the `drift_severity` param of a run no drift started (its replay share: the severe one)
 
 
 class TrainingConfigError(ValueError):
@@ -371,18 +372,20 @@ def save_adapter(model: Any, output_dir: Path, labels: list[str], base: BaseMode
     partial.rename(output_dir)
 
 
-def incremental_training_set(train: pd.DataFrame, seen_ids: set[str], config: TrainingConfig) -> pd.DataFrame:
+def incremental_training_set(train: pd.DataFrame, seen_ids: set[str], config: TrainingConfig,
+                             severity: str | None = None) -> pd.DataFrame:
     """New examples (ids the champion never saw) plus a seeded replay sample of earlier ones, against forgetting.
 
-    The replay sample has `replay_fraction` times as many rows as the new data, and at least `replay_per_old_label`
-    rows per old label (capped by what exists), spread over the old labels in proportion to their share
-    (`stratified_sample`): a random sample can skip a small class.
+    Replayed rows make up `replay_share.share(severity)` of the result (the drift that started the run; None: started
+    by hand), and number at least `replay_per_old_label` per old label (capped by what exists), spread over the old
+    labels in proportion to their share (`stratified_sample`): a random sample can skip a small class.
     """
     is_new = ~train["id"].isin(seen_ids)
     new, old = train[is_new], train[~is_new]
     if new.empty:
         raise TrainingConfigError("Incremental training found no examples the champion has not seen; nothing to learn.")
-    wanted = max(round(len(new) * config.replay_fraction), config.replay_per_old_label * old["label"].nunique())
+    share = config.replay_share.share(severity)
+    wanted = max(round(len(new) * share / (1 - share)), config.replay_per_old_label * old["label"].nunique())
     replay = stratified_sample(old, min(len(old), wanted), config.seed)
     return pd.concat([new, replay]).sample(frac=1.0, random_state=config.seed).reset_index(drop=True)
 

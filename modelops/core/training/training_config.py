@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from modelops.core.config_files import PolicyModel
 
@@ -24,6 +24,29 @@ class LoraSettings(PolicyModel):
     target_modules: tuple[str, ...] = Field(("query", "value"), min_length=1, strict=False)  # a YAML list is fine
 
 
+class ReplayShares(PolicyModel):
+    """Incremental runs: the share of the training rows replayed from the champion's data, by the severity of the
+    drift that started the run. A run without one (started by hand) takes the severe share: an unknown shift is
+    treated as a strong one. Defaults from published continual-learning results (Ibrahim et al. 2024, "Simple and
+    Scalable Strategies to Continually Pre-train Large Language Models"): 1-5 % replay keeps nearly all old skill
+    after a weak shift; about 25 %, with the learning rate re-warmed (as every run here is), matches retraining from
+    scratch after a strong one (a new language)."""
+
+    moderate: float = Field(0.05, ge=0, lt=1)
+    severe: float = Field(0.25, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _severe_replays_no_less(self) -> ReplayShares:
+        if self.severe < self.moderate:
+            raise ValueError(f"severe ({self.severe}) must be at least moderate ({self.moderate}): a stronger shift "
+                             "replays no less of the old data")
+        return self
+
+    def share(self, severity: str | None) -> float:
+        """The replay share for a run started by drift of `severity` ('moderate', 'severe'; None: by hand)."""
+        return self.moderate if severity == "moderate" else self.severe
+
+
 class TrainingConfig(PolicyModel):
     """Hyper-parameters of one training run (config/training.yaml); every field is recorded with the run."""
 
@@ -38,7 +61,7 @@ class TrainingConfig(PolicyModel):
     early_stopping_patience: int = Field(2, ge=0)
     evaluations_per_epoch: int = Field(1, ge=1)
     max_steps: int | None = Field(None, ge=1)
-    replay_fraction: float = Field(0.5, ge=0, le=1)
+    replay_share: ReplayShares = ReplayShares()
     replay_per_old_label: int = Field(2, ge=0)  # every old class rehearsed at least this often (if it has the rows)
     compile_min_steps: int = Field(400, ge=0)  # GPU only: compile the transformer blocks for runs this long
     mixed_precision: bool = True  # bf16 autocast where the hardware computes bf16 natively (see `uses_bf16`)
@@ -46,6 +69,7 @@ class TrainingConfig(PolicyModel):
 
     def to_params(self) -> dict[str, str]:
         """Flat string params for experiment tracking."""
-        flat = {k: v for k, v in self.model_dump().items() if k != "lora"}
+        flat = {k: v for k, v in self.model_dump().items() if k not in ("lora", "replay_share")}
         flat.update({f"lora_{k}": v for k, v in self.lora.model_dump().items()})
+        flat.update({f"replay_share_{k}": v for k, v in self.replay_share.model_dump().items()})
         return {k: ",".join(v) if isinstance(v, (list, tuple)) else str(v) for k, v in flat.items()}

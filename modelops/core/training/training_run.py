@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from modelops.core.tags import MlflowArtifact, MlflowTag
 from modelops.core.training.train import (
+    NO_DRIFT,
     TRAINING_CONFIG_ARTIFACT,
     TrainingConfigError,
     incremental_training_set,
@@ -73,6 +74,7 @@ class TrainingRequest:
     launcher: str = "subprocess"
     processes: int = 1
     drift_report_run: str | None = None  # the MLflow run of the drift check that caused this run, if any
+    drift_severity: str | None = None  # that drift's severity (moderate, severe): an incremental run's replay share
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,10 @@ def train_adapter(request: TrainingRequest, registry: ModelRegistry, launch: Cal
                                      "data_content_hash": request.content_hash, "train_rows": len(train),
                                      "validation_rows": len(validation), "warm_start": warm is not None,
                                      "training_processes": request.processes, "training_launcher": request.launcher,
-                                     "train_set_hash": content_hash(train)})
+                                     "train_set_hash": content_hash(train),
+                                     "drift_severity": request.drift_severity or NO_DRIFT,
+                                     **({"new_rows": warm.new_rows, "replay_rows": len(train) - warm.new_rows}
+                                        if warm else {})})
         registry.log_text(run_id, config.model_dump_json(indent=2), TRAINING_CONFIG_ARTIFACT)
         if request.drift_report_run:  # a drift-triggered run keeps the report of its drift
             registry.copy_artifact(request.drift_report_run, MlflowArtifact.DRIFT_REPORT, run_id)
@@ -148,11 +153,15 @@ def _warm_start(request: TrainingRequest, train: pd.DataFrame, registry: ModelRe
     incremental one without a champion (it trains from the base on every row)."""
     if request.config.mode != "incremental":
         return train, None
-    found = incremental_inputs(train, registry, request.home, request.curated_dir, request.config, request.base.sha256)
+    found = incremental_inputs(train, registry, request.home, request.curated_dir, request.config, request.base.sha256,
+                               request.drift_severity)
     if found.adapter is None:
         log.warning("no champion yet: incremental run falls back to training from the base")
         return found.train, None
-    log.info(f"incremental: {len(found.train)} examples ({found.new_rows} new) on champion v{found.champion}")
+    replayed = len(found.train) - found.new_rows
+    log.info(f"incremental: {len(found.train)} examples ({found.new_rows} new, {replayed} replayed: "
+             f"{replayed / len(found.train):.0%}; {request.drift_severity or 'no'} drift severity, replay share "
+             f"{request.config.replay_share.share(request.drift_severity):.0%}) on champion v{found.champion}")
     return found.train, found
 
 
@@ -168,10 +177,10 @@ class IncrementalInputs:
 
 
 def incremental_inputs(curated_train: pd.DataFrame, registry: ModelRegistry, home: Path, curated_dir: Path,
-                       config: TrainingConfig, base_sha256: str) -> IncrementalInputs:
+                       config: TrainingConfig, base_sha256: str, severity: str | None = None) -> IncrementalInputs:
     """The champion's adapter (downloaded under `home`/adapters) and the new rows plus the replay sample `config`
-    asks for of the rows it was trained on; TrainingConfigError when it cannot warm-start (another base, its
-    training data gone)."""
+    asks for, after drift of `severity`, of the rows it was trained on; TrainingConfigError when it cannot warm-start
+    (another base, its training data gone)."""
     import pandas as pd
 
     champion = registry.alias_version("champion")
@@ -188,7 +197,7 @@ def incremental_inputs(curated_train: pd.DataFrame, registry: ModelRegistry, hom
     if not seen_path.is_file():
         raise TrainingConfigError(f"The champion's training data {seen_path} is gone; run a full retrain instead.")
     seen = pd.read_parquet(seen_path, columns=["id"])["id"]
-    frame = incremental_training_set(curated_train, set(seen), config)
+    frame = incremental_training_set(curated_train, set(seen), config, severity)
     return IncrementalInputs(frame, adapter, champion, int((~frame["id"].isin(seen)).sum()))
 
 

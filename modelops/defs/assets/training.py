@@ -72,7 +72,8 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
         run_tags={**store.dagster_run_tags(context.run_id),
                   **{f"dagster.{k}": v for k, v in context.run.tags.items() if k.startswith("modelops/")}},
         launcher=training.launcher, processes=training.processes,
-        drift_report_run=context.run.tags.get(DagsterTag.DRIFT_REPORT_RUN))
+        drift_report_run=context.run.tags.get(DagsterTag.DRIFT_REPORT_RUN),
+        drift_severity=context.run.tags.get(DagsterTag.DRIFT_SEVERITY))
     registry = store.registry()
     try:
         trained = train_adapter(request, registry, lambda job: training.train(context, job), context.log)
