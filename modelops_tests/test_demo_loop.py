@@ -32,6 +32,7 @@ def _run_demo(tmp_path: Path, extra: list[str], training_overrides: dict) -> dic
 
 def _assert_loop_closed(summary: dict) -> None:
     assert summary["retrain_run"]["status"] == "SUCCESS"
+    assert {"lora_adapter", "evaluation", "champion"} <= set(summary["retrain_run"]["seconds_per_step"])
     assert summary["normal_traffic_share_drifted"] < summary["drifted_traffic_share_drifted"]
     assert summary["gate_passed"] is True
     assert int(summary["final_champion"]) > int(summary["first_champion"])

@@ -176,6 +176,9 @@ def run_demo(settings: Settings, scenario: str = DEMO_SCENARIO, port: int = 8765
                 dg.RunsFilter(tags={DagsterTag.TRIGGER: "drift"}, created_after=started_at), limit=1)), None), 240)
             finished = _wait_for("the retrain run to finish", lambda: (
                 lambda r: r if r.is_finished else None)(instance.get_run_by_id(run.run_id)), 600, every=5)
+            step_seconds = {step.step_key.removeprefix(f"{settings.customisation}__"): round(
+                step.end_time - step.start_time, 1) for step in instance.get_run_step_stats(finished.run_id)
+                if step.start_time and step.end_time and step.end_time - step.start_time >= 0.05}
         stage("drift detected + retrain run")
         drift_run = _drift_checks(registry)[0]
         champion = registry.alias_version("champion")
@@ -198,7 +201,8 @@ def run_demo(settings: Settings, scenario: str = DEMO_SCENARIO, port: int = 8765
         "scenario": scenario, "first_champion": first, "final_champion": champion,
         "retrain_run": {"id": finished.run_id, "status": finished.status.value,
                         "mode": finished.tags.get(DagsterTag.RETRAIN_MODE),
-                        "drift_severity": finished.tags.get(DagsterTag.DRIFT_SEVERITY)},
+                        "drift_severity": finished.tags.get(DagsterTag.DRIFT_SEVERITY),
+                        "seconds_per_step": step_seconds},  # where the run's time goes (steps of 0.05 s or more)
         "v1_test_macro_f1": first_eval["challenger_metrics"]["macro_f1"],
         "gate_passed": evaluation["passed"], "gate_reasons": evaluation["reasons"],
         "challenger_test_macro_f1": evaluation["challenger_metrics"]["macro_f1"],
