@@ -130,26 +130,23 @@ def test_warm_start_continues_from_the_adapter(base_info, untrained_adapter_dir:
     assert result.steps == 2 and read_label_names(result.adapter_dir) == ["billing", "refund", "shipping"]
 
 
+BAD_TRAINING_POLICIES = [
+    ("lora:\n  target_modules: []\n", r"training.yaml: lora.target_modules: Tuple should have at least 1 item"),
+    ("replay_share:\n  moderate: 1.0\n", r"training.yaml: replay_share.moderate: Input should be less than 1"),
+    ("replay_share:\n  moderate: 0.3\n  severe: 0.1\n",
+     r"replay_share: .*severe \(0.1\) must be at least moderate \(0.3\)"),
+    ("replay_share:\n  moderate: -0.1\n", r"replay_share.moderate: Input should be greater than or equal to 0"),
+    ("epoch: 3\n", r"training.yaml: epoch: unknown key; expected one of \['mode', 'epochs'"),
+    ("learning_rate: 2\n", "training.yaml: learning_rate: Input should be less than 1, got 2"),
+]
+
+
 def test_bad_configuration_fails_early(tmp_path: Path):
     policy = tmp_path / "training.yaml"
-    policy.write_text("lora:\n  target_modules: []\n")
-    with pytest.raises(ConfigError, match=r"training.yaml: lora.target_modules: Tuple should have at least 1 item"):
-        load_config(policy, TrainingConfig)
-    policy.write_text("replay_share:\n  moderate: 1.0\n")
-    with pytest.raises(ConfigError, match=r"training.yaml: replay_share.moderate: Input should be less than 1"):
-        load_config(policy, TrainingConfig)
-    policy.write_text("replay_share:\n  moderate: 0.3\n  severe: 0.1\n")
-    with pytest.raises(ConfigError, match=r"replay_share: .*severe \(0.1\) must be at least moderate \(0.3\)"):
-        load_config(policy, TrainingConfig)
-    policy.write_text("replay_share:\n  moderate: -0.1\n")
-    with pytest.raises(ConfigError, match=r"replay_share.moderate: Input should be greater than or equal to 0"):
-        load_config(policy, TrainingConfig)
-    policy.write_text("epoch: 3\n")
-    with pytest.raises(ConfigError, match=r"training.yaml: epoch: unknown key; expected one of \['mode', 'epochs'"):
-        load_config(policy, TrainingConfig)
-    policy.write_text("learning_rate: 2\n")
-    with pytest.raises(ConfigError, match="training.yaml: learning_rate: Input should be less than 1, got 2"):
-        load_config(policy, TrainingConfig)
+    for text, error in BAD_TRAINING_POLICIES:
+        policy.write_text(text)
+        with pytest.raises(ConfigError, match=error):
+            load_config(policy, TrainingConfig)
     with pytest.raises(BaseModelError, match="does not exist"):
         describe_base_model(tmp_path / "missing")
     (tmp_path / "pickled").mkdir()
