@@ -246,6 +246,9 @@ def test_sabotaged_challenger_is_refused_and_champion_stays(bootstrapped, resour
     gate = json.loads((settings.state / "records" / "evaluation.json").read_text())
     assert gate["passed"] is False
     assert any("macro-F1" in reason for reason in gate["reasons"])
+    # what each evaluated version predicted is kept for its next evaluation; no other version's predictions are
+    predictions = settings.home / "evaluations" / "predictions"
+    assert sorted(p.name for p in predictions.glob("*.npz")) == sorted(["v1.npz", f"v{latest + 1}.npz"])
 
 
 @pytest.fixture()

@@ -8,7 +8,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from modelops.core.training.base_model import (
 )
 from modelops.core.training.batching import pad_sequences
 from modelops.core.training.train import ADAPTER_MANIFEST, read_label_names
+
+if TYPE_CHECKING:
+    from modelops.core.serving.prediction_cache import PredictionCache
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,13 @@ class Predictions:
     confidences: np.ndarray  # (n,) calibrated max probability
     probabilities: np.ndarray  # (n, n_labels) in label_names order
     embeddings: np.ndarray  # (n, EMBEDDING_DIM) random projection of the mean-pooled last hidden state
+
+    @classmethod
+    def from_probabilities(cls, probabilities: np.ndarray, embeddings: np.ndarray,
+                           label_names: list[str]) -> Predictions:
+        """Labels and confidences are the most probable label and its probability."""
+        return cls([label_names[i] for i in probabilities.argmax(axis=1)], probabilities.max(axis=1, initial=0.0),
+                   probabilities, embeddings)
 
 
 def embedding_projection(hidden_size: int) -> np.ndarray:
@@ -77,6 +87,7 @@ class Classifier:
     max_length: int
     tokenizer: Any
     _projection: np.ndarray
+    prediction_cache: PredictionCache | None = None  # set for a registered version (evaluation)
 
     def _read_manifest(self, adapter_dir: Path) -> None:
         self.label_names, self.temperature = labels_and_temperature(adapter_dir)
@@ -86,7 +97,13 @@ class Classifier:
         raise NotImplementedError
 
     def predict(self, texts: list[str], batch_size: int = 64) -> Predictions:
-        """Predict, tokenising once and running length-bucketed sub-batches (little padding)."""
+        """Predict, tokenising once and running length-bucketed sub-batches (little padding); texts this version
+        already predicted come from its `prediction_cache`, when it has one."""
+        if self.prediction_cache is not None:
+            return self.prediction_cache.predict(lambda new: self._predict(new, batch_size), texts)
+        return self._predict(texts, batch_size)
+
+    def _predict(self, texts: list[str], batch_size: int) -> Predictions:
         n = len(texts)
         probs = np.zeros((n, len(self.label_names)), dtype=np.float32)
         embeddings = np.zeros((n, EMBEDDING_DIM), dtype=np.float32)
@@ -95,8 +112,7 @@ class Classifier:
             logits, pooled = self._forward([encoded[i] for i in idx])
             probs[idx] = softmax(logits / self.temperature)
             embeddings[idx] = pooled @ self._projection
-        best = probs.argmax(axis=1)
-        return Predictions([self.label_names[i] for i in best], probs.max(axis=1), probs, embeddings)
+        return Predictions.from_probabilities(probs, embeddings, self.label_names)
 
 
 class _TorchClassifier(Classifier):

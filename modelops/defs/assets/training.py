@@ -97,16 +97,25 @@ def _adapter_metadata(trained: "TrainedAdapter", registry: "ModelRegistry", requ
 
 
 def _classifier_loader(registry: "ModelRegistry", lake: DataLake, base_model: BaseModel):
-    """Loads a registered version's adapter (downloaded under the lake's adapters/) on the base model."""
+    """Loads a registered version's adapter (downloaded under the lake's adapters/) on the base model, with the
+    predictions it already made kept under evaluations/predictions/ (prediction_cache.py)."""
+    from modelops.core.serving.prediction_cache import PredictionCache
     from modelops.core.serving.predictor import AdapterClassifier
 
     base = base_model.describe()  # hashes the base's weights: once for every version loaded
 
     def load(version: str) -> AdapterClassifier:
         folder = registry.download_adapter(version, lake.settings.adapters_dir / f"registry-v{version}")
-        return AdapterClassifier(base, folder)
+        classifier = AdapterClassifier(base, folder)
+        classifier.prediction_cache = PredictionCache(_predictions_dir(lake) / f"v{version}.npz",
+                                                      classifier.label_names)
+        return classifier
 
     return load
+
+
+def _predictions_dir(lake: DataLake) -> Path:
+    return Path(lake.home) / "evaluations" / "predictions"
 
 
 def _served_loader(registry: "ModelRegistry", lake: DataLake, base_model: BaseModel):
@@ -134,6 +143,7 @@ def evaluation(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: 
     """Challenger vs champion on the test split and recent labelled traffic: metrics, business cost, gate decision."""
     from modelops.core.config_files import ConfigError
     from modelops.core.evaluation.challenger_evaluation import ChallengerEvaluationError, evaluate_challenger
+    from modelops.core.serving.prediction_cache import prune_prediction_caches
 
     name = customisation_of(context)
     lake, store = lakes.of(name), mlflow.of(name)
@@ -149,6 +159,7 @@ def evaluation(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: 
         raise dg.Failure(str(error)) from error
     for warning in found.warnings:
         context.log.warning(warning)
+    prune_prediction_caches(_predictions_dir(lake), {challenger_version, str(found.champion_version)})
     lake.write_record("evaluation", {**found.record(), "evaluated_at": time.time()})
     return dg.MaterializeResult(metadata=_evaluation_metadata(found, registry.run_url(found.mlflow_run_id)))
 
