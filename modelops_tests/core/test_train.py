@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from safetensors.torch import load_file
@@ -16,8 +17,9 @@ from modelops.core.training.causal_lm import train_causal_lm_adapter
 from modelops.core.training.train import (
     TrainingConfigError,
     incremental_training_set,
-    stratified_sample,
+    macro_f1,
     read_label_names,
+    stratified_sample,
     save_adapter,
     train_classifier_adapter,
     uses_bf16,
@@ -183,6 +185,17 @@ def test_incremental_training_set_mixes_new_and_replay():
     per_label = incremental_training_set(many, seen, TrainingConfig(replay_per_old_label=3))
     assert len(per_label) == 20 + 120 and per_label[~per_label["id"].isin({f"i{i}" for i in range(380, 400)})][
         "label"].value_counts().eq(3).all()
+
+
+def test_macro_f1_is_scikit_learns():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    cases = [(rng.integers(0, 7, 200), rng.integers(0, 9, 200)) for _ in range(20)]
+    cases += [(np.array([0, 0, 1]), np.array([0, 0, 1])), (np.array([0, 1]), np.array([2, 3])),
+              (np.array([3]), np.array([3]))]
+    for truth, predicted in cases:
+        assert macro_f1(truth, predicted) == pytest.approx(f1_score(truth, predicted, average="macro"), abs=1e-12)
 
 
 def test_replay_is_stratified_over_the_old_labels():
