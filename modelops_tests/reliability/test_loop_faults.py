@@ -171,6 +171,9 @@ def test_poisoned_feedback_challenger_is_refused_with_reasons(trained: World) ->
     params = registry.get_run(registry.version_info(challenger)["run_id"]).data.params
     assert params["drift_severity"] == "moderate" and params["replay_share_moderate"] == "0.05"
     assert int(params["new_rows"]) + int(params["replay_rows"]) == int(params["train_rows"])
+    (adapter,) = result.asset_materializations_for_node(_node("lora_adapter"))  # what the operator sees
+    assert adapter.metadata["drift_severity"].value == "moderate"
+    assert adapter.metadata["replay_rows"].value == int(params["replay_rows"])
     assert challenger != champion_before and gate["passed"] is False
     assert registry.alias_version("champion") == champion_before
     assert registry.alias_version("challenger") == challenger

@@ -87,6 +87,7 @@ class TrainedAdapter:
     mode: str
     train_rows: int
     reported: dict[str, Any]
+    replay_rows: int | None = None  # an incremental run's rows replayed from the champion's data
 
     @property
     def adapter_bytes(self) -> int:
@@ -144,7 +145,8 @@ def train_adapter(request: TrainingRequest, registry: ModelRegistry, launch: Cal
             raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    return TrainedAdapter(version, run_id, output, config.mode, len(train), reported)
+    return TrainedAdapter(version, run_id, output, config.mode, len(train), reported,
+                          len(train) - warm.new_rows if warm else None)
 
 
 def _warm_start(request: TrainingRequest, train: pd.DataFrame, registry: ModelRegistry,

@@ -91,6 +91,8 @@ def _adapter_metadata(trained: "TrainedAdapter", registry: "ModelRegistry", requ
     return {**trained.reported, "model_version": trained.version, "mode": trained.mode,
             "mlflow_run_id": trained.run_id, "mlflow_run": dg.MetadataValue.url(registry.run_url(trained.run_id)),
             "train_rows": trained.train_rows, "adapter_bytes": trained.adapter_bytes,
+            "drift_severity": request.drift_severity or "none (not started by drift)",
+            **({"replay_rows": trained.replay_rows} if trained.replay_rows is not None else {}),
             "adapter_path": path_metadata(trained.adapter_dir),
             "base_model": f"{request.base.name} ({request.base.sha256[:12]})",
             "data_content_hash": request.content_hash}
