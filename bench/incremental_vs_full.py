@@ -25,9 +25,11 @@ differ), both retrain modes run through `train_classifier_adapter` from the same
   training.yaml's `replay_share` for the drift's severity (and at least `replay_per_old_label` rows per old label).
 
 The severity is the one the drift sensor would tag the retrain with: `check_drift` of the drifted traffic (labelled
-and held-out rows together) against the champion's reference and calibration, built as the `champion` asset builds
-them (its curated validation + test rows, `calibrate_drift` under drift.yaml). The mode the product itself would pick
-for it (retrain.yaml: `full_retrain_severity`) is recorded beside the figures; both modes run in every scenario.
+and held-out rows together, as one window) against the champion's reference and calibration, built from the rows the
+`champion` asset uses (its curated validation + test rows, `calibrate_drift` under drift.yaml), with the PyTorch
+model where the asset uses the variant chosen for serving (ONNX, held to the PyTorch model's quality). The mode the
+product itself would pick for it (retrain.yaml: `full_retrain_severity`) is recorded beside the figures; both modes
+run in every scenario.
 
 Both validate on the same curated validation split (old and new rows). Measured for each: wall time of the training
 call (incremental includes building its new + replay set; curation and evaluation are shared and not timed),
@@ -147,8 +149,8 @@ def _champion_before(adapter_dir: Path, base: BaseModelInfo, traffic: pd.DataFra
 
 def drift_severity(champion_dir: Path, base: BaseModelInfo, pre_curated: pd.DataFrame, window: list[str],
                    drift_config: DriftConfig) -> str:
-    """The severity the drift sensor gives `window` (traffic texts) for this champion: `check_drift` against the
-    reference and calibration the `champion` asset would store (`core.registry.promotion`)."""
+    """The severity the drift sensor gives `window` (traffic texts) for this champion: `check_drift` against a
+    reference and calibration built from the rows the `champion` asset uses (`core.registry.promotion`)."""
     from modelops.core.monitoring.drift import check_drift
     from modelops.core.monitoring.drift_calibration import calibrate_drift
     from modelops.core.monitoring.reference import build_reference

@@ -138,6 +138,8 @@ BAD_TRAINING_POLICIES = [
     ("replay_share:\n  moderate: 0.3\n  severe: 0.1\n",
      r"replay_share: .*severe \(0.1\) must be at least moderate \(0.3\)"),
     ("replay_share:\n  moderate: -0.1\n", r"replay_share.moderate: Input should be greater than or equal to 0"),
+    ("replay_fraction: 0.5\nreplay_share:\n  moderate: 0.1\n", r"set replay_share only"),
+    ("replay_fraction: 2\n", r"replay_fraction must be a number in \[0, 1\], got 2"),
     ("epoch: 3\n", r"training.yaml: epoch: unknown key; expected one of \['mode', 'epochs'"),
     ("learning_rate: 2\n", "training.yaml: learning_rate: Input should be less than 1, got 2"),
 ]
@@ -176,6 +178,12 @@ def test_incremental_training_set_mixes_new_and_replay():
     assert incremental_training_set(train, seen, config).equals(incremental_training_set(train, seen, config, "severe"))
     no_replay = TrainingConfig(replay_share={"moderate": 0.0, "severe": 0.0}, replay_per_old_label=0)
     assert len(incremental_training_set(train, seen, no_replay)) == 20
+    with pytest.raises(ValueError, match="unknown drift severity 'Moderate'"):
+        incremental_training_set(train, seen, config, "Moderate")
+    # a policy (or a recorded run config) of an earlier release: replay_fraction rows per new row, as before
+    earlier = TrainingConfig.model_validate({"replay_fraction": 0.5, "replay_per_old_label": 0})
+    assert len(incremental_training_set(train, seen, earlier, "moderate")) == 30 == len(
+        incremental_training_set(train, seen, earlier))
     with pytest.raises(TrainingConfigError, match="no examples"):
         incremental_training_set(train, set(train["id"]), TrainingConfig())
     # many old labels: at least replay_per_old_label rows of each (capped by what exists)

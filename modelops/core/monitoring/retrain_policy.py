@@ -8,9 +8,9 @@ from typing import Literal
 from pydantic import Field
 
 from modelops.core.config_files import PolicyModel
+from modelops.core.monitoring.drift_config import SEVERITIES
 from modelops.core.monitoring.labelling_queue import MAX_QUEUE_SIZE
 
-SEVERITIES = ("none", "moderate", "severe")
 DAY_SECONDS = 24 * 3600.0
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,29 +16,47 @@ import numpy as np
 from modelops.core.atomic import write_atomic
 from modelops.core.serving.predictor import EMBEDDING_DIM, Predictions
 
+log = logging.getLogger(__name__)
+
 
 def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-class PredictionCache:
-    """One version's stored predictions (`path`, an .npz of text keys, probabilities and embeddings)."""
+def adapter_fingerprint(adapter_dir: Path, max_length: int) -> str:
+    """What a classifier's predictions depend on besides the text: every file of its adapter folder (weights, labels,
+    temperature, the base's sha256 in the manifest) and its tokenizer's length limit."""
+    digest = hashlib.sha256(str(max_length).encode())
+    for path in sorted(p for p in Path(adapter_dir).iterdir() if p.is_file()):
+        digest.update(path.name.encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
-    def __init__(self, path: Path, label_names: list[str]) -> None:
-        self.path, self.label_names = Path(path), list(label_names)
+
+class PredictionCache:
+    """One version's stored predictions (`path`, an .npz of text keys, probabilities and embeddings), valid for the
+    classifier with `fingerprint` (`adapter_fingerprint`): a file written for anything else (a registry recreated
+    under the same version numbers, another length limit) or that cannot be read is ignored and rewritten."""
+
+    def __init__(self, path: Path, label_names: list[str], fingerprint: str) -> None:
+        self.path, self.label_names, self.fingerprint = Path(path), list(label_names), fingerprint
 
     def _load(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        if not self.path.is_file():
+        try:
+            with np.load(self.path) as stored:
+                if str(stored["fingerprint"]) != self.fingerprint:
+                    return {}
+                return {str(key): (p, e) for key, p, e in zip(stored["keys"], stored["probabilities"],
+                                                               stored["embeddings"], strict=True)}
+        except FileNotFoundError:
             return {}
-        with np.load(self.path) as stored:
-            if [str(name) for name in stored["label_names"]] != self.label_names:
-                return {}  # written for another label list: not this version's
-            return {str(key): (p, e) for key, p, e in zip(stored["keys"], stored["probabilities"],
-                                                           stored["embeddings"], strict=True)}
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            log.warning("ignoring unreadable stored predictions %s: %s", self.path, error)
+            return {}
 
     def _save(self, rows: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
         buffer = io.BytesIO()
-        np.savez(buffer, keys=np.array(list(rows)), label_names=np.array(self.label_names),
+        np.savez(buffer, keys=np.array(list(rows)), fingerprint=np.array(self.fingerprint),
                  probabilities=np.stack([p for p, _ in rows.values()]),
                  embeddings=np.stack([e for _, e in rows.values()]))
         write_atomic(self.path, lambda tmp: tmp.write_bytes(buffer.getvalue()))

@@ -5,11 +5,12 @@ Light on purpose (pydantic only): the Dagster code location derives the lora_ada
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from modelops.core.config_files import PolicyModel
+from modelops.core.monitoring.drift_config import SEVERITIES
 
 TrainingMode = Literal["full", "incremental"]
 RUN_OVERRIDES = ("epochs", "max_steps", "seed")  # fields a run's config may set over the policy file (with `mode`)
@@ -43,7 +44,10 @@ class ReplayShares(PolicyModel):
         return self
 
     def share(self, severity: str | None) -> float:
-        """The replay share for a run started by drift of `severity` ('moderate', 'severe'; None: by hand)."""
+        """The replay share for a run started by drift of `severity` ('moderate', 'severe'; None or 'none': not
+        started by drift). ValueError for any other value."""
+        if severity not in (None, *SEVERITIES):
+            raise ValueError(f"unknown drift severity {severity!r}; expected one of {list(SEVERITIES)}")
         return self.moderate if severity == "moderate" else self.severe
 
 
@@ -66,6 +70,23 @@ class TrainingConfig(PolicyModel):
     compile_min_steps: int = Field(400, ge=0)  # GPU only: compile the transformer blocks for runs this long
     mixed_precision: bool = True  # bf16 autocast where the hardware computes bf16 natively (see `uses_bf16`)
     lora: LoraSettings = LoraSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replay_fraction_of_earlier_releases(cls, values: Any) -> Any:
+        """A training.yaml (or a recorded run config) from before `replay_share` sets `replay_fraction` f, replayed
+        rows per new row; it keeps meaning what it meant: share f / (1 + f) whatever the severity."""
+        if not isinstance(values, dict) or "replay_fraction" not in values:
+            return values
+        values = dict(values)
+        fraction = values.pop("replay_fraction")
+        if "replay_share" in values:
+            raise ValueError("set replay_share only: replay_fraction is its older form (replayed rows per new row)")
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+            raise ValueError(f"replay_fraction must be a number in [0, 1], got {fraction!r}")
+        share = fraction / (1 + fraction)
+        values["replay_share"] = {"moderate": share, "severe": share}
+        return values
 
     def to_params(self) -> dict[str, str]:
         """Flat string params for experiment tracking."""

@@ -101,7 +101,7 @@ def _adapter_metadata(trained: "TrainedAdapter", registry: "ModelRegistry", requ
 def _classifier_loader(registry: "ModelRegistry", lake: DataLake, base_model: BaseModel):
     """Loads a registered version's adapter (downloaded under the lake's adapters/) on the base model, with the
     predictions it already made kept under evaluations/predictions/ (prediction_cache.py)."""
-    from modelops.core.serving.prediction_cache import PredictionCache
+    from modelops.core.serving.prediction_cache import PredictionCache, adapter_fingerprint
     from modelops.core.serving.predictor import AdapterClassifier
 
     base = base_model.describe()  # hashes the base's weights: once for every version loaded
@@ -110,7 +110,8 @@ def _classifier_loader(registry: "ModelRegistry", lake: DataLake, base_model: Ba
         folder = registry.download_adapter(version, lake.settings.adapters_dir / f"registry-v{version}")
         classifier = AdapterClassifier(base, folder)
         classifier.prediction_cache = PredictionCache(_predictions_dir(lake) / f"v{version}.npz",
-                                                      classifier.label_names)
+                                                      classifier.label_names,
+                                                      adapter_fingerprint(folder, classifier.max_length))
         return classifier
 
     return load
