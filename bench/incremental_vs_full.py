@@ -99,9 +99,10 @@ def _split(curated: pd.DataFrame, split: str) -> pd.DataFrame:
     return curated[curated["split"] == split].reset_index(drop=True)
 
 
-def training_config(settings: Settings, epochs: int | None, replay_per_old_label: int | None = None) -> TrainingConfig:
+def training_config(settings: Settings, epochs: int | None, replay_per_old_label: int | None = None,
+                    replay_share: float | None = None) -> TrainingConfig:
     """The product's training policy file, with the per-run `epochs` override of `LoraAdapterConfig` (0/None: none)
-    and, for replay experiments, another `replay_per_old_label`."""
+    and, for replay experiments, another `replay_per_old_label` or one `replay_share` for every severity."""
     import yaml
 
     from modelops.core.training.training_config import TrainingConfig
@@ -112,6 +113,8 @@ def training_config(settings: Settings, epochs: int | None, replay_per_old_label
         values["epochs"] = epochs
     if replay_per_old_label is not None:
         values["replay_per_old_label"] = replay_per_old_label
+    if replay_share is not None:
+        values["replay_share"] = {"moderate": replay_share, "severe": replay_share}
     return TrainingConfig.model_validate(values)
 
 
@@ -352,6 +355,7 @@ def main() -> None:
     parser.add_argument("--clinc-per-intent", type=int, default=20)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--replay-per-old-label", type=int, help="override training.yaml's (replay experiments)")
+    parser.add_argument("--replay-share", type=float, help="one replay share for every severity (replay experiments)")
     parser.add_argument("--no-write", action="store_true", help="print the result, do not write bench/results")
     args = parser.parse_args()
 
@@ -369,7 +373,7 @@ def main() -> None:
     champions: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-incremental-") as tmp:
         for seed in args.seeds:
-            config = training_config(settings, args.epochs, args.replay_per_old_label).model_copy(
+            config = training_config(settings, args.epochs, args.replay_per_old_label, args.replay_share).model_copy(
                 update={"seed": seed})
             for setup_name, setup in setups.items():
                 costs = policy_costs if setup_name == "generator" else plain_costs
@@ -395,7 +399,7 @@ def main() -> None:
         "data": {"rows": args.rows, "labelled_drifted": args.labelled, "held_out_drifted": args.test_rows,
                  "severity": args.severity, "drift_seed": DRIFT_SEED, "clinc150_per_intent": args.clinc_per_intent},
         "seeds": args.seeds,
-        "config": training_config(settings, args.epochs, args.replay_per_old_label).to_params(),
+        "config": training_config(settings, args.epochs, args.replay_per_old_label, args.replay_share).to_params(),
         "champions": champions,
         "scenarios": scenarios,
         "target": f"per scenario (medians over the seeds): incremental post-drift macro-F1 >= {F1_TARGET:.0%} of "
