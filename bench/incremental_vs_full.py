@@ -153,16 +153,14 @@ def _champion_before(adapter_dir: Path, base: BaseModelInfo, traffic: pd.DataFra
 def drift_severity(champion_dir: Path, base: BaseModelInfo, pre_curated: pd.DataFrame, window: list[str],
                    drift_config: DriftConfig) -> str:
     """The severity the drift sensor gives `window` (traffic texts) for this champion: `check_drift` against a
-    reference and calibration built from the rows the `champion` asset uses (`core.registry.promotion`)."""
+    reference and calibration built as the `champion` asset builds them (`curated_reference`)."""
     from modelops.core.monitoring.drift import check_drift
     from modelops.core.monitoring.drift_calibration import calibrate_drift
-    from modelops.core.monitoring.reference import build_reference
+    from modelops.core.monitoring.reference import build_reference, curated_reference
     from modelops.core.serving.predictor import AdapterClassifier
 
     classifier = AdapterClassifier(base, champion_dir)
-    held_out = pre_curated[pre_curated["split"] != "train"]
-    reference, vocabulary = build_reference(classifier, held_out["text"].tolist(), _split(pre_curated, "train")[
-        "text"].tolist(), held_out["label"].tolist())
+    reference, vocabulary = curated_reference(classifier, pre_curated)
     current, _ = build_reference(classifier, window, [])
     calibration = calibrate_drift(reference, vocabulary, drift_config)
     return check_drift(reference, current, vocabulary, drift_config, calibration).severity
@@ -254,7 +252,7 @@ def run_scenario(name: str, feedback: pd.DataFrame, traffic: pd.DataFrame, raw: 
                  pre_curated: pd.DataFrame, champion: dict[str, Any], base: BaseModelInfo, config: TrainingConfig,
                  cost_model: CostModel, settings: Settings, policies: Policies, work: Path) -> dict[str, Any]:
     from modelops.core.data.curate import curate
-    from modelops.core.monitoring.retrain_policy import SEVERITIES
+    from modelops.core.monitoring.retrain_policy import retrain_mode
 
     curated, report = curate(raw, feedback.assign(source=f"feedback:{name}"))
     held_out, _ = curate(_ingest(traffic, "held-out", settings))
@@ -265,8 +263,7 @@ def run_scenario(name: str, feedback: pd.DataFrame, traffic: pd.DataFrame, raw: 
          f"{len(train)} train, {len(validation)} validation, {len(held_out)} held-out drifted test")
     severity = drift_severity(champion["adapter_dir"], base, pre_curated,
                               [*feedback["text"].tolist(), *traffic["text"].tolist()], policies.drift)
-    product_mode = ("none" if severity == "none" else "full" if SEVERITIES.index(severity) >= SEVERITIES.index(
-        policies.retrain.full_retrain_severity) else "incremental")
+    product_mode = "none" if severity == "none" else retrain_mode(severity, policies.retrain)
     _say(f"{name} seed {config.seed}: drift severity {severity} (the product would run: {product_mode}), replay "
          f"share {config.replay_share.share(None if severity == 'none' else severity):.0%}")
 

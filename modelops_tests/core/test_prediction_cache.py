@@ -30,7 +30,8 @@ def test_cached_predictions_equal_fresh_ones_and_each_text_is_predicted_once(cla
     fresh = classifier._predict(TEXTS, 64)
     first = cache.predict(predict, TEXTS)
     assert asked == [TEXTS[:3]]  # the repeated text once
-    again = cache.predict(predict, [*TEXTS, "cancel my subscription"])
+    restarted = PredictionCache(tmp_path / "v3.npz", classifier.label_names, "adapter-a")  # reads what was stored
+    again = restarted.predict(predict, [*TEXTS, "cancel my subscription"])
     assert asked[1:] == [["cancel my subscription"]]  # only the new text, also after a restart (read from disk)
     for found in (first, Predictions(again.labels[:4], again.confidences[:4], again.probabilities[:4],
                                      again.embeddings[:4])):

@@ -12,7 +12,8 @@ CONFIDENCE_COLUMN = "confidence"
 EMBEDDING_COLUMN = "embedding"
 CHECKED_COLUMNS = (*DESCRIPTOR_COLUMNS, LABEL_COLUMN, CONFIDENCE_COLUMN, EMBEDDING_COLUMN)
 REPLACED_KEYS = ("column_drift_threshold", "label_drift_threshold", "embedding_auc_threshold")
-SEVERITIES = ("none", "moderate", "severe")  # a drift check's verdicts, weakest first
+NO_DRIFT = "none"
+SEVERITIES = (NO_DRIFT, "moderate", "severe")  # a drift check's verdicts, weakest first
 
 
 class DriftConfig(PolicyModel):

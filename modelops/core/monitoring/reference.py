@@ -36,6 +36,14 @@ def build_reference(classifier: object, held_out_texts: list[str], train_texts: 
     return frame, build_vocabulary(train_texts)
 
 
+def curated_reference(classifier: object, curated: pd.DataFrame) -> tuple[pd.DataFrame, frozenset[str]]:
+    """The drift reference of a model trained on `curated`: its predictions on the held-out (validation and test)
+    rows, with their labels, and the vocabulary of the training rows."""
+    held_out = curated[curated["split"] != "train"]
+    return build_reference(classifier, held_out["text"].tolist(), curated[curated["split"] == "train"]["text"].tolist(),
+                           held_out["label"].tolist())
+
+
 def save_reference(directory: Path, version: str, frame: pd.DataFrame, vocabulary: frozenset[str]) -> Path:
     data_path, vocab_path = reference_paths(directory, version)
     write_text_atomic(json.dumps(sorted(vocabulary)), vocab_path)

@@ -45,5 +45,10 @@ def decide_retrain(severity: str, recommended: bool, past_runs: list[float], now
         return RetrainDecision(None, f"cooldown: last drift retrain {now - max(recent):.0f}s ago, {wait:.0f}s to go")
     if len(recent) >= policy.max_retrains_per_day:
         return RetrainDecision(None, f"budget: {len(recent)} drift retrains in 24h (max {policy.max_retrains_per_day})")
+    return RetrainDecision(retrain_mode(severity, policy), f"{severity} drift")
+
+
+def retrain_mode(severity: str, policy: RetrainPolicy) -> str:
+    """The run mode drift of `severity` calls for: full from `full_retrain_severity` up, else incremental."""
     full = SEVERITIES.index(severity) >= SEVERITIES.index(policy.full_retrain_severity)
-    return RetrainDecision("full" if full else "incremental", f"{severity} drift")
+    return "full" if full else "incremental"

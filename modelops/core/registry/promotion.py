@@ -53,12 +53,9 @@ def _save_drift_reference(registry: ModelRegistry, version: str, curated: pd.Dat
     """Store the new champion's predictions on held-out curated data (the reference its traffic is compared with)
     and the drift calibration made from them (also in the version's MLflow run), or why it cannot be made."""
     from modelops.core.monitoring.drift_calibration import DriftCalibrationError
-    from modelops.core.monitoring.reference import build_reference, reference_calibration, save_reference
+    from modelops.core.monitoring.reference import curated_reference, reference_calibration, save_reference
 
-    held_out = curated[curated["split"] != "train"]
-    frame, vocabulary = build_reference(classifier, held_out["text"].tolist(),
-                                        curated[curated["split"] == "train"]["text"].tolist(),
-                                        held_out["label"].tolist())
+    frame, vocabulary = curated_reference(classifier, curated)
     save_reference(directory, version, frame, vocabulary)
     try:
         calibration = reference_calibration(directory, version, frame, vocabulary, config)

@@ -40,6 +40,7 @@ class PredictionCache:
 
     def __init__(self, path: Path, label_names: list[str], fingerprint: str) -> None:
         self.path, self.label_names, self.fingerprint = Path(path), list(label_names), fingerprint
+        self._rows: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # read from `path` at the first predict
 
     def _load(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         try:
@@ -63,7 +64,9 @@ class PredictionCache:
 
     def predict(self, predict: Callable[[list[str]], Predictions], texts: list[str]) -> Predictions:
         """`predict(texts)` for the texts not stored yet (each once), the stored rows for the others."""
-        rows = self._load()
+        if self._rows is None:
+            self._rows = self._load()
+        rows = self._rows
         keys = [text_key(text) for text in texts]
         missing = {key: text for key, text in zip(keys, texts, strict=True) if key not in rows}
         if missing:

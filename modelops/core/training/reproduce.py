@@ -73,7 +73,7 @@ def reproduce(registry: Any, version: str, curated_dir: Path, base_path: Path,
     from modelops.core.data.curate import content_hash
     from modelops.core.serving.predictor import AdapterClassifier
     from modelops.core.training.base_model import describe_base_model
-    from modelops.core.training.train import NO_DRIFT, incremental_training_set, train_classifier_adapter
+    from modelops.core.training.train import incremental_training_set, train_classifier_adapter
     from modelops.core.training.training_config import TrainingConfig
 
     tags, run, config_values = _recorded_inputs(registry, version)
@@ -100,8 +100,7 @@ def reproduce(registry: Any, version: str, curated_dir: Path, base_path: Path,
             init_adapter = registry.download_adapter(warm, Path(tmp) / f"warm-v{warm}")
             seen_hash = registry.version_info(warm)["tags"]["data_content_hash"]
             seen = pd.read_parquet(Path(curated_dir) / f"{seen_hash}.parquet", columns=["id"])["id"]
-            severity = run.data.params.get("drift_severity", NO_DRIFT)
-            train = incremental_training_set(train, set(seen), config, None if severity == NO_DRIFT else severity)
+            train = incremental_training_set(train, set(seen), config, run.data.params.get("drift_severity"))
         _checked("The training set (after new+replay selection)", run.data.params["train_set_hash"],
                  content_hash(train),
                  "The selection rules changed since this version was trained.")

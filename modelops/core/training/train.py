@@ -42,7 +42,6 @@ ProgressCallback = Callable[[dict[str, float]], None]
 ADAPTER_MANIFEST = "modelops.json"
 LABELS_FILE = "labels.json"
 TRAINING_CONFIG_ARTIFACT = "training/config.json"  # the run's whole TrainingConfig (TrainingConfig.model_validate)
-NO_DRIFT = "none"  # the `drift_severity` param of a run no drift started (its replay share: the severe one)
 
 
 class TrainingConfigError(ValueError):

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from modelops.core.monitoring.drift_config import NO_DRIFT
 from modelops.core.tags import MlflowArtifact, MlflowTag
 from modelops.core.training.train import (
-    NO_DRIFT,
     TRAINING_CONFIG_ARTIFACT,
     TrainingConfigError,
     incremental_training_set,
@@ -118,8 +118,7 @@ def train_adapter(request: TrainingRequest, registry: ModelRegistry, launch: Cal
                                      "training_processes": request.processes, "training_launcher": request.launcher,
                                      "train_set_hash": content_hash(train),
                                      "drift_severity": request.drift_severity or NO_DRIFT,
-                                     **({"new_rows": warm.new_rows, "replay_rows": len(train) - warm.new_rows}
-                                        if warm else {})})
+                                     **({"new_rows": warm.new_rows, "replay_rows": warm.replay_rows} if warm else {})})
         registry.log_text(run_id, config.model_dump_json(indent=2), TRAINING_CONFIG_ARTIFACT)
         if request.drift_report_run:  # a drift-triggered run keeps the report of its drift
             registry.copy_artifact(request.drift_report_run, MlflowArtifact.DRIFT_REPORT, run_id)
@@ -146,7 +145,7 @@ def train_adapter(request: TrainingRequest, registry: ModelRegistry, launch: Cal
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return TrainedAdapter(version, run_id, output, config.mode, len(train), reported,
-                          len(train) - warm.new_rows if warm else None)
+                          warm.replay_rows if warm else None)
 
 
 def _warm_start(request: TrainingRequest, train: pd.DataFrame, registry: ModelRegistry,
@@ -160,10 +159,10 @@ def _warm_start(request: TrainingRequest, train: pd.DataFrame, registry: ModelRe
     if found.adapter is None:
         log.warning("no champion yet: incremental run falls back to training from the base")
         return found.train, None
-    replayed = len(found.train) - found.new_rows
-    log.info(f"incremental: {len(found.train)} examples ({found.new_rows} new, {replayed} replayed: "
-             f"{replayed / len(found.train):.0%}; {request.drift_severity or 'no'} drift severity, replay share "
-             f"{request.config.replay_share.share(request.drift_severity):.0%}) on champion v{found.champion}")
+    share = request.config.replay_share.share(request.drift_severity)
+    log.info(f"incremental: {len(found.train)} examples ({found.new_rows} new, {found.replay_rows} replayed: "
+             f"{found.replay_rows / len(found.train):.0%}; {request.drift_severity or 'no'} drift severity, replay "
+             f"share {share:.0%}) on champion v{found.champion}")
     return found.train, found
 
 
@@ -176,6 +175,10 @@ class IncrementalInputs:
     adapter: Path | None
     champion: str | None
     new_rows: int
+
+    @property
+    def replay_rows(self) -> int:
+        return len(self.train) - self.new_rows
 
 
 def incremental_inputs(curated_train: pd.DataFrame, registry: ModelRegistry, home: Path, curated_dir: Path,
