@@ -31,8 +31,9 @@ model where the asset uses the variant chosen for serving (ONNX, held to the PyT
 product itself would pick for it (retrain.yaml: `full_retrain_severity`) is recorded beside the figures; both modes
 run in every scenario.
 
-Both validate on the same curated validation split (old and new rows). Measured for each: wall time of the training
-call (incremental includes building its new + replay set; curation and evaluation are shared and not timed),
+Full validates on the curated validation split; incremental on `incremental_validation_set`, that split's new rows
+plus the same replay share of its old ones, as the `lora_adapter` asset does. Measured for each: wall time of the
+training call (incremental includes building its new + replay sets; curation and evaluation are shared and not timed),
 macro-F1 on the held-out post-drift traffic (curated, minus any id in the training data), and macro-F1 on the
 pre-drift curated test split, whose drop against the champion is the forgetting figure, via
 `modelops.core.evaluation.evaluate.evaluate` on `AdapterClassifier` probabilities. Seeds 0, 1, 2 (training seed of
@@ -169,19 +170,25 @@ def drift_severity(champion_dir: Path, base: BaseModelInfo, pre_curated: pd.Data
 def _train(train: pd.DataFrame, validation: pd.DataFrame, base: BaseModelInfo, config: TrainingConfig,
            out: Path, init_adapter: Path | None = None, seen_ids: set[str] | None = None,
            severity: str | None = None) -> dict[str, Any]:
-    """One `lora_adapter`-style training call, timed (incremental: including its new + replay selection for drift
-    of `severity`)."""
-    from modelops.core.training.train import incremental_training_set, train_classifier_adapter
+    """One `lora_adapter`-style training call, timed (incremental: including its new + replay selection, training
+    and validation, for drift of `severity`)."""
+    from modelops.core.training.train import (
+        incremental_training_set,
+        incremental_validation_set,
+        train_classifier_adapter,
+    )
 
     start = time.perf_counter()
     new_rows = None
     if config.mode == "incremental":
         assert seen_ids is not None
         train = incremental_training_set(train, seen_ids, config, severity)
+        validation = incremental_validation_set(validation, seen_ids, config, severity)
         new_rows = int((~train["id"].isin(seen_ids)).sum())
     result = train_classifier_adapter(train, validation, base, config, out, init_adapter)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "train_loop_seconds": result.train_seconds, "train_rows": len(train),
+            "validation_rows": len(validation),
             "new_rows": new_rows, "replay_rows": None if new_rows is None else len(train) - new_rows,
             "steps": result.steps, "train_samples": result.train_samples, "stopped_early": result.stopped_early,
             "samples_per_second": result.samples_per_second, "best_val_macro_f1": result.best_score,

@@ -17,6 +17,7 @@ from modelops.core.training.causal_lm import train_causal_lm_adapter
 from modelops.core.training.train import (
     TrainingConfigError,
     incremental_training_set,
+    incremental_validation_set,
     macro_f1,
     read_label_names,
     stratified_sample,
@@ -193,6 +194,23 @@ def test_incremental_training_set_mixes_new_and_replay():
     per_label = incremental_training_set(many, seen, TrainingConfig(replay_per_old_label=3))
     assert len(per_label) == 20 + 120 and per_label[~per_label["id"].isin({f"i{i}" for i in range(380, 400)})][
         "label"].value_counts().eq(3).all()
+
+
+def test_incremental_validation_set_is_mixed_like_the_training_set():
+    """An incremental run validates on the split's new rows plus the same replay share of its old ones, stratified;
+    with no new validation rows, on the per-label floor; the whole split only when that mix would be empty."""
+    validation = pd.DataFrame({"id": [f"v{i}" for i in range(60)], "text": "t", "label": ["a", "b", "c"] * 20})
+    seen = {f"v{i}" for i in range(48)}  # 12 new rows
+    config = TrainingConfig(replay_share={"moderate": 0.2, "severe": 0.5}, replay_per_old_label=1)
+    mixed = incremental_validation_set(validation, seen, config, "severe")
+    assert len(mixed) == 24 and mixed["id"].isin([f"v{i}" for i in range(48, 60)]).sum() == 12
+    assert mixed[mixed["id"].isin(seen)]["label"].value_counts().to_dict() == {"a": 4, "b": 4, "c": 4}
+    assert len(incremental_validation_set(validation, seen, config, "moderate")) == 12 + 3  # the floor: 1 per label
+    assert mixed.equals(incremental_validation_set(validation, seen, config, "severe"))  # seeded
+    all_old = incremental_validation_set(validation, set(validation["id"]), config, "severe")
+    assert len(all_old) == 3 and set(all_old["label"]) == {"a", "b", "c"}
+    no_floor = config.model_copy(update={"replay_per_old_label": 0})
+    assert set(incremental_validation_set(validation, set(validation["id"]), no_floor)["id"]) == set(validation["id"])
 
 
 def test_macro_f1_is_scikit_learns():

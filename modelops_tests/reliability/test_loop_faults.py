@@ -32,6 +32,7 @@ from modelops.core.monitoring.traffic_writer import TrafficRecord, TrafficWriter
 from modelops.core.registry.registry import ModelRegistry
 from modelops.core.registry.store import RegistryError, RegistryUnavailableError
 from modelops.core.tags import DagsterTag, MlflowTag
+from modelops.core.training.reproduce import reproduce
 from modelops.defs.customisation import customisation_defs
 from modelops.defs.resources import MlflowRegistry, resources_from_settings
 from modelops.settings import PACKAGE_CONFIG_DIR, Settings
@@ -171,6 +172,8 @@ def test_poisoned_feedback_challenger_is_refused_with_reasons(trained: World) ->
     params = registry.get_run(registry.version_info(challenger)["run_id"]).data.params
     assert params["drift_severity"] == "moderate" and params["replay_share_moderate"] == "0.05"
     assert int(params["new_rows"]) + int(params["replay_rows"]) == int(params["train_rows"])
+    curated = pd.read_parquet(trained.settings.curated_dir / f"{params['data_content_hash']}.parquet")
+    assert 0 < int(params["validation_rows"]) < (curated["split"] == "validation").sum()  # its new + replayed rows
     (adapter,) = result.asset_materializations_for_node(_node("lora_adapter"))  # what the operator sees
     assert adapter.metadata["drift_severity"].value == "moderate"
     assert adapter.metadata["replay_rows"].value == int(params["replay_rows"])
@@ -183,6 +186,9 @@ def test_poisoned_feedback_challenger_is_refused_with_reasons(trained: World) ->
     assert any(FLIPPED in reason for reason in gate["reasons"])
     (evaluation_check,) = result.get_asset_check_evaluations()[-1:]
     assert evaluation_check.check_name == "promotion_gate" and not evaluation_check.passed
+    # the refused version rebuilds from what its run recorded: the new + replayed training and validation rows
+    rebuilt = reproduce(registry, challenger, trained.settings.curated_dir, trained.settings.resolved_base_model_path)
+    assert rebuilt.matches, rebuilt.markdown()
 
 
 # ------------------------------------------------------------------ 2. crash mid-training

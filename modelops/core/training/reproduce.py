@@ -73,7 +73,11 @@ def reproduce(registry: Any, version: str, curated_dir: Path, base_path: Path,
     from modelops.core.data.curate import content_hash
     from modelops.core.serving.predictor import AdapterClassifier
     from modelops.core.training.base_model import describe_base_model
-    from modelops.core.training.train import incremental_training_set, train_classifier_adapter
+    from modelops.core.training.train import (
+        incremental_training_set,
+        incremental_validation_set,
+        train_classifier_adapter,
+    )
     from modelops.core.training.training_config import TrainingConfig
 
     tags, run, config_values = _recorded_inputs(registry, version)
@@ -92,20 +96,24 @@ def reproduce(registry: Any, version: str, curated_dir: Path, base_path: Path,
     except ValidationError as error:
         raise ReproduceError(f"Version {version}'s recorded training config does not fit this modelops's training "
                              f"policy (it was trained under another release): {error}") from error
-    train = curated[curated["split"] == "train"]
+    train, validation = curated[curated["split"] == "train"], curated[curated["split"] == "validation"]
     with tempfile.TemporaryDirectory() as tmp:
         init_adapter = None
         if config.mode == "incremental":
             warm = tags["warm_start_version"]
             init_adapter = registry.download_adapter(warm, Path(tmp) / f"warm-v{warm}")
             seen_hash = registry.version_info(warm)["tags"]["data_content_hash"]
-            seen = pd.read_parquet(Path(curated_dir) / f"{seen_hash}.parquet", columns=["id"])["id"]
-            train = incremental_training_set(train, set(seen), config, run.data.params.get("drift_severity"))
+            seen = set(pd.read_parquet(Path(curated_dir) / f"{seen_hash}.parquet", columns=["id"])["id"])
+            severity = run.data.params.get("drift_severity")
+            train = incremental_training_set(train, seen, config, severity)
+            if "validation_set_hash" in run.data.params:  # earlier releases validated on the whole split
+                validation = incremental_validation_set(validation, seen, config, severity)
         _checked("The training set (after new+replay selection)", run.data.params["train_set_hash"],
-                 content_hash(train),
-                 "The selection rules changed since this version was trained.")
-        rebuilt = train_classifier_adapter(train, curated[curated["split"] == "validation"], base, config,
-                                           Path(tmp) / "rebuilt", init_adapter)
+                 content_hash(train), "The selection rules changed since this version was trained.")
+        if "validation_set_hash" in run.data.params:
+            _checked("The validation set (after new+replay selection)", run.data.params["validation_set_hash"],
+                     content_hash(validation), "The selection rules changed since this version was trained.")
+        rebuilt = train_classifier_adapter(train, validation, base, config, Path(tmp) / "rebuilt", init_adapter)
         original = AdapterClassifier(base, registry.download_adapter(version, Path(tmp) / f"v{version}"))
         test = curated[curated["split"] == "test"]
         before = original.predict(test["text"].tolist())

@@ -386,10 +386,26 @@ def incremental_training_set(train: pd.DataFrame, seen_ids: set[str], config: Tr
     by hand), and number at least `replay_per_old_label` per old label (capped by what exists), spread over the old
     labels in proportion to their share (`stratified_sample`): a random sample can skip a small class.
     """
-    is_new = ~train["id"].isin(seen_ids)
-    new, old = train[is_new], train[~is_new]
-    if new.empty:
+    if train["id"].isin(seen_ids).all():
         raise TrainingConfigError("Incremental training found no examples the champion has not seen; nothing to learn.")
+    return _new_and_replayed(train, seen_ids, config, severity)
+
+
+def incremental_validation_set(validation: pd.DataFrame, seen_ids: set[str], config: TrainingConfig,
+                               severity: str | None = None) -> pd.DataFrame:
+    """The validation rows an incremental run stops early and calibrates on: mixed as its training set is (every new
+    row, the same replay share of old ones, stratified), so the score falls when the new traffic is not learnt and
+    when the old is forgotten, and estimates the loss on what the run trains on, at a fraction of the whole split's
+    cost. The whole split when that mix would be empty (no new validation rows and no per-label floor)."""
+    mixed = _new_and_replayed(validation, seen_ids, config, severity)
+    return mixed if len(mixed) else validation.sample(frac=1.0, random_state=config.seed).reset_index(drop=True)
+
+
+def _new_and_replayed(frame: pd.DataFrame, seen_ids: set[str], config: TrainingConfig,
+                      severity: str | None) -> pd.DataFrame:
+    """`frame`'s new rows plus the replay sample `config` asks for after drift of `severity`, shuffled (seeded)."""
+    is_new = ~frame["id"].isin(seen_ids)
+    new, old = frame[is_new], frame[~is_new]
     share = config.replay_share.share(severity)
     wanted = max(round(len(new) * share / (1 - share)), config.replay_per_old_label * old["label"].nunique())
     replay = stratified_sample(old, min(len(old), wanted), config.seed)

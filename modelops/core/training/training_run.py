@@ -18,6 +18,7 @@ from modelops.core.training.train import (
     TRAINING_CONFIG_ARTIFACT,
     TrainingConfigError,
     incremental_training_set,
+    incremental_validation_set,
     partial_dir,
 )
 from modelops.core.training.training_config import TrainingConfig
@@ -104,7 +105,7 @@ def train_adapter(request: TrainingRequest, registry: ModelRegistry, launch: Cal
 
     config, base, curated = request.config, request.base, request.curated
     train, validation = curated[curated["split"] == "train"], curated[curated["split"] == "validation"]
-    train, warm = _warm_start(request, train, registry, log)
+    train, validation, warm = _warm_start(request, train, validation, registry, log)
     config = config.model_copy(update={"mode": "incremental" if warm else "full"})
     for folder, killed in remove_leftovers_of_killed_runs(registry, request.home):
         log.info(f"removed {folder}, left by killed MLflow run {killed}")
@@ -117,6 +118,7 @@ def train_adapter(request: TrainingRequest, registry: ModelRegistry, launch: Cal
                                      "validation_rows": len(validation), "warm_start": warm is not None,
                                      "training_processes": request.processes, "training_launcher": request.launcher,
                                      "train_set_hash": content_hash(train),
+                                     "validation_set_hash": content_hash(validation),
                                      "drift_severity": request.drift_severity or NO_DRIFT,
                                      **({"new_rows": warm.new_rows, "replay_rows": warm.replay_rows} if warm else {})})
         registry.log_text(run_id, config.model_dump_json(indent=2), TRAINING_CONFIG_ARTIFACT)
@@ -148,30 +150,32 @@ def train_adapter(request: TrainingRequest, registry: ModelRegistry, launch: Cal
                           warm.replay_rows if warm else None)
 
 
-def _warm_start(request: TrainingRequest, train: pd.DataFrame, registry: ModelRegistry,
-                log: Log) -> tuple[pd.DataFrame, IncrementalInputs | None]:
-    """An incremental run's training rows and the champion it warm-starts from; None for a full run and for an
-    incremental one without a champion (it trains from the base on every row)."""
+def _warm_start(request: TrainingRequest, train: pd.DataFrame, validation: pd.DataFrame, registry: ModelRegistry,
+                log: Log) -> tuple[pd.DataFrame, pd.DataFrame, IncrementalInputs | None]:
+    """An incremental run's training and validation rows and the champion it warm-starts from; None for a full run
+    and for an incremental one without a champion (it trains from the base on every row)."""
     if request.config.mode != "incremental":
-        return train, None
-    found = incremental_inputs(train, registry, request.home, request.curated_dir, request.config, request.base.sha256,
-                               request.drift_severity)
+        return train, validation, None
+    found = incremental_inputs(train, validation, registry, request.home, request.curated_dir, request.config,
+                               request.base.sha256, request.drift_severity)
     if found.adapter is None:
         log.warning("no champion yet: incremental run falls back to training from the base")
-        return found.train, None
+        return found.train, found.validation, None
     share = request.config.replay_share.share(request.drift_severity)
     log.info(f"incremental: {len(found.train)} examples ({found.new_rows} new, {found.replay_rows} replayed: "
              f"{found.replay_rows / len(found.train):.0%}; {request.drift_severity or 'no'} drift severity, replay "
-             f"share {share:.0%}) on champion v{found.champion}")
-    return found.train, found
+             f"share {share:.0%}) on champion v{found.champion}; validating on {len(found.validation)} of "
+             f"{len(validation)} validation rows, mixed alike")
+    return found.train, found.validation, found
 
 
 @dataclass(frozen=True)
 class IncrementalInputs:
-    """New + replayed examples and the champion adapter they warm-start from (None: no champion, train from the
-    base on every example)."""
+    """New + replayed examples (training and validation) and the champion adapter they warm-start from (None: no
+    champion, train from the base on every example)."""
 
     train: pd.DataFrame
+    validation: pd.DataFrame
     adapter: Path | None
     champion: str | None
     new_rows: int
@@ -181,16 +185,17 @@ class IncrementalInputs:
         return len(self.train) - self.new_rows
 
 
-def incremental_inputs(curated_train: pd.DataFrame, registry: ModelRegistry, home: Path, curated_dir: Path,
-                       config: TrainingConfig, base_sha256: str, severity: str | None = None) -> IncrementalInputs:
+def incremental_inputs(curated_train: pd.DataFrame, curated_validation: pd.DataFrame, registry: ModelRegistry,
+                       home: Path, curated_dir: Path, config: TrainingConfig, base_sha256: str,
+                       severity: str | None = None) -> IncrementalInputs:
     """The champion's adapter (downloaded under `home`/adapters) and the new rows plus the replay sample `config`
-    asks for, after drift of `severity`, of the rows it was trained on; TrainingConfigError when it cannot warm-start
-    (another base, its training data gone)."""
+    asks for, after drift of `severity`, of the rows it was trained on (training and validation); TrainingConfigError
+    when it cannot warm-start (another base, its training data gone)."""
     import pandas as pd
 
     champion = registry.alias_version("champion")
     if champion is None:
-        return IncrementalInputs(curated_train, None, None, len(curated_train))
+        return IncrementalInputs(curated_train, curated_validation, None, None, len(curated_train))
     info = registry.version_info(champion)
     if info["tags"].get("base_sha256", base_sha256) != base_sha256:
         raise TrainingConfigError(
@@ -201,9 +206,10 @@ def incremental_inputs(curated_train: pd.DataFrame, registry: ModelRegistry, hom
     seen_path = curated_dir / f"{info['tags'].get('data_content_hash', '')}.parquet"
     if not seen_path.is_file():
         raise TrainingConfigError(f"The champion's training data {seen_path} is gone; run a full retrain instead.")
-    seen = pd.read_parquet(seen_path, columns=["id"])["id"]
-    frame = incremental_training_set(curated_train, set(seen), config, severity)
-    return IncrementalInputs(frame, adapter, champion, int((~frame["id"].isin(seen)).sum()))
+    seen = set(pd.read_parquet(seen_path, columns=["id"])["id"])
+    frame = incremental_training_set(curated_train, seen, config, severity)
+    validation = incremental_validation_set(curated_validation, seen, config, severity)
+    return IncrementalInputs(frame, validation, adapter, champion, int((~frame["id"].isin(seen)).sum()))
 
 
 def remove_leftovers_of_killed_runs(registry: ModelRegistry, home: Path) -> list[tuple[Path, str]]:
