@@ -368,3 +368,18 @@ def _migrate_and_check(settings, resources, instance, c, cli, smaller_base_dir, 
     monkeypatch.delenv("MODELOPS_BASE_MODEL_PATH")
     return new
 
+
+
+def test_evaluation_imports_are_prefetched_in_a_joinable_thread():
+    """lora_adapter imports what evaluation needs in a worker thread; a module that fails to import does not stop
+    the others (it fails again, with its error, where it is used), and the thread is not a daemon."""
+    import sys
+
+    from modelops.defs.assets.training import EVALUATION_IMPORTS, _import_in_background
+
+    sys.modules.pop("colorsys", None)
+    thread = _import_in_background(("modelops_no_such_module", "colorsys"))
+    assert not thread.daemon
+    thread.join(timeout=30)
+    assert "colorsys" in sys.modules and "modelops_no_such_module" not in sys.modules
+    assert "peft" in EVALUATION_IMPORTS

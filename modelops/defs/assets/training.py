@@ -29,12 +29,17 @@ from modelops.defs.resources import (
 )
 
 if TYPE_CHECKING:  # pandas loads when an asset runs, not when the code location loads
+    import threading
+
     from modelops.core.evaluation.challenger_evaluation import ChallengerEvaluation
     from modelops.core.registry.promotion import Promotion
     from modelops.core.registry.registry import ModelRegistry
     from modelops.core.training.training_run import TrainedAdapter, TrainingRequest
 
 TRAINING_POOL = "modelops_training"  # lora_adapter's concurrency pool: one training step at a time, any run
+# what the evaluation step imports (the model stack, plots); lora_adapter imports them while its training runs
+EVALUATION_IMPORTS = ("peft", "modelops.core.serving.predictor", "modelops.core.evaluation.challenger_evaluation",
+                      "matplotlib.figure", "matplotlib.backends.backend_agg")
 
 
 # Per-run training choices over the training policy file: its mode (default full) and RUN_OVERRIDES (unset: the file's).
@@ -75,6 +80,7 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
         drift_report_run=context.run.tags.get(DagsterTag.DRIFT_REPORT_RUN),
         drift_severity=context.run.tags.get(DagsterTag.DRIFT_SEVERITY))
     registry = store.registry()
+    _import_in_background(EVALUATION_IMPORTS)
     try:
         trained = train_adapter(request, registry, lambda job: training.train(context, job), context.log)
     except TrainingConfigError as exc:
@@ -85,6 +91,26 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
                                        "adapter_dir": str(trained.adapter_dir), "mode": trained.mode,
                                        "content_hash": record["content_hash"]})
     return dg.MaterializeResult(metadata=_adapter_metadata(trained, registry, request))
+
+
+def _import_in_background(modules: tuple[str, ...]) -> "threading.Thread":
+    """Import `modules` in a thread of this run worker while its training process trains: the evaluation step that
+    follows here needs them (~5 s of imports on 2 cores, otherwise paid after training), and the training process,
+    itself importing for its first seconds on one core, leaves the other idle. Not a daemon thread: the worker exits
+    after the imports finish, never in the middle of one. A module that fails to import fails again, with its error,
+    where it is used."""
+    import contextlib
+    import importlib
+    import threading
+
+    def run() -> None:
+        for module in modules:
+            with contextlib.suppress(Exception):
+                importlib.import_module(module)
+
+    thread = threading.Thread(target=run, name="evaluation-imports")
+    thread.start()
+    return thread
 
 
 def _adapter_metadata(trained: "TrainedAdapter", registry: "ModelRegistry", request: "TrainingRequest") -> dict:
