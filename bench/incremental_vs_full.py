@@ -32,7 +32,8 @@ product itself would pick for it (retrain.yaml: `full_retrain_severity`) is reco
 run in every scenario.
 
 Full validates on the curated validation split; incremental on `incremental_validation_set`, that split's new rows
-plus the same replay share of its old ones, as the `lora_adapter` asset does. Measured for each: wall time of the
+plus the same replay share of its old ones, and fits its temperature on the whole split, as the `lora_adapter` asset
+does. Measured for each: wall time of the
 training call (incremental includes building its new + replay sets; curation and evaluation are shared and not timed),
 macro-F1 on the held-out post-drift traffic (curated, minus any id in the training data), and macro-F1 on the
 pre-drift curated test split, whose drop against the champion is the forgetting figure, via
@@ -179,13 +180,13 @@ def _train(train: pd.DataFrame, validation: pd.DataFrame, base: BaseModelInfo, c
     )
 
     start = time.perf_counter()
-    new_rows = None
+    new_rows, calibration = None, None
     if config.mode == "incremental":
         assert seen_ids is not None
         train = incremental_training_set(train, seen_ids, config, severity)
-        validation = incremental_validation_set(validation, seen_ids, config, severity)
+        calibration, validation = validation, incremental_validation_set(validation, seen_ids, config, severity)
         new_rows = int((~train["id"].isin(seen_ids)).sum())
-    result = train_classifier_adapter(train, validation, base, config, out, init_adapter)
+    result = train_classifier_adapter(train, validation, base, config, out, init_adapter, calibration=calibration)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "train_loop_seconds": result.train_seconds, "train_rows": len(train),
             "validation_rows": len(validation),

@@ -64,7 +64,8 @@ def run_job(job: TrainingJob, log: Any) -> dict[str, Any]:
 
     result = train_classifier_adapter(pd.read_parquet(job.train_path), pd.read_parquet(job.validation_path), base,
                                       config, Path(job.output_dir),
-                                      Path(job.init_adapter) if job.init_adapter else None, progress)
+                                      Path(job.init_adapter) if job.init_adapter else None, progress,
+                                      pd.read_parquet(job.calibration_path) if job.calibration_path else None)
     if rank != 0:
         return {}
     summary = {"best_val_macro_f1": result.best_score, "train_seconds": result.train_seconds,

@@ -196,6 +196,26 @@ def test_incremental_training_set_mixes_new_and_replay():
         "label"].value_counts().eq(3).all()
 
 
+def test_temperature_is_fitted_on_the_calibration_rows_when_given(frames, base_info, tmp_path: Path, monkeypatch):
+    """Early stopping follows the (small) validation set; the temperature is fitted on the calibration rows, whose
+    labels are checked like the validation labels."""
+    import modelops.core.training.train as train_module
+
+    train, validation = frames
+    fitted: list[int] = []
+    real_fit = train_module.fit_temperature
+    monkeypatch.setattr(train_module, "fit_temperature", lambda logits, labels: fitted.append(len(labels)) or real_fit(
+        logits, labels))
+    small = validation.head(12)
+    result = train_classifier_adapter(train, small, base_info, FEW_STEPS, tmp_path / "a", calibration=validation)
+    assert fitted == [len(validation)] and len(result.history) == 1
+    train_classifier_adapter(train, small, base_info, FEW_STEPS, tmp_path / "b")
+    assert fitted == [len(validation), len(small)]  # no calibration rows: the validation logits
+    with pytest.raises(TrainingConfigError, match="never occur in the training data"):
+        train_classifier_adapter(train, small, base_info, FEW_STEPS, tmp_path / "c",
+                                 calibration=validation.assign(label="an unseen label"))
+
+
 def test_incremental_validation_set_is_mixed_like_the_training_set():
     """An incremental run validates on the split's new rows plus the same replay share of its old ones, stratified;
     with no new validation rows, on the per-label floor; the whole split only when that mix would be empty."""

@@ -1,9 +1,9 @@
 """Rebuild a registered adapter from what its training run recorded, and check the rebuild scores the same.
 
 Inputs are found by their recorded hashes, never by "whatever is there now": the curated set by its content hash,
-the base model by the sha256 of its weights, the training set (after incremental new+replay selection) by its own
-content hash, the hyper-parameters and seed from the run's `training/config.json`. Any mismatch refuses with the
-input, the recorded hash and the one found.
+the base model by the sha256 of its weights, the training and validation sets (after incremental new+replay
+selection) by their own content hashes, the hyper-parameters and seed from the run's `training/config.json`. Any
+mismatch refuses with the input, the recorded hash and the one found.
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ def reproduce(registry: Any, version: str, curated_dir: Path, base_path: Path,
     except ValidationError as error:
         raise ReproduceError(f"Version {version}'s recorded training config does not fit this modelops's training "
                              f"policy (it was trained under another release): {error}") from error
-    train, validation = curated[curated["split"] == "train"], curated[curated["split"] == "validation"]
+    train, split = curated[curated["split"] == "train"], curated[curated["split"] == "validation"]
+    validation, calibration = split, None
     with tempfile.TemporaryDirectory() as tmp:
         init_adapter = None
         if config.mode == "incremental":
@@ -107,13 +108,15 @@ def reproduce(registry: Any, version: str, curated_dir: Path, base_path: Path,
             severity = run.data.params.get("drift_severity")
             train = incremental_training_set(train, seen, config, severity)
             if "validation_set_hash" in run.data.params:  # earlier releases validated on the whole split
-                validation = incremental_validation_set(validation, seen, config, severity)
+                validation = incremental_validation_set(split, seen, config, severity)
+                calibration = split
         _checked("The training set (after new+replay selection)", run.data.params["train_set_hash"],
                  content_hash(train), "The selection rules changed since this version was trained.")
         if "validation_set_hash" in run.data.params:
             _checked("The validation set (after new+replay selection)", run.data.params["validation_set_hash"],
                      content_hash(validation), "The selection rules changed since this version was trained.")
-        rebuilt = train_classifier_adapter(train, validation, base, config, Path(tmp) / "rebuilt", init_adapter)
+        rebuilt = train_classifier_adapter(train, validation, base, config, Path(tmp) / "rebuilt", init_adapter,
+                                           calibration=calibration)
         original = AdapterClassifier(base, registry.download_adapter(version, Path(tmp) / f"v{version}"))
         test = curated[curated["split"] == "test"]
         before = original.predict(test["text"].tolist())

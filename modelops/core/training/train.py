@@ -302,13 +302,20 @@ def train_classifier_adapter(
     output_dir: Path,
     init_adapter: Path | None = None,
     on_progress: ProgressCallback | None = None,
+    calibration: pd.DataFrame | None = None,
 ) -> TrainingResult:
-    """Train a LoRA adapter + classification head on `text,label` frames; save it (safetensors) to output_dir."""
+    """Train a LoRA adapter + classification head on `text,label` frames; save it (safetensors) to output_dir.
+
+    Early stopping and the best checkpoint follow `validation`; the confidence temperature is fitted on `calibration`
+    (default: the validation rows, whose logits are then reused). An incremental run validates on a small mix of new
+    and old rows (`incremental_validation_set`) but calibrates on the whole split: a one-parameter fit on ~70 rows the
+    model may get all right would drive the temperature to its floor and serve overconfident probabilities."""
     if base.task_type != "sequence-classification":
         raise TrainingConfigError(f"Base {base.name} is configured as {base.task_type}; use train_causal_lm_adapter.")
     if config.mode == "incremental" and init_adapter is None:
         raise TrainingConfigError("Incremental training needs an adapter to warm-start from (the current champion).")
-    labels, head_rows = _check_labels(train, validation, init_adapter)
+    held_out = validation if calibration is None else pd.concat([validation, calibration])
+    labels, head_rows = _check_labels(train, held_out, init_adapter)
     label_ids = {name: i for i, name in enumerate(labels)}
     seed_everything(config.seed)
     tokenizer = load_tokenizer(base)
@@ -343,7 +350,11 @@ def train_classifier_adapter(
     best, best_step, steps, samples, stopped, history, seconds = fit_adapter(
         model, epoch_batches, steps_per_epoch, validate, "val_macro_f1", config, on_progress
     )
-    temperature = fit_temperature(kept["logits"], val_y)  # the restored state's validation logits, not recomputed
+    if calibration is None:
+        temperature = fit_temperature(kept["logits"], val_y)  # the restored state's validation logits, not recomputed
+    else:
+        temperature = fit_temperature(_logits(model, encode(calibration["text"]), tokenizer.pad_token_id, bf16),
+                                      np.array([label_ids[x] for x in calibration["label"]]))
     output_dir = Path(output_dir)
     if world()[0] == 0:
         save_adapter(model, output_dir, labels, base, config, {"temperature": temperature, "best_val_macro_f1": best})

@@ -52,6 +52,7 @@ class TrainingJob:
     error_path: str  # where the first process writes why it failed, for the launching asset's error message
     init_adapter: str | None = None
     owner_pid: int | None = None  # the launching run worker, when on this host: training stops if it dies
+    calibration_path: str | None = None  # incremental: the whole validation split the temperature is fitted on
 
     def to_extras(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -104,8 +105,8 @@ def train_adapter(request: TrainingRequest, registry: ModelRegistry, launch: Cal
     from modelops.core.data.curate import content_hash
 
     config, base, curated = request.config, request.base, request.curated
-    train, validation = curated[curated["split"] == "train"], curated[curated["split"] == "validation"]
-    train, validation, warm = _warm_start(request, train, validation, registry, log)
+    train, split = curated[curated["split"] == "train"], curated[curated["split"] == "validation"]
+    train, validation, warm = _warm_start(request, train, split, registry, log)
     config = config.model_copy(update={"mode": "incremental" if warm else "full"})
     for folder, killed in remove_leftovers_of_killed_runs(registry, request.home):
         log.info(f"removed {folder}, left by killed MLflow run {killed}")
@@ -128,6 +129,7 @@ def train_adapter(request: TrainingRequest, registry: ModelRegistry, launch: Cal
         job = TrainingJob(
             train_path=str(write_parquet_atomic(train, work / "train.parquet")),
             validation_path=str(write_parquet_atomic(validation, work / "validation.parquet")),
+            calibration_path=str(write_parquet_atomic(split, work / "calibration.parquet")) if warm else None,
             base_path=str(base.path), base_task_type=base.task_type, training=config.model_dump(),
             output_dir=str(output), tracking_uri=registry.tracking_uri, model_name=registry.model_name,
             mlflow_run_id=run_id, error_path=str(work / "error.txt"),

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pandas loads when an asset runs, not when the code location
     from modelops.core.evaluation.challenger_evaluation import ChallengerEvaluation
     from modelops.core.registry.promotion import Promotion
     from modelops.core.registry.registry import ModelRegistry
-    from modelops.core.training.training_run import TrainedAdapter, TrainingRequest
+    from modelops.core.training.training_run import TrainedAdapter, TrainingJob, TrainingRequest
 
 TRAINING_POOL = "modelops_training"  # lora_adapter's concurrency pool: one training step at a time, any run
 # what the evaluation step imports (the model stack, plots); lora_adapter imports them while its training runs
@@ -80,11 +80,19 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
         drift_report_run=context.run.tags.get(DagsterTag.DRIFT_REPORT_RUN),
         drift_severity=context.run.tags.get(DagsterTag.DRIFT_SEVERITY))
     registry = store.registry()
-    _import_in_background(EVALUATION_IMPORTS)
+    prefetch = []
+
+    def launch(job: "TrainingJob") -> dict:
+        prefetch.append(_import_in_background(EVALUATION_IMPORTS))  # while the training process trains
+        return training.train(context, job)
+
     try:
-        trained = train_adapter(request, registry, lambda job: training.train(context, job), context.log)
+        trained = train_adapter(request, registry, launch, context.log)
     except TrainingConfigError as exc:
         raise dg.Failure(str(exc)) from exc
+    finally:  # the step ends with the imports done: none is left half-done for evaluation to race with
+        for thread in prefetch:
+            thread.join()
     context.instance.add_run_tags(context.run_id,
                                   {DagsterTag.MODEL_VERSION: f"{registry.model_name}/{trained.version}"})
     lake.write_record("lora_adapter", {"version": trained.version, "run_id": trained.run_id,
@@ -96,9 +104,9 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
 def _import_in_background(modules: tuple[str, ...]) -> "threading.Thread":
     """Import `modules` in a thread of this run worker while its training process trains: the evaluation step that
     follows here needs them (~5 s of imports on 2 cores, otherwise paid after training), and the training process,
-    itself importing for its first seconds on one core, leaves the other idle. Not a daemon thread: the worker exits
-    after the imports finish, never in the middle of one. A module that fails to import fails again, with its error,
-    where it is used."""
+    itself importing for its first seconds on one core, leaves the other idle. The caller joins the thread before its
+    step ends (and it is no daemon), so no import is half-done when another step or the interpreter's exit comes. A
+    module that fails to import fails again, with its error, where it is used."""
     import contextlib
     import importlib
     import threading
