@@ -21,8 +21,9 @@ differ), both retrain modes run through `train_classifier_adapter` from the same
 
 - `full` (baseline): a new adapter from the base on the whole curated train split;
 - `incremental`: warm start from the champion adapter (`init_adapter`) on `incremental_training_set`: the curated
-  train examples the champion never saw (by id) plus a replay sample, stratified over the old labels, making up
-  training.yaml's `replay_share` for the drift's severity (and at least `replay_per_old_label` rows per old label).
+  train examples new to the champion (`new_rows`: an unseen text, or one whose label changed) plus a replay sample,
+  stratified over the old labels, making up training.yaml's `replay_share` for the drift's severity (and at least
+  `replay_per_old_label` rows per old label).
 
 The severity is the one the drift sensor would tag the retrain with: `check_drift` of the drifted traffic (labelled
 and held-out rows together, as one window) against the champion's reference and calibration, built from the rows the
@@ -73,6 +74,7 @@ if TYPE_CHECKING:
     from modelops.core.monitoring.drift_config import DriftConfig
     from modelops.core.monitoring.retrain_policy import RetrainPolicy
     from modelops.core.training.base_model import BaseModelInfo
+    from modelops.core.training.train import SeenRows
     from modelops.core.training.training_config import TrainingConfig
     from modelops.settings import Settings
 
@@ -169,28 +171,29 @@ def drift_severity(champion_dir: Path, base: BaseModelInfo, pre_curated: pd.Data
 
 
 def _train(train: pd.DataFrame, validation: pd.DataFrame, base: BaseModelInfo, config: TrainingConfig,
-           out: Path, init_adapter: Path | None = None, seen_ids: set[str] | None = None,
+           out: Path, init_adapter: Path | None = None, seen: SeenRows | None = None,
            severity: str | None = None) -> dict[str, Any]:
     """One `lora_adapter`-style training call, timed (incremental: including its new + replay selection, training
     and validation, for drift of `severity`)."""
     from modelops.core.training.train import (
         incremental_training_set,
         incremental_validation_set,
+        new_rows,
         train_classifier_adapter,
     )
 
     start = time.perf_counter()
-    new_rows, calibration = None, None
+    new, calibration = None, None
     if config.mode == "incremental":
-        assert seen_ids is not None
-        train = incremental_training_set(train, seen_ids, config, severity)
-        calibration, validation = validation, incremental_validation_set(validation, seen_ids, config, severity)
-        new_rows = int((~train["id"].isin(seen_ids)).sum())
+        assert seen is not None
+        train = incremental_training_set(train, seen, config, severity)
+        calibration, validation = validation, incremental_validation_set(validation, seen, config, severity)
+        new = int(new_rows(train, seen).sum())
     result = train_classifier_adapter(train, validation, base, config, out, init_adapter, calibration=calibration)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "train_loop_seconds": result.train_seconds, "train_rows": len(train),
             "validation_rows": len(validation),
-            "new_rows": new_rows, "replay_rows": None if new_rows is None else len(train) - new_rows,
+            "new_rows": new, "replay_rows": None if new is None else len(train) - new,
             "steps": result.steps, "train_samples": result.train_samples, "stopped_early": result.stopped_early,
             "samples_per_second": result.samples_per_second, "best_val_macro_f1": result.best_score,
             "adapter_dir": result.adapter_dir}
@@ -261,6 +264,7 @@ def run_scenario(name: str, feedback: pd.DataFrame, traffic: pd.DataFrame, raw: 
                  cost_model: CostModel, settings: Settings, policies: Policies, work: Path) -> dict[str, Any]:
     from modelops.core.data.curate import curate
     from modelops.core.monitoring.retrain_policy import retrain_mode
+    from modelops.core.training.train import seen_rows
 
     curated, report = curate(raw, feedback.assign(source=f"feedback:{name}"))
     held_out, _ = curate(_ingest(traffic, "held-out", settings))
@@ -281,7 +285,7 @@ def run_scenario(name: str, feedback: pd.DataFrame, traffic: pd.DataFrame, raw: 
         incremental = mode == "incremental"
         run = _train(train, validation, base, mode_config, work / name / mode,
                      init_adapter=champion["adapter_dir"] if incremental else None,
-                     seen_ids=set(pre_curated["id"]) if incremental else None,
+                     seen=seen_rows(pre_curated) if incremental else None,
                      severity=None if severity == "none" else severity)
         scores = _score(run.pop("adapter_dir"), base, cost_model, test_sets)
         run.update({f"{test}_{metric}": value for test, values in scores.items() for metric, value in values.items()

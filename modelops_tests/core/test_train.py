@@ -19,9 +19,11 @@ from modelops.core.training.train import (
     incremental_training_set,
     incremental_validation_set,
     macro_f1,
+    new_rows,
     read_label_names,
     stratified_sample,
     save_adapter,
+    seen_rows,
     train_classifier_adapter,
     uses_bf16,
 )
@@ -171,7 +173,7 @@ def test_unknown_target_modules_fail_with_clear_message(frames, base_info, tmp_p
 def test_incremental_training_set_mixes_new_and_replay():
     """The replayed share of the rows follows the drift's severity; a run started by hand takes the severe share."""
     train = pd.DataFrame({"id": [f"i{i}" for i in range(100)], "text": "t", "label": ["a", "b"] * 50})
-    seen = {f"i{i}" for i in range(80)}  # 20 new rows
+    seen = seen_rows(train.iloc[:80])  # 20 new rows
     config = TrainingConfig(replay_share={"moderate": 0.2, "severe": 0.5}, replay_per_old_label=0)
     mixed = incremental_training_set(train, seen, config, "moderate")
     assert len(mixed) == 25 and mixed["id"].isin([f"i{i}" for i in range(80, 100)]).sum() == 20
@@ -179,6 +181,10 @@ def test_incremental_training_set_mixes_new_and_replay():
     assert incremental_training_set(train, seen, config).equals(incremental_training_set(train, seen, config, "severe"))
     no_replay = TrainingConfig(replay_share={"moderate": 0.0, "severe": 0.0}, replay_per_old_label=0)
     assert len(incremental_training_set(train, seen, no_replay)) == 20
+    # a seen text whose label feedback corrected is new: the correction is what the run must learn
+    corrected = train.assign(label=train["label"].where(train["id"] != "i0", "b"))  # i0 was "a"
+    assert "i0" in set(incremental_training_set(corrected, seen, no_replay)["id"])
+    assert new_rows(corrected, seen).sum() == 21
     with pytest.raises(ValueError, match="unknown drift severity 'Moderate'"):
         incremental_training_set(train, seen, config, "Moderate")
     # a policy (or a recorded run config) of an earlier release: replay_fraction rows per new row, as before
@@ -186,10 +192,10 @@ def test_incremental_training_set_mixes_new_and_replay():
     assert len(incremental_training_set(train, seen, earlier, "moderate")) == 30 == len(
         incremental_training_set(train, seen, earlier))
     with pytest.raises(TrainingConfigError, match="no examples"):
-        incremental_training_set(train, set(train["id"]), TrainingConfig())
+        incremental_training_set(train, seen_rows(train), TrainingConfig())
     # many old labels: at least replay_per_old_label rows of each (capped by what exists)
     many = pd.DataFrame({"id": [f"i{i}" for i in range(400)], "text": "t", "label": [f"l{i % 40}" for i in range(400)]})
-    seen = {f"i{i}" for i in range(380)}
+    seen = seen_rows(many.iloc[:380])
     assert len(incremental_training_set(many, seen, TrainingConfig(replay_per_old_label=0), "moderate")) == 20 + 1
     per_label = incremental_training_set(many, seen, TrainingConfig(replay_per_old_label=3))
     assert len(per_label) == 20 + 120 and per_label[~per_label["id"].isin({f"i{i}" for i in range(380, 400)})][
@@ -220,17 +226,17 @@ def test_incremental_validation_set_is_mixed_like_the_training_set():
     """An incremental run validates on the split's new rows plus the same replay share of its old ones, stratified;
     with no new validation rows, on the per-label floor; the whole split only when that mix would be empty."""
     validation = pd.DataFrame({"id": [f"v{i}" for i in range(60)], "text": "t", "label": ["a", "b", "c"] * 20})
-    seen = {f"v{i}" for i in range(48)}  # 12 new rows
+    seen = seen_rows(validation.iloc[:48])  # 12 new rows
     config = TrainingConfig(replay_share={"moderate": 0.2, "severe": 0.5}, replay_per_old_label=1)
     mixed = incremental_validation_set(validation, seen, config, "severe")
     assert len(mixed) == 24 and mixed["id"].isin([f"v{i}" for i in range(48, 60)]).sum() == 12
-    assert mixed[mixed["id"].isin(seen)]["label"].value_counts().to_dict() == {"a": 4, "b": 4, "c": 4}
+    assert mixed[mixed["id"].isin(validation["id"][:48])]["label"].value_counts().to_dict() == {"a": 4, "b": 4, "c": 4}
     assert len(incremental_validation_set(validation, seen, config, "moderate")) == 12 + 3  # the floor: 1 per label
     assert mixed.equals(incremental_validation_set(validation, seen, config, "severe"))  # seeded
-    all_old = incremental_validation_set(validation, set(validation["id"]), config, "severe")
+    all_old = incremental_validation_set(validation, seen_rows(validation), config, "severe")
     assert len(all_old) == 3 and set(all_old["label"]) == {"a", "b", "c"}
     no_floor = config.model_copy(update={"replay_per_old_label": 0})
-    assert set(incremental_validation_set(validation, set(validation["id"]), no_floor)["id"]) == set(validation["id"])
+    assert set(incremental_validation_set(validation, seen_rows(validation), no_floor)["id"]) == set(validation["id"])
 
 
 def test_macro_f1_is_scikit_learns():

@@ -76,6 +76,7 @@ def reproduce(registry: Any, version: str, curated_dir: Path, base_path: Path,
     from modelops.core.training.train import (
         incremental_training_set,
         incremental_validation_set,
+        seen_rows,
         train_classifier_adapter,
     )
     from modelops.core.training.training_config import TrainingConfig
@@ -104,7 +105,7 @@ def reproduce(registry: Any, version: str, curated_dir: Path, base_path: Path,
             warm = tags["warm_start_version"]
             init_adapter = registry.download_adapter(warm, Path(tmp) / f"warm-v{warm}")
             seen_hash = registry.version_info(warm)["tags"]["data_content_hash"]
-            seen = set(pd.read_parquet(Path(curated_dir) / f"{seen_hash}.parquet", columns=["id"])["id"])
+            seen = seen_rows(pd.read_parquet(Path(curated_dir) / f"{seen_hash}.parquet", columns=["id", "label"]))
             severity = run.data.params.get("drift_severity")
             train = incremental_training_set(train, seen, config, severity)
             if "validation_set_hash" in run.data.params:  # earlier releases validated on the whole split

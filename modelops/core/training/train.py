@@ -389,33 +389,48 @@ def save_adapter(model: Any, output_dir: Path, labels: list[str], base: BaseMode
     partial.rename(output_dir)
 
 
-def incremental_training_set(train: pd.DataFrame, seen_ids: set[str], config: TrainingConfig,
+SeenRows = set[tuple[str, str]]  # the (id, label) pairs of the curated set a champion was trained on
+
+
+def seen_rows(curated: pd.DataFrame) -> SeenRows:
+    """The (id, label) pairs of a champion's curated set (`id` and `label` columns)."""
+    return set(zip(curated["id"], curated["label"], strict=True))
+
+
+def new_rows(frame: pd.DataFrame, seen: SeenRows) -> np.ndarray:
+    """Which rows of `frame` are new to the champion that was trained on `seen`: a text it never saw, or a text it saw
+    with another label (feedback corrected it, and the correction is what the run must learn)."""
+    pairs = zip(frame["id"], frame["label"], strict=True)
+    return np.fromiter((pair not in seen for pair in pairs), dtype=bool, count=len(frame))
+
+
+def incremental_training_set(train: pd.DataFrame, seen: SeenRows, config: TrainingConfig,
                              severity: str | None = None) -> pd.DataFrame:
-    """New examples (ids the champion never saw) plus a seeded replay sample of earlier ones, against forgetting.
+    """New examples (`new_rows`) plus a seeded replay sample of earlier ones, against forgetting.
 
     Replayed rows make up `replay_share.share(severity)` of the result (the drift that started the run; None: started
     by hand), and number at least `replay_per_old_label` per old label (capped by what exists), spread over the old
     labels in proportion to their share (`stratified_sample`): a random sample can skip a small class.
     """
-    if train["id"].isin(seen_ids).all():
+    if not new_rows(train, seen).any():
         raise TrainingConfigError("Incremental training found no examples the champion has not seen; nothing to learn.")
-    return _new_and_replayed(train, seen_ids, config, severity)
+    return _new_and_replayed(train, seen, config, severity)
 
 
-def incremental_validation_set(validation: pd.DataFrame, seen_ids: set[str], config: TrainingConfig,
+def incremental_validation_set(validation: pd.DataFrame, seen: SeenRows, config: TrainingConfig,
                                severity: str | None = None) -> pd.DataFrame:
-    """The validation rows an incremental run stops early and calibrates on: mixed as its training set is (every new
-    row, the same replay share of old ones, stratified), so the score falls when the new traffic is not learnt and
-    when the old is forgotten, and estimates the loss on what the run trains on, at a fraction of the whole split's
-    cost. The whole split when that mix would be empty (no new validation rows and no per-label floor)."""
-    mixed = _new_and_replayed(validation, seen_ids, config, severity)
+    """The validation rows an incremental run stops early on: mixed as its training set is (every new row, the same
+    replay share of old ones, stratified), so the score falls when the new traffic is not learnt and when the old is
+    forgotten, at a fraction of the whole split's cost. The whole split when that mix would be empty (no new
+    validation rows and no per-label floor)."""
+    mixed = _new_and_replayed(validation, seen, config, severity)
     return mixed if len(mixed) else validation.sample(frac=1.0, random_state=config.seed).reset_index(drop=True)
 
 
-def _new_and_replayed(frame: pd.DataFrame, seen_ids: set[str], config: TrainingConfig,
+def _new_and_replayed(frame: pd.DataFrame, seen: SeenRows, config: TrainingConfig,
                       severity: str | None) -> pd.DataFrame:
     """`frame`'s new rows plus the replay sample `config` asks for after drift of `severity`, shuffled (seeded)."""
-    is_new = ~frame["id"].isin(seen_ids)
+    is_new = new_rows(frame, seen)
     new, old = frame[is_new], frame[~is_new]
     share = config.replay_share.share(severity)
     wanted = max(round(len(new) * share / (1 - share)), config.replay_per_old_label * old["label"].nunique())

@@ -19,7 +19,9 @@ from modelops.core.training.train import (
     TrainingConfigError,
     incremental_training_set,
     incremental_validation_set,
+    new_rows,
     partial_dir,
+    seen_rows,
 )
 from modelops.core.training.training_config import TrainingConfig
 
@@ -208,10 +210,10 @@ def incremental_inputs(curated_train: pd.DataFrame, curated_validation: pd.DataF
     seen_path = curated_dir / f"{info['tags'].get('data_content_hash', '')}.parquet"
     if not seen_path.is_file():
         raise TrainingConfigError(f"The champion's training data {seen_path} is gone; run a full retrain instead.")
-    seen = set(pd.read_parquet(seen_path, columns=["id"])["id"])
+    seen = seen_rows(pd.read_parquet(seen_path, columns=["id", "label"]))
     frame = incremental_training_set(curated_train, seen, config, severity)
     validation = incremental_validation_set(curated_validation, seen, config, severity)
-    return IncrementalInputs(frame, validation, adapter, champion, int((~frame["id"].isin(seen)).sum()))
+    return IncrementalInputs(frame, validation, adapter, champion, int(new_rows(frame, seen).sum()))
 
 
 def remove_leftovers_of_killed_runs(registry: ModelRegistry, home: Path) -> list[tuple[Path, str]]:
