@@ -66,7 +66,7 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
                  mlflow: MlflowRegistries, policies: PolicyFiles, training: TrainingLauncher) -> dg.MaterializeResult:
     """A LoRA adapter (+ head) trained in its own process (Dagster Pipes), tracked in MLflow, aliased `challenger`."""
     from modelops.core.training.train import TrainingConfigError
-    from modelops.core.training.training_run import TrainingRequest, train_adapter
+    from modelops.core.training.training_run import TrainingRequest
 
     name = customisation_of(context)
     lake, store = lakes.of(name), mlflow.of(name)
@@ -80,25 +80,36 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
         drift_report_run=context.run.tags.get(DagsterTag.DRIFT_REPORT_RUN),
         drift_severity=context.run.tags.get(DagsterTag.DRIFT_SEVERITY))
     registry = store.registry()
-    prefetch = []
-
-    def launch(job: "TrainingJob") -> dict:
-        prefetch.append(_import_in_background(EVALUATION_IMPORTS))  # while the training process trains
-        return training.train(context, job)
-
     try:
-        trained = train_adapter(request, registry, launch, context.log)
+        trained = _train_with_evaluation_imports(context, request, registry, training)
     except TrainingConfigError as exc:
         raise dg.Failure(str(exc)) from exc
-    finally:  # the step ends with the imports done: none is left half-done for evaluation to race with
-        for thread in prefetch:
-            thread.join()
     context.instance.add_run_tags(context.run_id,
                                   {DagsterTag.MODEL_VERSION: f"{registry.model_name}/{trained.version}"})
     lake.write_record("lora_adapter", {"version": trained.version, "run_id": trained.run_id,
                                        "adapter_dir": str(trained.adapter_dir), "mode": trained.mode,
                                        "content_hash": record["content_hash"]})
     return dg.MaterializeResult(metadata=_adapter_metadata(trained, registry, request))
+
+
+def _train_with_evaluation_imports(context: dg.AssetExecutionContext, request: "TrainingRequest",
+                                   registry: "ModelRegistry", training: TrainingLauncher) -> "TrainedAdapter":
+    """`train_adapter` in `training`'s process, with what the evaluation step needs imported in a thread meanwhile;
+    the thread is joined before this returns or raises, so no import is left half-done for evaluation to race with,
+    and none is started for a run refused before its training process launches."""
+    from modelops.core.training.training_run import train_adapter
+
+    prefetch = []
+
+    def launch(job: "TrainingJob") -> dict:
+        prefetch.append(_import_in_background(EVALUATION_IMPORTS))
+        return training.train(context, job)
+
+    try:
+        return train_adapter(request, registry, launch, context.log)
+    finally:
+        for thread in prefetch:
+            thread.join()
 
 
 def _import_in_background(modules: tuple[str, ...]) -> "threading.Thread":
