@@ -99,6 +99,7 @@ def reproduce(registry: Any, version: str, curated_dir: Path, base_path: Path,
                              f"policy (it was trained under another release): {error}") from error
     train, split = curated[curated["split"] == "train"], curated[curated["split"] == "validation"]
     validation, calibration = split, None
+    validation_hashed = "validation_set_hash" in run.data.params  # earlier releases: none, and the whole split
     with tempfile.TemporaryDirectory() as tmp:
         init_adapter = None
         if config.mode == "incremental":
@@ -108,12 +109,12 @@ def reproduce(registry: Any, version: str, curated_dir: Path, base_path: Path,
             seen = seen_rows(pd.read_parquet(Path(curated_dir) / f"{seen_hash}.parquet", columns=["id", "label"]))
             severity = run.data.params.get("drift_severity")
             train = incremental_training_set(train, seen, config, severity)
-            if "validation_set_hash" in run.data.params:  # earlier releases validated on the whole split
+            if validation_hashed:
                 validation = incremental_validation_set(split, seen, config, severity)
                 calibration = split
         _checked("The training set (after new+replay selection)", run.data.params["train_set_hash"],
                  content_hash(train), "The selection rules changed since this version was trained.")
-        if "validation_set_hash" in run.data.params:
+        if validation_hashed:
             _checked("The validation set (after new+replay selection)", run.data.params["validation_set_hash"],
                      content_hash(validation), "The selection rules changed since this version was trained.")
         rebuilt = train_classifier_adapter(train, validation, base, config, Path(tmp) / "rebuilt", init_adapter,

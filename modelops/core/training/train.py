@@ -412,9 +412,10 @@ def incremental_training_set(train: pd.DataFrame, seen: SeenRows, config: Traini
     by hand), and number at least `replay_per_old_label` per old label (capped by what exists), spread over the old
     labels in proportion to their share (`stratified_sample`): a random sample can skip a small class.
     """
-    if not new_rows(train, seen).any():
+    is_new = new_rows(train, seen)
+    if not is_new.any():
         raise TrainingConfigError("Incremental training found no examples the champion has not seen; nothing to learn.")
-    return _new_and_replayed(train, seen, config, severity)
+    return _new_and_replayed(train, is_new, config, severity)
 
 
 def incremental_validation_set(validation: pd.DataFrame, seen: SeenRows, config: TrainingConfig,
@@ -423,14 +424,14 @@ def incremental_validation_set(validation: pd.DataFrame, seen: SeenRows, config:
     replay share of old ones, stratified), so the score falls when the new traffic is not learnt and when the old is
     forgotten, at a fraction of the whole split's cost. The whole split when that mix would be empty (no new
     validation rows and no per-label floor)."""
-    mixed = _new_and_replayed(validation, seen, config, severity)
+    mixed = _new_and_replayed(validation, new_rows(validation, seen), config, severity)
     return mixed if len(mixed) else validation.sample(frac=1.0, random_state=config.seed).reset_index(drop=True)
 
 
-def _new_and_replayed(frame: pd.DataFrame, seen: SeenRows, config: TrainingConfig,
+def _new_and_replayed(frame: pd.DataFrame, is_new: np.ndarray, config: TrainingConfig,
                       severity: str | None) -> pd.DataFrame:
-    """`frame`'s new rows plus the replay sample `config` asks for after drift of `severity`, shuffled (seeded)."""
-    is_new = new_rows(frame, seen)
+    """`frame`'s new rows (`is_new`) plus the replay sample `config` asks for after drift of `severity`, shuffled
+    (seeded)."""
     new, old = frame[is_new], frame[~is_new]
     share = config.replay_share.share(severity)
     wanted = max(round(len(new) * share / (1 - share)), config.replay_per_old_label * old["label"].nunique())
