@@ -227,7 +227,7 @@ def test_pairs_with_quoted_true_key_load(tmp_path: Path) -> None:
         (lambda d: d["cost_model"].update(default_eror_cost=1.0), "cost_model.default_eror_cost",
          r"unknown key; expected one of \['default_error_cost'"),
         (lambda d: d.pop("cost_model"), "cost_model", "missing"),
-        (lambda d: d.update(costs={}), "costs", r"unknown key; expected one of \['cost_model', 'gate', 'abstention', 'serving'\]"),
+        (lambda d: d.update(costs={}), "costs", r"unknown key; expected one of \['cost_model', 'gate', 'abstention', 'serving', 'generation'\]"),
         (lambda d: d["cost_model"].update(default_error_cost="high"), "cost_model.default_error_cost", "valid number"),
         (lambda d: d["cost_model"].update(default_error_cost=True), "cost_model.default_error_cost", "valid number"),
         (lambda d: d["cost_model"].update(correct_cost=-1), "cost_model.correct_cost", "greater than or equal to 0"),

@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -88,6 +89,17 @@ def redact_pii(text: str) -> tuple[str, dict[str, int]]:
     return text, counts
 
 
+def redact_texts(texts: Iterable[str], normalise: Callable[[str], str], counts: dict[str, int]) -> list[str]:
+    """Each text normalised, then PII-redacted; `counts` adds up the redactions per PII type."""
+    redacted = []
+    for text in texts:
+        clean, found = redact_pii(normalise(text))
+        redacted.append(clean)
+        for kind, n in found.items():
+            counts[kind] = counts.get(kind, 0) + n
+    return redacted
+
+
 def clean_text(text: str) -> str:
     """The text as training sees it: normalised, then PII-redacted (idempotent)."""
     return redact_pii(normalise_text(text))[0]
@@ -112,8 +124,9 @@ def assign_split(ids: pd.Series, fractions: SplitFractions) -> pd.Series:
          for b in buckets], index=ids.index, dtype=str)
 
 
-def _resolve_labels(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """One row per id: feedback beats raw data, then the most frequent label, then the alphabetically first."""
+def resolve_labels(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """One row per id (columns id, text, label, source) and how many ids had conflicting labels: feedback beats raw
+    data, then the most frequent label, then the alphabetically first."""
     frame = frame.assign(_priority=frame["source"].str.startswith("feedback").astype(int))
     votes = frame.groupby(["id", "label"], sort=False).agg(n=("text", "size"),
                                                            priority=("_priority", "max")).reset_index()
@@ -135,18 +148,10 @@ def curate(raw: pd.DataFrame, feedback: pd.DataFrame | None = None, fractions: S
     report = CurationReport(input_rows=len(combined), feedback_rows=0 if feedback is None else len(feedback))
     report.exact_duplicates = int(combined.duplicated(["text", "label"]).sum())
     combined = combined.drop_duplicates(["text", "label"]).copy()
-    redacted: list[str] = []
-    totals: dict[str, int] = {}
-    for text in combined["text"]:
-        clean, counts = redact_pii(normalise_text(text))  # clean_text, keeping the counts
-        redacted.append(clean)
-        for kind, n in counts.items():
-            totals[kind] = totals.get(kind, 0) + n
-    report.pii_redactions = totals
-    combined["text"] = redacted
+    combined["text"] = redact_texts(combined["text"], normalise_text, report.pii_redactions)
     combined["label"] = combined["label"].map(normalise_text)
     combined["id"] = combined["text"].map(example_id)
-    resolved, report.label_conflicts = _resolve_labels(combined)
+    resolved, report.label_conflicts = resolve_labels(combined)
     report.normalised_duplicates = len(combined) - len(resolved)
     resolved["split"] = assign_split(resolved["id"], fractions)
     curated = resolved[CURATED_COLUMNS].sort_values("id").reset_index(drop=True)
@@ -172,19 +177,21 @@ def hold_back_short_labels(curated: pd.DataFrame) -> tuple[pd.DataFrame, pd.Data
     return curated[~held].reset_index(drop=True), curated[held].reset_index(drop=True), pending
 
 
-def content_hash(curated: pd.DataFrame) -> str:
-    """sha256 of a canonical serialisation: rows sorted by id, JSON lines of [id, text, label, split]."""
+def content_hash(curated: pd.DataFrame, columns: Sequence[str] = ("id", "text", "label", "split")) -> str:
+    """sha256 of a canonical serialisation: rows sorted by id, JSON lines of `columns` (a classifier set's
+    [id, text, label, split] by default)."""
     digest = hashlib.sha256()
-    for row in curated.sort_values("id")[["id", "text", "label", "split"]].itertuples(index=False):
+    for row in curated.sort_values("id")[list(columns)].itertuples(index=False):
         digest.update(json.dumps(list(row), ensure_ascii=False).encode("utf-8") + b"\n")
     return digest.hexdigest()
 
 
-def leakage(curated: pd.DataFrame) -> pd.DataFrame:
-    """Ids (or identical texts) that occur in more than one split: must be empty."""
+def leakage(curated: pd.DataFrame, text_column: str = "text") -> pd.DataFrame:
+    """Ids (or identical texts; prompts for instructions) that occur in more than one split: must be empty."""
     by_id = curated.groupby("id")["split"].nunique()
-    by_text = curated.groupby("text")["split"].nunique()
-    leaked_ids = set(by_id[by_id > 1].index) | set(curated[curated["text"].isin(by_text[by_text > 1].index)]["id"])
+    by_text = curated.groupby(text_column)["split"].nunique()
+    leaked = curated[text_column].isin(by_text[by_text > 1].index)
+    leaked_ids = set(by_id[by_id > 1].index) | set(curated[leaked]["id"])
     return curated[curated["id"].isin(leaked_ids)]
 
 

@@ -40,6 +40,8 @@ class Reason(StrEnum):
     MISSING_LABEL = "missing_label"
     LABEL_TOO_LONG = "label_too_long"
     TEXT_TOO_LONG = "text_too_long"
+    MISSING_RESPONSE = "missing_response"
+    RESPONSE_TOO_LONG = "response_too_long"
     UNDECODABLE_BYTES = "undecodable_bytes"
     INVALID_JSON = "invalid_json"
     MISSING_ID = "missing_id"

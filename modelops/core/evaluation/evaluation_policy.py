@@ -130,11 +130,42 @@ class ServingPolicy(PolicyModel):
     max_macro_f1_drop: Share = 0.005  # 0.5 macro-F1 points; per-class drops are held to gate.max_class_f1_drop
 
 
+class GenerationPolicy(PolicyModel):
+    """How a causal-LM customisation's responses are scored and gated (the `generation:` section).
+
+    A `text` response is right when it equals the reference after normalisation (Unicode NFKC, case, whitespace)
+    and costs cost_model.default_error_cost otherwise. A `json` response must be one JSON object with every field of
+    its reference (else it costs `invalid_output_cost`); a valid one costs the cost model's price of its
+    `decision_field` (true, predicted) pair plus the `field_costs` of every other field it gets wrong. The decision
+    field is also scored like a classifier's label, so the gate's macro-F1, accuracy and per-class rules apply to it.
+    """
+
+    written_keys = ("output", "max_new_tokens", "min_exact_match", "exact_match_tolerance")
+    output: Literal["text", "json"] = "text"
+    max_new_tokens: int = Field(64, ge=1, le=4096)  # responses are cut here, in evaluation and when served
+    decision_field: Label | None = None
+    field_costs: dict[Label, Cost] = {}
+    invalid_output_cost: Cost = 1.0
+    min_valid_output: Share = 0.95  # share of responses that must be valid JSON objects (json output)
+    min_exact_match: Share = 0.0
+    exact_match_tolerance: Share = 0.01  # challenger exact match may be at most this far below the champion's
+
+    @model_validator(mode="after")
+    def _fields_need_json(self) -> GenerationPolicy:
+        if self.output == "text" and (self.decision_field or self.field_costs):
+            raise ValueError("decision_field and field_costs need output: json (a text response has no fields)")
+        if self.decision_field in self.field_costs:
+            raise ValueError(f"the decision field {self.decision_field!r} is priced by cost_model; remove it from "
+                             "field_costs")
+        return self
+
+
 class EvaluationPolicy(PolicyModel):
-    """The whole evaluation.yaml: costs and gate (required); abstention (optional: without it, answer everything)
-    and serving (optional: without it, the defaults above)."""
+    """The whole evaluation.yaml: costs and gate (required); abstention (optional: without it, answer everything),
+    serving (optional: without it, the defaults above) and generation (for causal-LM customisations)."""
 
     cost_model: CostModel
     gate: GateRules
     abstention: AbstentionPolicy | None = None
     serving: ServingPolicy = ServingPolicy()
+    generation: GenerationPolicy = GenerationPolicy()

@@ -67,16 +67,16 @@ def absolute_checks(challenger: EvaluationReport, rules: GateRules) -> list[Gate
     f1, min_f1 = challenger.macro_f1, rules.min_macro_f1
     acc, min_acc = challenger.accuracy, rules.min_accuracy
     return [
-        GateCheck("eval_size", n >= size, f"evaluation set n={n} {_cmp(n >= size, '>=', '<')} minimum {size}"),
+        GateCheck("eval_size", n >= size, f"evaluation set n={n} {sign_for(n >= size, '>=', '<')} minimum {size}"),
         GateCheck(
             "min_macro_f1",
             f1 >= min_f1 - EPSILON,
-            f"macro-F1 {f1:.3f} {_cmp(f1 >= min_f1 - EPSILON, '>=', '<')} floor {min_f1:.3f}",
+            f"macro-F1 {f1:.3f} {sign_for(f1 >= min_f1 - EPSILON, '>=', '<')} floor {min_f1:.3f}",
         ),
         GateCheck(
             "min_accuracy",
             acc >= min_acc - EPSILON,
-            f"accuracy {acc:.3f} {_cmp(acc >= min_acc - EPSILON, '>=', '<')} floor {min_acc:.3f}",
+            f"accuracy {acc:.3f} {sign_for(acc >= min_acc - EPSILON, '>=', '<')} floor {min_acc:.3f}",
         ),
         class_f1_floor_check(challenger, rules),
     ]
@@ -147,7 +147,7 @@ def macro_f1_check(challenger: EvaluationReport, champion: EvaluationReport, rul
     """Challenger macro-F1 >= champion macro-F1 - tolerance."""
     ours, theirs, tolerance = challenger.macro_f1, champion.macro_f1, rules.macro_f1_tolerance
     passed = ours >= theirs - tolerance - EPSILON
-    detail = f"macro-F1 {ours:.3f} {_cmp(passed, '>=', '<')} champion {theirs:.3f} - {tolerance:.3f} tolerance"
+    detail = f"macro-F1 {ours:.3f} {sign_for(passed, '>=', '<')} champion {theirs:.3f} - {tolerance:.3f} tolerance"
     return GateCheck("macro_f1_vs_champion", passed, detail)
 
 
@@ -159,7 +159,7 @@ def cost_check(challenger: EvaluationReport, champion: EvaluationReport, rules: 
     passed = ours <= theirs + allowed + EPSILON
     served = " (each with the fallback below its own threshold)" if challenger.abstention is not None else ""
     detail = (
-        f"expected cost/1000 {ours:.2f} {_cmp(passed, '<=', '>')} champion {theirs:.2f}"
+        f"expected cost/1000 {ours:.2f} {sign_for(passed, '<=', '>')} champion {theirs:.2f}"
         f" + {allowed:.2f} allowed increase{served}"
     )
     return GateCheck("cost_vs_champion", passed, detail)
@@ -182,6 +182,6 @@ def class_f1_check(challenger: EvaluationReport, champion: EvaluationReport, rul
     return GateCheck("class_f1_drop", True, detail)
 
 
-def _cmp(passed: bool, when_passed: str, when_failed: str) -> str:
+def sign_for(passed: bool, when_passed: str, when_failed: str) -> str:
     """The comparison sign matching the outcome."""
     return when_passed if passed else when_failed
