@@ -163,3 +163,30 @@ def override(resources: dict, concern: str, customisation: str, entry: object) -
     """`resources` with one customisation's entry of a concern (`lakes`, `mlflow`, `policies`) replaced."""
     by_name = resources[concern]
     return {**resources, concern: type(by_name)(customisations={**by_name.customisations, customisation: entry})}
+
+
+def build_tiny_causal_lm(folder: Path, texts: list[str], vocab_size: int = 512, hidden: int = 64) -> Path:
+    """A 2-layer Llama with random weights and a byte-level BPE tokenizer trained on `texts` (decoding gives the
+    text back exactly, as with the tokenizers of real causal LMs), saved as a Hugging Face folder (safetensors).
+
+    The weights are drawn at std 0.3, not Llama's 0.02: the frozen output head of so small a random model could
+    otherwise never make a confident prediction, whatever a LoRA adapter learns (a pretrained head can).
+    """
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "</s>"],
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", eos_token="</s>")
+    tokenizer.save_pretrained(str(folder))
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=1024, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, initializer_range=0.3)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(str(folder), safe_serialization=True)
+    return folder

@@ -140,7 +140,8 @@ class GenerationPolicy(PolicyModel):
     field is also scored like a classifier's label, so the gate's macro-F1, accuracy and per-class rules apply to it.
     """
 
-    written_keys = ("output", "max_new_tokens", "min_exact_match", "exact_match_tolerance")
+    written_keys = ("output", "max_new_tokens", "invalid_output_cost", "min_valid_output", "min_exact_match",
+                    "exact_match_tolerance")
     output: Literal["text", "json"] = "text"
     max_new_tokens: int = Field(64, ge=1, le=4096)  # responses are cut here, in evaluation and when served
     decision_field: Label | None = None

@@ -52,16 +52,19 @@ def pad_multiple() -> int:
     return 8 if torch.cuda.is_available() else 1
 
 
-def pad_sequences(sequences: list[list[int]], pad_id: int, multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded token ids and attention mask, as wide as the longest sequence rounded up to `multiple`."""
+def pad_sequences(sequences: list[list[int]], pad_id: int, multiple: int = 1,
+                  left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded (or, with `left`, left-padded: for generation) token ids and attention mask, as wide as the
+    longest sequence rounded up to `multiple`."""
     import torch
 
     width = -(-max(len(s) for s in sequences) // multiple) * multiple
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for row, seq in enumerate(sequences):
-        ids[row, : len(seq)] = torch.tensor(seq)
-        mask[row, : len(seq)] = 1
+        span = slice(width - len(seq), width) if left else slice(0, len(seq))
+        ids[row, span] = torch.tensor(seq, dtype=torch.long)
+        mask[row, span] = 1
     return ids, mask
 
 
