@@ -1,12 +1,25 @@
-"""The training process entry point: its job round-trips through Pipes extras, and it never outlives its run worker."""
+"""The training process entry point: its job round-trips through Pipes extras, it never outlives its run worker, and
+a job on a causal-LM base trains a generative adapter."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pytest
+
+from modelops.app.training_process import run_job
+from modelops.core.atomic import write_parquet_atomic
+from modelops.core.data.datagen import generate_corpus
+from modelops.core.data.instructions import extraction_tasks
+from modelops.core.registry.registry import ModelRegistry
+from modelops.core.training.train import TrainingConfigError
 from modelops.core.training.training_run import TrainingJob
+from modelops_tests.helpers import build_tiny_causal_lm
 
 WATCHED = """
 import sys, time
@@ -30,3 +43,24 @@ def test_training_stops_when_the_run_worker_that_launched_it_dies() -> None:
     started = time.monotonic()
     assert training.wait(timeout=20) == 3  # exited on its own, well before its 60 s of "training"
     assert time.monotonic() - started < 20
+
+
+def test_a_job_on_a_causal_lm_base_trains_a_generative_adapter(tmp_path: Path) -> None:
+    tasks = extraction_tasks(generate_corpus(60, seed=1))
+    base = build_tiny_causal_lm(tmp_path / "base", (tasks["prompt"] + tasks["response"]).tolist())
+    registry = ModelRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}", "extractor", tmp_path / "mlartifacts")
+    training = {"epochs": 2, "batch_size": 8, "learning_rate": 0.02, "max_length": 128,
+                "lora": {"r": 8, "alpha": 16, "target_modules": ["q_proj", "v_proj"]}}
+    with registry.run("train-full", {}) as run_id:
+        job = TrainingJob(train_path=str(write_parquet_atomic(tasks.iloc[:48], tmp_path / "train.parquet")),
+                          validation_path=str(write_parquet_atomic(tasks.iloc[48:], tmp_path / "val.parquet")),
+                          base_path=str(base), base_task_type="causal-lm", training=training,
+                          output_dir=str(tmp_path / "adapter"), tracking_uri=registry.tracking_uri,
+                          model_name="extractor", mlflow_run_id=run_id, error_path=str(tmp_path / "error.txt"))
+        summary = run_job(job, logging.getLogger(__name__))
+    assert summary["best_val_loss"] > 0 and summary["steps"] == 12
+    assert "| val_loss |" in summary["history"]["raw_value"]
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+    assert len(registry.client.get_metric_history(run_id, "val_loss")) == 2  # one per evaluation period
+    with pytest.raises(TrainingConfigError, match="do not warm-start"):
+        run_job(dataclasses.replace(job, init_adapter=str(tmp_path / "adapter")), logging.getLogger(__name__))

@@ -2,9 +2,9 @@
 
 The `lora_adapter` asset launches it as a local subprocess (default) or in a Kubernetes pod, under torchrun when
 several processes train data-parallel. It reads a `TrainingJob` from the Pipes extras, trains with
-`modelops.core.training.train`, logs each evaluation period's metrics to the MLflow run the asset opened, streams
-progress to the Dagster run's logs and reports the training summary as the asset's materialisation metadata. Only
-the first process (rank 0) talks to Dagster and MLflow and writes the adapter.
+`modelops.core.training.train` (`causal_lm` for a causal-LM base), logs each evaluation period's metrics to the
+MLflow run the asset opened, streams progress to the Dagster run's logs and reports the training summary as the
+asset's materialisation metadata. Only the first process (rank 0) talks to Dagster and MLflow and writes the adapter.
 """
 
 from __future__ import annotations
@@ -42,37 +42,49 @@ def stop_when_owner_dies(pid: int, poll_seconds: float = OWNER_POLL_SECONDS) -> 
 
 
 def run_job(job: TrainingJob, log: Any) -> dict[str, Any]:
-    """Train as `job` says; returns the summary that becomes the asset's metadata (Pipes metadata format)."""
+    """Train as `job` says (a classifier, or a causal LM when its base is one); returns the summary that becomes the
+    asset's metadata (Pipes metadata format)."""
     import pandas as pd
 
     from modelops.core.markdown import frame_table
     from modelops.core.registry.registry import ModelRegistry
     from modelops.core.training.base_model import describe_base_model
     from modelops.core.training.distributed import world
-    from modelops.core.training.train import train_classifier_adapter, training_device, uses_bf16
+    from modelops.core.training.train import TrainingConfigError, training_device, uses_bf16
     from modelops.core.training.training_config import TrainingConfig
 
     config = TrainingConfig.model_validate(job.training)
     base = describe_base_model(Path(job.base_path), job.base_task_type)  # type: ignore[arg-type]
     registry = ModelRegistry(job.tracking_uri, job.model_name)
     rank, processes = world()
+    train, validation = pd.read_parquet(job.train_path), pd.read_parquet(job.validation_path)
+    score = "val_loss" if base.task_type == "causal-lm" else "val_macro_f1"
 
     def progress(metrics: dict[str, float]) -> None:
         registry.log_metrics(job.mlflow_run_id, metrics, step=int(metrics["step"]))
-        log.info("step {step:.0f} epoch {epoch:.2f}: loss {train_loss:.4f}, val macro-F1 {val_macro_f1:.4f}, "
-                 "{samples_per_second:.1f} samples/s".format(**metrics))
+        log.info(f"step {metrics['step']:.0f} epoch {metrics['epoch']:.2f}: loss {metrics['train_loss']:.4f}, "
+                 f"{score} {metrics[score]:.4f}, {metrics['samples_per_second']:.1f} samples/s")
 
-    result = train_classifier_adapter(pd.read_parquet(job.train_path), pd.read_parquet(job.validation_path), base,
-                                      config, Path(job.output_dir),
-                                      Path(job.init_adapter) if job.init_adapter else None, progress,
-                                      pd.read_parquet(job.calibration_path) if job.calibration_path else None)
+    if base.task_type == "causal-lm":
+        from modelops.core.training.causal_lm import train_causal_lm_adapter
+
+        if job.init_adapter:
+            raise TrainingConfigError("Causal-LM adapters do not warm-start yet: run a full retrain (mode: full).")
+        result = train_causal_lm_adapter(train, validation, base, config, Path(job.output_dir), progress)
+        best = {"best_val_loss": -result.best_score}
+    else:
+        from modelops.core.training.train import train_classifier_adapter
+
+        result = train_classifier_adapter(train, validation, base, config, Path(job.output_dir),
+                                          Path(job.init_adapter) if job.init_adapter else None, progress,
+                                          pd.read_parquet(job.calibration_path) if job.calibration_path else None)
+        best = {"best_val_macro_f1": result.best_score, "temperature": result.temperature}
     if rank != 0:
         return {}
-    summary = {"best_val_macro_f1": result.best_score, "train_seconds": result.train_seconds,
-               "train_samples_per_second": result.samples_per_second, "steps": result.steps,
-               "temperature": result.temperature}
+    summary = {**best, "train_seconds": result.train_seconds, "train_samples_per_second": result.samples_per_second,
+               "steps": result.steps}
     registry.log_metrics(job.mlflow_run_id, summary)
-    history = pd.DataFrame(result.history)[["step", "epoch", "train_loss", "val_macro_f1", "samples_per_second"]]
+    history = pd.DataFrame(result.history)[["step", "epoch", "train_loss", score, "samples_per_second"]]
     return {**summary, "stopped_early": result.stopped_early, "training_processes": processes,
             "training_device": str(training_device()),
             "training_precision": "bf16 autocast" if uses_bf16(training_device(), config.mixed_precision) else "fp32",

@@ -105,8 +105,10 @@ def train_adapter(request: TrainingRequest, registry: ModelRegistry, launch: Cal
     TrainingConfigError when an incremental run cannot warm-start."""
     from modelops.core.atomic import write_parquet_atomic
     from modelops.core.data.curate import content_hash
+    from modelops.core.data.instructions import instructions_hash
 
     config, base, curated = request.config, request.base, request.curated
+    set_hash = instructions_hash if base.task_type == "causal-lm" else content_hash
     train, split = curated[curated["split"] == "train"], curated[curated["split"] == "validation"]
     train, validation, warm = _warm_start(request, train, split, registry, log)
     config = config.model_copy(update={"mode": "incremental" if warm else "full"})
@@ -120,8 +122,8 @@ def train_adapter(request: TrainingRequest, registry: ModelRegistry, launch: Cal
                                      "data_content_hash": request.content_hash, "train_rows": len(train),
                                      "validation_rows": len(validation), "warm_start": warm is not None,
                                      "training_processes": request.processes, "training_launcher": request.launcher,
-                                     "train_set_hash": content_hash(train),
-                                     "validation_set_hash": content_hash(validation),
+                                     "train_set_hash": set_hash(train),
+                                     "validation_set_hash": set_hash(validation),
                                      "drift_severity": request.drift_severity or NO_DRIFT,
                                      **({"new_rows": warm.new_rows, "replay_rows": warm.replay_rows} if warm else {})})
         registry.log_text(run_id, config.model_dump_json(indent=2), TRAINING_CONFIG_ARTIFACT)
