@@ -1,5 +1,6 @@
-"""Shared fixtures: the real offline base model, a real (untrained) adapter saved on it, MLflow stores, and the
-Dagster layer's settings in a temp dir, resources, customisation objects and a temporary instance."""
+"""Shared fixtures: the real offline base model, a real (untrained) adapter saved on it, a tiny causal LM with a trained
+adapter, MLflow stores, and the Dagster layer's settings in a temp dir, resources, customisation objects and a
+temporary instance."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from modelops_tests.helpers import LABELS, build_smaller_base  # noqa: E402 (after the offline switches)
+from modelops_tests.helpers import LABELS, build_smaller_base, build_tiny_causal_lm  # noqa: E402 (after the offline switches)
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +45,29 @@ def untrained_adapter_dir(base_info, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def smaller_base_dir(base_info, tmp_path_factory) -> Path:
     return build_smaller_base(base_info.path, tmp_path_factory.mktemp("bases") / "minilm-l4", layers=4)
+
+
+@pytest.fixture(scope="session")
+def trained_extractor(tmp_path_factory) -> dict:
+    """A tiny causal LM (helpers.build_tiny_causal_lm) and an adapter trained on the built-in ticket -> JSON task:
+    {"base": BaseModelInfo, "split": {train, validation, test: curated rows}, "result": TrainingResult}."""
+    from modelops.core.data.datagen import generate_corpus
+    from modelops.core.data.instructions import curate_instructions, extraction_tasks
+    from modelops.core.training.base_model import describe_base_model
+    from modelops.core.training.causal_lm import train_causal_lm_adapter
+    from modelops.core.training.training_config import TrainingConfig
+
+    curated, _ = curate_instructions(extraction_tasks(generate_corpus(400, seed=0)).assign(source="generator"))
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    base = describe_base_model(build_tiny_causal_lm(folder, (curated["prompt"] + curated["response"]).tolist()),
+                               "causal-lm")
+    split = {name: curated[curated["split"] == name] for name in ("train", "validation", "test")}
+    config = TrainingConfig.model_validate({
+        "epochs": 3, "batch_size": 16, "learning_rate": 0.02, "max_length": 128, "early_stopping_patience": 3,
+        "lora": {"r": 16, "alpha": 32,
+                 "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}})
+    result = train_causal_lm_adapter(split["train"], split["validation"], base, config, folder / "adapter")
+    return {"base": base, "split": split, "result": result}
 
 
 @pytest.fixture(scope="session")

@@ -1,61 +1,40 @@
-"""Generation with a real causal LM (a tiny Llama built here, byte-level BPE tokenizer) whose adapter modelops trained
+"""Generation with a real causal LM (the tiny Llama of the `trained_extractor` fixture) whose adapter modelops trained
 on the built-in ticket -> JSON task: responses, batching, limits, and the generation scores on real outputs."""
 
 from __future__ import annotations
 
 import pytest
 
-from modelops.core.data.datagen import generate_corpus
-from modelops.core.data.instructions import curate_instructions, extraction_tasks
 from modelops.core.evaluation.evaluation_policy import CostModel, GenerationPolicy
-from modelops.core.evaluation.generation_evaluation import evaluate_generations
+from modelops.core.evaluation.generation_evaluation import GenerationReport, evaluate_generations
 from modelops.core.serving.generation import GenerationRequestError, generate, load_causal_lm
-from modelops.core.training.base_model import describe_base_model, load_base_model, load_tokenizer
-from modelops.core.training.causal_lm import train_causal_lm_adapter
-from modelops.core.training.training_config import TrainingConfig
-from modelops_tests.helpers import build_tiny_causal_lm
+from modelops.core.training.base_model import load_base_model, load_tokenizer
 
 POLICY = GenerationPolicy(output="json", max_new_tokens=32, decision_field="intent",
                           field_costs={"order_number": 0.5}, invalid_output_cost=2.0)
 COSTS = CostModel(default_error_cost=1.0)
-CONFIG = {"epochs": 3, "batch_size": 16, "learning_rate": 0.02, "max_length": 128, "early_stopping_patience": 3,
-          "lora": {"r": 16, "alpha": 32,
-                   "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}}
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> dict:
-    """The curated task, the tiny base and an adapter trained on the train split."""
-    curated, _ = curate_instructions(extraction_tasks(generate_corpus(400, seed=0)).assign(source="generator"))
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    base = describe_base_model(build_tiny_causal_lm(folder, (curated["prompt"] + curated["response"]).tolist()),
-                               "causal-lm")
-    split = {name: curated[curated["split"] == name] for name in ("train", "validation", "test")}
-    result = train_causal_lm_adapter(split["train"], split["validation"], base, TrainingConfig.model_validate(CONFIG),
-                                     folder / "adapter")
-    return {"base": base, "split": split, "result": result}
-
-
-def _scores(model, tokenizer, test) -> object:
+def _scores(model, tokenizer, test) -> GenerationReport:
     prompts = test["prompt"].tolist()
     texts = [g.text for g in generate(model, tokenizer, prompts, POLICY.max_new_tokens, 128, batch_size=16)]
     return evaluate_generations(prompts, test["response"].tolist(), texts, POLICY, COSTS)
 
 
-def test_the_trained_adapter_answers_in_the_tasks_format(trained: dict):
-    losses = [h["val_loss"] for h in trained["result"].history]
+def test_the_trained_adapter_answers_in_the_tasks_format(trained_extractor: dict):
+    losses = [h["val_loss"] for h in trained_extractor["result"].history]
     assert losses[-1] < losses[0] * 0.8
-    model, tokenizer = load_causal_lm(trained["base"], trained["result"].adapter_dir)
-    after = _scores(model, tokenizer, trained["split"]["test"])
-    before = _scores(load_base_model(trained["base"]), tokenizer, trained["split"]["test"])
+    model, tokenizer = load_causal_lm(trained_extractor["base"], trained_extractor["result"].adapter_dir)
+    after = _scores(model, tokenizer, trained_extractor["split"]["test"])
+    before = _scores(load_base_model(trained_extractor["base"]), tokenizer, trained_extractor["split"]["test"])
     assert before.valid_output == 0.0
     assert after.valid_output > 0.5 and after.field_accuracy["intent"] > before.field_accuracy["intent"]
     assert after.cost_per_1000 < before.cost_per_1000
 
 
-def test_a_prompt_gets_the_same_response_alone_or_in_a_batch(trained: dict):
-    model, tokenizer = load_causal_lm(trained["base"], trained["result"].adapter_dir)
-    prompts = trained["split"]["test"]["prompt"].tolist()[:6]
+def test_a_prompt_gets_the_same_response_alone_or_in_a_batch(trained_extractor: dict):
+    model, tokenizer = load_causal_lm(trained_extractor["base"], trained_extractor["result"].adapter_dir)
+    prompts = trained_extractor["split"]["test"]["prompt"].tolist()[:6]
     batched = generate(model, tokenizer, prompts, 24, 128, batch_size=6)
     alone = [generate(model, tokenizer, [p], 24, 128)[0] for p in prompts]
     assert [g.text for g in batched] == [g.text for g in alone]
@@ -63,9 +42,9 @@ def test_a_prompt_gets_the_same_response_alone_or_in_a_batch(trained: dict):
     assert [g.mean_logprob for g in batched] == pytest.approx([g.mean_logprob for g in alone], abs=1e-4)
 
 
-def test_limits_are_kept_and_bad_requests_refused(trained: dict):
-    model, tokenizer = load_causal_lm(trained["base"], trained["result"].adapter_dir)
-    prompt = trained["split"]["test"]["prompt"].iloc[0]
+def test_limits_are_kept_and_bad_requests_refused(trained_extractor: dict):
+    model, tokenizer = load_causal_lm(trained_extractor["base"], trained_extractor["result"].adapter_dir)
+    prompt = trained_extractor["split"]["test"]["prompt"].iloc[0]
     (cut,) = generate(model, tokenizer, [prompt], 3, 128)
     assert cut.response_tokens == 3 and not cut.finished and cut.mean_logprob <= 0.0
     (end_only,) = generate(model, tokenizer, [prompt], 8, 16)
@@ -76,4 +55,4 @@ def test_limits_are_kept_and_bad_requests_refused(trained: dict):
         generate(model, tokenizer, [prompt], 0, 16)
     with pytest.raises(GenerationRequestError, match="at least one token"):
         generate(model, tokenizer, [""], 8, 16)
-    assert load_tokenizer(trained["base"]).decode(tokenizer(prompt)["input_ids"]) == prompt  # byte-level round trip
+    assert load_tokenizer(trained_extractor["base"]).decode(tokenizer(prompt)["input_ids"]) == prompt  # byte-level BPE
