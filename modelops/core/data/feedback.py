@@ -25,9 +25,8 @@ from modelops.core.data.schema import (
     label_value,
     line_reason,
     list_example_files,
-    missing_column_rejection,
     path_inside,
-    read_records,
+    read_file_records,
     rejected_frame,
     rejected_row,
 )
@@ -48,11 +47,7 @@ def read_feedback_file(feedback_dir: Path, name: str) -> ValidationResult:
     `valid` also carries the input `row` number, so that superseded duplicates can be quarantined precisely.
     """
     path = path_inside(Path(feedback_dir), name, "feedback file")
-    try:
-        records = read_records(path)
-    except InputFileError as exc:
-        return ValidationResult(_empty_feedback(), file_rejection(path, exc))
-    rejected = missing_column_rejection(path, records, ["id", "label"])
+    records, rejected = read_file_records(path, ["id", "label"])
     if rejected is not None:
         return ValidationResult(_empty_feedback(), rejected)
     source = display_name(path)

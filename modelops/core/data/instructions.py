@@ -22,14 +22,11 @@ from modelops.core.data.curate import (
     resolve_labels,
 )
 from modelops.core.data.schema import (
-    InputFileError,
     Reason,
     ValidationResult,
     display_name,
-    file_rejection,
     line_reason,
-    missing_column_rejection,
-    read_records,
+    read_file_records,
     rejected_frame,
     rejected_row,
     text_reason,
@@ -72,11 +69,7 @@ def read_instructions(path: Path, max_chars: int = MAX_TEXT_CHARS) -> Validation
     """Read one CSV/Parquet/JSONL file of prompt,response rows and validate it; an unusable file becomes one
     quarantined row."""
     path = Path(path)
-    try:
-        records = read_records(path)
-    except InputFileError as exc:
-        return ValidationResult(_empty_instructions(), file_rejection(path, exc))
-    rejected = missing_column_rejection(path, records, ["prompt", "response"])
+    records, rejected = read_file_records(path, ["prompt", "response"])
     if rejected is not None:
         return ValidationResult(_empty_instructions(), rejected)
     return validate_instructions(records, display_name(path), max_chars)

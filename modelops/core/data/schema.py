@@ -317,15 +317,22 @@ def missing_column_rejection(path: Path, records: list[dict[str, object]], colum
                            for i, r in enumerate(records)])
 
 
+def read_file_records(path: Path, columns: list[str]) -> tuple[list[dict[str, object]], pd.DataFrame | None]:
+    """The records of one CSV/Parquet/JSONL file; or none and the quarantine rows that stand for them when the file
+    is unusable (one row) or no record has one of `columns` (every row)."""
+    try:
+        records = read_records(path)
+    except InputFileError as exc:
+        return [], file_rejection(path, exc)
+    rejected = missing_column_rejection(path, records, columns)
+    return ([], rejected) if rejected is not None else (records, None)
+
+
 def read_examples(path: Path, text_column: str = "text", label_column: str = "label",
                   max_chars: int = MAX_TEXT_CHARS) -> ValidationResult:
     """Read one CSV/Parquet/JSONL file and validate it; an unusable file becomes one quarantined row."""
     path = Path(path)
-    try:
-        records = read_records(path)
-    except InputFileError as exc:
-        return ValidationResult(_empty_valid(), file_rejection(path, exc))
-    rejected = missing_column_rejection(path, records, [text_column])
+    records, rejected = read_file_records(path, [text_column])
     if rejected is not None:
         return ValidationResult(_empty_valid(), rejected)
     return validate_records(records, display_name(path), text_column, label_column, max_chars)
