@@ -1,5 +1,7 @@
 """Score generated responses against references under the owner's generation policy: exact match after
 normalisation, JSON validity, per-field accuracy, business cost per 1000, and the decision field as a classifier.
+A JSON response matches exactly when every field of its reference has the reference's value (string values compared
+after normalisation; fields the reference does not have are ignored).
 
 The gate (`generation_gate.decide_generation`) applies the classifier gate's rules to the decision field, plus the
 generation floors.
@@ -62,9 +64,9 @@ def parse_object(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _normalised_fields(value: dict[str, Any]) -> dict[str, str]:
-    return {key: normalise_answer(v) if isinstance(v, str) else json.dumps(v, sort_keys=True)
-            for key, v in value.items()}
+def _normalised(value: Any) -> str:
+    """A JSON value as exact match compares it: strings normalised, anything else as canonical JSON."""
+    return normalise_answer(value) if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 def evaluate_generations(prompts: Sequence[str], references: Sequence[str], responses: Sequence[str],
@@ -83,12 +85,12 @@ def evaluate_generations(prompts: Sequence[str], references: Sequence[str], resp
     truths = [_reference_object(r, i, policy) for i, r in enumerate(references)]
     outputs = [parse_object(r) for r in responses]
     valid = np.array([o is not None and set(t) <= set(o) for t, o in zip(truths, outputs)])
-    matched = [_normalised_fields(t) == _normalised_fields({k: o[k] for k in t}) if ok else False
+    matched = [bool(ok) and all(_normalised(t[k]) == _normalised(o[k]) for k in t)
                for t, o, ok in zip(truths, outputs, valid)]
     fields = sorted({key for t in truths for key in t})
-    wrong = {f: np.array([f in t and not (ok and _same(t[f], o[f])) for t, o, ok in zip(truths, outputs, valid)])
-             for f in fields}
-    accuracy = {f: 1.0 - wrong[f].sum() / sum(f in t for t in truths) for f in fields}
+    wrong = {f: np.array([f in t and not (ok and _normalised(t[f]) == _normalised(o[f]))
+                          for t, o, ok in zip(truths, outputs, valid)]) for f in fields}
+    accuracy = {f: float(1.0 - wrong[f].sum() / sum(f in t for t in truths)) for f in fields}
     costs = np.array([sum(price for f, price in policy.field_costs.items() if f in wrong and wrong[f][i])
                       for i in range(len(truths))], dtype=float)
     decision = None
@@ -98,10 +100,6 @@ def evaluate_generations(prompts: Sequence[str], references: Sequence[str], resp
         costs += [cost_model.cost(t, p) for t, p in zip(y_true, predicted)]
     costs[~valid] = policy.invalid_output_cost
     return _report(prompts, references, responses, np.array(matched), valid, costs, accuracy, decision, digest)
-
-
-def _same(reference: Any, response: Any) -> bool:
-    return _normalised_fields({"": reference}) == _normalised_fields({"": response})
 
 
 def _reference_object(reference: str, row: int, policy: GenerationPolicy) -> dict[str, Any]:
