@@ -1,5 +1,5 @@
 """The training process entry point: its job round-trips through Pipes extras, it never outlives its run worker, and
-a job on a causal-LM base trains a generative adapter."""
+a job on a causal-LM base trains a generative adapter, from scratch or from an earlier one."""
 
 from __future__ import annotations
 
@@ -10,14 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from modelops.app.training_process import run_job
 from modelops.core.atomic import write_parquet_atomic
 from modelops.core.data.datagen import generate_corpus
 from modelops.core.data.instructions import extraction_tasks
 from modelops.core.registry.registry import ModelRegistry
-from modelops.core.training.train import TrainingConfigError
 from modelops.core.training.training_run import TrainingJob
 from modelops_tests.helpers import build_tiny_causal_lm
 
@@ -45,7 +42,7 @@ def test_training_stops_when_the_run_worker_that_launched_it_dies() -> None:
     assert time.monotonic() - started < 20
 
 
-def test_a_job_on_a_causal_lm_base_trains_a_generative_adapter(tmp_path: Path) -> None:
+def test_a_job_on_a_causal_lm_base_trains_a_generative_adapter_and_warm_starts_one(tmp_path: Path) -> None:
     tasks = extraction_tasks(generate_corpus(60, seed=1))
     base = build_tiny_causal_lm(tmp_path / "base", (tasks["prompt"] + tasks["response"]).tolist())
     registry = ModelRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}", "extractor", tmp_path / "mlartifacts")
@@ -58,9 +55,15 @@ def test_a_job_on_a_causal_lm_base_trains_a_generative_adapter(tmp_path: Path) -
                           output_dir=str(tmp_path / "adapter"), tracking_uri=registry.tracking_uri,
                           model_name="extractor", mlflow_run_id=run_id, error_path=str(tmp_path / "error.txt"))
         summary = run_job(job, logging.getLogger(__name__))
+    cold_run = run_id
     assert summary["best_val_loss"] > 0 and summary["steps"] == 12
     assert "| val_loss |" in summary["history"]["raw_value"]
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
     assert len(registry.client.get_metric_history(run_id, "val_loss")) == 2  # one per evaluation period
-    with pytest.raises(TrainingConfigError, match="do not warm-start"):
-        run_job(dataclasses.replace(job, init_adapter=str(tmp_path / "adapter")), logging.getLogger(__name__))
+    with registry.run("train-incremental", {}) as run_id:
+        warm = run_job(dataclasses.replace(job, init_adapter=str(tmp_path / "adapter"), mlflow_run_id=run_id,
+                                           output_dir=str(tmp_path / "warm")), logging.getLogger(__name__))
+    cold, warm_losses = ([m.value for m in registry.client.get_metric_history(r, "val_loss")]
+                         for r in (cold_run, run_id))
+    assert warm_losses[0] < cold[0] and warm_losses[0] < summary["best_val_loss"] + 0.05  # continues from the adapter
+    assert warm["best_val_loss"] <= summary["best_val_loss"] + 0.05

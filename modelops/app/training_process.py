@@ -50,7 +50,7 @@ def run_job(job: TrainingJob, log: Any) -> dict[str, Any]:
     from modelops.core.registry.registry import ModelRegistry
     from modelops.core.training.base_model import describe_base_model
     from modelops.core.training.distributed import world
-    from modelops.core.training.train import TrainingConfigError, training_device, uses_bf16
+    from modelops.core.training.train import training_device, uses_bf16
     from modelops.core.training.training_config import TrainingConfig
 
     config = TrainingConfig.model_validate(job.training)
@@ -68,9 +68,8 @@ def run_job(job: TrainingJob, log: Any) -> dict[str, Any]:
     if base.task_type == "causal-lm":
         from modelops.core.training.causal_lm import train_causal_lm_adapter
 
-        if job.init_adapter:
-            raise TrainingConfigError("Causal-LM adapters do not warm-start yet: run a full retrain (mode: full).")
-        result = train_causal_lm_adapter(train, validation, base, config, Path(job.output_dir), progress)
+        result = train_causal_lm_adapter(train, validation, base, config, Path(job.output_dir), progress,
+                                         Path(job.init_adapter) if job.init_adapter else None)
         best = {"best_val_loss": -result.best_score}
     else:
         from modelops.core.training.train import train_classifier_adapter

@@ -35,8 +35,10 @@ def train_causal_lm_adapter(
     config: TrainingConfig,
     output_dir: Path,
     on_progress: ProgressCallback | None = None,
+    init_adapter: Path | None = None,
 ) -> TrainingResult:
-    """Instruction -> response LoRA fine-tuning of a causal LM; the loss covers response tokens only."""
+    """Instruction -> response LoRA fine-tuning of a causal LM; the loss covers response tokens only. With
+    `init_adapter` (an adapter trained on this base) training continues from it: a warm start."""
     import torch
 
     if base.task_type != "causal-lm":
@@ -50,7 +52,7 @@ def train_causal_lm_adapter(
     device = training_device()
     # On a GPU the frozen base is held in bf16: half the memory and no per-step weight casts under autocast.
     dtype = torch.bfloat16 if device.type == "cuda" else None
-    model = peft_model(load_base_model(base, dtype=dtype), config, "CAUSAL_LM", None).to(device)
+    model = peft_model(load_base_model(base, dtype=dtype), config, "CAUSAL_LM", init_adapter).to(device)
 
     train_ids, train_targets = encode_instructions(tokenizer, records, config.max_length)
     val_ids, val_targets = encode_instructions(tokenizer, validation, config.max_length)
