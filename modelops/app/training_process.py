@@ -58,12 +58,12 @@ def run_job(job: TrainingJob, log: Any) -> dict[str, Any]:
     registry = ModelRegistry(job.tracking_uri, job.model_name)
     rank, processes = world()
     train, validation = pd.read_parquet(job.train_path), pd.read_parquet(job.validation_path)
-    score = "val_loss" if base.task_type == "causal-lm" else "val_macro_f1"
+    score, score_name = ("val_loss", "val loss") if base.task_type == "causal-lm" else ("val_macro_f1", "val macro-F1")
 
     def progress(metrics: dict[str, float]) -> None:
         registry.log_metrics(job.mlflow_run_id, metrics, step=int(metrics["step"]))
         log.info(f"step {metrics['step']:.0f} epoch {metrics['epoch']:.2f}: loss {metrics['train_loss']:.4f}, "
-                 f"{score} {metrics[score]:.4f}, {metrics['samples_per_second']:.1f} samples/s")
+                 f"{score_name} {metrics[score]:.4f}, {metrics['samples_per_second']:.1f} samples/s")
 
     if base.task_type == "causal-lm":
         from modelops.core.training.causal_lm import train_causal_lm_adapter

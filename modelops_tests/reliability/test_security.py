@@ -263,7 +263,8 @@ def test_transformers_loads_are_local_safetensors_only_without_remote_code() -> 
     assert seen >= 3  # tokenizer, classifier and causal-LM loads in core/base_model.py
 
 
-PEFT_ADAPTER_LOADS = {"modelops/core/serving/predictor.py", "modelops/core/training/train.py"}
+PEFT_ADAPTER_LOADS = {"modelops/core/serving/generation.py", "modelops/core/serving/predictor.py",
+                      "modelops/core/training/train.py"}
 
 
 @pytest.mark.parametrize("module", sorted(PEFT_ADAPTER_LOADS))
