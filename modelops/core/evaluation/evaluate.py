@@ -129,7 +129,7 @@ class EvaluationReport:
     def per_class_markdown(self) -> str:
         """Markdown table: label | precision | recall | F1 | support."""
         rows = [
-            [_md_escape(str(label)), *(f"{value:.3f}" for value in (row.precision, row.recall, row.f1)),
+            [md_escape(str(label)), *(f"{value:.3f}" for value in (row.precision, row.recall, row.f1)),
              str(int(row.support))]
             for label, row in self.per_class.iterrows()
         ]
@@ -316,7 +316,7 @@ def comparison_markdown(challenger: EvaluationReport, champion: EvaluationReport
     champion_f1 = champion.f1_by_label() if champion is not None else {}
     labels = list(challenger_f1) + [label for label in champion_f1 if label not in challenger_f1]
     for label in labels:
-        name = f"F1 {_md_escape(label)}"
+        name = f"F1 {md_escape(label)}"
         rows.append(_comparison_row(name, challenger_f1.get(label), champion_f1.get(label), 3))
     return markdown_table(["metric", "champion", "challenger", "delta"], rows)
 
@@ -331,6 +331,6 @@ def _comparison_row(name: str, challenger: float | None, champion: float | None,
     return [name, shown(champion), shown(challenger), delta]
 
 
-def _md_escape(text: str) -> str:
+def md_escape(text: str) -> str:
     """Escape characters that would break a markdown table cell."""
     return text.replace("|", "\\|").replace("\n", " ")

@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modelops.core.evaluation.evaluate import EvaluationInputError, EvaluationReport, evaluate, metric_key
+from modelops.core.evaluation.evaluate import (
+    EvaluationInputError,
+    EvaluationReport,
+    evaluate,
+    md_escape,
+    metric_key,
+)
 from modelops.core.evaluation.evaluation_policy import CostModel, GenerationPolicy
 from modelops.core.markdown import markdown_table
 
@@ -154,7 +160,7 @@ def side_by_side(challenger: GenerationReport, champion: GenerationReport | None
     picked = rows[differ.to_numpy()].head(limit)
 
     def cell(text: str, keep: int = 80) -> str:
-        text = text.replace("|", "\\|").replace("\n", " ")
+        text = md_escape(text)
         return text if len(text) <= keep else "…" + text[-keep:]
 
     table = [[cell(r.prompt), cell(r.reference), cell(str(theirs.iloc[i])) if champion is not None else "—",
