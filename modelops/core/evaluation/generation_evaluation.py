@@ -152,8 +152,8 @@ def comparison_markdown(challenger: GenerationReport, champion: GenerationReport
 
 
 def side_by_side(challenger: GenerationReport, champion: GenerationReport | None, limit: int = 10) -> str:
-    """Up to `limit` examples as markdown, those where the two models disagree first (else the challenger's
-    mistakes): prompt end, reference, champion's and challenger's responses."""
+    """Up to `limit` examples as markdown where the two models' responses differ (without a champion: the
+    challenger's misses): prompt end, reference, champion's and challenger's responses."""
     rows = challenger.rows
     theirs = champion.rows["response"] if champion is not None else pd.Series([""] * len(rows))
     differ = (rows["response"] != theirs.to_numpy()) if champion is not None else ~rows["exact"]
