@@ -24,6 +24,15 @@ MLFLOW_DATABASE = "mlflow"
 ENV_PREFIX = "MODELOPS_"
 
 ResolvedPath = Annotated[Path, AfterValidator(lambda path: path.expanduser().resolve())]
+# classifier: text -> label on an encoder (the default, the demo's); causal-lm: prompt -> response on a generative base
+Task = Literal["classifier", "causal-lm"]
+BASE_TASK_TYPES = {"classifier": "sequence-classification", "causal-lm": "causal-lm"}
+# the policy files a customisation naming its task starts from, unless it names its own
+TASK_POLICY_FILES = {
+    "classifier": {"training_config": PACKAGE_CONFIG_DIR / "training.yaml",
+                   "evaluation_config": PACKAGE_CONFIG_DIR / "evaluation.yaml"},
+    "causal-lm": {"training_config": PACKAGE_CONFIG_DIR / "training-causal-lm.yaml",
+                  "evaluation_config": PACKAGE_CONFIG_DIR / "evaluation-causal-lm.yaml"}}
 
 
 def postgres_database_url(server_url: str, database: str, driver: str = "psycopg2") -> str:
@@ -75,6 +84,8 @@ class CustomisationOverrides(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    task: Task | None = None
+    base_model_path: ResolvedPath | None = None
     registered_model_name: str | None = None
     data_dir: ResolvedPath | None = None
     text_column: str | None = None
@@ -97,14 +108,15 @@ class Settings(BaseModel):
 
     home: ResolvedPath = Field(default_factory=lambda: Path(".modelops").resolve())
     data_dir: ResolvedPath = Field(default_factory=lambda: Path("data").resolve())
-    base_model_path: ResolvedPath | None = None
+    task: Task = "classifier"
+    base_model_path: ResolvedPath | None = None  # a local Hugging Face folder; None: the shipped all-MiniLM-L6-v2
     registered_model_name: str = "support-router"
     mlflow_tracking_uri: str | None = None
     dagster_ui_url: str = DAGSTER_UI_URL  # where MLflow runs link back to their Dagster runs
     postgres_url: str | None = None  # PostgreSQL server: Dagster storage in its `dagster` database, MLflow in `mlflow`
-    evaluation_config: ResolvedPath = PACKAGE_CONFIG_DIR / "evaluation.yaml"
+    evaluation_config: ResolvedPath = TASK_POLICY_FILES["classifier"]["evaluation_config"]
     drift_config: ResolvedPath = PACKAGE_CONFIG_DIR / "drift.yaml"
-    training_config: ResolvedPath = PACKAGE_CONFIG_DIR / "training.yaml"
+    training_config: ResolvedPath = TASK_POLICY_FILES["classifier"]["training_config"]
     retrain_config: ResolvedPath = PACKAGE_CONFIG_DIR / "retrain.yaml"
     max_text_chars: int = Field(MAX_TEXT_CHARS, ge=1)
     text_column: str = "text"  # the column of raw/ files that holds the text (`modelops init --text-column`)
@@ -130,6 +142,11 @@ class Settings(BaseModel):
                                  f"{ENV_PREFIX}{key.upper()} is unchanged)")
         return values
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_policy_files(cls, values: Any) -> Any:
+        return with_task_policy_files(values) if isinstance(values, dict) else values
+
     @field_validator("customisations")
     @classmethod
     def _usable_names(cls, customisations: dict[str, CustomisationOverrides | None]) -> dict:
@@ -143,8 +160,13 @@ class Settings(BaseModel):
         return customisations
 
     @model_validator(mode="after")
-    def _distinct_customisations(self) -> Settings:
-        """Two customisations must not share a registered model or a data folder (they would overwrite each other)."""
+    def _usable_customisations(self) -> Settings:
+        """A causal-lm customisation names its base (none ships); two customisations must not share a registered
+        model or a data folder (they would overwrite each other)."""
+        for c in self.customisation_settings():
+            if c.task == "causal-lm" and c.base_model_path is None:
+                raise ValueError(f"customisation {c.customisation} has task causal-lm: set its base_model_path to a "
+                                 "local Hugging Face causal-LM folder (the shipped base is an encoder)")
         for attribute in ("registered_model_name", "data_dir"):
             seen: dict[object, str] = {}
             for c in self.customisation_settings():
@@ -170,7 +192,7 @@ class Settings(BaseModel):
         return [self.model_copy(update={
             "customisations": {}, "name": name, "state_dir": self.home / "customisations" / name,
             "registered_model_name": name.replace("_", "-"), "data_dir": self.data_dir / name,
-            **(overrides.model_dump(exclude_none=True) if overrides else {})})
+            **with_task_policy_files(overrides.model_dump(exclude_none=True) if overrides else {})})
             for name, overrides in self.customisations.items()]
 
     def customisation_named(self, name: str | None) -> Settings:
@@ -235,6 +257,16 @@ class Settings(BaseModel):
     @property
     def resolved_base_model_path(self) -> Path:
         return self.base_model_path or default_base_model_path()
+
+    @property
+    def base_task_type(self) -> str:
+        """The base model's task type (training.base_model.TASK_TYPES) this customisation's task needs."""
+        return BASE_TASK_TYPES[self.task]
+
+
+def with_task_policy_files(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with the policy files of its task (TASK_POLICY_FILES) where it names none."""
+    return {**TASK_POLICY_FILES.get(values.get("task", ""), {}), **values}
 
 
 def load_settings(config_file: Path | None = None) -> Settings:

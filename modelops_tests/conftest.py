@@ -63,7 +63,7 @@ def trained_extractor(tmp_path_factory) -> dict:
                                "causal-lm")
     split = {name: curated[curated["split"] == name] for name in ("train", "validation", "test")}
     config = TrainingConfig.model_validate({
-        "epochs": 3, "batch_size": 16, "learning_rate": 0.02, "max_length": 128, "early_stopping_patience": 3,
+        "epochs": 6, "batch_size": 16, "learning_rate": 0.02, "max_length": 128, "early_stopping_patience": 3,
         "lora": {"r": 16, "alpha": 32,
                  "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}})
     result = train_causal_lm_adapter(split["train"], split["validation"], base, config, folder / "adapter")

@@ -108,9 +108,9 @@ def cmd_drift_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    """Serve every customisation's champion as its evaluation chose (int8 or fp32 ONNX, else PyTorch); with
-    `serving_runtime: shared-base` and several customisations, PyTorch holds the base once and each champion adds
-    only its adapter (swapped on its own when its alias moves)."""
+    """Serve every customisation's champion: a classifier as its evaluation chose (int8 or fp32 ONNX, else PyTorch) at
+    /predict, a causal LM at /generate; with `serving_runtime: shared-base` and several classifiers, PyTorch holds the
+    base once and each champion adds only its adapter (swapped on its own when its alias moves)."""
     from modelops.core.evaluation.abstention import ServedAbstention
     from modelops.core.monitoring.traffic_writer import TrafficWriter
     from modelops.core.registry.registry import ModelRegistry
@@ -124,11 +124,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.host not in LOOPBACK_HOSTS and not args.token:
         print("refusing to listen beyond loopback without --token (bearer authentication)", file=sys.stderr)
         return 2
-    base = describe_base_model(settings.resolved_base_model_path)
     every = settings.customisation_settings()
-    shared = SharedBases(base) if len(every) > 1 and settings.serving_runtime == "shared-base" else None
+    classifiers = [c for c in every if c.task == "classifier"]
+    base = describe_base_model(settings.resolved_base_model_path) if classifiers else None
+    shared = SharedBases(base) if len(classifiers) > 1 and settings.serving_runtime == "shared-base" else None
 
     def endpoint(c: Settings) -> Endpoint:
+        if c.task == "causal-lm":
+            return _generative_endpoint(c, args)
         registry = ModelRegistry(c.tracking_uri, c.registered_model_name, c.mlflow_artifact_root)
 
         def load() -> LoadedModel:
@@ -144,6 +147,34 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                            redact_traffic=settings.redact_traffic)
     run_server(create_app({c.customisation: endpoint(c) for c in every}, config), config)
     return 0
+
+
+def _generative_endpoint(c: Settings, args: argparse.Namespace):
+    """A causal-lm customisation's endpoint: its champion on its own base, responses cut at the evaluation policy's
+    max_new_tokens, prompts at the training max_length; generations captured with GENERATION_SCHEMA."""
+    from modelops.core.config_files import load_config
+    from modelops.core.evaluation.evaluation_policy import EvaluationPolicy
+    from modelops.core.monitoring.traffic_writer import GENERATION_SCHEMA, TrafficWriter
+    from modelops.core.registry.registry import ModelRegistry
+    from modelops.core.serving.generation import load_served_generator
+    from modelops.core.training.base_model import describe_base_model
+    from modelops.core.training.training_config import TrainingConfig
+    from modelops.service.batcher import LoadedModel
+    from modelops.service.serving import Endpoint
+
+    registry = ModelRegistry(c.tracking_uri, c.registered_model_name, c.mlflow_artifact_root)
+    base = describe_base_model(c.resolved_base_model_path, "causal-lm")
+    max_new_tokens = load_config(c.evaluation_config, EvaluationPolicy).generation.max_new_tokens
+    max_prompt_tokens = load_config(c.training_config, TrainingConfig).max_length
+
+    def load() -> LoadedModel:
+        version, generator = load_served_generator(registry, base, c.state / "serving-cache", max_new_tokens,
+                                                   max_prompt_tokens)
+        return LoadedModel(registry.model_name, version, base.sha256, generator)
+
+    writer = TrafficWriter(c.production_dir, max_rows=args.batch_rows, max_age_seconds=args.batch_seconds,
+                           schema=GENERATION_SCHEMA)
+    return Endpoint(load, lambda: registry.alias_version("champion"), writer, generative=True)
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:

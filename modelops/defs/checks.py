@@ -19,18 +19,19 @@ if TYPE_CHECKING:
 
 
 def curated_no_leakage(context: dg.AssetCheckExecutionContext, lakes: DataLakes) -> dg.AssetCheckResult:
-    """No example (by id or identical text) appears in more than one split."""
+    """No example (by id or identical text; an instruction by its prompt) appears in more than one split."""
     from modelops.core.data.curate import leakage
 
-    curated, _ = read_curated(lakes.of(customisation_of(context)))
-    leaked = leakage(curated)
+    lake = lakes.of(customisation_of(context))
+    curated, _ = read_curated(lake)
+    leaked = leakage(curated, text_column="prompt" if lake.generative else "text")
     return dg.AssetCheckResult(passed=leaked.empty, metadata={
         "leaked_rows": len(leaked), "sample": dg.MetadataValue.md(frame_table(leaked.head(10), index=False))})
 
 
 def curated_min_examples_per_label(context: dg.AssetCheckExecutionContext, lakes: DataLakes) -> dg.AssetCheckResult:
     """Every label trained on has enough training and test examples to learn and to be evaluated (labels still short
-    are held back by curation as pending)."""
+    are held back by curation as pending). An instruction set counts as one label: its task."""
     from modelops.core.data.curate import (
         MIN_TEST_EXAMPLES_PER_LABEL,
         MIN_TRAIN_EXAMPLES_PER_LABEL,
@@ -38,8 +39,9 @@ def curated_min_examples_per_label(context: dg.AssetCheckExecutionContext, lakes
         split_counts,
     )
 
-    curated, _ = read_curated(lakes.of(customisation_of(context)))
-    counts = split_counts(curated)
+    lake = lakes.of(customisation_of(context))
+    curated, _ = read_curated(lake)
+    counts = split_counts(curated.assign(label="instructions") if lake.generative else curated)
     short = short_labels(counts)
     return dg.AssetCheckResult(passed=short.empty, metadata={
         "labels_below_minimum": dg.MetadataValue.json(sorted(short.index)),
@@ -48,28 +50,35 @@ def curated_min_examples_per_label(context: dg.AssetCheckExecutionContext, lakes
 
 
 def curated_no_pii_residue(context: dg.AssetCheckExecutionContext, lakes: DataLakes) -> dg.AssetCheckResult:
-    """No e-mail, phone, card or IBAN pattern survives redaction."""
+    """No e-mail, phone, card or IBAN pattern survives redaction (in prompts and responses of an instruction set)."""
+    import pandas as pd
+
     from modelops.core.data.curate import pii_residue
 
-    curated, _ = read_curated(lakes.of(customisation_of(context)))
-    residue = pii_residue(curated["text"])
+    lake = lakes.of(customisation_of(context))
+    curated, _ = read_curated(lake)
+    residue = pii_residue(pd.concat([curated["prompt"], curated["response"]]) if lake.generative else curated["text"])
     return dg.AssetCheckResult(passed=sum(residue.values()) == 0,
                                metadata={"residue": counts_table(residue, "pii_type")})
 
 
 def curated_schema(context: dg.AssetCheckExecutionContext, lakes: DataLakes) -> dg.AssetCheckResult:
-    """Columns id, text, label, split, source; no empty text or label; only known splits."""
+    """Columns id, text, label, split, source (id, prompt, response, split, source for instructions); no empty text or
+    label; only known splits."""
     from modelops.core.data.curate import CURATED_COLUMNS, SPLITS
+    from modelops.core.data.instructions import INSTRUCTION_COLUMNS
 
-    curated, _ = read_curated(lakes.of(customisation_of(context)))
+    lake = lakes.of(customisation_of(context))
+    curated, _ = read_curated(lake)
+    columns, (text, label) = (INSTRUCTION_COLUMNS, ("prompt", "response")) if lake.generative \
+        else (CURATED_COLUMNS, ("text", "label"))
     problems = []
-    if list(curated.columns) != CURATED_COLUMNS:
-        problems.append(f"columns {list(curated.columns)} != {CURATED_COLUMNS}")
+    if list(curated.columns) != columns:
+        problems.append(f"columns {list(curated.columns)} != {columns}")
     else:
-        if (curated["text"].str.len() == 0).any() or curated["text"].isna().any():
-            problems.append("empty text")
-        if curated["label"].isna().any() or (curated["label"].str.len() == 0).any():
-            problems.append("empty label")
+        for column in (text, label):
+            if curated[column].isna().any() or (curated[column].str.len() == 0).any():
+                problems.append(f"empty {column}")
         if not set(curated["split"]) <= set(SPLITS):
             problems.append(f"unknown splits {sorted(set(curated['split']) - set(SPLITS))}")
     return dg.AssetCheckResult(passed=not problems, metadata={"problems": dg.MetadataValue.json(problems)})

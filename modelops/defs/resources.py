@@ -69,6 +69,11 @@ class DataLake(dg.Config):
     max_text_chars: int = MAX_TEXT_CHARS
     text_column: str = "text"
     label_column: str = "label"
+    task: str = "classifier"  # Settings.task: "classifier" (text -> label) or "causal-lm" (prompt -> response)
+
+    @property
+    def generative(self) -> bool:
+        return self.task == "causal-lm"
 
     @property
     def settings(self) -> Settings:
@@ -90,20 +95,31 @@ class DataLake(dg.Config):
         return json.loads(path.read_text())
 
 
-class BaseModel(dg.ConfigurableResource):
-    """The local Hugging Face base model adapters are trained on (empty path: the shipped all-MiniLM-L6-v2)."""
+class OwnBase(dg.Config):
+    """A customisation's own base model: a local Hugging Face folder and its task type (base_model.TASK_TYPES)."""
 
-    path: str = ""
+    path: str
     task_type: str = "sequence-classification"
 
-    def describe(self) -> BaseModelInfo:
-        """The base's path, name, task and weights hash; a Failure naming what is wrong when it cannot be used."""
+
+class BaseModel(dg.ConfigurableResource):
+    """The local Hugging Face base models adapters are trained on: `path` (empty: the shipped all-MiniLM-L6-v2) for
+    every customisation but those with their own base in `customisations` (e.g. a causal-lm customisation's)."""
+
+    path: str = ""
+    customisations: dict[str, OwnBase] = {}
+
+    def describe(self, customisation: str) -> BaseModelInfo:
+        """The customisation's base: path, name, task and weights hash; a Failure naming what is wrong when it cannot
+        be used."""
         from modelops.core.training.base_model import BaseModelError, describe_base_model
         from modelops.settings import default_base_model_path
 
+        own = self.customisations.get(customisation)
+        path = own.path if own else self.path
         try:
-            return describe_base_model(Path(self.path) if self.path else default_base_model_path(),
-                                       self.task_type)  # type: ignore[arg-type]
+            return describe_base_model(Path(path) if path else default_base_model_path(),
+                                       own.task_type if own else "sequence-classification")  # type: ignore[arg-type]
         except BaseModelError as exc:
             raise dg.Failure(str(exc)) from exc
 
@@ -228,13 +244,15 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
     return {
         "lakes": DataLakes(customisations={c.customisation: DataLake(
             data_dir=str(c.data_dir), home=str(c.state), max_text_chars=c.max_text_chars, text_column=c.text_column,
-            label_column=c.label_column) for c in every}),
+            label_column=c.label_column, task=c.task) for c in every}),
         "mlflow": MlflowRegistries(customisations={c.customisation: MlflowRegistry(
             tracking_uri=c.tracking_uri, model_name=c.registered_model_name,
             artifact_root=str(c.mlflow_artifact_root or ""), dagster_ui_url=c.dagster_ui_url) for c in every}),
         "policies": PolicyFiles(customisations={c.customisation: Policies(
             training_config=str(c.training_config), evaluation_config=str(c.evaluation_config),
             drift_config=str(c.drift_config), retrain_config=str(c.retrain_config)) for c in every}),
-        "base_model": BaseModel(path=str(settings.base_model_path or "")),
+        "base_model": BaseModel(path=str(settings.base_model_path or ""), customisations={
+            c.customisation: OwnBase(path=str(c.base_model_path), task_type=c.base_task_type) for c in every
+            if c.base_model_path != settings.base_model_path or c.task != "classifier"}),
         "training": TrainingLauncher(**settings.training.model_dump()),
     }

@@ -151,6 +151,13 @@ def _partition_requests(context: dg.SensorEvaluationContext, keys: Customisation
     return [dg.AddDynamicPartitionsRequest(keys.traffic_batches, new)] if new else []
 
 
+def _unmonitored(lake: DataLake) -> dg.SkipReason:
+    """Why a generative customisation's tick does nothing: no drift monitoring yet (its traffic is kept)."""
+    from modelops.core.registry.promotion import GENERATIVE_MONITORING_OFF
+
+    return dg.SkipReason(f"{GENERATIVE_MONITORING_OFF}; captured generations stay in {lake.settings.production_dir}")
+
+
 def drift_sensor(keys: CustomisationKeys, retrain_job, interval_seconds: int) -> dg.SensorDefinition:
     """The customisation's drift sensor, requesting `retrain_job` runs."""
 
@@ -169,6 +176,8 @@ def drift_sensor(keys: CustomisationKeys, retrain_job, interval_seconds: int) ->
         from modelops.core.monitoring.traffic import is_batch_id, list_batches
 
         lake, files = lakes.of(keys.name), policies.of(keys.name)
+        if lake.generative:
+            return _unmonitored(lake)
         cursor = SensorCursor.from_json(context.cursor)
         pending = cursor.new_batches(list_batches(lake.settings.production_dir), is_batch_id)
         if not pending and cursor.pending_drift is None:

@@ -51,10 +51,13 @@ class PredictionFailed(Exception):
 
 
 @dataclass
-class _Pending:
+class Pending:
+    """One request waiting in the queue: its texts (prompts, for generation), when it arrived, its answer-to-be."""
+
     texts: list[str]
     received_at: float  # time.perf_counter() when the request arrived
-    future: asyncio.Future[tuple[LoadedModel, list[TrafficRecord]]]
+    future: asyncio.Future[tuple[LoadedModel, list[Any]]]
+    max_new_tokens: int = 0  # generation only: the longest response this request accepts
 
 
 class MicroBatcher:
@@ -64,6 +67,8 @@ class MicroBatcher:
     micro-batch held more than one); a lone client is answered without that wait.
     """
 
+    REDACTED_FIELDS: tuple[str, ...] = ("text",)  # what `redact_traffic` redacts in the captured records
+
     def __init__(self, current_model: Callable[[], LoadedModel | None], writer: TrafficWriter,
                  config: ServingConfig) -> None:
         self._current_model = current_model
@@ -71,7 +76,7 @@ class MicroBatcher:
         self._redact = config.redact_traffic
         self._max = config.micro_batch_max
         self._wait = config.micro_batch_wait_ms / 1000.0
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._queue: asyncio.Queue[Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._concurrent = False  # did the last micro-batch hold more than one request?
         self._busy = False  # is a micro-batch being predicted?
@@ -92,14 +97,15 @@ class MicroBatcher:
             if not pending.future.done():
                 pending.future.set_exception(PredictionFailed(503, "Server is shutting down"))
 
-    async def submit(self, texts: list[str], received_at: float) -> tuple[LoadedModel, list[TrafficRecord]]:
+    async def submit(self, texts: list[str], received_at: float,
+                     max_new_tokens: int = 0) -> tuple[LoadedModel, list[Any]]:
         """Queue texts; return the model that served them and one captured record per text."""
-        future: asyncio.Future[tuple[LoadedModel, list[TrafficRecord]]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(texts, received_at, future))
+        future: asyncio.Future[tuple[LoadedModel, list[Any]]] = asyncio.get_running_loop().create_future()
+        await self._queue.put(Pending(texts, received_at, future, max_new_tokens))
         return await future
 
     async def _run(self) -> None:
-        carry: _Pending | None = None
+        carry: Pending | None = None
         while True:
             first = carry if carry is not None else await self._queue.get()
             batch, carry = await self._collect(first)
@@ -108,7 +114,7 @@ class MicroBatcher:
             except Exception:  # never let the worker die
                 log.exception("Micro-batch worker error")
 
-    async def _collect(self, first: _Pending) -> tuple[list[_Pending], _Pending | None]:
+    async def _collect(self, first: Pending) -> tuple[list[Pending], Pending | None]:
         """Add queued requests to `first` until micro_batch_max texts or micro_batch_wait_ms; whole requests only."""
         loop = asyncio.get_running_loop()
         batch, size, deadline = [first], len(first.texts), loop.time() + (self._wait if self._concurrent else 0.0)
@@ -143,7 +149,7 @@ class MicroBatcher:
             except Exception:
                 log.exception("Releasing replaced model %s version %s failed", model.name, model.version)
 
-    async def _process(self, batch: list[_Pending]) -> None:
+    async def _process(self, batch: list[Pending]) -> None:
         model = self._current_model()  # read once: a reload swaps models between micro-batches only
         if model is None:
             self._fail(batch, PredictionFailed(503, "No model is loaded yet; retry shortly"))
@@ -163,12 +169,12 @@ class MicroBatcher:
                 pending.future.set_result((model, records))
 
     @staticmethod
-    def _fail(batch: list[_Pending], error: PredictionFailed) -> None:
+    def _fail(batch: list[Pending], error: PredictionFailed) -> None:
         for pending in batch:
             if not pending.future.done():
                 pending.future.set_exception(error)
 
-    def _predict_and_capture(self, model: LoadedModel, batch: list[_Pending]) -> list[list[TrafficRecord]]:
+    def _predict_and_capture(self, model: LoadedModel, batch: list[Pending]) -> list[list[TrafficRecord]]:
         """Run one predict call, build the records, then capture them (runs in a worker thread)."""
         texts = [t for pending in batch for t in pending.texts]
         predictions = model.predictor.predict(texts)
@@ -191,13 +197,14 @@ class MicroBatcher:
         self._capture([r for records in results for r in records])
         return results
 
-    def _capture(self, records: list[TrafficRecord]) -> None:
+    def _capture(self, records: list[Any]) -> None:
         """Hand records (PII-redacted when configured) to the writer; it raises only when they were not captured (then
         the requests get 500). The model saw the original text; only the stored copy is redacted."""
         if self._redact:
             from modelops.core.data.curate import redact_pii
 
-            records = [dataclasses.replace(r, text=redact_pii(r.text)[0]) for r in records]
+            records = [dataclasses.replace(r, **{f: redact_pii(getattr(r, f))[0] for f in self.REDACTED_FIELDS})
+                       for r in records]
         self._writer.append(records)
 
 

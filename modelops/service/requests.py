@@ -32,6 +32,7 @@ class ServingConfig:
     reload_poll_seconds: float = 5.0
     bearer_token: str | None = None  # when set, /predict and /model need `Authorization: Bearer <token>`
     redact_traffic: bool = False  # replace e-mails, IBANs, card and phone numbers before captured texts touch disk
+    generation_timeout_seconds: float = 60.0  # POST /generate answers 504 when its responses take longer
 
     def __post_init__(self) -> None:
         if self.bearer_token is not None and not self.bearer_token.strip():
@@ -44,6 +45,9 @@ class ServingConfig:
         not_positive = sorted(name for name, value in limits.items() if value < 1)
         if not_positive:
             raise ServingConfigError(f"{', '.join(not_positive)} must be at least 1")
+        if not self.generation_timeout_seconds > 0:
+            raise ServingConfigError(f"generation_timeout_seconds must be positive, got "
+                                     f"{self.generation_timeout_seconds}")
 
 
 class RequestError(Exception):
@@ -77,34 +81,50 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def parse_texts(body: bytes, config: ServingConfig) -> list[str]:
     """`{"text": str}` or `{"texts": [str, ...]}` -> the list of texts, or RequestError."""
+    return _parse_inputs(body, config, "text", "texts")[0]
+
+
+def parse_prompts(body: bytes, config: ServingConfig, max_new_tokens: int) -> tuple[list[str], int]:
+    """`{"prompt": str}` or `{"prompts": [str, ...]}`, optionally with `"max_new_tokens"` (an integer from 1 to the
+    served `max_new_tokens`) -> the prompts and their response limit, or RequestError."""
+    prompts, payload = _parse_inputs(body, config, "prompt", "prompts", {"max_new_tokens"})
+    limit = payload.get("max_new_tokens", max_new_tokens)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= max_new_tokens:
+        raise RequestError(422, f"'max_new_tokens' must be an integer from 1 to {max_new_tokens}, got {limit!r}")
+    return prompts, limit
+
+
+def _parse_inputs(body: bytes, config: ServingConfig, one: str, many: str,
+                  options: frozenset[str] | set[str] = frozenset()) -> tuple[list[str], dict]:
+    """`{one: str}` or `{many: [str, ...]}` (plus any of `options`) -> the inputs and the payload, or RequestError."""
     try:
         payload = json.loads(body)
     except ValueError as exc:  # includes UnicodeDecodeError
         raise RequestError(400, f"Request body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
-        raise RequestError(422, 'Expected a JSON object {"text": "..."} or {"texts": ["...", ...]}')
-    unknown = sorted(set(payload) - {"text", "texts"})
+        raise RequestError(422, f'Expected a JSON object {{"{one}": "..."}} or {{"{many}": ["...", ...]}}')
+    unknown = sorted(set(payload) - {one, many, *options})
     if unknown:
-        raise RequestError(422, f"Unknown field(s) {unknown}; send only 'text' or 'texts'")
-    if ("text" in payload) == ("texts" in payload):
-        raise RequestError(422, "Send exactly one of 'text' (a string) or 'texts' (a list of strings)")
-    if "text" in payload:
-        texts = [payload["text"]]
+        raise RequestError(422, f"Unknown field(s) {unknown}; send only '{one}' or '{many}'"
+                                + "".join(f" and '{o}'" for o in sorted(options)))
+    if (one in payload) == (many in payload):
+        raise RequestError(422, f"Send exactly one of '{one}' (a string) or '{many}' (a list of strings)")
+    if one in payload:
+        inputs = [payload[one]]
     else:
-        texts = payload["texts"]
-        if not isinstance(texts, list):
-            raise RequestError(422, "'texts' must be a list of strings")
-        if not texts:
-            raise RequestError(422, "'texts' is empty; send at least one text")
-        if len(texts) > config.max_batch_size:
-            raise RequestError(413, f"{len(texts)} texts exceed the limit of {config.max_batch_size} per request")
-    for i, text in enumerate(texts):
-        _check_text(text, i, config.max_text_chars)
-    return texts
+        inputs = payload[many]
+        if not isinstance(inputs, list):
+            raise RequestError(422, f"'{many}' must be a list of strings")
+        if not inputs:
+            raise RequestError(422, f"'{many}' is empty; send at least one {one}")
+        if len(inputs) > config.max_batch_size:
+            raise RequestError(413, f"{len(inputs)} {many} exceed the limit of {config.max_batch_size} per request")
+    for i, text in enumerate(inputs):
+        _check_text(text, f"{one} #{i}", config.max_text_chars)
+    return inputs, payload
 
 
-def _check_text(text: object, index: int, max_chars: int) -> None:
-    where = f"text #{index}"
+def _check_text(text: object, where: str, max_chars: int) -> None:
     if not isinstance(text, str):
         raise RequestError(422, f"{where} must be a string, got {type(text).__name__}")
     if not text.strip():

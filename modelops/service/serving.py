@@ -2,7 +2,9 @@
 traffic capture and hot reload.
 
 It serves one or more customisations, each with its own champion, batcher, traffic writer and reload: `POST
-/predict/<customisation>` and `GET /model/<customisation>`; `/predict` and `/model` name none when only one is served.
+/predict/<customisation>` (a classifier's), `POST /generate/<customisation>` (a causal LM's: `{"prompt": ...}` or
+`{"prompts": [...]}`, optionally `"max_new_tokens"` up to the served limit) and `GET /model/<customisation>`; the
+routes name none when only one is served.
 
 Listens on 127.0.0.1 unless configured otherwise (then only with a bearer token); with `redact_traffic`, PII is
 replaced in captured texts before they are written.
@@ -10,7 +12,8 @@ replaced in captured texts before they are written.
 Status codes: 400 invalid JSON or Content-Length; 401 missing/wrong bearer token; 404 unknown customisation (or none
 named while several are served); 413 any size limit (body bytes,
 texts per request, characters per text); 422 wrong shape or types (not an object, neither/both of `text` and
-`texts`, unknown fields, non-string or empty text, empty list); 500 the model failed; 503 no model loaded yet.
+`texts`, unknown fields, non-string or empty text, empty list, max_new_tokens out of range); 500 the model failed;
+503 no model loaded yet; 504 responses not generated within generation_timeout_seconds.
 Every error body is `{"error": "<message>"}` and nothing is captured for it.
 """
 
@@ -33,7 +36,15 @@ from starlette.routing import Route
 
 from modelops.core.monitoring.traffic_writer import TrafficWriter
 from modelops.service.batcher import LoadedModel, MicroBatcher, ModelLoader, PredictionFailed, VersionProbe
-from modelops.service.requests import RequestError, ServingConfig, ServingConfigError, parse_texts, read_body
+from modelops.service.generation_batcher import GenerationBatcher
+from modelops.service.requests import (
+    RequestError,
+    ServingConfig,
+    ServingConfigError,
+    parse_prompts,
+    parse_texts,
+    read_body,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +56,7 @@ class Endpoint:
     load_model: ModelLoader
     probe_version: VersionProbe
     writer: TrafficWriter
+    generative: bool = False  # a causal LM (POST /generate, its predictor a ServedGenerator), not a classifier
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -59,7 +71,8 @@ class ServedCustomisation:
         self.endpoint = endpoint
         self.model: LoadedModel | None = None
         self.loaded_at: datetime | None = None
-        self.batcher = MicroBatcher(lambda: self.model, endpoint.writer, config)
+        batcher = GenerationBatcher if endpoint.generative else MicroBatcher
+        self.batcher = batcher(lambda: self.model, endpoint.writer, config)
         self.probe_failing_since: datetime | None = None  # set while the champion's registry cannot be reached
 
     @property
@@ -163,15 +176,23 @@ class PredictionService:
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
-    def _customisation(self, request: Request) -> ServedCustomisation:
+    def _customisation(self, request: Request, route: str = "") -> ServedCustomisation:
+        """The customisation the request names (or the only one); with `route` ("predict" or "generate"), 404 unless
+        it is served there."""
         name = request.path_params.get("customisation")
         if name is None and len(self.served) == 1:
-            return next(iter(self.served.values()))
-        if name not in self.served:
+            served = next(iter(self.served.values()))
+        elif name not in self.served:
             known = ", ".join(sorted(self.served))
             raise RequestError(404, f"Unknown customisation {name!r}; served: {known}" if name is not None
-                               else f"Several customisations are served; name one: /predict/<customisation> ({known})")
-        return self.served[name]
+                               else f"Several customisations are served; name one: /{route or 'model'}/<customisation> "
+                                    f"({known})")
+        else:
+            served = self.served[name]
+        if route and (route == "generate") != served.endpoint.generative:
+            other = "predict" if route == "generate" else "generate"
+            raise RequestError(404, f"{served.name} is served at POST /{other}/{served.name}, not /{route}")
+        return served
 
     async def health(self, request: Request) -> Response:
         """200 when every customisation has a model loaded, 503 before; the served versions."""
@@ -202,7 +223,7 @@ class PredictionService:
         if not self._authorized(request):
             return _error(401, "Missing or invalid bearer token (Authorization: Bearer <token>)")
         try:
-            served = self._customisation(request)
+            served = self._customisation(request, "predict")
             texts = parse_texts(await read_body(request, self.config.max_body_bytes), self.config)
         except RequestError as exc:
             return _error(exc.status, exc.message)
@@ -221,18 +242,50 @@ class PredictionService:
         })
 
 
+    async def generate(self, request: Request) -> Response:
+        """Validate, queue for the customisation's generation batcher, answer one response per prompt."""
+        received_at = time.perf_counter()
+        if not self._authorized(request):
+            return _error(401, "Missing or invalid bearer token (Authorization: Bearer <token>)")
+        try:
+            served = self._customisation(request, "generate")
+            loaded = served.model
+            if loaded is None:
+                return _error(503, "No model is loaded yet; retry shortly")
+            prompts, limit = parse_prompts(await read_body(request, self.config.max_body_bytes), self.config,
+                                           loaded.predictor.max_new_tokens)
+        except RequestError as exc:
+            return _error(exc.status, exc.message)
+        try:
+            model, records = await asyncio.wait_for(served.batcher.submit(prompts, received_at, limit),
+                                                    self.config.generation_timeout_seconds)
+        except TimeoutError:
+            return _error(504, f"No response within {self.config.generation_timeout_seconds:g} s; retry, or ask for "
+                               "fewer prompts or a smaller max_new_tokens")
+        except PredictionFailed as exc:
+            return _error(exc.status, exc.message)
+        return JSONResponse({
+            "responses": [{"id": r.id, "response": r.response, "prompt_tokens": r.prompt_tokens,
+                           "response_tokens": r.response_tokens, "mean_logprob": r.mean_logprob,
+                           "finished": r.finished} for r in records],
+            "model_version": model.version,
+        })
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
 def create_app(endpoints: dict[str, Endpoint], config: ServingConfig) -> Starlette:
-    """The Starlette app: POST /predict[/<customisation>], GET /model[/<customisation>], GET /health; the lifespan
-    loads the models and runs the loops."""
+    """The Starlette app: POST /predict[/<customisation>], POST /generate[/<customisation>], GET
+    /model[/<customisation>], GET /health; the lifespan loads the models and runs the loops."""
     service = PredictionService(endpoints, config)
     app = Starlette(
         routes=[Route("/predict", service.predict, methods=["POST"]),
                 Route("/predict/{customisation}", service.predict, methods=["POST"]),
+                Route("/generate", service.generate, methods=["POST"]),
+                Route("/generate/{customisation}", service.generate, methods=["POST"]),
                 Route("/health", service.health, methods=["GET"]),
                 Route("/model", service.model_info, methods=["GET"]),
                 Route("/model/{customisation}", service.model_info, methods=["GET"])],

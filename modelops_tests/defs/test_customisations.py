@@ -114,8 +114,8 @@ def test_without_customisations_the_single_one_is_named_after_the_model(tmp_path
 @pytest.mark.parametrize(("customisations", "message"), [
     ({"2bad": {}}, "customisation name '2bad' must start with a letter and hold only letters, digits and underscores"),
     ({"with-dash": {}}, "customisation name 'with-dash' must start with a letter"),
-    ({"billing": {"base_model_path": "/models/x"}},
-     r"customisations.billing.base_model_path: unknown key; expected one of \['registered_model_name'"),
+    ({"billing": {"mlflow_tracking_uri": "http://mlflow:5000"}},  # one MLflow store for all customisations
+     r"customisations.billing.mlflow_tracking_uri: unknown key; expected one of \['task', 'base_model_path'"),
     ({"support": {"registered_model_name": "router"}, "billing": {"registered_model_name": "router"}},
      "customisations support and billing share registered_model_name router"),
     ({"support": {"data_dir": "shared"}, "billing": {"data_dir": "shared"}},

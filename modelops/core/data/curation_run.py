@@ -57,3 +57,27 @@ def curate_folders(raw: pd.DataFrame, feedback_dir: Path, production_dir: Path, 
     path = write_parquet_atomic(curated, curated_dir / f"{digest}.parquet")
     kept = write_parquet_atomic(held_back, curated_dir / "pending" / f"{digest}.parquet") if pending else None
     return CuratedSet(curated, digest, path, report, pending, len(held_back), kept, labels, quarantine)
+
+
+@dataclass(frozen=True)
+class CuratedInstructions:
+    """A generative customisation's curated instruction set, where it was written and what curation did."""
+
+    curated: pd.DataFrame
+    content_hash: str
+    path: Path
+    report: CurationReport
+
+
+def curate_instruction_set(raw: pd.DataFrame, curated_dir: Path) -> CuratedInstructions:
+    """Curate valid raw instructions (prompt, response, source) and write the set under its hash in `curated_dir`.
+    CurationError when there is nothing to curate."""
+    from modelops.core.atomic import write_parquet_atomic
+    from modelops.core.data.instructions import curate_instructions, instructions_hash
+
+    if raw.empty:
+        raise CurationError("No instruction examples to curate: add prompt,response rows to data/raw/.")
+    curated, report = curate_instructions(raw)
+    digest = instructions_hash(curated)
+    return CuratedInstructions(curated, digest, write_parquet_atomic(curated, curated_dir / f"{digest}.parquet"),
+                               report)

@@ -1,5 +1,6 @@
-"""The capture side of production traffic: TRAFFIC_SCHEMA, one TrafficRecord per served prediction, and the
-thread-safe writer of atomically written Parquet batch files (the serving process owns one per customisation)."""
+"""The capture side of production traffic: TRAFFIC_SCHEMA, one TrafficRecord per served prediction (GENERATION_SCHEMA
+and GenerationRecord for a generative customisation's responses), and the thread-safe writer of atomically written
+Parquet batch files (the serving process owns one per customisation)."""
 
 from __future__ import annotations
 
@@ -59,18 +60,54 @@ class TrafficRecord:
     abstained: bool = False
 
 
-_RECORD_FIELDS = [f.name for f in fields(TrafficRecord)]
-assert _RECORD_FIELDS == TRAFFIC_SCHEMA.names, "TrafficRecord fields must follow TRAFFIC_SCHEMA"
+GENERATION_SCHEMA = pa.schema([
+    ("id", pa.string()),
+    ("timestamp", pa.timestamp("us", tz="UTC")),
+    ("prompt", pa.string()),
+    ("response", pa.string()),
+    ("model_name", pa.string()),
+    ("model_version", pa.string()),
+    ("latency_ms", pa.float32()),
+    ("prompt_tokens", pa.int32()),  # as the model saw the prompt (cut to the served max_prompt_tokens)
+    ("response_tokens", pa.int32()),  # the end-of-sequence token included when generated
+    ("mean_logprob", pa.float32()),  # mean log-probability of the response tokens: a label-free confidence
+    ("finished", pa.bool_()),  # False: cut at max_new_tokens
+    ("embedding", pa.list_(pa.float32())),  # the prompt's mean input-token embedding
+])
 
 
-def records_to_table(records: Sequence[TrafficRecord]) -> pa.Table:
-    """Records -> a table of TRAFFIC_SCHEMA; raises ValueError for a record that does not fit the schema."""
-    columns = {name: [getattr(r, name) for r in records] for name in _RECORD_FIELDS}
+@dataclass(frozen=True)
+class GenerationRecord:
+    """One served response, as captured (one row of GENERATION_SCHEMA)."""
+
+    id: str
+    timestamp: datetime
+    prompt: str
+    response: str
+    model_name: str
+    model_version: str
+    latency_ms: float
+    prompt_tokens: int
+    response_tokens: int
+    mean_logprob: float
+    finished: bool
+    embedding: Sequence[float]
+
+
+assert [f.name for f in fields(TrafficRecord)] == TRAFFIC_SCHEMA.names, "TrafficRecord follows TRAFFIC_SCHEMA"
+assert [f.name for f in fields(GenerationRecord)] == GENERATION_SCHEMA.names, "GenerationRecord: GENERATION_SCHEMA"
+
+
+def records_to_table(records: Sequence[TrafficRecord | GenerationRecord], schema: pa.Schema = TRAFFIC_SCHEMA
+                     ) -> pa.Table:
+    """Records -> a table of `schema`; raises ValueError for a record that does not fit the schema."""
+    columns = {name: [getattr(r, name) for r in records] for name in schema.names}
     columns["embedding"] = [list(e) for e in columns["embedding"]]
     try:
-        return pa.Table.from_pydict(columns, schema=TRAFFIC_SCHEMA)
-    except (pa.ArrowException, TypeError, ValueError, UnicodeEncodeError) as exc:
-        raise ValueError(f"Traffic records do not match TRAFFIC_SCHEMA: {exc}") from exc
+        return pa.Table.from_pydict(columns, schema=schema)
+    except (pa.ArrowException, AttributeError, TypeError, ValueError, UnicodeEncodeError) as exc:
+        name = "GENERATION_SCHEMA" if schema.equals(GENERATION_SCHEMA) else "TRAFFIC_SCHEMA"
+        raise ValueError(f"Traffic records do not match {name}: {exc}") from exc
 
 
 class TrafficWriter:
@@ -82,10 +119,12 @@ class TrafficWriter:
     becomes visible only complete (hidden `.…tmp` file, then os.replace).
     """
 
-    def __init__(self, directory: Path, max_rows: int = 1000, max_age_seconds: float = 60.0) -> None:
+    def __init__(self, directory: Path, max_rows: int = 1000, max_age_seconds: float = 60.0,
+                 schema: pa.Schema = TRAFFIC_SCHEMA) -> None:
         if max_rows < 1 or max_age_seconds <= 0:
             raise ValueError(f"max_rows must be >= 1 and max_age_seconds > 0, got {max_rows}, {max_age_seconds}")
         self.directory = Path(directory)
+        self.schema = schema  # TRAFFIC_SCHEMA (a classifier's predictions) or GENERATION_SCHEMA (responses)
         self.max_rows = max_rows
         self.max_age_seconds = max_age_seconds
         self._buffer: list[pa.Table] = []
@@ -100,7 +139,7 @@ class TrafficWriter:
     def buffered_rows(self) -> int:
         return self._rows
 
-    def append(self, records: Sequence[TrafficRecord]) -> None:
+    def append(self, records: Sequence[TrafficRecord | GenerationRecord]) -> None:
         """Buffer records (validated against the schema now), then write full or old batches.
 
         Raises only when the records were not buffered (schema mismatch: ValueError; closed writer). A failed batch
@@ -108,7 +147,7 @@ class TrafficWriter:
         """
         if not records:
             return
-        table = records_to_table(records)
+        table = records_to_table(records, self.schema)
         with self._buffer_lock:
             if self._closed:
                 raise TrafficWriterClosedError(f"TrafficWriter for {self.directory} is closed; records not captured")

@@ -32,13 +32,14 @@ class Promotion:
     calibration_error: str  # why drift monitoring is off for the new champion; empty when calibrated
 
 
+GENERATIVE_MONITORING_OFF = "drift monitoring of generative customisations is not built yet"
+
+
 def promote_champion(registry: ModelRegistry, evaluation: dict, curated: pd.DataFrame,
                      load_classifier: Callable[[str], Classifier], reference_dir: Path,
                      drift_config: DriftConfig) -> Promotion:
     """Promote the evaluated challenger (the evaluation record's) if the gate passed it, else PromotionRefused."""
-    version = evaluation["challenger_version"]
-    if not evaluation["passed"]:
-        raise PromotionRefused(f"Gate refused v{version}; champion unchanged. Reasons: {evaluation['reasons']}")
+    version = _passed_version(evaluation)
     current = registry.alias_version("champion")
     rows, calibration = _save_drift_reference(registry, version, curated, load_classifier(version), reference_dir,
                                               drift_config)
@@ -46,6 +47,23 @@ def promote_champion(registry: ModelRegistry, evaluation: dict, curated: pd.Data
     if isinstance(calibration, str):
         return Promotion(version, previous, rows, None, calibration)
     return Promotion(version, previous, rows, calibration, "")
+
+
+def promote_generative(registry: ModelRegistry, evaluation: dict) -> Promotion:
+    """Promote an evaluated generative challenger if the gate passed it, else PromotionRefused; it gets no drift
+    reference (GENERATIVE_MONITORING_OFF)."""
+    version = _passed_version(evaluation)
+    current = registry.alias_version("champion")
+    previous = current if current == version else registry.promote(version, reason=evaluation["gate_markdown"])
+    return Promotion(version, previous, 0, None, GENERATIVE_MONITORING_OFF)
+
+
+def _passed_version(evaluation: dict) -> str:
+    """The evaluated challenger's version, or PromotionRefused when the gate refused it."""
+    version = evaluation["challenger_version"]
+    if not evaluation["passed"]:
+        raise PromotionRefused(f"Gate refused v{version}; champion unchanged. Reasons: {evaluation['reasons']}")
+    return version
 
 
 def _save_drift_reference(registry: ModelRegistry, version: str, curated: pd.DataFrame, classifier: Classifier,

@@ -212,10 +212,14 @@ def incremental_inputs(curated_train: pd.DataFrame, curated_validation: pd.DataF
     seen_path = curated_dir / f"{info['tags'].get('data_content_hash', '')}.parquet"
     if not seen_path.is_file():
         raise TrainingConfigError(f"The champion's training data {seen_path} is gone; run a full retrain instead.")
-    seen = seen_rows(pd.read_parquet(seen_path, columns=["id", "label"]))
-    frame = incremental_training_set(curated_train, seen, config, severity)
-    validation = incremental_validation_set(curated_validation, seen, config, severity)
-    return IncrementalInputs(frame, validation, adapter, champion, int(new_rows(frame, seen).sum()))
+    # an instruction set's response plays the label's part: a prompt is new, or seen with another response
+    target = "response" if "response" in curated_train.columns else "label"
+    labelled, back = {target: "label"}, {"label": target}
+    seen = seen_rows(pd.read_parquet(seen_path, columns=["id", target]).rename(columns=labelled))
+    frame = incremental_training_set(curated_train.rename(columns=labelled), seen, config, severity)
+    validation = incremental_validation_set(curated_validation.rename(columns=labelled), seen, config, severity)
+    return IncrementalInputs(frame.rename(columns=back), validation.rename(columns=back), adapter, champion,
+                             int(new_rows(frame, seen).sum()))
 
 
 def remove_leftovers_of_killed_runs(registry: ModelRegistry, home: Path) -> list[tuple[Path, str]]:

@@ -36,7 +36,10 @@ def _columns(config: RawExamplesConfig, lake: DataLake) -> tuple[str, str]:
 
 
 def _load_raw(config: RawExamplesConfig, lake: DataLake, context: dg.AssetExecutionContext):
+    """Valid and quarantined rows of the raw files (or the generator): text,label examples for a classifier,
+    prompt,response instructions (the built-in task: ticket -> JSON, instructions.extraction_tasks) for a causal LM."""
     from modelops.core.data.datagen import generate_corpus
+    from modelops.core.data.instructions import extraction_tasks, read_instructions, validate_instructions
     from modelops.core.data.schema import ValidationResult, list_example_files, read_examples, validate_records
 
     settings = lake.settings
@@ -47,16 +50,36 @@ def _load_raw(config: RawExamplesConfig, lake: DataLake, context: dg.AssetExecut
     if files and config.source != "generator":
         context.log.info(f"ingesting {len(files)} file(s) from {settings.raw_dir}")
         return ValidationResult.concat([
-            read_examples(f, text_column, label_column, settings.max_text_chars) for f in files
+            read_instructions(f, settings.max_text_chars) if lake.generative
+            else read_examples(f, text_column, label_column, settings.max_text_chars) for f in files
         ])
     context.log.info(f"generating {config.generator_rows} examples (seed {config.generator_seed})")
     corpus = generate_corpus(config.generator_rows, seed=config.generator_seed)
+    if lake.generative:
+        return validate_instructions(extraction_tasks(corpus).to_dict(orient="records"), "generator",
+                                     settings.max_text_chars)
     return validate_records(corpus.to_dict(orient="records"), "generator", max_chars=settings.max_text_chars)
+
+
+def _expected_columns(config: RawExamplesConfig, lake: DataLake) -> str:
+    if lake.generative:
+        return "the prompt and response columns"
+    text_column, label_column = _columns(config, lake)
+    return f"the text/label column names (text_column={text_column!r}, label_column={label_column!r})"
+
+
+def _valid_metadata(valid: "pd.DataFrame", path: Path) -> dict:
+    """Row count, path, label histogram (classifier examples) and a preview of the valid raw rows."""
+    histogram = {"label_histogram": counts_table(valid["label"].value_counts().to_dict(), "label")} \
+        if "label" in valid.columns else {}
+    return {"dagster/row_count": len(valid), "path": path_metadata(path), **histogram,
+            "preview": dg.MetadataValue.md(frame_table(valid.head(10), index=False))}
 
 
 def raw_examples(context: dg.AssetExecutionContext, config: RawExamplesConfig,
                  lakes: DataLakes) -> dg.MaterializeResult:
-    """Labelled examples from data/raw/ (CSV, Parquet, JSONL) or the generator; bad rows quarantined with a reason."""
+    """Labelled examples from data/raw/ (CSV, Parquet, JSONL) or the generator; bad rows quarantined with a reason.
+    A causal-lm customisation reads prompt,response rows (the generator: support ticket -> JSON)."""
     from modelops.core.atomic import write_parquet_atomic
 
     lake = lakes.of(customisation_of(context))
@@ -71,22 +94,11 @@ def raw_examples(context: dg.AssetExecutionContext, config: RawExamplesConfig,
         metadata["quarantine_reasons"] = counts_table(result.rejected["reason"].value_counts().to_dict(), "reason")
         context.log.warning(f"{len(result.rejected)} rows quarantined to {quarantine}")
     if result.valid.empty:
-        text_column, label_column = _columns(config, lake)
-        raise dg.Failure(
-            f"No valid examples among {result.received} received rows; see "
-            f"{metadata.get('quarantine_path', 'quarantine')} "
-            f"for the reasons. Check the text/label column names (text_column={text_column!r}, "
-            f"label_column={label_column!r}).",
-            metadata=metadata,
-        )
+        raise dg.Failure(f"No valid examples among {result.received} received rows; see "
+                         f"{metadata.get('quarantine_path', 'quarantine')} for the reasons. Check "
+                         f"{_expected_columns(config, lake)}.", metadata=metadata)
     path = write_parquet_atomic(result.valid, Path(lake.home) / "assets" / RAW_EXAMPLES_FILE)
-    metadata.update({
-        "dagster/row_count": len(result.valid),
-        "path": path_metadata(path),
-        "label_histogram": counts_table(result.valid["label"].value_counts().to_dict(), "label"),
-        "preview": dg.MetadataValue.md(frame_table(result.valid.head(10), index=False)),
-    })
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata={**metadata, **_valid_metadata(result.valid, path)})
 
 
 def _pending_table(pending: list) -> str:
@@ -118,10 +130,11 @@ def read_curated(lake: DataLake) -> tuple["pd.DataFrame", dict]:
     import pandas as pd
 
     from modelops.core.data.curate import content_hash
+    from modelops.core.data.instructions import instructions_hash
 
     record = lake.read_record("curated_training_set")
     frame = pd.read_parquet(record["path"])
-    found = content_hash(frame)
+    found = (instructions_hash if lake.generative else content_hash)(frame)
     if found != record["content_hash"]:
         raise dg.Failure(f"The curated set {record['path']} has content hash {found[:16]}, not the recorded "
                          f"{record['content_hash'][:16]}: it changed after curation. Materialise "
@@ -130,10 +143,13 @@ def read_curated(lake: DataLake) -> tuple["pd.DataFrame", dict]:
 
 
 def curated_training_set(context: dg.AssetExecutionContext, lakes: DataLakes) -> dg.MaterializeResult:
-    """Normalised, deduplicated, PII-redacted examples with a stable train/validation/test split and a content hash."""
+    """Normalised, deduplicated, PII-redacted examples with a stable train/validation/test split and a content hash
+    (a causal-lm customisation's: prompts and responses redacted, one response per prompt, split by prompt)."""
     from modelops.core.data.curation_run import CurationError, curate_folders, pending_text
 
     lake = lakes.of(customisation_of(context))
+    if lake.generative:
+        return _curated_instructions(context, lake)
     settings = lake.settings
     try:
         found = curate_folders(read_raw_examples(lake), settings.feedback_dir, settings.production_dir,
@@ -154,6 +170,29 @@ def curated_training_set(context: dg.AssetExecutionContext, lakes: DataLakes) ->
                                      "needs_test": p.needs_test} for p in found.pending}})
     context.log.info(f"curated {len(found.curated)} examples, hash {found.content_hash[:12]}")
     return dg.MaterializeResult(metadata=_curated_metadata(found))
+
+
+def _curated_instructions(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
+    """curated_training_set for a causal-lm customisation: instructions.curate_instructions on the raw rows."""
+    from modelops.core.data.curation_run import CurationError, curate_instruction_set
+
+    try:
+        found = curate_instruction_set(read_raw_examples(lake), lake.settings.curated_dir)
+    except CurationError as error:
+        raise dg.Failure(str(error)) from error
+    splits = found.curated["split"].value_counts().to_dict()
+    lake.write_record("curated_training_set", {"path": str(found.path), "content_hash": found.content_hash,
+                                               "rows": len(found.curated), "splits": splits})
+    context.log.info(f"curated {len(found.curated)} instructions, hash {found.content_hash[:12]}")
+    report = found.report
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(found.curated), "content_hash": found.content_hash, "path": path_metadata(found.path),
+        "input_rows": report.input_rows, "exact_duplicates_removed": report.exact_duplicates,
+        "normalised_duplicates_removed": report.normalised_duplicates,
+        "response_conflicts_resolved": report.label_conflicts,
+        "pii_redactions": counts_table(report.pii_redactions, "pii_type"),
+        "pii_redactions_total": sum(report.pii_redactions.values()), "split_counts": counts_table(splits, "split"),
+        "preview": dg.MetadataValue.md(frame_table(found.curated.head(5), index=False))})
 
 
 def _curated_metadata(found: "CuratedSet") -> dict:

@@ -16,6 +16,7 @@ from modelops.core.markdown import frame_table
 from modelops.core.tags import DagsterTag
 from modelops.core.training.training_config import RUN_OVERRIDES, TrainingConfig
 from modelops.defs.assets.data import read_curated
+from modelops.defs.assets.generation import evaluate_generative
 from modelops.defs.metadata import path_metadata
 from modelops.defs.resources import (
     BaseModel,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # pandas loads when an asset runs, not when the code location
     from modelops.core.evaluation.challenger_evaluation import ChallengerEvaluation
     from modelops.core.registry.promotion import Promotion
     from modelops.core.registry.registry import ModelRegistry
+    from modelops.core.training.base_model import BaseModelInfo
     from modelops.core.training.training_run import TrainedAdapter, TrainingJob, TrainingRequest
 
 TRAINING_POOL = "modelops_training"  # lora_adapter's concurrency pool: one training step at a time, any run
@@ -41,6 +43,8 @@ TRAINING_POOL = "modelops_training"  # lora_adapter's concurrency pool: one trai
 EVALUATION_IMPORTS = ("peft", "modelops.core.serving.predictor", "modelops.core.evaluation.challenger_evaluation",
                       "matplotlib.figure", "matplotlib.backends.backend_agg")
 
+# what the champion's metadata shows of its evaluation: a classifier's, then a generative model's
+HEADLINE_METRICS = ("macro_f1", "expected_cost_per_1000", "exact_match", "valid_output", "cost_per_1000")
 
 # Per-run training choices over the training policy file: its mode (default full) and RUN_OVERRIDES (unset: the file's).
 LoraAdapterConfig = pydantic.create_model(
@@ -73,7 +77,7 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
     curated, record = read_curated(lake)
     request = TrainingRequest(
         config=_training_config(policies.of(name), config), curated=curated, content_hash=record["content_hash"],
-        base=base_model.describe(), home=Path(lake.home), curated_dir=lake.settings.curated_dir,
+        base=base_model.describe(name), home=Path(lake.home), curated_dir=lake.settings.curated_dir,
         run_tags={**store.dagster_run_tags(context.run_id),
                   **{f"dagster.{k}": v for k, v in context.run.tags.items() if k.startswith("modelops/")}},
         launcher=training.launcher, processes=training.processes,
@@ -143,13 +147,11 @@ def _adapter_metadata(trained: "TrainedAdapter", registry: "ModelRegistry", requ
             "data_content_hash": request.content_hash}
 
 
-def _classifier_loader(registry: "ModelRegistry", lake: DataLake, base_model: BaseModel):
+def _classifier_loader(registry: "ModelRegistry", lake: DataLake, base: "BaseModelInfo"):
     """Loads a registered version's adapter (downloaded under the lake's adapters/) on the base model, with the
     predictions it already made kept under evaluations/predictions/ (prediction_cache.py)."""
     from modelops.core.serving.prediction_cache import PredictionCache, adapter_fingerprint
     from modelops.core.serving.predictor import AdapterClassifier
-
-    base = base_model.describe()  # hashes the base's weights: once for every version loaded
 
     def load(version: str) -> AdapterClassifier:
         folder = registry.download_adapter(version, lake.settings.adapters_dir / f"registry-v{version}")
@@ -166,12 +168,10 @@ def _predictions_dir(lake: DataLake) -> Path:
     return Path(lake.home) / "evaluations" / "predictions"
 
 
-def _served_loader(registry: "ModelRegistry", lake: DataLake, base_model: BaseModel):
+def _served_loader(registry: "ModelRegistry", lake: DataLake, base: "BaseModelInfo"):
     """Loads a registered version as it will serve (its chosen ONNX variant, else PyTorch): the drift reference must
     come from the model whose traffic it is compared with."""
     from modelops.core.serving.served_model import load_served_classifier
-
-    base = base_model.describe()
 
     def load(version: str):
         return load_served_classifier(registry, version, base, lake.settings.adapters_dir / "served").classifier
@@ -195,12 +195,15 @@ def evaluation(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: 
 
     name = customisation_of(context)
     lake, store = lakes.of(name), mlflow.of(name)
+    if lake.generative:
+        return evaluate_generative(context, lake, store, base_model.describe(name), policies.of(name),
+                                   _training_config(policies.of(name), LoraAdapterConfig()).max_length)
     registry = store.registry()
     challenger_version = lake.read_record("lora_adapter")["version"]
     curated, _ = read_curated(lake)
     try:
         found = evaluate_challenger(registry, challenger_version, curated, Path(policies.of(name).evaluation_config),
-                                    _classifier_loader(registry, lake, base_model),
+                                    _classifier_loader(registry, lake, base_model.describe(name)),
                                     Path(lake.home) / "evaluations" / f"v{challenger_version}",
                                     store.dagster_run_tags(context.run_id))
     except (ChallengerEvaluationError, ConfigError) as error:
@@ -252,15 +255,15 @@ def champion(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: Ba
     thresholds are calibrated on its own held-out rows for the drift policy's false-alarm rate."""
     from modelops.core.config_files import ConfigError, load_config
     from modelops.core.monitoring.drift_config import DriftConfig
-    from modelops.core.registry.promotion import PromotionRefused, promote_champion
+    from modelops.core.registry.promotion import PromotionRefused, promote_champion, promote_generative
 
     name = customisation_of(context)
     lake, registry = lakes.of(name), mlflow.of(name).registry()
     record = lake.read_record("evaluation")
     try:
-        promoted = promote_champion(registry, record, read_curated(lake)[0],
-                                    _served_loader(registry, lake, base_model), lake.settings.reference_dir,
-                                    load_config(Path(policies.of(name).drift_config), DriftConfig))
+        promoted = promote_generative(registry, record) if lake.generative else promote_champion(
+            registry, record, read_curated(lake)[0], _served_loader(registry, lake, base_model.describe(name)),
+            lake.settings.reference_dir, load_config(Path(policies.of(name).drift_config), DriftConfig))
     except (PromotionRefused, ConfigError) as refused:
         raise dg.Failure(str(refused)) from refused
     lake.write_record("champion", {"version": promoted.version, "previous": promoted.previous,
@@ -285,8 +288,8 @@ def _champion_metadata(promoted: "Promotion", record: dict, registry: "ModelRegi
                  "drift_calibration_seconds": promoted.calibration.seconds,
                  "drift_calibration": dg.MetadataValue.md(promoted.calibration.markdown())}
     history = pd.DataFrame([e.__dict__ for e in registry.promotion_history()])
+    metrics = record["challenger_metrics"]  # a classifier's or a generative model's (GenerationReport.metrics)
+    headline = {k: metrics[k] for k in HEADLINE_METRICS if k in metrics}
     return {"model_version": promoted.version, "previous_champion": str(promoted.previous),
-            "drift_reference_rows": promoted.reference_rows,
-            "macro_f1": record["challenger_metrics"]["macro_f1"],
-            "expected_cost_per_1000": record["challenger_metrics"]["expected_cost_per_1000"],
+            "drift_reference_rows": promoted.reference_rows, **headline,
             "promotion_history": dg.MetadataValue.md(frame_table(history, index=False)), **drift}
