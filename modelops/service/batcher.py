@@ -117,7 +117,8 @@ class MicroBatcher:
     async def _collect(self, first: Pending) -> tuple[list[Pending], Pending | None]:
         """Add queued requests to `first` until micro_batch_max texts or micro_batch_wait_ms; whole requests only."""
         loop = asyncio.get_running_loop()
-        batch, size, deadline = [first], len(first.texts), loop.time() + (self._wait if self._concurrent else 0.0)
+        wait = self._fill_wait() if self._concurrent else 0.0
+        batch, size, deadline = [first], len(first.texts), loop.time() + wait
         while size < self._max:
             remaining = deadline - loop.time()
             try:
@@ -132,6 +133,14 @@ class MicroBatcher:
             size += len(item.texts)
         self._concurrent = len(batch) > 1
         return batch, None
+
+    async def _in_worker(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run a micro-batch's prediction off the event loop (a thread of the default executor)."""
+        return await asyncio.to_thread(function, *args)
+
+    def _fill_wait(self) -> float:
+        """Seconds to wait for more requests while they arrive concurrently: micro_batch_wait_ms."""
+        return self._wait
 
     def retire(self, model: LoadedModel) -> None:
         """Release a replaced model now, or after the micro-batch in flight (which may still use it)."""
@@ -156,7 +165,7 @@ class MicroBatcher:
             return
         self._busy = True
         try:
-            results = await asyncio.to_thread(self._predict_and_capture, model, batch)
+            results = await self._in_worker(self._predict_and_capture, model, batch)
         except Exception as exc:
             log.exception("Prediction failed for a micro-batch of %d request(s)", len(batch))
             self._fail(batch, PredictionFailed(500, f"Prediction failed: {type(exc).__name__}: {exc}"))
