@@ -10,8 +10,9 @@ import dagster as dg
 
 from modelops.core.markdown import frame_table
 from modelops.defs.assets.data import read_curated
+from modelops.defs.assets.generation import generation_policy
 from modelops.defs.metadata import counts_table, drift_evaluation, window_metadata
-from modelops.defs.resources import DataLake, DataLakes, MlflowRegistries, PolicyFiles, customisation_of
+from modelops.defs.resources import DataLake, DataLakes, MlflowRegistries, Policies, PolicyFiles, customisation_of
 
 if TYPE_CHECKING:
     from modelops.core.monitoring.drift_config import DriftConfig
@@ -124,13 +125,15 @@ def traffic_drift(context: dg.AssetCheckExecutionContext, config: TrafficDriftCo
         raise dg.Failure(f"rows={config.rows} is below min_window_rows={drift_config.min_window_rows}: no decision on "
                          "so few rows")
     registry = store.registry()
-    reference, window = _newest_window(lake, registry, drift_config, config.rows or drift_config.min_window_rows)
+    reference, window = _newest_window(lake, policies.of(name), registry, drift_config,
+                                       config.rows or drift_config.min_window_rows)
     checked = check_window(registry, window, reference, drift_config)
     metadata = window_metadata(checked, window, registry.run_url(checked.report_run))
     return dg.AssetCheckResult(**drift_evaluation(checked, metadata))
 
 
-def _newest_window(lake: DataLake, registry: "ModelRegistry", drift_config: "DriftConfig", rows: int) -> tuple:
+def _newest_window(lake: DataLake, policies: Policies, registry: "ModelRegistry", drift_config: "DriftConfig",
+                   rows: int) -> tuple:
     """The champion's reference and the newest captured traffic holding `rows` valid rows, or a Failure saying why
     there is none."""
     from modelops.core.monitoring.drift_monitoring import DriftMonitoringError, champion_reference, newest_window
@@ -141,6 +144,6 @@ def _newest_window(lake: DataLake, registry: "ModelRegistry", drift_config: "Dri
         raise dg.Failure(str(error)) from error
     try:
         return reference, newest_window(lake.settings.production_dir, rows, lake.max_text_chars,
-                                        reference.embedding_dim)
+                                        reference.embedding_dim, generation_policy(lake, policies))
     except DriftMonitoringError as error:
         raise dg.Failure(f"{error} (min_window_rows is {drift_config.min_window_rows})") from error

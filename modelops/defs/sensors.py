@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from modelops.core.tags import DagsterTag
+from modelops.defs.assets.generation import generation_policy
 from modelops.defs.assets.labelling import write_labelling_queue
 from modelops.defs.metadata import drift_evaluation, window_metadata
 from modelops.defs.resources import (
@@ -26,6 +27,7 @@ from modelops.defs.resources import (
 )
 
 if TYPE_CHECKING:
+    from modelops.core.evaluation.evaluation_policy import GenerationPolicy
     from modelops.core.monitoring.drift_decision import PendingDrift, SensorCursor
     from modelops.core.monitoring.drift_monitoring import ChampionReference, CheckedWindow
     from modelops.core.monitoring.retrain_policy import RetrainDecision
@@ -95,12 +97,11 @@ def _decide(context: dg.SensorEvaluationContext, keys: CustomisationKeys, lake: 
             tick: _Tick, window: "TrafficWindow", checked_now: bool) -> dg.SensorResult:
     """Whether the pending drift gets a retraining run now (labels, cooldown, budget); asks for labels when short."""
     from modelops.core.config_files import load_config
-    from modelops.core.data.feedback import read_feedback
     from modelops.core.monitoring.drift_decision import decide_run
     from modelops.core.monitoring.retrain_policy import RetrainPolicy
 
     policy = load_config(Path(retrain_config), RetrainPolicy)
-    labels = len(read_feedback(lake.settings.feedback_dir).valid)
+    labels = _labelled_feedback_rows(lake)
     tick.cursor, decision, drift = decide_run(tick.cursor, labels, time.time(), policy)
     if decision.needs_labels and checked_now:
         tick.events.append(_queue_for_labelling(context, keys, lake, window, drift, policy.labelling_queue_size))
@@ -108,6 +109,18 @@ def _decide(context: dg.SensorEvaluationContext, keys: CustomisationKeys, lake: 
         return tick.skip(context, f"{drift.key}: {decision.reason}")
     context.log.info(f"{drift.key}: requesting {decision.mode} retraining ({decision.reason})")
     return tick.result(run_requests=[_retrain_request(keys, drift, decision)])
+
+
+def _labelled_feedback_rows(lake: DataLake) -> int:
+    """Valid rows in the feedback folder: labels (id,label) for a classifier, answers (prompt,response) for a causal
+    LM."""
+    if lake.generative:
+        from modelops.core.data.instructions import read_instruction_feedback
+
+        return len(read_instruction_feedback(lake.settings.feedback_dir, lake.max_text_chars))
+    from modelops.core.data.feedback import read_feedback
+
+    return len(read_feedback(lake.settings.feedback_dir).valid)
 
 
 def _queue_for_labelling(context: dg.SensorEvaluationContext, keys: CustomisationKeys, lake: DataLake,
@@ -130,8 +143,10 @@ def _retrain_request(keys: CustomisationKeys, drift: "PendingDrift", decision: "
     )
 
 
-def _read_new_traffic(lake: DataLake, registry: "ModelRegistry", drift_config, batch_ids: list[str]) -> tuple:
-    """The champion's reference (or why there is none) and the new batches, validated."""
+def _read_new_traffic(lake: DataLake, generation: "GenerationPolicy | None", registry: "ModelRegistry", drift_config,
+                      batch_ids: list[str]) -> tuple:
+    """The champion's reference (or why there is none) and the new batches, validated (a causal LM's responses read
+    as traffic under its `generation` policy)."""
     from modelops.core.monitoring.drift_monitoring import DriftMonitoringError, champion_reference
     from modelops.core.monitoring.traffic import validate_batches
 
@@ -140,7 +155,7 @@ def _read_new_traffic(lake: DataLake, registry: "ModelRegistry", drift_config, b
     except DriftMonitoringError as error:
         reference = str(error)
     traffic = validate_batches(lake.settings.production_dir, batch_ids, lake.max_text_chars,
-                               None if isinstance(reference, str) else reference.embedding_dim)
+                               None if isinstance(reference, str) else reference.embedding_dim, generation)
     return reference, traffic
 
 
@@ -149,13 +164,6 @@ def _partition_requests(context: dg.SensorEvaluationContext, keys: Customisation
     """Traffic-batch partitions for the usable batches Dagster does not know yet."""
     new = [b for b in batch_ids if not context.instance.has_dynamic_partition(keys.traffic_batches, b)]
     return [dg.AddDynamicPartitionsRequest(keys.traffic_batches, new)] if new else []
-
-
-def _unmonitored(lake: DataLake) -> dg.SkipReason:
-    """Why a generative customisation's tick does nothing: no drift monitoring yet (its traffic is kept)."""
-    from modelops.core.registry.promotion import GENERATIVE_MONITORING_OFF
-
-    return dg.SkipReason(f"{GENERATIVE_MONITORING_OFF}; captured generations stay in {lake.settings.production_dir}")
 
 
 def drift_sensor(keys: CustomisationKeys, retrain_job, interval_seconds: int) -> dg.SensorDefinition:
@@ -176,14 +184,12 @@ def drift_sensor(keys: CustomisationKeys, retrain_job, interval_seconds: int) ->
         from modelops.core.monitoring.traffic import is_batch_id, list_batches
 
         lake, files = lakes.of(keys.name), policies.of(keys.name)
-        if lake.generative:
-            return _unmonitored(lake)
         cursor = SensorCursor.from_json(context.cursor)
         pending = cursor.new_batches(list_batches(lake.settings.production_dir), is_batch_id)
         if not pending and cursor.pending_drift is None:
             return dg.SkipReason("no new traffic batches")
         config, registry = load_config(Path(files.drift_config), DriftConfig), mlflow.of(keys.name).registry()
-        reference, window = _read_new_traffic(lake, registry, config, pending)
+        reference, window = _read_new_traffic(lake, generation_policy(lake, files), registry, config, pending)
         tick = _Tick(cursor, _partition_requests(context, keys, window.usable_ids), _quarantine(context, lake, window))
         ordered = [b for b in pending if is_batch_id(b)]
         plan = plan_window(cursor, ordered, window.usable_ids, len(window.valid), config.min_window_rows,

@@ -1,6 +1,7 @@
 """Micro-batching for a generative customisation: prompts of concurrent requests share one `generate` call of the
 champion (greedy decoding, so a prompt gets the same response alone or batched), and each response is captured with
-its latency, token counts, mean token log-probability and prompt embedding."""
+its latency, token counts, mean token log-probability and prompt embedding. The model is given each prompt as curation
+gave it to training (`instructions.clean_prompt`: normalised, PII redacted), and that is the prompt captured."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from modelops.core.data.instructions import clean_prompt
 from modelops.core.monitoring.traffic_writer import GenerationRecord
 from modelops.service.batcher import LoadedModel, MicroBatcher, Pending
 
@@ -52,7 +54,7 @@ class GenerationBatcher(MicroBatcher):
 
     def _predict_and_capture(self, model: LoadedModel, batch: list[Pending]) -> list[list[GenerationRecord]]:
         """Run one generate call, build the records, then capture them (runs in a worker thread)."""
-        prompts = [p for pending in batch for p in pending.texts]
+        prompts = [clean_prompt(p) for pending in batch for p in pending.texts]  # as the model was trained on them
         limits = [pending.max_new_tokens for pending in batch for _ in pending.texts]
         started = time.perf_counter()
         generations = model.predictor.generate(prompts, limits)
@@ -63,11 +65,11 @@ class GenerationBatcher(MicroBatcher):
         results, offset = [], 0
         for pending in batch:
             latency_ms = (done - pending.received_at) * 1000.0
-            answered = generations[offset:offset + len(pending.texts)]
+            answered = slice(offset, offset + len(pending.texts))
             results.append([
                 GenerationRecord(uuid.uuid4().hex, now, prompt, g.text, model.name, model.version, latency_ms,
                                  g.prompt_tokens, g.response_tokens, g.mean_logprob, g.finished, g.embedding or [])
-                for prompt, g in zip(pending.texts, answered, strict=True)
+                for prompt, g in zip(prompts[answered], generations[answered], strict=True)
             ])
             offset += len(pending.texts)
         self._capture([r for records in results for r in records])

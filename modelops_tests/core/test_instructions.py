@@ -12,10 +12,11 @@ from modelops.core.data.curate import SplitFractions, leakage, pii_residue
 from modelops.core.data.datagen import generate_corpus
 from modelops.core.data.instructions import (
     ORDER_NUMBER,
+    clean_prompt,
     curate_instructions,
     extraction_tasks,
     instructions_hash,
-    normalise_response,
+    normalise_multiline,
     read_instructions,
     validate_instructions,
 )
@@ -54,7 +55,7 @@ def test_a_file_without_a_response_column_is_quarantined_row_by_row(tmp_path: Pa
 
 
 def test_responses_keep_their_layout():
-    assert normalise_response("def f():\r\n    return 1   \n\n\x07done  ") == "def f():\n    return 1\n\ndone"
+    assert normalise_multiline("def f():\r\n    return 1   \n\n\x07done  ") == "def f():\n    return 1\n\ndone"
 
 
 def test_curation_redacts_both_columns_dedupes_by_prompt_and_splits_stably():
@@ -74,6 +75,13 @@ def test_curation_redacts_both_columns_dedupes_by_prompt_and_splits_stably():
 
     grown, _ = curate_instructions(pd.concat([raw, _raw([(f"Translate: word {i}", f"w{i}") for i in range(40)])]))
     assert grown.set_index("id").loc[curated["id"], "split"].tolist() == curated["split"].tolist()
+
+
+def test_the_served_model_gets_each_prompt_as_curation_gave_it_to_training():
+    prompt = "Extract the intent as JSON.\nTicket: refund for #A12345, mail me at jane@example.com  \nJSON:"
+    curated, _ = curate_instructions(_raw([(prompt, '{"intent": "refund"}')]))
+    assert clean_prompt(prompt) == curated["prompt"].iloc[0] == clean_prompt(clean_prompt(prompt))
+    assert clean_prompt(prompt) == "Extract the intent as JSON.\nTicket: refund for #A12345, mail me at <EMAIL>\nJSON:"
 
 
 def test_the_hash_follows_content_not_row_order():

@@ -1,7 +1,9 @@
-"""A causal-lm customisation through the Dagster loop: generated tickets -> prompt/response instructions -> curated
-set and its checks -> LoRA adapter on a tiny causal LM (built here from a config) in the Pipes training process ->
-responses generated and scored under the generation policy -> gate -> champion; then a second model is evaluated
-against the first. Real MLflow, real Dagster, real generations."""
+"""A causal-lm customisation through the whole loop: generated tickets -> prompt/response instructions -> curated set
+and its checks -> LoRA adapter on a tiny causal LM (built here from a config) in the Pipes training process ->
+responses generated and scored under the generation policy -> gate -> champion with a calibrated drift reference;
+a second model against the first; an incremental run; then the champion served at POST /generate, its captured
+responses checked for drift by the sensor, answers fed back, and the retrain the sensor requests. Real MLflow, real
+Dagster, real Evidently, real generations."""
 
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ import yaml
 
 from modelops.core.config_files import ConfigError
 from modelops.core.data.instructions import instructions_hash
-from modelops.core.registry.promotion import GENERATIVE_MONITORING_OFF
 from modelops.core.registry.registry import ModelRegistry
 from modelops.defs.customisation import CustomisationDefs, customisation_defs
 from modelops.defs.resources import resources_from_settings
@@ -34,9 +35,15 @@ def _policies(root: Path) -> dict[str, Path]:
     evaluation["gate"].update(min_eval_size=20, min_macro_f1=0.0, min_accuracy=0.0, min_class_f1=0.0,
                               macro_f1_tolerance=1.0, max_cost_increase=100000.0, max_class_f1_drop=1.0)
     evaluation["generation"].update(min_valid_output=0.8, exact_match_tolerance=1.0)
-    paths = {"training_config": root / "training.yaml", "evaluation_config": root / "evaluation.yaml"}
-    paths["training_config"].write_text(yaml.safe_dump(training))
-    paths["evaluation_config"].write_text(yaml.safe_dump(evaluation))
+    # windows as small as the tiny held-out set allows (~110 rows), calibrated quickly; answers wanted before a retrain
+    drift = {**yaml.safe_load((PACKAGE_CONFIG_DIR / "drift.yaml").read_text()), "min_window_rows": 40,
+             "calibration_replicates": 60}
+    retrain = {**yaml.safe_load((PACKAGE_CONFIG_DIR / "retrain.yaml").read_text()), "min_new_labels": 20,
+               "cooldown_minutes": 0}
+    paths = {}
+    for name, policy in {"training": training, "evaluation": evaluation, "drift": drift, "retrain": retrain}.items():
+        paths[f"{name}_config"] = root / f"{name}.yaml"
+        paths[f"{name}_config"].write_text(yaml.safe_dump(policy))
     return paths
 
 
@@ -90,8 +97,13 @@ def test_first_generative_model_is_trained_evaluated_on_its_generations_and_prom
     assert 0.0 <= evaluation["challenger_exact_match"] < 1.0
     assert evaluation["examples"].count("\n|") >= 3 and '"intent"' in evaluation["examples"]
     champion = _metadata(result, c, "champion")
-    assert champion["model_version"] == "1" and champion["drift_calibration"] == GENERATIVE_MONITORING_OFF
-    assert champion["valid_output"] == evaluation["challenger_valid_output"]
+    assert champion["model_version"] == "1" and champion["valid_output"] == evaluation["challenger_valid_output"]
+    # its drift reference: its own generations for the held-out prompts, thresholds calibrated on them
+    held_out = int((frame["split"] != "train").sum())
+    assert champion["drift_reference_rows"] == held_out and champion["drift_false_alarm_rate"] == 0.01
+    reference = pd.read_parquet(settings.reference_dir / "v1.parquet")
+    assert reference["text"].tolist() == frame[frame["split"] != "train"]["prompt"].tolist()
+    assert reference["confidence"].between(0, 1).all() and len(reference["embedding"].iloc[0]) == 64
 
 
 def test_a_second_generative_model_is_compared_with_the_champion(loop):
@@ -135,21 +147,64 @@ def test_an_incremental_run_warm_starts_on_new_instructions_with_a_replay_of_the
     assert _metadata(result, c, "evaluation")["champion_version"] == "2"
 
 
-def test_the_drift_sensor_says_it_does_not_monitor_generations_and_keeps_them(loop):
-    from datetime import UTC, datetime
+def test_served_generations_are_captured_checked_for_drift_and_answered_feedback_retrains(loop):
+    from starlette.testclient import TestClient
 
-    from modelops.core.monitoring.traffic_writer import GENERATION_SCHEMA, GenerationRecord, TrafficWriter
+    from modelops.core.config_files import load_config
+    from modelops.core.data.datagen import generate_corpus, generate_scenario
+    from modelops.core.data.instructions import extraction_tasks
+    from modelops.core.evaluation.evaluation_policy import EvaluationPolicy
+    from modelops.core.monitoring.traffic import list_batches
+    from modelops.core.monitoring.traffic_writer import GENERATION_SCHEMA, TrafficWriter
+    from modelops.core.serving.generation import load_served_generator
+    from modelops.core.training.base_model import describe_base_model
+    from modelops.service.batcher import LoadedModel
+    from modelops.service.requests import ServingConfig
+    from modelops.service.serving import Endpoint, create_app
 
     _, settings, c, instance = loop
-    writer = TrafficWriter(settings.production_dir, schema=GENERATION_SCHEMA)
-    writer.append([GenerationRecord("r1", datetime.now(UTC), "Ticket: where is #A12345", '{"intent": "shipping"}',
-                                    "ticket-extractor", "3", 12.0, 9, 8, -0.4, True, [0.1] * 64)])
-    writer.close()
-    batches = sorted(settings.production_dir.iterdir())
-    result = c.drift_sensor(dg.build_sensor_context(instance=instance, resources=resources_from_settings(settings)))
-    assert isinstance(result, dg.SkipReason)
-    assert result.skip_message.startswith(GENERATIVE_MONITORING_OFF)
-    assert sorted(settings.production_dir.iterdir()) == batches and not settings.quarantine_dir.exists()
+    registry = ModelRegistry(settings.tracking_uri, settings.registered_model_name)
+    base = describe_base_model(settings.base_model_path, "causal-lm")
+    max_new_tokens = load_config(settings.evaluation_config, EvaluationPolicy).generation.max_new_tokens
+    version, generator = load_served_generator(registry, base, settings.state / "serving-cache", max_new_tokens, 128)
+    resources = resources_from_settings(settings)
+
+    def serve_and_tick(tickets: pd.DataFrame, cursor: str | None) -> dg.SensorResult:
+        """Serve the tickets' prompts (captured in 2 batches), then one drift sensor tick."""
+        endpoint = Endpoint(lambda: LoadedModel(registry.model_name, version, base.sha256, generator),
+                            lambda: version, TrafficWriter(settings.production_dir, max_rows=32,
+                                                           schema=GENERATION_SCHEMA), generative=True)
+        with TestClient(create_app({c.keys.name: endpoint}, ServingConfig())) as client:
+            for start in range(0, len(tickets), 8):
+                prompts = tickets["prompt"][start:start + 8].tolist()
+                assert client.post(f"/generate/{c.keys.name}", json={"prompts": prompts}).status_code == 200
+        return c.drift_sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources))
+
+    def drift_check(tick: dg.SensorResult) -> dict:
+        check = next(e for e in tick.asset_events if isinstance(e, dg.AssetCheckEvaluation))
+        return {key: value.value for key, value in check.metadata.items()}
+
+    stable = serve_and_tick(extraction_tasks(generate_corpus(64, seed=21)), None)
+    assert drift_check(stable)["n_current"] == 64 and not drift_check(stable)["drift_detected"]
+    # production drifts: the tickets now arrive in another language
+    shifted = extraction_tasks(generate_scenario("language_shift", 64, seed=3))
+    first = serve_and_tick(shifted, stable.cursor)
+    assert len(list_batches(settings.production_dir)) == 4
+    assert drift_check(first)["drift_detected"] and drift_check(first)["n_current"] == 64
+    assert not first.run_requests and "labels" in first.skip_reason.skip_message  # drift waits for answers
+    queue = next(e for e in first.asset_events if isinstance(e, dg.AssetMaterialization))
+    assert Path(queue.metadata["path"].value).is_file()
+    # the operators answer the queued prompts: prompt,response rows in the feedback folder
+    settings.feedback_dir.mkdir(parents=True)
+    shifted.head(24).to_csv(settings.feedback_dir / "answers.csv", index=False)
+    second = c.drift_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor, resources=resources))
+    request = second.run_requests[0]
+    retrained = dg.materialize([c.curated_training_set, *c.data_checks, *c.training_assets], resources=resources,
+                               instance=instance, run_config=request.run_config, tags=request.tags)
+    assert _metadata(retrained, c, "curated_training_set")["feedback_rows"] == 24
+    adapter = _metadata(retrained, c, "lora_adapter")
+    assert adapter["mode"] == request.run_config["ops"][f"{c.keys.name}__lora_adapter"]["config"]["mode"]
+    assert adapter["drift_severity"] == request.tags["modelops/drift_severity"]
 
 
 def test_bad_instruction_rows_are_quarantined_and_the_rest_ingested(loop, tmp_path):

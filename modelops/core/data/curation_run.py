@@ -69,15 +69,20 @@ class CuratedInstructions:
     report: CurationReport
 
 
-def curate_instruction_set(raw: pd.DataFrame, curated_dir: Path) -> CuratedInstructions:
-    """Curate valid raw instructions (prompt, response, source) and write the set under its hash in `curated_dir`.
-    CurationError when there is nothing to curate."""
+def curate_instruction_set(raw: pd.DataFrame, feedback_dir: Path, curated_dir: Path,
+                           max_text_chars: int) -> CuratedInstructions:
+    """Curate valid raw instructions (prompt, response, source) with the answers in `feedback_dir` (which win for the
+    same prompt) and write the set under its hash in `curated_dir`. CurationError when there is nothing to curate."""
+    import pandas as pd
+
     from modelops.core.atomic import write_parquet_atomic
-    from modelops.core.data.instructions import curate_instructions, instructions_hash
+    from modelops.core.data.instructions import curate_instructions, instructions_hash, read_instruction_feedback
 
     if raw.empty:
         raise CurationError("No instruction examples to curate: add prompt,response rows to data/raw/.")
-    curated, report = curate_instructions(raw)
+    feedback = read_instruction_feedback(feedback_dir, max_text_chars)
+    curated, report = curate_instructions(pd.concat([raw, feedback], ignore_index=True))
+    report.feedback_rows = len(feedback)
     digest = instructions_hash(curated)
     return CuratedInstructions(curated, digest, write_parquet_atomic(curated, curated_dir / f"{digest}.parquet"),
                                report)

@@ -18,6 +18,7 @@ from modelops.core.data.curate import (
     content_hash,
     example_id,
     normalise_text,
+    redact_pii,
     redact_texts,
     resolve_labels,
 )
@@ -75,28 +76,46 @@ def read_instructions(path: Path, max_chars: int = MAX_TEXT_CHARS) -> Validation
     return validate_instructions(records, display_name(path), max_chars)
 
 
-def normalise_response(text: str) -> str:
+def read_instruction_feedback(feedback_dir: Path, max_chars: int = MAX_TEXT_CHARS) -> pd.DataFrame:
+    """The valid prompt,response rows of every file in `feedback_dir` (e.g. a labelling queue answered), with source
+    `feedback:<file>`: at curation they win over raw rows for the same prompt. Bad rows are left out here; curation
+    and the sensor count only the valid."""
+    from modelops.core.data.schema import list_example_files
+
+    frames = [read_instructions(f, max_chars).valid for f in list_example_files(Path(feedback_dir))]
+    valid = [f for f in frames if not f.empty]
+    rows = pd.concat(valid, ignore_index=True) if valid else _empty_instructions()
+    return rows.assign(source="feedback:" + rows["source"])
+
+
+def normalise_multiline(text: str) -> str:
     """Unicode NFKC, control characters other than newlines and tabs removed, trailing spaces of each line dropped;
-    line breaks and indentation stay (code and lists keep their layout)."""
+    line breaks and indentation stay (a prompt's layout, code and lists keep their meaning)."""
     text = unicodedata.normalize("NFKC", text)
     text = "".join(ch for ch in text.replace("\r\n", "\n") if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
     return "\n".join(line.rstrip() for line in text.split("\n")).strip()
+
+
+def clean_prompt(text: str) -> str:
+    """A prompt as training sees it (normalised, PII-redacted; idempotent): what the served model is given too."""
+    return redact_pii(normalise_multiline(text))[0]
 
 
 def curate_instructions(raw: pd.DataFrame, fractions: SplitFractions | None = None
                         ) -> tuple[pd.DataFrame, CurationReport]:
     """The curated instruction set (INSTRUCTION_COLUMNS) from valid raw rows (prompt, response, source).
 
-    An example is its prompt: prompts equal after normalisation share an id and keep one response (feedback first,
-    then the most frequent, then the alphabetically first; `label_conflicts` counts them), so one prompt can never
-    sit in two splits. The split comes from the id alone, as for classifiers.
+    An example is its prompt: prompts equal up to case and whitespace share an id and keep one response (feedback
+    first, then the most frequent, then the alphabetically first; `label_conflicts` counts them), so one prompt can
+    never sit in two splits. The split comes from the id alone, as for classifiers. A prompt keeps its line breaks:
+    it reaches the model as `clean_prompt` gives it to the served model.
     """
     report = CurationReport(input_rows=len(raw))
     report.exact_duplicates = int(raw.duplicated(["prompt", "response"]).sum())
     rows = raw.drop_duplicates(["prompt", "response"])
-    prompts = redact_texts(rows["prompt"], normalise_text, report.pii_redactions)
-    responses = redact_texts(rows["response"], normalise_response, report.pii_redactions)
-    frame = pd.DataFrame({"id": [example_id(p) for p in prompts], "text": prompts, "label": responses,
+    prompts = redact_texts(rows["prompt"], normalise_multiline, report.pii_redactions)
+    responses = redact_texts(rows["response"], normalise_multiline, report.pii_redactions)
+    frame = pd.DataFrame({"id": [example_id(normalise_text(p)) for p in prompts], "text": prompts, "label": responses,
                           "source": rows["source"].to_list()})
     resolved, report.label_conflicts = resolve_labels(frame)
     report.normalised_duplicates = len(frame) - len(resolved)

@@ -13,6 +13,7 @@ from modelops.core.tags import MlflowArtifact, MlflowTag
 if TYPE_CHECKING:
     import pandas as pd
 
+    from modelops.core.evaluation.evaluation_policy import GenerationPolicy
     from modelops.core.monitoring.drift import DriftResult
     from modelops.core.monitoring.drift_calibration import DriftCalibration
     from modelops.core.monitoring.drift_config import DriftConfig
@@ -69,15 +70,17 @@ def champion_reference(registry: ModelRegistry, directory: Path, config: DriftCo
     return ChampionReference(champion, *reference, calibration)
 
 
-def newest_window(production_dir: Path, rows: int, max_text_chars: int, embedding_dim: int | None) -> TrafficWindow:
-    """The newest captured batches holding at least `rows` valid rows (DriftMonitoringError when there are fewer)."""
+def newest_window(production_dir: Path, rows: int, max_text_chars: int, embedding_dim: int | None,
+                  generation: GenerationPolicy | None = None) -> TrafficWindow:
+    """The newest captured batches holding at least `rows` valid rows (DriftMonitoringError when there are fewer); a
+    causal LM's responses read as traffic under its `generation` policy."""
     from modelops.core.monitoring.traffic import TrafficWindow, list_batches, validate_batch
 
     newest_first = []
     for batch_id in reversed(list_batches(production_dir)):
         if sum(len(b.valid) for b in newest_first) >= rows:
             break
-        newest_first.append(validate_batch(production_dir, batch_id, max_text_chars, embedding_dim))
+        newest_first.append(validate_batch(production_dir, batch_id, max_text_chars, embedding_dim, generation))
     window = TrafficWindow(newest_first[::-1])
     if len(window.valid) < rows:
         raise DriftMonitoringError(f"not enough captured traffic: {len(window.valid)} valid rows, {rows} needed")

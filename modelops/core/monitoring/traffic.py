@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
@@ -32,9 +33,13 @@ from modelops.core.monitoring.traffic_writer import (
     BATCH_ID_PATTERN,
     BATCH_PREFIX,
     BATCH_SUFFIX,
+    GENERATION_SCHEMA,
     OPTIONAL_COLUMNS,
     TRAFFIC_SCHEMA,
 )
+
+if TYPE_CHECKING:
+    from modelops.core.evaluation.evaluation_policy import GenerationPolicy
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +83,9 @@ def batch_path(directory: Path, batch_id: str) -> Path:
         raise TrafficBatchError(str(exc), Reason.OUTSIDE_FOLDER) from exc
 
 
-def _check_schema(schema: pa.Schema, path: Path) -> None:
+def _check_schema(schema: pa.Schema, path: Path, expected: pa.Schema = TRAFFIC_SCHEMA) -> None:
     problems = []
-    for want in TRAFFIC_SCHEMA:
+    for want in expected:
         index = schema.get_field_index(want.name)
         if index < 0 and want.name in OPTIONAL_COLUMNS:
             continue
@@ -89,18 +94,31 @@ def _check_schema(schema: pa.Schema, path: Path) -> None:
         elif not schema.field(index).type.equals(want.type):
             problems.append(f"column {want.name!r} is {schema.field(index).type}, expected {want.type}")
     if problems:
-        raise TrafficBatchError(f"Traffic batch {path} does not match TRAFFIC_SCHEMA: {'; '.join(problems)}. "
+        name = "GENERATION_SCHEMA" if expected.equals(GENERATION_SCHEMA) else "TRAFFIC_SCHEMA"
+        raise TrafficBatchError(f"Traffic batch {path} does not match {name}: {'; '.join(problems)}. "
                                 "Move it out of the traffic folder or rewrite it with TrafficWriter.",
                                 Reason.SCHEMA_MISMATCH)
 
 
-def _read_table(directory: Path, batch_id: str) -> pa.Table:
-    """The batch's TRAFFIC_SCHEMA columns as stored (string cells not yet checked for valid UTF-8)."""
+def _read_table(directory: Path, batch_id: str, generation: GenerationPolicy | None = None) -> pa.Table:
+    """The batch's TRAFFIC_SCHEMA columns as stored (string cells not yet checked for valid UTF-8); with
+    `generation`, a generative customisation's GENERATION_SCHEMA batch seen as traffic (generation_traffic.py)."""
     path = batch_path(directory, batch_id)
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
         raise TrafficBatchError(f"Cannot read traffic batch {path}: {exc}") from exc
+    if generation is not None:
+        from modelops.core.monitoring.generation_traffic import (
+            generation_table_as_traffic,
+        )
+
+        _check_schema(table.schema, path, GENERATION_SCHEMA)
+        try:
+            table = generation_table_as_traffic(table.select(GENERATION_SCHEMA.names), generation)
+        except (pa.ArrowException, UnicodeDecodeError) as exc:
+            raise TrafficBatchError(f"Traffic batch {path} holds invalid values ({exc})",
+                                    Reason.UNDECODABLE_BYTES) from exc
     _check_schema(table.schema, path)
     for name, value in OPTIONAL_COLUMNS.items():
         if table.schema.get_field_index(name) < 0:
@@ -216,17 +234,18 @@ def _row_reason(record: dict[str, object], max_text_chars: int, embedding_dim: i
 
 
 def validate_batch(directory: Path, batch_id: str, max_text_chars: int = MAX_TEXT_CHARS,
-                   embedding_dim: int | None = None) -> BatchValidation:
+                   embedding_dim: int | None = None, generation: GenerationPolicy | None = None) -> BatchValidation:
     """Split one batch into valid and quarantined rows (reasons as in schema.Reason); never raises for bad data.
 
     A row is rejected for a missing/invalid/duplicate id (the first occurrence is kept), a text that the serving
     limits would have refused, a missing predicted label, a confidence outside [0, 1], undecodable bytes, or an
     embedding that is empty, non-finite or not `embedding_dim` long. The whole file is rejected when its name,
-    bytes or schema are unusable.
+    bytes or schema are unusable. With `generation`, the batch holds a generative customisation's responses
+    (GENERATION_SCHEMA), checked as traffic (generation_traffic.generation_table_as_traffic).
     """
     source = printable_name(f"{batch_id}{BATCH_SUFFIX}")
     try:
-        table = _read_table(directory, batch_id)
+        table = _read_table(directory, batch_id, generation)
     except TrafficBatchError as exc:
         log.warning("traffic batch %s is unusable (%s): %s", batch_id, exc.reason, exc)
         rejected = rejected_frame([rejected_row(source, -1, exc.reason, {"batch_id": batch_id, "error": str(exc)})])
@@ -246,9 +265,9 @@ def validate_batch(directory: Path, batch_id: str, max_text_chars: int = MAX_TEX
 
 
 def validate_batches(directory: Path, batch_ids: Sequence[str], max_text_chars: int = MAX_TEXT_CHARS,
-                     embedding_dim: int | None = None) -> TrafficWindow:
+                     embedding_dim: int | None = None, generation: GenerationPolicy | None = None) -> TrafficWindow:
     """validate_batch for each id, in order."""
-    return TrafficWindow([validate_batch(directory, b, max_text_chars, embedding_dim) for b in batch_ids])
+    return TrafficWindow([validate_batch(directory, b, max_text_chars, embedding_dim, generation) for b in batch_ids])
 
 
 def quarantine_batch(directory: Path, validation: BatchValidation, quarantine_dir: Path) -> Path | None:

@@ -63,7 +63,7 @@ class TrafficRecord:
 GENERATION_SCHEMA = pa.schema([
     ("id", pa.string()),
     ("timestamp", pa.timestamp("us", tz="UTC")),
-    ("prompt", pa.string()),
+    ("prompt", pa.string()),  # as the model saw it: normalised and PII-redacted as curation does (clean_prompt)
     ("response", pa.string()),
     ("model_name", pa.string()),
     ("model_version", pa.string()),

@@ -177,7 +177,8 @@ def _curated_instructions(context: dg.AssetExecutionContext, lake: DataLake) -> 
     from modelops.core.data.curation_run import CurationError, curate_instruction_set
 
     try:
-        found = curate_instruction_set(read_raw_examples(lake), lake.settings.curated_dir)
+        found = curate_instruction_set(read_raw_examples(lake), lake.settings.feedback_dir, lake.settings.curated_dir,
+                                       lake.max_text_chars)
     except CurationError as error:
         raise dg.Failure(str(error)) from error
     splits = found.curated["split"].value_counts().to_dict()
@@ -187,7 +188,8 @@ def _curated_instructions(context: dg.AssetExecutionContext, lake: DataLake) -> 
     report = found.report
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(found.curated), "content_hash": found.content_hash, "path": path_metadata(found.path),
-        "input_rows": report.input_rows, "exact_duplicates_removed": report.exact_duplicates,
+        "input_rows": report.input_rows, "feedback_rows": report.feedback_rows,
+        "exact_duplicates_removed": report.exact_duplicates,
         "normalised_duplicates_removed": report.normalised_duplicates,
         "response_conflicts_resolved": report.label_conflicts,
         "pii_redactions": counts_table(report.pii_redactions, "pii_type"),

@@ -1,6 +1,7 @@
-"""The evaluation step of a causal-lm customisation (the evaluation asset calls it): challenger and champion generate
-for the test prompts, their responses are scored under the owner's generation policy and gated, and the operator sees
-metrics, the gate's table and the two models' answers side by side."""
+"""The evaluation and promotion steps of a causal-lm customisation (the evaluation and champion assets call them):
+challenger and champion generate for the test prompts, their responses are scored under the owner's generation policy
+and gated, and the operator sees metrics, the gate's table and the two models' answers side by side; a promoted
+champion's generations for the held-out prompts become its drift reference."""
 
 # No `from __future__ import annotations` here, as in the other asset modules.
 
@@ -14,7 +15,10 @@ from modelops.defs.assets.data import read_curated
 from modelops.defs.resources import DataLake, MlflowRegistry, Policies
 
 if TYPE_CHECKING:
+    from modelops.core.evaluation.evaluation_policy import GenerationPolicy
     from modelops.core.evaluation.generative_evaluation import GenerativeEvaluation
+    from modelops.core.registry.promotion import Promotion
+    from modelops.core.registry.registry import ModelRegistry
     from modelops.core.training.base_model import BaseModelInfo
 
 
@@ -25,23 +29,57 @@ def evaluate_generative(context: dg.AssetExecutionContext, lake: DataLake, store
     from modelops.core.config_files import ConfigError
     from modelops.core.evaluation.evaluate import EvaluationInputError
     from modelops.core.evaluation.generative_evaluation import evaluate_generative_challenger
-    from modelops.core.serving.generation import load_causal_lm
 
     registry = store.registry()
     version = lake.read_record("lora_adapter")["version"]
     curated, _ = read_curated(lake)
-
-    def load(loaded: str):
-        folder = registry.download_adapter(loaded, lake.settings.adapters_dir / f"registry-v{loaded}")
-        return load_causal_lm(base, folder)
-
     try:
-        found = evaluate_generative_challenger(registry, version, curated, Path(policies.evaluation_config), load,
-                                               max_prompt_tokens, store.dagster_run_tags(context.run_id))
+        found = evaluate_generative_challenger(registry, version, curated, Path(policies.evaluation_config),
+                                               lambda loaded: _load(registry, lake, base, loaded), max_prompt_tokens,
+                                               store.dagster_run_tags(context.run_id))
     except (ConfigError, EvaluationInputError) as error:
         raise dg.Failure(str(error)) from error
     lake.write_record("evaluation", {**found.record(), "evaluated_at": time.time()})
     return dg.MaterializeResult(metadata=_metadata(found, registry.run_url(found.mlflow_run_id)))
+
+
+def promote_generative_champion(lake: DataLake, registry: "ModelRegistry", base: "BaseModelInfo", policies: Policies,
+                                max_prompt_tokens: int) -> "Promotion":
+    """Promote the evaluated challenger if the gate passed it (PromotionRefused otherwise), its drift reference
+    generated for the curated set's held-out prompts as the server would answer them."""
+    from modelops.core.config_files import load_config
+    from modelops.core.evaluation.evaluation_policy import EvaluationPolicy
+    from modelops.core.monitoring.drift_config import DriftConfig
+    from modelops.core.registry.promotion import promote_generative
+    from modelops.core.serving.generation import generate
+
+    generation = load_config(Path(policies.evaluation_config), EvaluationPolicy).generation
+
+    def generate_for(version: str, prompts: list[str]):
+        model, tokenizer = _load(registry, lake, base, version)
+        return generate(model, tokenizer, prompts, generation.max_new_tokens, max_prompt_tokens, embed=True)
+
+    return promote_generative(registry, lake.read_record("evaluation"), read_curated(lake)[0], generate_for,
+                              lake.settings.reference_dir, load_config(Path(policies.drift_config), DriftConfig),
+                              generation)
+
+
+def generation_policy(lake: DataLake, policies: Policies) -> "GenerationPolicy | None":
+    """How a causal-lm customisation's responses are read (as traffic, for drift); None for a classifier."""
+    if not lake.generative:
+        return None
+    from modelops.core.config_files import load_config
+    from modelops.core.evaluation.evaluation_policy import EvaluationPolicy
+
+    return load_config(Path(policies.evaluation_config), EvaluationPolicy).generation
+
+
+def _load(registry: "ModelRegistry", lake: DataLake, base: "BaseModelInfo", version: str) -> tuple:
+    """A registered version's adapter (downloaded under the lake's adapters/) on the causal-LM base, and its
+    tokenizer."""
+    from modelops.core.serving.generation import load_causal_lm
+
+    return load_causal_lm(base, registry.download_adapter(version, lake.settings.adapters_dir / f"registry-v{version}"))
 
 
 def _metadata(found: "GenerativeEvaluation", run_url: str) -> dict:

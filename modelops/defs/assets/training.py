@@ -16,7 +16,7 @@ from modelops.core.markdown import frame_table
 from modelops.core.tags import DagsterTag
 from modelops.core.training.training_config import RUN_OVERRIDES, TrainingConfig
 from modelops.defs.assets.data import read_curated
-from modelops.defs.assets.generation import evaluate_generative
+from modelops.defs.assets.generation import evaluate_generative, promote_generative_champion
 from modelops.defs.metadata import path_metadata
 from modelops.defs.resources import (
     BaseModel,
@@ -64,6 +64,11 @@ def _training_config(policies: Policies, config: LoraAdapterConfig) -> TrainingC
         return validated(TrainingConfig, {**read_mapping(path), **overrides}, path)
     except ConfigError as error:
         raise dg.Failure(f"Invalid training configuration: {error}") from error
+
+
+def _max_prompt_tokens(policies: Policies) -> int:
+    """The longest prompt a causal LM reads when it generates: the training policy's max_length."""
+    return _training_config(policies, LoraAdapterConfig()).max_length
 
 
 def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, lakes: DataLakes, base_model: BaseModel,
@@ -197,7 +202,7 @@ def evaluation(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: 
     lake, store = lakes.of(name), mlflow.of(name)
     if lake.generative:
         return evaluate_generative(context, lake, store, base_model.describe(name), policies.of(name),
-                                   _training_config(policies.of(name), LoraAdapterConfig()).max_length)
+                                   _max_prompt_tokens(policies.of(name)))
     registry = store.registry()
     challenger_version = lake.read_record("lora_adapter")["version"]
     curated, _ = read_curated(lake)
@@ -255,15 +260,17 @@ def champion(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: Ba
     thresholds are calibrated on its own held-out rows for the drift policy's false-alarm rate."""
     from modelops.core.config_files import ConfigError, load_config
     from modelops.core.monitoring.drift_config import DriftConfig
-    from modelops.core.registry.promotion import PromotionRefused, promote_champion, promote_generative
+    from modelops.core.registry.promotion import PromotionRefused, promote_champion
 
     name = customisation_of(context)
     lake, registry = lakes.of(name), mlflow.of(name).registry()
     record = lake.read_record("evaluation")
     try:
-        promoted = promote_generative(registry, record) if lake.generative else promote_champion(
-            registry, record, read_curated(lake)[0], _served_loader(registry, lake, base_model.describe(name)),
-            lake.settings.reference_dir, load_config(Path(policies.of(name).drift_config), DriftConfig))
+        promoted = promote_generative_champion(lake, registry, base_model.describe(name), policies.of(name),
+                                               _max_prompt_tokens(policies.of(name))) if lake.generative else \
+            promote_champion(registry, record, read_curated(lake)[0],
+                             _served_loader(registry, lake, base_model.describe(name)), lake.settings.reference_dir,
+                             load_config(Path(policies.of(name).drift_config), DriftConfig))
     except (PromotionRefused, ConfigError) as refused:
         raise dg.Failure(str(refused)) from refused
     lake.write_record("champion", {"version": promoted.version, "previous": promoted.previous,
