@@ -19,6 +19,7 @@ from modelops.core.data.schema import (
     UnsafePathError,
     ValidationResult,
     display_name,
+    empty_frame,
     empty_rejected,
     file_rejection,
     id_value,
@@ -37,7 +38,7 @@ FEEDBACK_COLUMNS = ["id", "label", "source"]
 
 
 def _empty_feedback() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=str) for c in FEEDBACK_COLUMNS})
+    return empty_frame(FEEDBACK_COLUMNS)
 
 
 def read_feedback_file(feedback_dir: Path, name: str) -> ValidationResult:

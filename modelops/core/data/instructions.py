@@ -26,6 +26,7 @@ from modelops.core.data.schema import (
     Reason,
     ValidationResult,
     display_name,
+    empty_frame,
     line_reason,
     read_file_records,
     rejected_frame,
@@ -36,6 +37,7 @@ from modelops.core.data.schema import (
 from modelops.core.defaults import MAX_TEXT_CHARS
 
 INSTRUCTION_COLUMNS = ["id", "prompt", "response", "split", "source"]
+RAW_INSTRUCTION_COLUMNS = ["prompt", "response", "source"]  # valid raw rows, before curation
 HASHED_COLUMNS = ("id", "prompt", "response", "split")
 EXTRACTION_INSTRUCTION = "Extract the intent and the order number of this support ticket as JSON."
 ORDER_NUMBER = re.compile(r"#[A-Z]\d{5}\b")
@@ -44,7 +46,7 @@ _RESPONSE_REASONS = {Reason.MISSING_TEXT: Reason.MISSING_RESPONSE, Reason.EMPTY_
 
 
 def _empty_instructions() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=str) for c in ("prompt", "response", "source")})
+    return empty_frame(RAW_INSTRUCTION_COLUMNS)
 
 
 def validate_instructions(records: list[dict[str, object]], source: str,
@@ -62,7 +64,7 @@ def validate_instructions(records: list[dict[str, object]], source: str,
                           "source": source})
         else:
             rejected.append(rejected_row(source, row, reason, record))
-    frame = pd.DataFrame(valid, columns=["prompt", "response", "source"]) if valid else _empty_instructions()
+    frame = pd.DataFrame(valid, columns=RAW_INSTRUCTION_COLUMNS) if valid else _empty_instructions()
     return ValidationResult(frame, rejected_frame(rejected))
 
 

@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -95,8 +96,13 @@ class ValidationResult:
         )
 
 
+def empty_frame(columns: Sequence[str]) -> pd.DataFrame:
+    """A frame with no rows and `columns`, each of strings: what a reader returns when nothing was valid."""
+    return pd.DataFrame({c: pd.Series(dtype=str) for c in columns})
+
+
 def _empty_valid() -> pd.DataFrame:
-    return pd.DataFrame({"text": pd.Series(dtype=str), "label": pd.Series(dtype=str), "source": pd.Series(dtype=str)})
+    return empty_frame(EXAMPLE_SCHEMA.names)
 
 
 def empty_rejected() -> pd.DataFrame:

@@ -41,8 +41,7 @@ def generation_floors(report: GenerationReport, rules: GateRules, policy: Genera
     if policy.output == "json":
         checks.append(_floor("min_valid_output", "valid JSON output", report.valid_output, policy.min_valid_output))
     if report.decision is not None:
-        checks += [GateCheck(f"decision_{c.name}", c.passed, f"{policy.decision_field}: {c.detail}")
-                   for c in absolute_checks(report.decision, rules)[1:]]
+        checks += _on_decision_field(absolute_checks(report.decision, rules)[1:], policy)
     return checks
 
 
@@ -65,10 +64,14 @@ def generation_comparison(challenger: GenerationReport, champion: GenerationRepo
                         f"{sign_for(cheaper, '<=', '>')} champion {their_cost:.2f} + {allowed:.2f} allowed "
                         "increase")]
     if challenger.decision is not None and champion.decision is not None:
-        checks += [GateCheck(f"decision_{c.name}", c.passed, f"{policy.decision_field}: {c.detail}") for c in (
-            macro_f1_check(challenger.decision, champion.decision, rules),
-            class_f1_check(challenger.decision, champion.decision, rules))]
+        checks += _on_decision_field([macro_f1_check(challenger.decision, champion.decision, rules),
+                                      class_f1_check(challenger.decision, champion.decision, rules)], policy)
     return checks
+
+
+def _on_decision_field(checks: list[GateCheck], policy: GenerationPolicy) -> list[GateCheck]:
+    """The classifier gate's checks, named and described as checks of the decision field."""
+    return [GateCheck(f"decision_{c.name}", c.passed, f"{policy.decision_field}: {c.detail}") for c in checks]
 
 
 def _floor(name: str, what: str, value: float, floor: float) -> GateCheck:
