@@ -110,3 +110,42 @@ def test_init_then_bootstrap_a_champion_under_its_own_name(tmp_path: Path) -> No
     drifted = _modelops(tmp_path, "drift-check", "--customisation", "bank_router")
     assert drifted.returncode == 1, drifted.stdout + drifted.stderr
     assert "bank_router: DRIFT" in drifted.stdout
+
+
+def test_init_a_causal_lm_customisation_from_a_prompt_response_file(tmp_path: Path, monkeypatch) -> None:
+    import math
+
+    from modelops.app.init_customisation import init_customisation
+    from modelops.core.config_files import load_config
+    from modelops.core.data.datagen import generate_corpus
+    from modelops.core.data.instructions import extraction_tasks
+    from modelops.core.evaluation.evaluation_policy import EvaluationPolicy
+    from modelops.core.training.training_config import TrainingConfig
+    from modelops.settings import Settings, load_settings
+    from modelops_tests.helpers import build_tiny_causal_lm
+
+    tasks = extraction_tasks(generate_corpus(300, seed=0))
+    data = tmp_path / "extraction.jsonl"
+    pd.concat([tasks, pd.DataFrame({"prompt": ["an orphan prompt"], "response": [""]})]).to_json(
+        data, orient="records", lines=True)
+    base = build_tiny_causal_lm(tmp_path / "llm", (tasks["prompt"] + tasks["response"]).tolist())
+    with pytest.raises(OnboardingError, match="--task causal-lm needs --base"):
+        init_customisation("extractor", data, "text", "label", Settings(), tmp_path, task="causal-lm")
+    out = _modelops(tmp_path, "init", "extractor", "--data", str(data), "--task", "causal-lm", "--base", str(base))
+    assert out.returncode == 0, out.stderr
+    intents = tasks["response"].map(lambda r: yaml.safe_load(r)["intent"]).nunique()
+    assert (f"301 rows, 300 valid, 1 quarantined, json responses, decision field 'intent' ({intents} values)"
+            in out.stdout)
+    assert "quarantined (missing_response): 1" in out.stdout and "POST /generate/extractor" in out.stdout
+    monkeypatch.chdir(tmp_path)  # the entry's paths are relative to modelops.yaml's folder
+    settings = load_settings(tmp_path / "modelops.yaml").customisation_named("extractor")
+    assert settings.task == "causal-lm" and settings.base_model_path == base.resolve()
+    generation = load_config(settings.evaluation_config, EvaluationPolicy).generation
+    assert (generation.output, generation.decision_field, generation.field_costs) == ("json", "intent",
+                                                                                      {"order_number": 1.0})
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    longest = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in tasks["response"]) + 1
+    assert generation.max_new_tokens == math.ceil(longest * 1.25)
+    assert load_config(settings.training_config, TrainingConfig).lora.target_modules[0] == "q_proj"

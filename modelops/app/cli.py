@@ -70,7 +70,8 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         result = init_customisation(args.name, Path(args.data), args.text_column, args.label_column, settings,
-                                    Path.cwd(), force=args.force)
+                                    Path.cwd(), force=args.force, task=args.task,
+                                    base=Path(args.base) if args.base else None)
     except OnboardingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -80,7 +81,7 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  wrote {path}")
     print(f"\nnext:\n  edit {result.entry['evaluation_config']}   # what an error on each label costs you\n"
           f"  modelops materialize bootstrap_job --customisation {result.name}   # train, evaluate, promote\n"
-          f"  modelops serve   # POST /predict/{result.name}\n"
+          f"  modelops serve   # POST /{'generate' if args.task == 'causal-lm' else 'predict'}/{result.name}\n"
           f"  modelops drift-check --customisation {result.name}   # once traffic has been captured")
     return 0
 
@@ -324,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--data", required=True, help="CSV, Parquet or JSON-lines file of labelled examples")
     init.add_argument("--text-column", default="text")
     init.add_argument("--label-column", default="label")
+    init.add_argument("--task", choices=["classifier", "causal-lm"], default="classifier",
+                      help="causal-lm: the file holds prompt,response rows and --base names the causal LM to customise")
+    init.add_argument("--base", default="", help="local Hugging Face causal-LM folder (--task causal-lm)")
     init.add_argument("--force", action="store_true", help="overwrite the customisation's existing files")
     init.set_defaults(handler=cmd_init)
 

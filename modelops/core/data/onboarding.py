@@ -13,6 +13,7 @@ own labels. Gate defaults follow stated principles from the data's size, never a
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -118,3 +119,91 @@ cost_model:
 #   fallback_label: human_review   # a label your model does not predict
 #   fallback_cost: 0.3             # what handling one request by hand costs, in the units above
 """
+
+
+# ---------------------------------------------------------------- generative customisations (prompt,response files)
+
+MAX_DECISION_VALUES = 100  # a decision field is a category: at most this many values ...
+DECISION_VALUE_SHARE = 0.2  # ... and at most this share of the rows (free text has about one value per row)
+
+
+@dataclass(frozen=True)
+class InstructionSummary:
+    """What a prompt,response file holds, validated as `raw_examples` would for a causal-lm customisation."""
+
+    path: Path
+    received: int
+    valid: int
+    quarantined: dict[str, int]
+    output: str  # "json" when every response is one JSON object, else "text"
+    decision_field: str | None  # the JSON field that looks like a decision (a category), if any
+    decision_counts: dict[str, int]
+    responses: list[str]
+
+    def markdown(self) -> str:
+        lines = [f"{self.path}: {self.received} rows, {self.valid} valid, {sum(self.quarantined.values())} "
+                 f"quarantined, {self.output} responses"
+                 + (f", decision field {self.decision_field!r} ({len(self.decision_counts)} values)"
+                    if self.decision_field else "")]
+        lines += [f"  quarantined ({reason}): {rows}" for reason, rows in sorted(self.quarantined.items())]
+        return "\n".join(lines)
+
+
+def summarise_instructions(path: Path, max_text_chars: int) -> InstructionSummary:
+    """Validate `path` with the raw_examples rules for instructions and read what its responses are: JSON objects or
+    text, and which JSON field is a decision (a string in every response, with at most MAX_DECISION_VALUES values
+    and at most DECISION_VALUE_SHARE of the rows; of several, the one with the fewest). OnboardingError when no row
+    is usable."""
+    from modelops.core.data.instructions import read_instructions
+    from modelops.core.evaluation.generation_evaluation import parse_object
+
+    result = read_instructions(Path(path), max_text_chars)
+    quarantined = {str(reason): int(n) for reason, n in result.rejected["reason"].value_counts().items()}
+    if result.valid.empty:
+        raise OnboardingError(f"{path}: no valid prompt,response row among {result.received} rows (quarantine "
+                              f"reasons: {quarantined}). The file needs the columns 'prompt' and 'response'.")
+    responses = result.valid["response"].tolist()
+    objects = [parse_object(r) for r in responses]
+    if any(o is None for o in objects):
+        return InstructionSummary(Path(path), result.received, len(responses), quarantined, "text", None, {},
+                                  responses)
+    candidates = {}
+    for field in set.intersection(*(set(o) for o in objects)):
+        values = [o[field] for o in objects]
+        counts = Counter(values) if all(isinstance(v, str) and v for v in values) else None
+        if counts and len(counts) <= min(MAX_DECISION_VALUES, DECISION_VALUE_SHARE * len(values)):
+            candidates[field] = dict(counts)
+    field = min(candidates, key=lambda f: (len(candidates[f]), f)) if candidates else None
+    return InstructionSummary(Path(path), result.received, len(responses), quarantined, "json", field,
+                              candidates.get(field, {}), responses)
+
+
+def generation_evaluation_policy(summary: InstructionSummary, max_new_tokens: int) -> str:
+    """evaluation.yaml for a causal-lm customisation: the decision field's values priced at the default error cost
+    and gated as a classifier's labels (gate_defaults), the other JSON fields at the default cost each, responses
+    cut at `max_new_tokens`."""
+    labels = DataSummary(summary.path, summary.received, summary.valid, summary.quarantined,
+                         summary.decision_counts or {"": summary.valid})
+    gate = gate_defaults(labels)
+    if summary.decision_field is None:  # no decision to score like a classifier: only size and format floors apply
+        gate.update(min_macro_f1=0.0, min_accuracy=0.0, min_class_f1=0.0, macro_f1_tolerance=1.0,
+                    max_class_f1_drop=1.0)
+    fields = sorted(set().union(*(set(json.loads(r)) for r in summary.responses)) - {summary.decision_field}) \
+        if summary.output == "json" else []
+    policy = {
+        "cost_model": {"default_error_cost": DEFAULT_ERROR_COST, "correct_cost": 0.0,
+                       "missed_class_costs": {label: DEFAULT_ERROR_COST for label in sorted(summary.decision_counts)},
+                       "pair_costs": [], "allow_default_costs": not summary.decision_counts},
+        "gate": gate,
+        "generation": {"output": summary.output, "max_new_tokens": max_new_tokens,
+                       "decision_field": summary.decision_field,
+                       "field_costs": {f: DEFAULT_ERROR_COST for f in fields},
+                       "invalid_output_cost": DEFAULT_ERROR_COST, "min_valid_output": 0.95, "min_exact_match": 0.0,
+                       "exact_match_tolerance": gate["macro_f1_tolerance"] if summary.decision_field else 0.01},
+    }
+    return (f"# Evaluation policy written by `modelops init --task causal-lm` for {summary.path.name}.\n"
+            "# Costs are in your own units per request; every value below is a default for you to edit: raise the\n"
+            "# decision values whose misses hurt, price each JSON field by what a wrong value costs you. Responses\n"
+            "# are cut at max_new_tokens: the longest response of your data in the base's tokens, plus a quarter.\n"
+            "# Read as modelops.core.evaluation.evaluation_policy.EvaluationPolicy; unknown keys are rejected.\n\n"
+            + yaml.safe_dump(policy, sort_keys=False, allow_unicode=True))
