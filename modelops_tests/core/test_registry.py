@@ -27,12 +27,14 @@ def _register(registry: ModelRegistry, adapter_dir: Path) -> str:
 
 def test_register_promote_rollback_history(registry: ModelRegistry, untrained_adapter_dir: Path):
     assert registry.alias_version("champion") is None
+    with pytest.raises(RegistryError, match="has no 'champion' version yet"):
+        registry.champion_version()  # what a server loads: no champion is an error that says what to do
     v1 = _register(registry, untrained_adapter_dir)
     assert registry.alias_version("challenger") == v1
     assert registry.promote(v1, "first model") is None
     v2 = _register(registry, untrained_adapter_dir)
     assert registry.promote(v2, "better") == v1
-    assert registry.alias_version("champion") == v2
+    assert registry.alias_version("champion") == registry.champion_version() == v2
     assert registry.rollback("bad in production") == v1
     assert registry.alias_version("champion") == v1
     assert registry.version_info(v2)["tags"]["rolled_back"] == "true"

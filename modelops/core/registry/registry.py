@@ -306,6 +306,13 @@ class ModelRegistry:
         log.info("registered %s version %s as %s", self.model_name, version, CHALLENGER)
         return str(version)
 
+    def champion_version(self) -> str:
+        """The version the `champion` alias points at; RegistryError when there is none yet (what a server loads)."""
+        version = self.alias_version("champion")
+        if version is None:
+            raise RegistryError(f"{self.model_name} has no 'champion' version yet; train and promote a model first.")
+        return version
+
     def alias_version(self, alias: str) -> str | None:
         """The version an alias points at, or None when the alias (or the model) does not exist yet.
 

@@ -124,10 +124,6 @@ def load_served_generator(registry: ModelRegistry, base: BaseModelInfo, cache_di
                           max_prompt_tokens: int) -> tuple[str, ServedGenerator]:
     """The `champion` version of a generative customisation, loaded for serving (its adapter downloaded under
     `cache_dir`); RegistryError when there is none yet."""
-    from modelops.core.registry.store import RegistryError
-
-    version = registry.alias_version("champion")
-    if version is None:
-        raise RegistryError(f"{registry.model_name} has no 'champion' version yet; train and promote a model first.")
+    version = registry.champion_version()
     model, tokenizer = load_causal_lm(base, registry.download_adapter(version, cache_dir / f"v{version}"))
     return version, ServedGenerator(model, tokenizer, max_new_tokens, max_prompt_tokens)

@@ -75,12 +75,7 @@ def load_served_classifier(registry: ModelRegistry, version: str, base: BaseMode
 def load_champion(registry: ModelRegistry, base: BaseModelInfo, cache_dir: Path,
                   shared: SharedBases | None = None) -> ServedClassifier:
     """Resolve `models:/<name>@champion` and load that version as it should serve (load_served_classifier)."""
-    from modelops.core.registry.store import RegistryError
-
-    version = registry.alias_version("champion")
-    if version is None:
-        raise RegistryError(f"{registry.model_name} has no 'champion' version yet; train and promote a model first.")
-    return load_served_classifier(registry, version, base, cache_dir, shared)
+    return load_served_classifier(registry, registry.champion_version(), base, cache_dir, shared)
 
 
 def _fallback(chosen: str, failures: list[str]) -> str:
