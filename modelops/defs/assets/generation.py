@@ -43,31 +43,32 @@ def evaluate_generative(context: dg.AssetExecutionContext, lake: DataLake, store
     return dg.MaterializeResult(metadata=_metadata(found, registry.run_url(found.mlflow_run_id)))
 
 
-def promote_generative_champion(lake: DataLake, registry: "ModelRegistry", base: "BaseModelInfo", policies: Policies,
-                                max_prompt_tokens: int) -> "Promotion":
-    """Promote the evaluated challenger if the gate passed it (PromotionRefused otherwise), its drift reference
-    generated for the curated set's held-out prompts as the server would answer them."""
+def promote_generative_champion(lake: DataLake, registry: "ModelRegistry", evaluation: dict, base: "BaseModelInfo",
+                                policies: Policies, max_prompt_tokens: int) -> "Promotion":
+    """Promote the challenger of the `evaluation` record if the gate passed it (PromotionRefused otherwise), its drift
+    reference generated for the curated set's held-out prompts as the server would answer them."""
     from modelops.core.config_files import load_config
-    from modelops.core.evaluation.evaluation_policy import EvaluationPolicy
     from modelops.core.monitoring.drift_config import DriftConfig
     from modelops.core.registry.promotion import promote_generative
     from modelops.core.serving.generation import generate
 
-    generation = load_config(Path(policies.evaluation_config), EvaluationPolicy).generation
+    generation = _generation(policies)
 
     def generate_for(version: str, prompts: list[str]):
         model, tokenizer = _load(registry, lake, base, version)
         return generate(model, tokenizer, prompts, generation.max_new_tokens, max_prompt_tokens, embed=True)
 
-    return promote_generative(registry, lake.read_record("evaluation"), read_curated(lake)[0], generate_for,
-                              lake.settings.reference_dir, load_config(Path(policies.drift_config), DriftConfig),
-                              generation)
+    return promote_generative(registry, evaluation, read_curated(lake)[0], generate_for, lake.settings.reference_dir,
+                              load_config(Path(policies.drift_config), DriftConfig), generation)
 
 
 def generation_policy(lake: DataLake, policies: Policies) -> "GenerationPolicy | None":
     """How a causal-lm customisation's responses are read (as traffic, for drift); None for a classifier."""
-    if not lake.generative:
-        return None
+    return _generation(policies) if lake.generative else None
+
+
+def _generation(policies: Policies) -> "GenerationPolicy":
+    """The `generation:` section of the customisation's evaluation policy."""
     from modelops.core.config_files import load_config
     from modelops.core.evaluation.evaluation_policy import EvaluationPolicy
 

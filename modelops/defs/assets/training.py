@@ -266,7 +266,7 @@ def champion(context: dg.AssetExecutionContext, lakes: DataLakes, base_model: Ba
     lake, registry = lakes.of(name), mlflow.of(name).registry()
     record = lake.read_record("evaluation")
     try:
-        promoted = promote_generative_champion(lake, registry, base_model.describe(name), policies.of(name),
+        promoted = promote_generative_champion(lake, registry, record, base_model.describe(name), policies.of(name),
                                                _max_prompt_tokens(policies.of(name))) if lake.generative else \
             promote_champion(registry, record, read_curated(lake)[0],
                              _served_loader(registry, lake, base_model.describe(name)), lake.settings.reference_dir,
