@@ -36,6 +36,7 @@ from modelops.core.monitoring.traffic_writer import (
     GENERATION_SCHEMA,
     OPTIONAL_COLUMNS,
     TRAFFIC_SCHEMA,
+    schema_name,
 )
 
 if TYPE_CHECKING:
@@ -94,8 +95,7 @@ def _check_schema(schema: pa.Schema, path: Path, expected: pa.Schema = TRAFFIC_S
         elif not schema.field(index).type.equals(want.type):
             problems.append(f"column {want.name!r} is {schema.field(index).type}, expected {want.type}")
     if problems:
-        name = "GENERATION_SCHEMA" if expected.equals(GENERATION_SCHEMA) else "TRAFFIC_SCHEMA"
-        raise TrafficBatchError(f"Traffic batch {path} does not match {name}: {'; '.join(problems)}. "
+        raise TrafficBatchError(f"Traffic batch {path} does not match {schema_name(expected)}: {'; '.join(problems)}. "
                                 "Move it out of the traffic folder or rewrite it with TrafficWriter.",
                                 Reason.SCHEMA_MISMATCH)
 
@@ -109,9 +109,7 @@ def _read_table(directory: Path, batch_id: str, generation: GenerationPolicy | N
     except (OSError, pa.ArrowException) as exc:
         raise TrafficBatchError(f"Cannot read traffic batch {path}: {exc}") from exc
     if generation is not None:
-        from modelops.core.monitoring.generation_traffic import (
-            generation_table_as_traffic,
-        )
+        from modelops.core.monitoring.generation_traffic import generation_table_as_traffic
 
         _check_schema(table.schema, path, GENERATION_SCHEMA)
         try:

@@ -98,6 +98,11 @@ assert [f.name for f in fields(TrafficRecord)] == TRAFFIC_SCHEMA.names, "Traffic
 assert [f.name for f in fields(GenerationRecord)] == GENERATION_SCHEMA.names, "GenerationRecord: GENERATION_SCHEMA"
 
 
+def schema_name(schema: pa.Schema) -> str:
+    """The name an error message gives a traffic schema."""
+    return "GENERATION_SCHEMA" if schema.equals(GENERATION_SCHEMA) else "TRAFFIC_SCHEMA"
+
+
 def records_to_table(records: Sequence[TrafficRecord | GenerationRecord], schema: pa.Schema = TRAFFIC_SCHEMA
                      ) -> pa.Table:
     """Records -> a table of `schema`; raises ValueError for a record that does not fit the schema."""
@@ -106,8 +111,7 @@ def records_to_table(records: Sequence[TrafficRecord | GenerationRecord], schema
     try:
         return pa.Table.from_pydict(columns, schema=schema)
     except (pa.ArrowException, AttributeError, TypeError, ValueError, UnicodeEncodeError) as exc:
-        name = "GENERATION_SCHEMA" if schema.equals(GENERATION_SCHEMA) else "TRAFFIC_SCHEMA"
-        raise ValueError(f"Traffic records do not match {name}: {exc}") from exc
+        raise ValueError(f"Traffic records do not match {schema_name(schema)}: {exc}") from exc
 
 
 class TrafficWriter:
