@@ -13,7 +13,6 @@ own labels. Gate defaults follow stated principles from the data's size, never a
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -138,6 +137,7 @@ class InstructionSummary:
     output: str  # "json" when every response is one JSON object, else "text"
     decision_field: str | None  # the JSON field that looks like a decision (a category), if any
     decision_counts: dict[str, int]
+    fields: list[str]  # every JSON field of the responses (json output)
     responses: list[str]
 
     def markdown(self) -> str:
@@ -165,7 +165,7 @@ def summarise_instructions(path: Path, max_text_chars: int) -> InstructionSummar
     responses = result.valid["response"].tolist()
     objects = [parse_object(r) for r in responses]
     if any(o is None for o in objects):
-        return InstructionSummary(Path(path), result.received, len(responses), quarantined, "text", None, {},
+        return InstructionSummary(Path(path), result.received, len(responses), quarantined, "text", None, {}, [],
                                   responses)
     candidates = {}
     for field in set.intersection(*(set(o) for o in objects)):
@@ -175,7 +175,7 @@ def summarise_instructions(path: Path, max_text_chars: int) -> InstructionSummar
             candidates[field] = dict(counts)
     field = min(candidates, key=lambda f: (len(candidates[f]), f)) if candidates else None
     return InstructionSummary(Path(path), result.received, len(responses), quarantined, "json", field,
-                              candidates.get(field, {}), responses)
+                              candidates.get(field, {}), sorted(set().union(*objects)), responses)
 
 
 def generation_evaluation_policy(summary: InstructionSummary, max_new_tokens: int) -> str:
@@ -188,8 +188,7 @@ def generation_evaluation_policy(summary: InstructionSummary, max_new_tokens: in
     if summary.decision_field is None:  # no decision to score like a classifier: only size and format floors apply
         gate.update(min_macro_f1=0.0, min_accuracy=0.0, min_class_f1=0.0, macro_f1_tolerance=1.0,
                     max_class_f1_drop=1.0)
-    fields = sorted(set().union(*(set(json.loads(r)) for r in summary.responses)) - {summary.decision_field}) \
-        if summary.output == "json" else []
+    fields = [f for f in summary.fields if f != summary.decision_field]
     policy = {
         "cost_model": {"default_error_cost": DEFAULT_ERROR_COST, "correct_cost": 0.0,
                        "missed_class_costs": {label: DEFAULT_ERROR_COST for label in sorted(summary.decision_counts)},
