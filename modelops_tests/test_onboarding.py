@@ -149,3 +149,21 @@ def test_init_a_causal_lm_customisation_from_a_prompt_response_file(tmp_path: Pa
     longest = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in tasks["response"]) + 1
     assert generation.max_new_tokens == math.ceil(longest * 1.25)
     assert load_config(settings.training_config, TrainingConfig).lora.target_modules[0] == "q_proj"
+
+
+def test_a_decision_field_is_found_in_real_intents_and_a_constant_field_is_not_one(tmp_path: Path) -> None:
+    import json
+
+    from modelops.core.data.onboarding import summarise_instructions
+
+    source = CLINC150 / "train.csv"
+    if not source.is_file():
+        pytest.fail(f"{source} is missing: onboarding tests read CLINC150 from ../shared/datasets/clinc150")
+    queries = pd.read_csv(source).sample(1500, random_state=0)  # 150 intents, 10 per intent on average
+    data = tmp_path / "clinc.jsonl"
+    pd.DataFrame({"prompt": "Route this query as JSON.\nQuery: " + queries["text"],
+                  "response": [json.dumps({"intent": label, "source": "app"}) for label in queries["label"]]}
+                 ).to_json(data, orient="records", lines=True)
+    summary = summarise_instructions(data, 2000)
+    assert summary.decision_field == "intent" and len(summary.decision_counts) == queries["label"].nunique() == 150
+    assert summary.fields == ["intent", "source"]

@@ -122,8 +122,9 @@ cost_model:
 
 # ---------------------------------------------------------------- generative customisations (prompt,response files)
 
-MAX_DECISION_VALUES = 100  # a decision field is a category: at most this many values ...
-DECISION_VALUE_SHARE = 0.2  # ... and at most this share of the rows (free text has about one value per row)
+# A decision field is a category: at least two values, and at most this share of the rows (five examples per value
+# on average; free text has about one value per row). No cap on the count: CLINC150's 150 intents are one field.
+DECISION_VALUE_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -151,9 +152,8 @@ class InstructionSummary:
 
 def summarise_instructions(path: Path, max_text_chars: int) -> InstructionSummary:
     """Validate `path` with the raw_examples rules for instructions and read what its responses are: JSON objects or
-    text, and which JSON field is a decision (a string in every response, with at most MAX_DECISION_VALUES values
-    and at most DECISION_VALUE_SHARE of the rows; of several, the one with the fewest). OnboardingError when no row
-    is usable."""
+    text, and which JSON field is a decision (a string in every response, with at least two values and at most
+    DECISION_VALUE_SHARE of the rows; of several, the one with the fewest). OnboardingError when no row is usable."""
     from modelops.core.data.instructions import read_instructions
     from modelops.core.evaluation.generation_evaluation import parse_object
 
@@ -171,7 +171,7 @@ def summarise_instructions(path: Path, max_text_chars: int) -> InstructionSummar
     for field in set.intersection(*(set(o) for o in objects)):
         values = [o[field] for o in objects]
         counts = Counter(values) if all(isinstance(v, str) and v for v in values) else None
-        if counts and len(counts) <= min(MAX_DECISION_VALUES, DECISION_VALUE_SHARE * len(values)):
+        if counts and 2 <= len(counts) <= DECISION_VALUE_SHARE * len(values):
             candidates[field] = dict(counts)
     field = min(candidates, key=lambda f: (len(candidates[f]), f)) if candidates else None
     return InstructionSummary(Path(path), result.received, len(responses), quarantined, "json", field,
