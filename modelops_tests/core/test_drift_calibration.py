@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from modelops.core.monitoring import drift_calibration
-from modelops.core.monitoring.drift import build_vocabulary, check_drift, checked_table
+from modelops.core.monitoring.drift import DriftInputError, build_vocabulary, check_drift, checked_table
 from modelops.core.monitoring.drift_config import DriftConfig
 from modelops.core.config_files import load_config
 from modelops.core.monitoring.drift_calibration import (
@@ -136,6 +136,36 @@ def test_markdown_lists_every_test_at_every_size(config: DriftConfig) -> None:
     for name in (*JS_COLUMNS, "embedding", "estimated accuracy drop"):
         assert name in table
     assert "| 200 rows | 400 rows | 500 rows |" in table and "false-alarm rate of 0.01" in table
+
+
+def generated_traffic(n: int, seed: int, mean_tokens: float) -> pd.DataFrame:
+    """Traffic of a generative model: responses of Poisson(mean_tokens) tokens."""
+    frame = traffic(n, seed=seed)
+    frame["response_tokens"] = np.random.default_rng(seed).poisson(mean_tokens, size=n)
+    return frame
+
+
+def test_a_generative_models_response_length_is_one_more_calibrated_test(config: DriftConfig) -> None:
+    vocabulary = build_vocabulary(traffic(1000, seed=99)["text"])
+    reference = generated_traffic(1500, seed=1, mean_tokens=20.0)
+    calibration = calibrate_drift(reference, vocabulary, config)
+    assert list(calibration.thresholds) == [*JS_COLUMNS, "response_tokens"]
+    assert calibration.test_level == pytest.approx(config.false_alarm_rate / 9)  # one more test in the union bound
+    assert "| response_tokens (JS distance) |" in calibration.markdown() and "(9 tests" in calibration.markdown()
+    stable = check_drift(reference, generated_traffic(300, seed=2, mean_tokens=20.0), vocabulary, config, calibration)
+    assert "response_tokens" in stable.column_scores and stable.drifted_columns == []
+    longer = check_drift(reference, generated_traffic(300, seed=3, mean_tokens=26.0), vocabulary, config, calibration)
+    assert longer.drifted_columns == ["response_tokens"]
+    with pytest.raises(DriftInputError, match=r"current window lacks \['response_tokens'\]"):
+        check_drift(reference, traffic(300, seed=4), vocabulary, config, calibration)
+
+
+def test_a_classifiers_traffic_has_no_response_length_to_check(config: DriftConfig) -> None:
+    reference = traffic(1000, seed=1)
+    reference["response_tokens"] = None  # as a classifier's captured traffic reads
+    calibration = calibrate_drift(reference, build_vocabulary(["a"]), config)
+    assert list(calibration.thresholds) == list(JS_COLUMNS)
+    assert calibration.test_level == pytest.approx(config.false_alarm_rate / 8)
 
 
 def test_label_free_estimate_is_anchored_to_the_held_out_accuracy(config: DriftConfig) -> None:

@@ -14,10 +14,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from modelops.core.evaluation.evaluation_policy import GenerationPolicy
 from modelops.core.monitoring import traffic_writer
-from modelops.core.monitoring.traffic import TrafficBatchError, list_batches, read_batches
+from modelops.core.monitoring.traffic import TrafficBatchError, list_batches, read_batches, validate_batch
 from modelops.core.monitoring.traffic_writer import (
+    GENERATION_SCHEMA,
     TRAFFIC_SCHEMA,
+    GenerationRecord,
     TrafficRecord,
     TrafficWriter,
     TrafficWriterClosedError,
@@ -195,3 +198,25 @@ def test_batches_captured_before_abstention_existed_read_as_answered(tmp_path: P
     frame = read_batches(tmp_path, [path.stem])
     assert frame["abstained"].tolist() == [False, False, False]
     assert list(frame.columns) == [*TRAFFIC_SCHEMA.names, "batch_id"]
+
+
+def test_batches_captured_before_response_lengths_existed_read_without_them(tmp_path: Path) -> None:
+    writer = TrafficWriter(tmp_path)
+    writer.append(make_records(2))
+    written = writer.flush()
+    pq.write_table(pq.read_table(written).drop_columns(["response_tokens"]), written)
+    frame = read_batches(tmp_path, [written.stem])
+    assert frame["response_tokens"].isna().all() and list(frame.columns) == [*TRAFFIC_SCHEMA.names, "batch_id"]
+
+
+def test_a_response_is_traffic_with_its_length_and_one_without_a_length_is_quarantined(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    records = [GenerationRecord(f"r{i}", now, "Extract: parcel late", '{"intent": "shipping"}', "extractor", "2",
+                                40.0, 9, tokens, -0.2, True, [0.5] * 8) for i, tokens in enumerate([12, None, 14])]
+    writer = TrafficWriter(tmp_path, schema=GENERATION_SCHEMA)
+    writer.append(records)
+    batch = writer.flush().stem
+    checked = validate_batch(tmp_path, batch, generation=GenerationPolicy(output="json", decision_field="intent"))
+    assert checked.valid["response_tokens"].tolist() == [12, 14]
+    assert checked.valid["predicted_label"].tolist() == ["shipping", "shipping"]
+    assert checked.rejected["reason"].tolist() == ["invalid_response_tokens"]

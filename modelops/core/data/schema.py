@@ -50,6 +50,7 @@ class Reason(StrEnum):
     DUPLICATE_ID = "duplicate_id"
     INVALID_CONFIDENCE = "invalid_confidence"
     INVALID_EMBEDDING = "invalid_embedding"
+    INVALID_RESPONSE_TOKENS = "invalid_response_tokens"
     UNREADABLE_FILE = "unreadable_file"
     EMPTY_FILE = "empty_file"
     MISSING_COLUMN = "missing_column"

@@ -5,7 +5,8 @@ Checked columns (one drift score each):
   `text_descriptors`), the model outputs `predicted_label` and `confidence`: Evidently `ValueDrift` with the
   Jensen-Shannon distance (`method="jensenshannon"`, natural log, so 0 = same distribution and sqrt(ln 2) ~ 0.83
   = disjoint; numeric columns are binned into Sturges bins over both windows, columns with <= 20 distinct
-  reference values are compared value by value).
+  reference values are compared value by value). A generative model's windows add `response_tokens` (each
+  response's length in tokens) in the same way, when its reference has them.
 - `embedding`: Evidently's domain-classifier embedding drift (`ModelDriftMethod`: a logistic-regression SGD
   classifier learns to tell reference from current rows; the score is its ROC AUC on a held-out half, 0.5 =
   indistinguishable). Evidently's own `EmbeddingsDrift` metric computes the same score but always fits a t-SNE for
@@ -42,6 +43,7 @@ from modelops.core.monitoring.drift_config import (
     CONFIDENCE_COLUMN,
     EMBEDDING_COLUMN,
     LABEL_COLUMN,
+    RESPONSE_TOKENS_COLUMN,
     DriftConfig,
 )
 from modelops.core.monitoring.drift_report import run_report
@@ -209,8 +211,12 @@ def check_drift(
     reference_table = checked_table(reference, vocabulary, config.max_reference_rows, config.seed)
     current_table = checked_table(current, vocabulary, config.max_current_rows, config.seed + 1)
     embedding_columns = _shared_embedding_columns(reference_table, current_table, config.min_window_rows, notes)
+    checked = list(calibration.thresholds)  # the value columns the champion's calibration covers
+    for side, table in (("reference", reference_table), ("current", current_table)):
+        if missing := [column for column in checked if column not in table.columns]:
+            raise DriftInputError(f"the {side} window lacks {missing}, which the champion's drift calibration checks")
     thresholds = _thresholds(calibration, config, len(reference_table), len(current_table))
-    scores, html = run_report(reference_table, current_table, embedding_columns, thresholds)
+    scores, html = run_report(reference_table, current_table, checked, embedding_columns, thresholds)
     thresholds = {column: thresholds[column] for column in scores}
     drifted = [column for column, score in scores.items() if score >= thresholds[column]]
     share = len(drifted) / len(scores)
@@ -299,13 +305,16 @@ def subsample(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
 
 
 def checked_table(frame: pd.DataFrame, vocabulary: frozenset[str], max_rows: int, seed: int) -> pd.DataFrame:
-    """The subsampled window as the checked columns: descriptors, outputs and `embedding_<i>` columns."""
+    """The subsampled window as the checked columns: descriptors, outputs (`response_tokens` too when the window has
+    them) and `embedding_<i>` columns."""
     sample = subsample(frame, max_rows, seed)
     # Describe texts as training saw them (normalised, PII as <EMAIL> etc.), so raw traffic and curated references
     # are comparable.
     table = text_descriptors([clean_text(t) for t in sample["text"]], vocabulary)
     table[LABEL_COLUMN] = sample[LABEL_COLUMN].astype(str).to_numpy()
     table[CONFIDENCE_COLUMN] = sample[CONFIDENCE_COLUMN].astype(np.float64).to_numpy()
+    if RESPONSE_TOKENS_COLUMN in sample.columns and sample[RESPONSE_TOKENS_COLUMN].notna().any():
+        table[RESPONSE_TOKENS_COLUMN] = sample[RESPONSE_TOKENS_COLUMN].astype(np.float64).to_numpy()
     matrix = _embedding_matrix(sample)
     if matrix is not None:
         names = [f"{EMBEDDING_COLUMN}_{i}" for i in range(matrix.shape[1])]

@@ -6,11 +6,13 @@ measured where it is known, on those rows, at the window sizes the sensor sees, 
 a stable window raises drift with the policy's probability `false_alarm_rate`:
 
 - **Union bound across tests.** A window is checked by 8 tests (6 Jensen-Shannon columns, the embedding domain
-  classifier, the label-free accuracy drop); each runs at level `false_alarm_rate / 8` (Bonferroni), so the chance
-  that any test fires on a stable window is at most `false_alarm_rate`, whatever the correlation between columns.
+  classifier, the label-free accuracy drop; 9 for a generative model, whose response length is a 7th column); each
+  runs at level `false_alarm_rate / tests` (Bonferroni), so the chance that any test fires on a stable window is at
+  most `false_alarm_rate`, whatever the correlation between columns.
 - **Jensen-Shannon columns** (`text_length`, `word_count`, `oov_rate`, `has_non_ascii`, `predicted_label`,
-  `confidence`): `replicates` times per window size, the held-out pool is split at random into a reference part
-  and a disjoint window of that size, and the exact statistic Evidently computes (`js_distance`) is taken. The
+  `confidence`, and `response_tokens` when the reference has them): `replicates` times per window size, the
+  held-out pool is split at random into a reference part and a disjoint window of that size, and the exact
+  statistic Evidently computes (`js_distance`) is taken. The
   squared distance (the JS divergence, ~ chi-square / (8 n_eff) for large samples) is fitted by a scaled
   chi-square `a * chi2(nu)` matching the replicates' mean and variance, and the threshold is the fit's
   `1 - level` quantile: a smooth tail instead of the noisy maximum of a few hundred replicates. A yes/no column
@@ -50,16 +52,22 @@ import numpy as np
 import pandas as pd
 
 from modelops.core.monitoring.drift import TRUE_LABEL_COLUMN, checked_table
-from modelops.core.monitoring.drift_config import CONFIDENCE_COLUMN, DESCRIPTOR_COLUMNS, EMBEDDING_COLUMN, LABEL_COLUMN
+from modelops.core.monitoring.drift_config import (
+    CONFIDENCE_COLUMN,
+    DESCRIPTOR_COLUMNS,
+    EMBEDDING_COLUMN,
+    LABEL_COLUMN,
+    RESPONSE_TOKENS_COLUMN,
+)
 
 if TYPE_CHECKING:
     from modelops.core.monitoring.drift_config import DriftConfig
 
 log = logging.getLogger(__name__)
 
-JS_COLUMNS = (*DESCRIPTOR_COLUMNS, LABEL_COLUMN, CONFIDENCE_COLUMN)
-ACCURACY_TEST = "estimated_accuracy_drop"
-TESTS = (*JS_COLUMNS, EMBEDDING_COLUMN, ACCURACY_TEST)
+JS_COLUMNS = (*DESCRIPTOR_COLUMNS, LABEL_COLUMN, CONFIDENCE_COLUMN)  # checked in every window
+OPTIONAL_JS_COLUMNS = (RESPONSE_TOKENS_COLUMN,)  # checked when the reference has them (a generative model's)
+OTHER_TESTS = (EMBEDDING_COLUMN, "estimated_accuracy_drop")
 CATEGORICAL_MAX_VALUES = 20  # Evidently compares a numeric column value by value when its reference has <= 20 values
 
 
@@ -118,7 +126,7 @@ class DriftCalibration:
     false_alarm_rate: float
     test_level: float  # false_alarm_rate / number of tests
     window_sizes: list[int]
-    thresholds: dict[str, list[float]]  # JS column -> threshold per window size
+    thresholds: dict[str, list[float]]  # JS column -> threshold per window size (the columns this champion checks)
     null_medians: dict[str, list[float]]  # JS column -> median of its stable-window replicates per window size
     pool_rows: int  # held-out rows the JS replicates were drawn from (the reference after subsampling)
     reference_rows: int  # all held-out rows (the label-free accuracy estimate's reference)
@@ -149,7 +157,7 @@ class DriftCalibration:
         """The thresholds per window size as a markdown table (Dagster metadata, MLflow drift report)."""
         header = "| test | " + " | ".join(f"{n} rows" for n in self.window_sizes) + " |"
         lines = [header, "|---|" + "---:|" * len(self.window_sizes)]
-        for column in JS_COLUMNS:
+        for column in self.thresholds:
             cells = [f"{t:.3f} (stable median {m:.3f})"
                      for t, m in zip(self.thresholds[column], self.null_medians[column], strict=True)]
             lines.append(f"| {column} (JS distance) | " + " | ".join(cells) + " |")
@@ -157,8 +165,9 @@ class DriftCalibration:
             f"{self.embedding_threshold(self.pool_rows, n):.3f}" for n in self.window_sizes) + " |")
         lines.append("| estimated accuracy drop | " + " | ".join(
             f"{self.accuracy_drop_band(n):.3f}" for n in self.window_sizes) + " |")
+        tests = len(self.thresholds) + len(OTHER_TESTS)
         return (f"Calibrated on {self.pool_rows} held-out rows ({self.replicates} stable windows per size) for a "
-                f"false-alarm rate of {self.false_alarm_rate:g} per window ({len(TESTS)} tests at "
+                f"false-alarm rate of {self.false_alarm_rate:g} per window ({tests} tests at "
                 f"{self.test_level:.2g} each). Label-free accuracy estimate = mean confidence "
                 f"{self.accuracy_offset:+.3f} (held-out accuracy minus mean confidence).\n\n" + "\n".join(lines))
 
@@ -199,13 +208,16 @@ def calibrate_drift(reference: pd.DataFrame, vocabulary: frozenset[str], config:
     started = time.perf_counter()
     table = checked_table(reference, vocabulary, config.max_reference_rows, config.seed)
     sizes = calibration_window_sizes(len(table), config.min_window_rows, config.max_current_rows)
-    level = config.false_alarm_rate / len(TESTS)
+    checked = [*JS_COLUMNS, *(column for column in OPTIONAL_JS_COLUMNS if column in table.columns)]
+    if table[checked].isna().any().any():
+        raise DriftCalibrationError(f"the held-out rows have missing values in {checked}: every row needs them all")
+    level = config.false_alarm_rate / (len(checked) + len(OTHER_TESTS))
     rng = np.random.default_rng(config.seed)
-    columns = {column: table[column].to_numpy() for column in JS_COLUMNS}
-    thresholds: dict[str, list[float]] = {column: [] for column in JS_COLUMNS}
-    medians: dict[str, list[float]] = {column: [] for column in JS_COLUMNS}
+    columns = {column: table[column].to_numpy() for column in checked}
+    thresholds: dict[str, list[float]] = {column: [] for column in checked}
+    medians: dict[str, list[float]] = {column: [] for column in checked}
     for size in sizes:
-        null = {column: np.empty(config.calibration_replicates) for column in JS_COLUMNS}
+        null = {column: np.empty(config.calibration_replicates) for column in checked}
         for replicate in range(config.calibration_replicates):
             ref, window = _split(len(table), size, rng)
             for column, values in columns.items():

@@ -4,11 +4,12 @@ embedding domain classifier (Evidently's own EmbeddingsDrift always fits a t-SNE
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
-from modelops.core.monitoring.drift_config import CONFIDENCE_COLUMN, DESCRIPTOR_COLUMNS, EMBEDDING_COLUMN, LABEL_COLUMN
+from modelops.core.monitoring.drift_config import EMBEDDING_COLUMN, LABEL_COLUMN
 
 COLUMN_DRIFT_METHOD = "jensenshannon"
 
@@ -16,15 +17,16 @@ COLUMN_DRIFT_METHOD = "jensenshannon"
 def run_report(
     reference: pd.DataFrame,
     current: pd.DataFrame,
+    checked: Sequence[str],
     embedding_columns: list[str],
     thresholds: dict[str, float],
 ) -> tuple[dict[str, float], str]:
-    """Run the Evidently report; returns the drift score per checked column and the standalone HTML."""
+    """Run the Evidently report on the `checked` value columns (Jensen-Shannon; `predicted_label` categorical, the
+    others numerical) and the embedding columns; returns the drift score per test and the standalone HTML."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
     from evidently.tests import lt
 
-    checked = [*DESCRIPTOR_COLUMNS, LABEL_COLUMN, CONFIDENCE_COLUMN]
     metrics: list[Any] = [
         ValueDrift(column=column, method=COLUMN_DRIFT_METHOD, threshold=thresholds[column])
         for column in checked
@@ -32,7 +34,7 @@ def run_report(
     if embedding_columns:
         metrics.append(_embedding_metric()(columns=embedding_columns, tests=[lt(thresholds[EMBEDDING_COLUMN])]))
     definition = DataDefinition(  # every list given, so Evidently infers nothing; embeddings get no column stats
-        numerical_columns=[*DESCRIPTOR_COLUMNS, CONFIDENCE_COLUMN],
+        numerical_columns=[column for column in checked if column != LABEL_COLUMN],
         categorical_columns=[LABEL_COLUMN],
         unknown_columns=embedding_columns,
         text_columns=[],

@@ -2,10 +2,11 @@
 
 Each captured response (GENERATION_SCHEMA) or held-out generation becomes a traffic row: `text` is the prompt,
 `predicted_label` what the response decided (the decision field's value, or whether the output is usable),
-`confidence` the response's mean token probability (exp of its mean token log-probability) and `embedding` the
-prompt's. The classifier's calibrated check then watches the prompts (text descriptors, embedding) and the outputs
-(their decisions and format validity as a label distribution, their confidence as the label-free quality estimate),
-with thresholds calibrated on the champion's own held-out generations.
+`confidence` the response's mean token probability (exp of its mean token log-probability), `response_tokens` its
+length and `embedding` the prompt's. The classifier's calibrated check then watches the prompts (text descriptors,
+embedding) and the outputs (their decisions and format validity as a label distribution, their length, their
+confidence as the label-free quality estimate), with thresholds calibrated on the champion's own held-out
+generations.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def generation_table_as_traffic(table: pa.Table, policy: GenerationPolicy) -> pa
         "confidence": [None if lp is None else token_probability(lp) for lp in columns["mean_logprob"]],
         "model_name": columns["model_name"], "model_version": columns["model_version"],
         "latency_ms": columns["latency_ms"], "embedding": columns["embedding"],
-        "abstained": [False] * table.num_rows,
+        "abstained": [False] * table.num_rows, "response_tokens": columns["response_tokens"],
     }, schema=TRAFFIC_SCHEMA)
 
 
@@ -68,12 +69,13 @@ def generation_reference(generations: Sequence[Generation], prompts: Sequence[st
     """The drift reference of a generative champion: its generations for held-out `prompts` as traffic rows, with
     the decision of each `references` response as the true label, and the vocabulary of the training prompts."""
     from modelops.core.monitoring.drift import TRUE_LABEL_COLUMN, build_vocabulary
-    from modelops.core.monitoring.drift_config import LABEL_COLUMN
+    from modelops.core.monitoring.drift_config import LABEL_COLUMN, RESPONSE_TOKENS_COLUMN
 
     frame = pd.DataFrame({
         "text": list(prompts),
         LABEL_COLUMN: [response_label(g.text, g.finished, policy) for g in generations],
         "confidence": [token_probability(g.mean_logprob) for g in generations],
+        RESPONSE_TOKENS_COLUMN: [g.response_tokens for g in generations],
         "embedding": [np.asarray(g.embedding, dtype=np.float32) for g in generations],
         TRUE_LABEL_COLUMN: [response_label(r, True, policy) for r in references],
     })

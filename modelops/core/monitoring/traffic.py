@@ -213,8 +213,9 @@ def _embedding_reason(vector: list[float | None] | None, dim: int | None) -> Rea
 
 
 def _row_reason(record: dict[str, object], max_text_chars: int, embedding_dim: int | None,
-                seen_ids: set[str]) -> Reason | None:
-    """Why a captured row cannot be used (None when it can); a usable row's id is added to `seen_ids`."""
+                seen_ids: set[str], generated: bool = False) -> Reason | None:
+    """Why a captured row cannot be used (None when it can); a usable row's id is added to `seen_ids`. A `generated`
+    row (a generative model's response) also needs its length in tokens."""
     identifier, reason = id_value(record["id"])
     reason = reason or text_reason(record["text"], max_text_chars)
     reason = reason or label_value(record["predicted_label"])[1]
@@ -224,6 +225,9 @@ def _row_reason(record: dict[str, object], max_text_chars: int, embedding_dim: i
     if reason is None and any(isinstance(record[c], bytes) for c in ("model_name", "model_version")):
         reason = Reason.UNDECODABLE_BYTES
     reason = reason or _embedding_reason(record["embedding"], embedding_dim)  # type: ignore[arg-type]
+    tokens = record["response_tokens"]
+    if reason is None and generated and not (isinstance(tokens, int) and tokens >= 0):
+        reason = Reason.INVALID_RESPONSE_TOKENS
     if reason is None and identifier in seen_ids:
         return Reason.DUPLICATE_ID  # the first row with this id is kept
     if reason is None and identifier is not None:
@@ -236,10 +240,10 @@ def validate_batch(directory: Path, batch_id: str, max_text_chars: int = MAX_TEX
     """Split one batch into valid and quarantined rows (reasons as in schema.Reason); never raises for bad data.
 
     A row is rejected for a missing/invalid/duplicate id (the first occurrence is kept), a text that the serving
-    limits would have refused, a missing predicted label, a confidence outside [0, 1], undecodable bytes, or an
-    embedding that is empty, non-finite or not `embedding_dim` long. The whole file is rejected when its name,
-    bytes or schema are unusable. With `generation`, the batch holds a generative customisation's responses
-    (GENERATION_SCHEMA), checked as traffic (generation_traffic.generation_table_as_traffic).
+    limits would have refused, a missing predicted label, a confidence outside [0, 1], undecodable bytes, an
+    embedding that is empty, non-finite or not `embedding_dim` long, or (a response) no valid length. The whole
+    file is rejected when its name, bytes or schema are unusable. With `generation`, the batch holds a generative
+    customisation's responses (GENERATION_SCHEMA), checked as traffic (generation_traffic.generation_table_as_traffic).
     """
     source = printable_name(f"{batch_id}{BATCH_SUFFIX}")
     try:
@@ -252,7 +256,7 @@ def validate_batch(directory: Path, batch_id: str, max_text_chars: int = MAX_TEX
     rejected_rows: list[dict[str, object]] = []
     seen_ids: set[str] = set()
     for row, record in enumerate(table_records(table)):
-        reason = _row_reason(record, max_text_chars, embedding_dim, seen_ids)
+        reason = _row_reason(record, max_text_chars, embedding_dim, seen_ids, generated=generation is not None)
         keep.append(reason is None)
         if reason is not None:
             rejected_rows.append(rejected_row(source, row, reason, record))

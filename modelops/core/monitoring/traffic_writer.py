@@ -33,8 +33,10 @@ TRAFFIC_SCHEMA = pa.schema([
     ("latency_ms", pa.float32()),
     ("embedding", pa.list_(pa.float32())),
     ("abstained", pa.bool_()),  # the client got the fallback label; predicted_label is still the model's best guess
+    ("response_tokens", pa.int32()),  # a generative model's response length (null for a classifier's prediction)
 ])
-OPTIONAL_COLUMNS = {"abstained": False}  # columns batches written before they existed lack, and their value there
+# Columns that batches written before they existed lack, and their value there.
+OPTIONAL_COLUMNS: dict[str, bool | None] = {"abstained": False, "response_tokens": None}
 BATCH_PREFIX = "batch-"
 BATCH_SUFFIX = ".parquet"
 BATCH_ID_PATTERN = re.compile(rf"^{BATCH_PREFIX}[0-9]{{8}}T[0-9]{{12}}-[0-9a-f]{{8}}$")  # what TrafficWriter names
@@ -58,6 +60,7 @@ class TrafficRecord:
     latency_ms: float
     embedding: Sequence[float]
     abstained: bool = False
+    response_tokens: int | None = None
 
 
 GENERATION_SCHEMA = pa.schema([
