@@ -7,7 +7,7 @@ import sys
 
 BENCHMARKS = ["bench.train_throughput", "bench.drift_check_time", "bench.drift_real_data", "bench.sensor_tick",
               "bench.serving_latency", "bench.serving_int8_quality", "bench.serving_swap", "bench.generation_serving",
-              "bench.incremental_vs_full",
+              "bench.gpu_generation_loop", "bench.incremental_vs_full",
               "bench.e2e_drift_to_promotion", "bench.gpu_causal_lm",
               "bench.multi_adapter_memory", "bench.label_efficiency", "bench.batch_order_f1"]
 

@@ -40,11 +40,17 @@ class Generation:
 
 
 def load_causal_lm(base: BaseModelInfo, adapter_dir: Path) -> tuple[Any, Any]:
-    """The causal-LM base with a saved adapter (safetensors only), in eval mode, and its tokenizer."""
+    """The causal-LM base with a saved adapter (safetensors only), in eval mode, and its tokenizer; on this process's
+    GPU in bf16 when there is one (a 7B model answers on a GPU node), else on the CPU in fp32."""
+    import torch
     from peft import PeftModel
 
-    model = PeftModel.from_pretrained(load_base_model(base), str(require_safetensors_adapter(adapter_dir)))
-    return model.eval(), load_tokenizer(base)
+    from modelops.core.training.train import training_device
+
+    device = training_device()
+    dtype = torch.bfloat16 if device.type == "cuda" else None
+    model = PeftModel.from_pretrained(load_base_model(base, dtype=dtype), str(require_safetensors_adapter(adapter_dir)))
+    return model.to(device).eval(), load_tokenizer(base)
 
 
 def generate(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int | Sequence[int],
