@@ -27,7 +27,7 @@ def path_metadata(path: object) -> dg.MetadataValue:
 
 def window_metadata(checked: CheckedWindow, window: TrafficWindow, report_url: str) -> dict:
     """What Dagster shows for one checked window: drift scores against their calibrated thresholds, label-free
-    accuracy estimate, candidate new intents, report link."""
+    accuracy estimate, the outputs whose share moved most, candidate new intents, report link."""
     from modelops.core.monitoring.new_topics import topics_markdown
 
     result = checked.result
@@ -35,6 +35,7 @@ def window_metadata(checked: CheckedWindow, window: TrafficWindow, report_url: s
             "quarantined_rows": window.quarantined,
             "evidently_report": dg.MetadataValue.url(report_url),
             "scores_vs_thresholds": dg.MetadataValue.md(result.scores_markdown()),
+            "output_shares": dg.MetadataValue.md(result.output_shares_markdown()),
             "new_topics": dg.MetadataValue.md(topics_markdown(result.new_topics)), "batches": len(window.usable_ids)}
 
 

@@ -16,7 +16,7 @@ import yaml
 
 from modelops.core.config_files import ConfigError, load_config
 from modelops.core.monitoring.drift import (
-    DriftInputError, DriftResult, build_vocabulary, check_drift, estimate_accuracy, text_descriptors,
+    DriftInputError, DriftResult, build_vocabulary, check_drift, estimate_accuracy, output_shares, text_descriptors,
 )
 from modelops.core.monitoring.drift_calibration import DriftCalibration, calibrate_drift
 from modelops.core.monitoring.drift_config import DriftConfig
@@ -198,6 +198,24 @@ def test_missing_columns_are_rejected(
 
 
 # ---------------------------------------------------------------------------------------------- outputs
+
+
+def test_output_shares_name_the_outputs_that_moved_most_first() -> None:
+    reference = pd.DataFrame({"predicted_label": ["a"] * 50 + ["b"] * 30 + ["unusable"] * 20})
+    window = pd.DataFrame({"predicted_label": ["a"] * 10 + ["b"] * 30 + ["unusable"] * 55 + ["new"] * 5})
+    assert output_shares(reference, window) == [("a", 0.5, 0.1), ("unusable", 0.2, 0.55), ("new", 0.0, 0.05),
+                                                ("b", 0.3, 0.3)]
+    assert output_shares(reference, window, top=1) == [("a", 0.5, 0.1)]
+
+
+def test_a_checked_window_reports_its_output_shares(
+    reference: pd.DataFrame, vocabulary: frozenset[str], config: DriftConfig, calibration: DriftCalibration
+) -> None:
+    window = traffic(300, seed=2)
+    window.loc[:149, "predicted_label"] = "unusable"
+    result = check_drift(reference, window, vocabulary, config, calibration)
+    assert result.output_shares[0][0] == "unusable" and result.output_shares[0][1:] == (0.0, 0.5)
+    assert "| unusable | 0.0% | 50.0% |" in result.output_shares_markdown()
 
 
 def test_to_metadata_is_flat_and_snake_case(shifted_results: dict[str, DriftResult]) -> None:

@@ -186,7 +186,7 @@ def test_served_generations_are_captured_checked_for_drift_and_answered_feedback
 
     stable = serve_and_tick(extraction_tasks(generate_corpus(64, seed=21)), None)
     assert drift_check(stable)["n_current"] == 64 and not drift_check(stable)["drift_detected"]
-    assert {"drift_score_response_tokens", "drift_score_confidence"} <= set(drift_check(stable))  # outputs checked
+    assert {"drift_score_response_tokens", "drift_score_confidence", "output_shares"} <= set(drift_check(stable))
     # production drifts: the tickets now arrive in another language
     shifted = extraction_tasks(generate_scenario("language_shift", 64, seed=3))
     first = serve_and_tick(shifted, stable.cursor)

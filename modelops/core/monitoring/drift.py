@@ -142,6 +142,7 @@ class DriftResult:
     accuracy_drop_significant: bool = False  # the estimated accuracy fell by more than its noise band
     new_topics: list[TopicCandidate] = field(default_factory=list)  # candidate new intents (monitoring.new_topics)
     notes: list[str] = field(default_factory=list)
+    output_shares: list[tuple[str, float, float]] = field(default_factory=list)  # see `output_shares`
 
     def to_metadata(self) -> dict[str, float | int | str | bool]:
         """Flat snake_case values for Dagster metadata / MLflow (numbers are metrics, strings are tags)."""
@@ -179,6 +180,12 @@ class DriftResult:
         drop = self.estimated_accuracy_reference - self.estimated_accuracy_current
         lines.append(f"| estimated accuracy drop | {drop:.4f} | {self.accuracy_drop_band:.4f} | "
                      f"{'yes' if self.accuracy_drop_significant else 'no'} |")
+        return "\n".join(lines)
+
+    def output_shares_markdown(self) -> str:
+        """The outputs whose share moved most, as a markdown table."""
+        lines = ["| output | reference share | window share |", "|---|---:|---:|"]
+        lines += [f"| {label} | {before:.1%} | {after:.1%} |" for label, before, after in self.output_shares]
         return "\n".join(lines)
 
 
@@ -248,10 +255,23 @@ def check_drift(
         accuracy_drop_significant=significant,
         new_topics=new_topics,
         notes=notes,
+        output_shares=output_shares(reference, current),
     )
     log.info("drift check: severity=%s drifted=%s accuracy drop %.3f (band %.3f) retrain=%s (%.2fs)", severity,
              drifted, accuracy_drop, band, retrain, result.seconds)
     return result
+
+
+def output_shares(reference: pd.DataFrame, current: pd.DataFrame, top: int = 10) -> list[tuple[str, float, float]]:
+    """The `top` predicted labels whose share moved most from the reference to the window, largest move first, as
+    (label, reference share, window share): which intents a classifier's traffic moved to, or how often a generative
+    model's responses were unusable (`unusable`, `cut_off`) before and now."""
+    shares = pd.concat([reference[LABEL_COLUMN].astype(str).value_counts(normalize=True),
+                        current[LABEL_COLUMN].astype(str).value_counts(normalize=True)],
+                       axis=1, keys=["reference", "window"]).fillna(0.0).sort_index()
+    moved = (shares["window"] - shares["reference"]).abs().sort_values(ascending=False, kind="stable")
+    return [(str(label), float(shares.at[label, "reference"]), float(shares.at[label, "window"]))
+            for label in moved.index[:top]]
 
 
 def _check_columns(frame: pd.DataFrame, name: str) -> None:

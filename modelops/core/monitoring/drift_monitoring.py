@@ -110,7 +110,8 @@ def _log_report(registry: ModelRegistry, key: str, result: DriftResult, referenc
                                       if isinstance(v, (int, float))})
         registry.log_text(run_id, result.html, MlflowArtifact.DRIFT_REPORT)
         registry.log_text(run_id, f"# Drift check {key}\n\n{result.scores_markdown()}\n\n## Calibration of champion "
-                                  f"v{champion}\n\n{reference.calibration.markdown()}\n", "drift/thresholds.md")
+                                  f"v{champion}\n\n{reference.calibration.markdown()}\n\n## Outputs whose share moved "
+                                  f"most\n\n{result.output_shares_markdown()}\n", "drift/thresholds.md")
         registry.log_text(run_id, f"# Candidate new intents in {key}\n\n{topics_markdown(result.new_topics)}\n",
                           "drift/new_topics.md")
     return run_id
