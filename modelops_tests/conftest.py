@@ -16,6 +16,15 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 from modelops_tests.helpers import LABELS, build_smaller_base, build_tiny_causal_lm  # noqa: E402 (after the offline switches)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """In pytest-xdist workers (`make test`), the unit-test files of core/ go last, longest-work-first scheduling: the
+    end-to-end files (minutes each) start early, and the many short unit files fill both workers' last minutes instead
+    of one worker finishing a long file alone. Every worker sorts the same way, as xdist requires; the order within
+    each group is kept."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.nodeid.startswith("modelops_tests/core/"))
+
+
 @pytest.fixture(scope="session")
 def base_info():
     """The shipped all-MiniLM-L6-v2 base (real weights, offline)."""
