@@ -30,7 +30,8 @@ from modelops_tests.helpers import traffic
 @pytest.fixture(scope="module")
 def config() -> DriftConfig:
     """The shipped policy with fewer calibration replicates (the fitted tail needs only a mean and a variance)."""
-    return load_config(PACKAGE_CONFIG_DIR / "drift.yaml", DriftConfig).model_copy(update={"calibration_replicates": 150})
+    shipped = load_config(PACKAGE_CONFIG_DIR / "drift.yaml", DriftConfig)
+    return shipped.model_copy(update={"calibration_replicates": 150})
 
 
 def many_label_traffic(n: int, labels: int, seed: int) -> pd.DataFrame:
