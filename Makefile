@@ -16,7 +16,7 @@ demo: venv  ## the main job: the whole loop on embedded defaults
 # what 1 thread per worker does in 934 s); subprocesses the tests start inherit the setting.
 PARALLEL := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/python -m pytest -n 2 --dist loadfile
 
-test: venv  ## the default test suite, two workers, files in order (CI runs exactly this)
+test: venv  ## the default test suite, two workers, end-to-end files first (CI runs exactly this)
 	$(PARALLEL) -q
 
 test-shuffled: venv  ## the default test suite in a random order (pytest-randomly; it prints the seed to rerun)
